@@ -1,0 +1,288 @@
+"""Client side of split learning: the bottom model and the ClientApp handlers.
+
+A SuperNode keeps nothing in memory between messages, so every handler rebuilds
+its `ClientSession` from the message's ``sl.cfg`` and ``context.state`` (bottom
+weights, optimizer state, weights version), and batches are a pure function of
+``(seed, epoch, partition id, offset, count)``: the backward of step t-1
+recomputes the forward of step t-1 instead of keeping activations around.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+
+import numpy as np
+import torch
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Error, Message, RecordDict
+from flwr.clientapp import ClientApp
+from torch import nn
+
+from flwr_split.codecs import Codec, CodecContext, CodecError, get_codec
+from flwr_split.data.arrays import LabeledArrays
+from flwr_split.optim import load_optimizer_state, optimizer_state_to_record
+from flwr_split.protocol import (
+    ERROR_CODE_BAD_MESSAGE,
+    KEY_ACTS,
+    KEY_BOTTOM,
+    KEY_BOTTOM_GRAD,
+    KEY_CONFIG,
+    KEY_GRAD,
+    KEY_INFO,
+    KEY_ORDER,
+    ProtocolError,
+    SessionConfig,
+    StaleWeightsError,
+    StepOrder,
+    decode_tensor,
+    get_encoded,
+    info_record,
+    load_weights,
+    put_encoded,
+    put_labels,
+    require_record,
+    weights_to_record,
+)
+from flwr_split.tasks import build_model, client_data
+
+logger = logging.getLogger(__name__)
+
+STATE_WEIGHTS = "sl.bottom"
+STATE_OPTIM = "sl.optim"
+STATE_META = "sl.meta"
+NO_VERSION = -1
+"""Weights version of a client that holds no bottom weights yet."""
+
+
+def batch_indices(
+    seed: int, epoch: int, partition_id: int, num_samples: int, offset: int, count: int
+) -> np.ndarray:
+    """Return local sample indices ``perm[offset:offset+count]`` of an epoch.
+
+    ``perm`` is a permutation of ``range(num_samples)`` drawn from
+    ``(seed, epoch, partition_id)``, so server and client agree on every batch
+    without sending index lists, and a client can recompute any earlier batch.
+    """
+    if offset + count > num_samples:
+        raise ProtocolError(
+            f"slice [{offset}, {offset + count}) exceeds the client's {num_samples} samples"
+        )
+    perm = np.random.default_rng([seed, epoch, partition_id]).permutation(num_samples)
+    return perm[offset : offset + count]
+
+
+def codec_seed(seed: int, step: int, partition_id: int) -> int:
+    """Seed for a codec's randomness at one step of one client."""
+    return int(np.random.SeedSequence([seed, step, partition_id]).generate_state(1)[0])
+
+
+@dataclass
+class ClientSession:
+    """Everything one handler call needs, rebuilt from the message and the context."""
+
+    config: SessionConfig
+    partition_id: int
+    train: LabeledArrays
+    test: LabeledArrays
+    bottom: nn.Sequential
+    optimizer: torch.optim.Optimizer
+    uplink: Codec
+    downlink: Codec
+    version: int
+
+    @classmethod
+    def open(cls, message: Message, context: Context) -> ClientSession:
+        """Build the session; raise `ProtocolError` if config or node config is bad."""
+        config = SessionConfig.from_record(
+            require_record(message.content, KEY_CONFIG, ConfigRecord)
+        )
+        partition_id, num_partitions = _partition(context)
+        try:
+            uplink, downlink = get_codec(config.uplink), get_codec(config.downlink)
+            train, test = client_data(config.task, partition_id, num_partitions)
+        except (CodecError, ValueError) as exc:
+            raise ProtocolError(str(exc)) from exc
+        bottom, _ = build_model(config.task)
+        optimizer = config.optimizer.build(bottom.parameters())
+        version = NO_VERSION
+        if STATE_WEIGHTS in context.state:
+            load_weights(bottom, context.state[STATE_WEIGHTS], "stored bottom weights")
+            version = int(context.state[STATE_META]["version"])
+        if STATE_OPTIM in context.state:
+            load_optimizer_state(optimizer, context.state[STATE_OPTIM])
+        return cls(config, partition_id, train, test, bottom, optimizer, uplink, downlink, version)
+
+    def adopt_weights(self, content: RecordDict, version: int) -> None:
+        """Load ``sl.bottom`` from the server if present, resetting the optimizer."""
+        if KEY_BOTTOM not in content:
+            return
+        load_weights(self.bottom, require_record(content, KEY_BOTTOM, ArrayRecord), KEY_BOTTOM)
+        self.optimizer = self.config.optimizer.build(self.bottom.parameters())
+        self.version = version
+
+    def check_version(self, version: int) -> None:
+        """Refuse an order meant for other bottom weights than the ones held."""
+        if self.version != version:
+            raise StaleWeightsError(
+                f"client holds bottom weights version {self.version}, the order assumes {version}"
+            )
+
+    def batch(self, epoch: int, offset: int, count: int) -> tuple[torch.Tensor, np.ndarray]:
+        """Return inputs and labels of a training slice."""
+        idx = batch_indices(
+            self.config.task.seed, epoch, self.partition_id, len(self.train), offset, count
+        )
+        return torch.from_numpy(self.train.x[idx]), self.train.y[idx]
+
+    def backward(self, content: RecordDict, order: StepOrder) -> ArrayRecord | None:
+        """Recompute the forward of the ``bwd`` slice and back-propagate ``sl.grad``.
+
+        Returns the bottom gradient as an ArrayRecord in ``"return"`` mode, else
+        steps the local optimizer and returns None.
+        """
+        inputs, _ = self.batch(order.bwd_epoch, order.bwd_offset, order.bwd_count)
+        self.optimizer.zero_grad(set_to_none=True)
+        acts = self.bottom(inputs)
+        grad = decode_tensor(
+            self.downlink, get_encoded(content, KEY_GRAD), tuple(acts.shape), "cut-layer gradient"
+        )
+        acts.backward(grad)
+        if order.bwd_mode == "return":
+            return ArrayRecord(
+                {
+                    name: Array(
+                        p.grad.detach().numpy().copy()
+                        if p.grad is not None
+                        else np.zeros(tuple(p.shape), np.float32)
+                    )
+                    for name, p in self.bottom.named_parameters()
+                }
+            )
+        self.optimizer.step()
+        return None
+
+    def forward(
+        self, inputs: torch.Tensor, labels: np.ndarray, step: int, reply: RecordDict
+    ) -> None:
+        """Run the bottom without autograd; put encoded activations and labels in ``reply``."""
+        with torch.no_grad():
+            acts = self.bottom(inputs)
+        ctx = CodecContext(seed=codec_seed(self.config.task.seed, step, self.partition_id))
+        try:
+            encoded = self.uplink.encode(acts, ctx)
+        except CodecError as exc:
+            raise ProtocolError(f"cannot encode activations: {exc}") from exc
+        put_encoded(reply, KEY_ACTS, encoded)
+        put_labels(reply, labels, self.config.task.definition.num_classes)
+
+    def save(self, context: Context) -> None:
+        """Persist weights, their version and the optimizer state in ``context.state``."""
+        context.state[STATE_WEIGHTS] = weights_to_record(self.bottom)
+        context.state[STATE_META] = ConfigRecord({"version": self.version})
+        context.state[STATE_OPTIM] = optimizer_state_to_record(self.optimizer)
+
+
+def _partition(context: Context) -> tuple[int, int]:
+    try:
+        partition_id = int(context.node_config["partition-id"])
+        num_partitions = int(context.node_config["num-partitions"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProtocolError(
+            "node config needs integer 'partition-id' and 'num-partitions' "
+            "(simulation sets them; pass --node-config to flower-supernode)"
+        ) from exc
+    return partition_id, num_partitions
+
+
+def _order(message: Message) -> StepOrder:
+    return StepOrder.from_record(require_record(message.content, KEY_ORDER, ConfigRecord))
+
+
+Handler = Callable[[Message, Context], Message]
+
+
+def reject_bad_messages(handler: Handler) -> Handler:
+    """Turn any failure of ``handler`` into an error reply that names the reason."""
+
+    @wraps(handler)
+    def guarded(message: Message, context: Context) -> Message:
+        code = ERROR_CODE_BAD_MESSAGE
+        try:
+            return handler(message, context)
+        except ProtocolError as exc:
+            code, reason = exc.code, f"{message.metadata.message_type} rejected: {exc}"
+            logger.warning(reason)
+        except Exception as exc:  # noqa: BLE001 - any failure must become a reply
+            reason = f"{message.metadata.message_type} failed: {type(exc).__name__}: {exc}"
+            logger.exception(reason)
+        return Message(Error(code=code, reason=reason), reply_to=message)
+
+    return guarded
+
+
+@reject_bad_messages
+def handle_hello(message: Message, context: Context) -> Message:
+    """Reply with the client's partition id and sample counts (``query.sl_hello``)."""
+    session = ClientSession.open(message, context)
+    _, num_partitions = _partition(context)
+    info = info_record(
+        partition_id=session.partition_id,
+        num_partitions=num_partitions,
+        train_count=len(session.train),
+        test_count=len(session.test),
+        version=session.version,
+    )
+    return Message(RecordDict({KEY_INFO: info}), reply_to=message)
+
+
+@reject_bad_messages
+def handle_step(message: Message, context: Context) -> Message:
+    """Run one SL step (``train.sl_step``): backward of an earlier slice, then forward."""
+    started = time.perf_counter()
+    session = ClientSession.open(message, context)
+    order = _order(message)
+    session.adopt_weights(message.content, order.version)
+    session.check_version(order.version)
+    reply = RecordDict()
+    if order.bwd_count:
+        bottom_grad = session.backward(message.content, order)
+        if bottom_grad is not None:
+            reply[KEY_BOTTOM_GRAD] = bottom_grad
+    if order.return_weights:
+        reply[KEY_BOTTOM] = weights_to_record(session.bottom)
+    if order.fwd_count:
+        inputs, labels = session.batch(order.fwd_epoch, order.fwd_offset, order.fwd_count)
+        session.forward(inputs, labels, order.step, reply)
+    session.save(context)
+    reply[KEY_INFO] = info_record(
+        partition_id=session.partition_id, compute_s=time.perf_counter() - started
+    )
+    return Message(reply, reply_to=message)
+
+
+@reject_bad_messages
+def handle_evaluate(message: Message, context: Context) -> Message:
+    """Send activations and labels of the client's whole test shard (``evaluate.sl_forward``)."""
+    started = time.perf_counter()
+    session = ClientSession.open(message, context)
+    order = _order(message)
+    session.adopt_weights(message.content, order.version)
+    session.check_version(order.version)
+    reply = RecordDict()
+    session.forward(torch.from_numpy(session.test.x), session.test.y, order.step, reply)
+    session.save(context)
+    reply[KEY_INFO] = info_record(
+        partition_id=session.partition_id, compute_s=time.perf_counter() - started
+    )
+    return Message(reply, reply_to=message)
+
+
+def register_split_handlers(app: ClientApp) -> ClientApp:
+    """Register the SL handlers on a user's ``ClientApp`` and return it."""
+    app.query("sl_hello")(handle_hello)
+    app.train("sl_step")(handle_step)
+    app.evaluate("sl_forward")(handle_evaluate)
+    return app

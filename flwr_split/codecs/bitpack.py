@@ -1,0 +1,134 @@
+"""Pack small non-negative integer codes into a dense little-endian byte stream."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from flwr_split.codecs.base import CodecError
+
+MAX_BITS = 32
+"""Widest code `pack_bits` accepts (codes travel through a ``uint32`` view)."""
+
+
+def _check_bits(bits: int) -> None:
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= MAX_BITS:
+        raise CodecError(f"bits must be an int in 1..{MAX_BITS}, got {bits!r}")
+
+
+def packed_nbytes(bits: int, count: int) -> int:
+    """Return the bytes `pack_bits` produces for ``count`` codes of ``bits`` bits.
+
+    Parameters
+    ----------
+    bits : int
+        Bits per code.
+    count : int
+        Number of codes.
+
+    Returns
+    -------
+    int
+        ``ceil(bits * count / 8)``.
+    """
+    return (bits * count + 7) // 8
+
+
+def index_bits(n: int) -> int:
+    """Return the bits needed to address ``n`` positions: ``ceil(log2(n))``, at least 1.
+
+    Parameters
+    ----------
+    n : int
+        Number of positions (``>= 0``).
+
+    Returns
+    -------
+    int
+        The smallest ``b >= 1`` with ``2**b >= n``.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise CodecError(f"n must be a non-negative int, got {n!r}")
+    return max(1, (n - 1).bit_length())
+
+
+def pack_bits(codes: np.ndarray, bits: int) -> np.ndarray:
+    """Pack integer codes into ``ceil(bits * n / 8)`` bytes.
+
+    Bit order is little-endian throughout: bit ``j`` (``j = 0`` is the least
+    significant) of code ``i`` is stream bit ``p = i * bits + j``, stored in
+    byte ``p // 8`` at bit ``p % 8`` (least significant first). Unused bits of
+    the last byte are zero.
+
+    Parameters
+    ----------
+    codes : np.ndarray
+        Integer array of values in ``[0, 2**bits)``; flattened in C order.
+    bits : int
+        Bits per code, 1..32.
+
+    Returns
+    -------
+    np.ndarray
+        The packed ``uint8`` stream.
+
+    Raises
+    ------
+    CodecError
+        If ``bits`` is out of range or a code does not fit in ``bits`` bits.
+    """
+    _check_bits(bits)
+    codes = np.asarray(codes).reshape(-1)
+    if codes.dtype == np.bool_ or not np.issubdtype(codes.dtype, np.integer):
+        raise CodecError(f"codes must be integers, got dtype {codes.dtype}")
+    if codes.size and (int(codes.min()) < 0 or int(codes.max()) >> bits):
+        raise CodecError(f"codes must lie in [0, {2**bits}) to fit in {bits} bits")
+    as_bytes = np.ascontiguousarray(codes, dtype="<u4").view(np.uint8).reshape(-1, 4)
+    bit_matrix = np.unpackbits(as_bytes, axis=1, bitorder="little")[:, :bits]
+    return np.packbits(bit_matrix.reshape(-1), bitorder="little")
+
+
+def unpack_bits(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
+    """Invert `pack_bits`: read ``count`` codes of ``bits`` bits from ``packed``.
+
+    Parameters
+    ----------
+    packed : np.ndarray
+        One-dimensional ``uint8`` stream of exactly ``ceil(bits * count / 8)``
+        bytes whose unused trailing bits are zero.
+    bits : int
+        Bits per code, 1..32.
+    count : int
+        Number of codes to read.
+
+    Returns
+    -------
+    np.ndarray
+        ``int64`` array of ``count`` codes, each in ``[0, 2**bits)``.
+
+    Raises
+    ------
+    CodecError
+        If ``packed`` is not a 1-D ``uint8`` array of the exact length, or its
+        padding bits are set.
+    """
+    _check_bits(bits)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise CodecError(f"count must be a non-negative int, got {count!r}")
+    packed = np.asarray(packed)
+    if packed.dtype != np.uint8 or packed.ndim != 1:
+        raise CodecError(
+            f"packed bits must be a 1-D uint8 array, got {packed.dtype} {packed.shape}"
+        )
+    expected = packed_nbytes(bits, count)
+    if packed.size != expected:
+        raise CodecError(
+            f"packed bits hold {packed.size} bytes, expected {expected} "
+            f"for {count} codes of {bits} bits"
+        )
+    stream = np.unpackbits(packed, bitorder="little")
+    if stream[bits * count :].any():
+        raise CodecError("padding bits after the last code are not zero")
+    bit_matrix = np.zeros((count, MAX_BITS), dtype=np.uint8)
+    bit_matrix[:, :bits] = stream[: bits * count].reshape(count, bits)
+    words = np.packbits(bit_matrix, axis=1, bitorder="little").view("<u4").reshape(count)
+    return words.astype(np.int64)

@@ -1,0 +1,57 @@
+"""Half-precision codec: values rounded to float16 (2 bytes each)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from flwr_split.codecs.base import (
+    Codec,
+    CodecContext,
+    CodecError,
+    Encoded,
+    flat_float32,
+    require_array,
+    require_finite,
+    shape_from_meta,
+)
+from flwr_split.codecs.registry import register_codec
+
+FP16_MAX = float(np.finfo(np.float16).max)
+"""Largest finite float16 magnitude (65504); anything larger would become inf."""
+
+
+@register_codec
+class Fp16(Codec):
+    """Send values as IEEE float16: ``nbytes = 2 * numel``.
+
+    Relative error is at most ``2**-11`` for normal values; magnitudes below
+    ``2**-14`` lose precision (subnormals) or flush to zero. The codec has no
+    options.
+
+    Raises
+    ------
+    CodecError
+        From ``encode`` if a value's magnitude exceeds 65504 (float16 max).
+    """
+
+    codec_id = "fp16"
+
+    def encode(self, tensor: torch.Tensor, ctx: CodecContext | None = None) -> Encoded:
+        """Round ``tensor`` to float16; the payload is the array ``values``."""
+        flat = flat_float32(tensor)
+        peak = float(np.abs(flat).max()) if flat.size else 0.0
+        if peak > FP16_MAX:
+            raise CodecError(
+                f"tensor holds magnitudes up to {peak:g}, beyond the float16 maximum {FP16_MAX:g}"
+            )
+        return Encoded({"values": flat.astype(np.float16)}, {"shape": list(tensor.shape)})
+
+    def decode(self, encoded: Encoded, ctx: CodecContext | None = None) -> torch.Tensor:
+        """Widen the float16 ``values`` back to a float32 tensor of the original shape."""
+        shape = shape_from_meta(encoded)
+        values = require_array(encoded, "values", np.float16, math.prod(shape))
+        require_finite("values", values)
+        return torch.from_numpy(values.astype(np.float32)).reshape(shape)

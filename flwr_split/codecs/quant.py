@@ -1,0 +1,112 @@
+"""Uniform min-max quantization codec: ``bits``-bit codes over the tensor's range."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from flwr_split.codecs.base import (
+    Codec,
+    CodecContext,
+    CodecError,
+    Encoded,
+    flat_float32,
+    require_array,
+    require_finite,
+    require_scalar,
+    shape_from_meta,
+)
+from flwr_split.codecs.bitpack import pack_bits, packed_nbytes, unpack_bits
+from flwr_split.codecs.registry import register_codec
+
+MAX_BITS = 16
+"""Widest code `Quant` accepts."""
+
+
+@register_codec
+class Quant(Codec):
+    """Quantize uniformly between the tensor's minimum and maximum.
+
+    With ``lo = min(x)``, ``hi = max(x)``, ``levels = 2**bits - 1`` and
+    ``step = (hi - lo) / levels``, each value becomes the code
+    ``round((x - lo) / step)`` (ties to even) or, if ``stochastic``,
+    ``floor((x - lo) / step + u)`` with ``u ~ U[0, 1)`` drawn from
+    ``ctx.generator()``, which is unbiased. Codes are clamped to
+    ``[0, levels]`` and bit-packed. Arithmetic runs in float64, so the
+    reconstruction ``lo + code * step`` is within ``step / 2`` (deterministic)
+    or ``step`` (stochastic) of ``x``, up to one float32 rounding.
+
+    Payload: ``codes`` (``uint8``, ``ceil(bits * numel / 8)`` bytes) and
+    ``range`` (``float32 [lo, hi]``, 8 bytes). A constant tensor decodes
+    exactly; an empty one sends ``range = [0, 0]``.
+
+    Parameters
+    ----------
+    bits : int, default 8
+        Bits per code, 1..16.
+    stochastic : bool, default False
+        Use unbiased stochastic rounding instead of round-to-nearest.
+
+    Raises
+    ------
+    CodecError
+        If ``bits`` is not an int in 1..16 or ``stochastic`` is not a bool.
+    """
+
+    codec_id = "quant"
+
+    def __init__(self, bits: int = 8, stochastic: bool = False) -> None:
+        if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= MAX_BITS:
+            raise CodecError(f"quant bits must be an int in 1..{MAX_BITS}, got {bits!r}")
+        if not isinstance(stochastic, bool):
+            raise CodecError(f"quant stochastic must be a bool, got {stochastic!r}")
+        self.bits = bits
+        self.stochastic = stochastic
+
+    @property
+    def levels(self) -> int:
+        """Return the largest code, ``2**bits - 1``."""
+        return 2**self.bits - 1
+
+    def get_config(self) -> dict[str, int | bool | str]:
+        """Return ``{"id": "quant", "bits": ..., "stochastic": ...}``."""
+        return {"id": self.codec_id, "bits": self.bits, "stochastic": self.stochastic}
+
+    def encode(self, tensor: torch.Tensor, ctx: CodecContext | None = None) -> Encoded:
+        """Quantize ``tensor``; ``ctx.seed`` drives stochastic rounding (seed 0 if None)."""
+        flat = flat_float32(tensor)
+        lo, hi = (float(flat.min()), float(flat.max())) if flat.size else (0.0, 0.0)
+        codes = self._codes(flat, lo, hi, ctx or CodecContext())
+        arrays = {
+            "codes": pack_bits(codes, self.bits),
+            "range": np.array([lo, hi], dtype=np.float32),
+        }
+        return Encoded(arrays, {"shape": list(tensor.shape), "bits": self.bits})
+
+    def _codes(self, flat: np.ndarray, lo: float, hi: float, ctx: CodecContext) -> np.ndarray:
+        if hi == lo:
+            return np.zeros(flat.size, dtype=np.int64)
+        scaled = (torch.from_numpy(flat).to(torch.float64) - lo) / ((hi - lo) / self.levels)
+        if self.stochastic:
+            noise = torch.rand(flat.size, generator=ctx.generator(), dtype=torch.float64)
+            rounded = torch.floor(scaled + noise)
+        else:
+            rounded = torch.round(scaled)
+        return rounded.clamp_(0, self.levels).to(torch.int64).numpy()
+
+    def decode(self, encoded: Encoded, ctx: CodecContext | None = None) -> torch.Tensor:
+        """Rebuild ``lo + code * step``, clipped to ``[lo, hi]``, as float32."""
+        shape = shape_from_meta(encoded)
+        numel = math.prod(shape)
+        bits = require_scalar(encoded, "bits", int)
+        if bits != self.bits:
+            raise CodecError(f"payload was quantized with {bits} bits, this codec uses {self.bits}")
+        lo, hi = require_finite("range", require_array(encoded, "range", np.float32, 2)).tolist()
+        if lo > hi:
+            raise CodecError(f"range [{lo!r}, {hi!r}] has lo > hi")
+        packed = require_array(encoded, "codes", np.uint8, packed_nbytes(self.bits, numel))
+        codes = unpack_bits(packed, self.bits, numel)
+        values = np.clip(lo + codes * ((hi - lo) / self.levels), lo, hi)
+        return torch.from_numpy(values.astype(np.float32)).reshape(shape)

@@ -1,0 +1,78 @@
+"""Split a labelled data set over clients: IID or Dirichlet over labels (flwr-datasets)."""
+
+from __future__ import annotations
+
+import numpy as np
+from datasets import Dataset
+from flwr_datasets.partitioner import DirichletPartitioner, IidPartitioner, Partitioner
+
+PARTITION_SCHEMES = ("iid", "dirichlet")
+
+
+def partition_indices(
+    labels: np.ndarray,
+    num_partitions: int,
+    scheme: str = "iid",
+    alpha: float = 0.5,
+    seed: int = 0,
+    min_partition_size: int = 1,
+) -> list[np.ndarray]:
+    """Assign sample indices to ``num_partitions`` clients.
+
+    Uses flwr-datasets partitioners on a local Hugging Face ``Dataset`` that
+    holds only the labels and the sample index, so no data leaves memory.
+
+    Parameters
+    ----------
+    labels : np.ndarray
+        Integer labels, one per sample.
+    num_partitions : int
+        Number of clients.
+    scheme : str (default: "iid")
+        ``"iid"`` (uniform random, equal sizes) or ``"dirichlet"`` (label
+        proportions per client drawn from Dirichlet(``alpha``)).
+    alpha : float (default: 0.5)
+        Dirichlet concentration; smaller is more heterogeneous.
+    seed : int (default: 0)
+        Seed of the partitioner.
+    min_partition_size : int (default: 1)
+        Dirichlet only: redraw until every client holds at least this many samples.
+
+    Returns
+    -------
+    list[np.ndarray]
+        For each partition id, the sorted int64 indices of its samples.
+    """
+    if num_partitions < 1:
+        raise ValueError(f"num_partitions must be >= 1, got {num_partitions}")
+    if scheme not in PARTITION_SCHEMES:
+        raise ValueError(f"unknown partition scheme {scheme!r}; choose from {PARTITION_SCHEMES}")
+    labels = np.asarray(labels, dtype=np.int64)
+    if num_partitions > len(labels):
+        raise ValueError(f"{num_partitions} partitions for only {len(labels)} samples")
+    partitioner: Partitioner
+    if scheme == "iid":
+        partitioner = IidPartitioner(num_partitions=num_partitions)
+        order = np.random.default_rng(seed).permutation(len(labels))
+    else:
+        partitioner = DirichletPartitioner(
+            num_partitions=num_partitions,
+            partition_by="label",
+            alpha=alpha,
+            min_partition_size=min_partition_size,
+            self_balancing=False,
+            shuffle=True,
+            seed=seed,
+        )
+        order = np.arange(len(labels))
+    partitioner.dataset = Dataset.from_dict({"label": labels[order], "index": order})
+    try:
+        return [
+            np.sort(np.asarray(partitioner.load_partition(pid)["index"], dtype=np.int64))
+            for pid in range(num_partitions)
+        ]
+    except ValueError as exc:
+        raise ValueError(
+            f"cannot split {len(labels)} samples into {num_partitions} Dirichlet(alpha={alpha}) "
+            f"partitions of at least {min_partition_size} samples: {exc}"
+        ) from exc

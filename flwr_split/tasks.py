@@ -1,0 +1,145 @@
+"""Tasks: a data set, its client partitions and the split model pair, built from a config."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch import nn
+
+from flwr_split.data.arrays import LabeledArrays
+from flwr_split.data.digits import load_digits_split
+from flwr_split.data.partition import PARTITION_SCHEMES, partition_indices
+from flwr_split.models.digits import DIGITS_CUTS, digits_cnn
+from flwr_split.models.split import split_layers
+
+
+@dataclass(frozen=True)
+class TaskDefinition:
+    """What a task is made of.
+
+    Parameters
+    ----------
+    load : Callable[[float, int], tuple[LabeledArrays, LabeledArrays]]
+        ``load(test_fraction, seed)`` returns ``(train, test)``.
+    layers : Callable[[int], list[nn.Module]]
+        ``layers(num_classes)`` returns the whole model as a layer list.
+    num_classes : int
+        Number of label classes.
+    cuts : dict[int, str]
+        Valid cut values with a description of the cut layer.
+    """
+
+    load: Callable[[float, int], tuple[LabeledArrays, LabeledArrays]]
+    layers: Callable[[int], list[nn.Module]]
+    num_classes: int
+    cuts: dict[int, str]
+
+
+TASKS: dict[str, TaskDefinition] = {
+    "digits": TaskDefinition(load_digits_split, digits_cnn, 10, DIGITS_CUTS),
+}
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """Which task, where to cut it and how to split its data over clients.
+
+    Parameters
+    ----------
+    task : str (default: "digits")
+        Task name, a key of `TASKS`.
+    cut : int (default: 1)
+        Number of model blocks on the client side.
+    test_fraction : float (default: 0.2)
+        Fraction of the data held out for testing.
+    partitioner : str (default: "iid")
+        ``"iid"`` or ``"dirichlet"`` (training data; test data is always IID).
+    dirichlet_alpha : float (default: 0.5)
+        Concentration of the Dirichlet partitioner.
+    seed : int (default: 0)
+        Seed of the train/test split, the partitions and the model initialization.
+    """
+
+    task: str = "digits"
+    cut: int = 1
+    test_fraction: float = 0.2
+    partitioner: str = "iid"
+    dirichlet_alpha: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; available: {sorted(TASKS)}")
+        if self.cut not in TASKS[self.task].cuts:
+            raise ValueError(
+                f"task {self.task!r} has cuts {sorted(TASKS[self.task].cuts)}, got {self.cut}"
+            )
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
+        if self.partitioner not in PARTITION_SCHEMES:
+            raise ValueError(f"partitioner must be one of {PARTITION_SCHEMES}")
+        if self.dirichlet_alpha <= 0:
+            raise ValueError(f"dirichlet_alpha must be > 0, got {self.dirichlet_alpha}")
+
+    @property
+    def definition(self) -> TaskDefinition:
+        """The `TaskDefinition` this config names."""
+        return TASKS[self.task]
+
+    def as_dict(self) -> dict[str, str | int | float]:
+        """Return the config as plain data (field name to value)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@lru_cache(maxsize=8)
+def load_task_data(config: TaskConfig) -> tuple[LabeledArrays, LabeledArrays]:
+    """Return the whole ``(train, test)`` data of the task."""
+    return config.definition.load(config.test_fraction, config.seed)
+
+
+@lru_cache(maxsize=8)
+def _partitions(
+    config: TaskConfig, num_partitions: int
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    train, test = load_task_data(config)
+    train_parts = partition_indices(
+        train.y, num_partitions, config.partitioner, config.dirichlet_alpha, config.seed
+    )
+    test_order = np.random.default_rng([config.seed, 1]).permutation(len(test))
+    test_parts = [np.sort(part) for part in np.array_split(test_order, num_partitions)]
+    return train_parts, test_parts
+
+
+def client_data(
+    config: TaskConfig, partition_id: int, num_partitions: int
+) -> tuple[LabeledArrays, LabeledArrays]:
+    """Return the ``(train, test)`` samples that client ``partition_id`` holds."""
+    if not 0 <= partition_id < num_partitions:
+        raise ValueError(f"partition_id {partition_id} not in [0, {num_partitions})")
+    train, test = load_task_data(config)
+    train_parts, test_parts = _partitions(config, num_partitions)
+    return train.subset(train_parts[partition_id]), test.subset(test_parts[partition_id])
+
+
+def build_model(config: TaskConfig) -> tuple[nn.Sequential, nn.Sequential]:
+    """Build the ``(bottom, top)`` pair, initialized from ``config.seed``.
+
+    The global torch RNG is left as it was.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        layers = config.definition.layers(config.definition.num_classes)
+    return split_layers(layers, config.cut)
+
+
+def cut_shape(config: TaskConfig) -> tuple[int, ...]:
+    """Return the per-sample shape of the cut-layer activations."""
+    bottom, _ = build_model(config)
+    train, _ = load_task_data(config)
+    with torch.no_grad():
+        out = bottom(torch.from_numpy(train.x[:1]))
+    return tuple(out.shape[1:])

@@ -1,0 +1,413 @@
+"""`SplitStrategy`: the server's SL loop on a Flower Grid, as a template method."""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from flwr.app import ArrayRecord, Message, RecordDict
+from flwr.serverapp import Grid
+from torch import nn
+
+from flwr_split.accounting import DOWN, UP, TrafficLog
+from flwr_split.client import NO_VERSION, codec_seed
+from flwr_split.codecs import CodecContext, get_codec
+from flwr_split.optim import OptimizerConfig
+from flwr_split.protocol import (
+    ERROR_CODE_STALE_WEIGHTS,
+    KEY_ACTS,
+    KEY_BOTTOM,
+    KEY_CONFIG,
+    KEY_GRAD,
+    KEY_INFO,
+    KEY_ORDER,
+    MSG_EVAL,
+    MSG_HELLO,
+    ProtocolError,
+    SessionConfig,
+    StepOrder,
+    decode_tensor,
+    get_encoded,
+    get_labels,
+    put_encoded,
+    weights_to_record,
+)
+from flwr_split.sampling import Sampler, get_sampler
+from flwr_split.tasks import TaskConfig, build_model, cut_shape
+from strategies.result import SplitResult
+from strategies.strategy_utils import exchange, wait_for_nodes
+
+logger = logging.getLogger(__name__)
+
+SYNC_POLICIES = ("every_step", "every_epoch", "never")
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    """A client as the server knows it after ``query.sl_hello``."""
+
+    node_id: int
+    partition_id: int
+    train_count: int
+    test_count: int
+
+
+@dataclass
+class CutBatch:
+    """Activations and labels one client sent for one slice."""
+
+    client: ClientInfo
+    acts: torch.Tensor
+    labels: torch.Tensor
+
+
+class SplitStrategy(ABC):
+    """Base of server-side split-learning strategies.
+
+    It owns the top model and its optimizer, the server's copy of the bottom
+    (initial weights, and the synchronized weights where the policy has
+    them), the uplink/downlink codecs, the sampler and the evaluation
+    schedule. `start` runs the loop: wait for nodes, ``query.sl_hello``, then
+    for each epoch the sampler's plan, one `train_step` per planned step,
+    `end_epoch`, and an evaluation every ``eval_every`` steps. Subclasses
+    implement `train_step` (and may override `end_epoch` / `finish`).
+
+    Parameters
+    ----------
+    task : TaskConfig
+        Task, cut layer and data partitioning (sent to every client).
+    uplink : str (default: "identity")
+        Codec spec for activations, client to server (e.g. ``"quant:bits=8"``).
+    downlink : str (default: "identity")
+        Codec spec for cut-layer gradients, server to client.
+    optimizer : OptimizerConfig (default: SGD, lr 0.05, momentum 0.9)
+        Optimizer of the top and of every bottom.
+    sampler : str (default: "fixed")
+        Sampler spec; ``"fixed"`` sends ``batch_size`` samples per client per step.
+    batch_size : int (default: 16)
+        Batch size handed to the sampler.
+    sync : str (default: "every_epoch")
+        Bottom-model sync policy: ``"every_step"``, ``"every_epoch"`` or ``"never"``.
+    eval_every : int (default: 20)
+        Evaluate on the clients' test shards every this many steps (and at the end).
+    step_timeout : float (default: 300.0)
+        Seconds to wait for the replies of one exchange; late clients are dropped.
+    node_timeout : float (default: 300.0)
+        Seconds to wait for ``min_nodes`` nodes to register.
+    measure_messages : bool (default: True)
+        Also count the serialized size of every Message.
+    """
+
+    def __init__(
+        self,
+        task: TaskConfig,
+        *,
+        uplink: str = "identity",
+        downlink: str = "identity",
+        optimizer: OptimizerConfig | None = None,
+        sampler: str = "fixed",
+        batch_size: int = 16,
+        sync: str = "every_epoch",
+        eval_every: int = 20,
+        step_timeout: float = 300.0,
+        node_timeout: float = 300.0,
+        measure_messages: bool = True,
+    ) -> None:
+        if sync not in SYNC_POLICIES:
+            raise ValueError(f"sync must be one of {SYNC_POLICIES}, got {sync!r}")
+        if batch_size < 1 or eval_every < 1:
+            raise ValueError("batch_size and eval_every must be >= 1")
+        self.session = SessionConfig(task, uplink, downlink, optimizer or OptimizerConfig())
+        self.uplink = get_codec(uplink)
+        self.downlink = get_codec(downlink)
+        self.sampler: Sampler = get_sampler(sampler)
+        self.sampler_spec = sampler
+        self.batch_size = batch_size
+        self.sync = sync
+        self.eval_every = eval_every
+        self.step_timeout = step_timeout
+        self.node_timeout = node_timeout
+        self.traffic = TrafficLog(measure_messages=measure_messages)
+        self.bottom, self.top = build_model(task)
+        self.top_optimizer = self.session.optimizer.build(self.top.parameters())
+        self.cut_shape = cut_shape(task)
+        self.num_classes = task.definition.num_classes
+        self.version = 0
+        self.client_versions: dict[int, int] = {}
+        self.clients: list[ClientInfo] = []
+        self.rejected: list[tuple[int, int, str]] = []
+        self._grid: Grid | None = None
+        self._train_losses: list[float] = []
+        self._history: list[dict[str, object]] = []
+        self._started = 0.0
+
+    def summary(self) -> str:
+        """One line describing the configuration."""
+        return (
+            f"{type(self).__name__}(task={self.session.task.task}, cut={self.session.task.cut}, "
+            f"uplink={self.uplink}, downlink={self.downlink}, sync={self.sync}, "
+            f"sampler={self.sampler_spec}, batch_size={self.batch_size}, "
+            f"optimizer={self.session.optimizer})"
+        )
+
+    # ------------------------------------------------------------------ loop
+    def start(
+        self,
+        grid: Grid,
+        *,
+        epochs: int = 1,
+        min_nodes: int = 1,
+        max_steps: int | None = None,
+        progress: bool = False,
+    ) -> SplitResult:
+        """Run SL for ``epochs`` epochs (or ``max_steps`` steps) and return the history.
+
+        Parameters
+        ----------
+        grid : Grid
+            Any Flower Grid: the simulation's, a deployed SuperLink's, or
+            `flwr_split.inprocess.InProcessGrid`.
+        epochs : int (default: 1)
+            Passes over every client's training data.
+        min_nodes : int (default: 1)
+            Wait until this many nodes are registered.
+        max_steps : int or None (default: None)
+            Stop after this many steps even within an epoch.
+        progress : bool (default: False)
+            Log a progress line at every evaluation.
+        """
+        self._grid = grid
+        self._started = time.perf_counter()
+        logger.info("starting %s", self.summary())
+        self.clients = self._hello(wait_for_nodes(grid, min_nodes, self.node_timeout))
+        counts = np.array([c.train_count for c in self.clients], dtype=np.int64)
+        step = 0
+        for epoch in range(epochs):
+            plan = self.sampler.plan(counts, self.batch_size, seed=self._epoch_seed(epoch))
+            offsets = np.vstack([np.zeros((1, len(counts)), np.int64), np.cumsum(plan, axis=0)])
+            for t in range(plan.shape[0]):
+                if max_steps is not None and step >= max_steps:
+                    break
+                self.train_step(step, epoch, plan[t], offsets[t])
+                step += 1
+                if step % self.eval_every == 0:
+                    self._evaluate(step, epoch, progress)
+            self.end_epoch(step, epoch)
+            if max_steps is not None and step >= max_steps:
+                break
+        self.finish(step)
+        if step % self.eval_every or not self._history:
+            self._evaluate(step, epoch, progress)
+        return SplitResult(pd.DataFrame(self._history), self.traffic.frame(), list(self.rejected))
+
+    def _epoch_seed(self, epoch: int) -> int:
+        return int(np.random.SeedSequence([self.session.task.seed, epoch]).generate_state(1)[0])
+
+    @abstractmethod
+    def train_step(self, step: int, epoch: int, counts: np.ndarray, offsets: np.ndarray) -> None:
+        """Run one SL step: client ``k`` sends slice ``[offsets[k], offsets[k]+counts[k])``."""
+
+    def end_epoch(self, step: int, epoch: int) -> None:  # noqa: B027 - optional hook
+        """Act after the last step of an epoch (sync policies hook in here)."""
+
+    def finish(self, step: int) -> None:  # noqa: B027 - optional hook
+        """Act after the last step, before the final evaluation."""
+
+    # ------------------------------------------------------------- messaging
+    def new_message(
+        self,
+        client: ClientInfo,
+        message_type: str,
+        order: StepOrder,
+        records: RecordDict | None = None,
+    ) -> Message:
+        """Build a message with ``sl.cfg``, ``sl.order`` and any extra records.
+
+        The server's bottom weights ride along when the client's copy is not of
+        ``order.version``.
+        """
+        content = RecordDict({KEY_CONFIG: self.session.to_record(), KEY_ORDER: order.to_record()})
+        for key, record in (records or {}).items():
+            content[key] = record
+        if self.client_versions.get(client.node_id, NO_VERSION) != order.version:
+            content[KEY_BOTTOM] = weights_to_record(self.bottom)
+        return Message(
+            content, dst_node_id=client.node_id, message_type=message_type, group_id=str(order.step)
+        )
+
+    def send(
+        self, step: int, phase: str, messages: list[tuple[ClientInfo, Message]]
+    ) -> dict[int, RecordDict]:
+        """Exchange messages; return the contents of good replies by node id.
+
+        Error replies and missing replies are logged and recorded in
+        ``rejected``. A client that reports stale weights gets the server's
+        weights with its next message.
+        """
+        assert self._grid is not None
+        by_node = {client.node_id: client for client, _ in messages}
+        for client, message in messages:
+            self.traffic.record(step, phase, client.partition_id, DOWN, message)
+        replies = exchange(self._grid, [m for _, m in messages], self.step_timeout)
+        contents: dict[int, RecordDict] = {}
+        for node_id, client in by_node.items():
+            reply = replies.get(node_id)
+            if reply is None:
+                self.reject(step, client, "no reply before the step timeout")
+            elif reply.has_error():
+                self.reject(step, client, f"error reply: {reply.error.reason}")
+                if reply.error.code == ERROR_CODE_STALE_WEIGHTS:
+                    self.client_versions.pop(node_id, None)
+            else:
+                self.traffic.record(step, phase, client.partition_id, UP, reply)
+                contents[node_id] = reply.content
+                if phase != "hello":
+                    sent = next(m for c, m in messages if c.node_id == node_id)
+                    self.client_versions[node_id] = StepOrder.from_record(
+                        sent.content[KEY_ORDER]
+                    ).version
+        return contents
+
+    def reject(self, step: int, client: ClientInfo, reason: str) -> None:
+        """Drop ``client`` from ``step``: log and record the reason."""
+        logger.warning(
+            "step %d: dropping partition %d (node %d): %s",
+            step,
+            client.partition_id,
+            client.node_id,
+            reason,
+        )
+        self.rejected.append((step, client.partition_id, reason))
+
+    def _hello(self, node_ids: list[int]) -> list[ClientInfo]:
+        probes = [ClientInfo(n, -1, 0, 0) for n in node_ids]
+        content = RecordDict({KEY_CONFIG: self.session.to_record()})
+        messages = [
+            (c, Message(content, dst_node_id=c.node_id, message_type=MSG_HELLO)) for c in probes
+        ]
+        clients = []
+        for node_id, reply in self.send(0, "hello", messages).items():
+            info = reply[KEY_INFO]
+            clients.append(
+                ClientInfo(
+                    node_id,
+                    int(info["partition_id"]),
+                    int(info["train_count"]),
+                    int(info["test_count"]),
+                )
+            )
+        if not clients:
+            raise RuntimeError("no client answered query.sl_hello")
+        return sorted(clients, key=lambda c: c.partition_id)
+
+    def read_cut_batch(
+        self, step: int, client: ClientInfo, content: RecordDict, count: int
+    ) -> CutBatch | None:
+        """Decode and validate a client's activations and labels; None if rejected."""
+        try:
+            acts = decode_tensor(
+                self.uplink, get_encoded(content, KEY_ACTS), (count, *self.cut_shape), "activations"
+            )
+            labels = get_labels(content, count, self.num_classes)
+        except ProtocolError as exc:
+            self.reject(step, client, str(exc))
+            return None
+        return CutBatch(client, acts, labels)
+
+    # ------------------------------------------------------------ top model
+    def top_step(self, step: int, batches: list[CutBatch]) -> dict[int, ArrayRecord]:
+        """Train the top on the union batch; return the encoded gradient per node.
+
+        The loss is the mean cross-entropy over the union, so each client's
+        gradient is its slice of d(loss)/d(activations) of the union.
+        """
+        acts = torch.cat([b.acts for b in batches]).requires_grad_(True)
+        labels = torch.cat([b.labels for b in batches])
+        self.top_optimizer.zero_grad(set_to_none=True)
+        loss = nn.functional.cross_entropy(self.top(acts), labels)
+        loss.backward()
+        self.top_optimizer.step()
+        self._train_losses.append(float(loss.detach()))
+        grads: dict[int, RecordDict] = {}
+        for batch, grad in zip(
+            batches, torch.split(acts.grad, [len(b.labels) for b in batches]), strict=True
+        ):
+            ctx = CodecContext(
+                seed=codec_seed(self.session.task.seed + 1, step, batch.client.partition_id)
+            )
+            records = RecordDict()
+            put_encoded(records, KEY_GRAD, self.downlink.encode(grad, ctx))
+            grads[batch.client.node_id] = records
+        return grads
+
+    # ----------------------------------------------------------- evaluation
+    def _evaluate(self, step: int, epoch: int, progress: bool) -> None:
+        clients = [c for c in self.clients if c.test_count > 0]
+        messages = [
+            (c, self.new_message(c, MSG_EVAL, StepOrder(step=step, version=self.version)))
+            for c in clients
+        ]
+        contents = self.send(step, "eval", messages)
+        batches = [
+            b
+            for c in clients
+            if c.node_id in contents
+            and (b := self.read_cut_batch(step, c, contents[c.node_id], c.test_count)) is not None
+        ]
+        if batches:
+            with torch.no_grad():
+                logits = self.top(torch.cat([b.acts for b in batches]))
+                labels = torch.cat([b.labels for b in batches])
+                loss = float(nn.functional.cross_entropy(logits, labels))
+                accuracy = float((logits.argmax(1) == labels).float().mean())
+        else:
+            loss, accuracy = float("nan"), float("nan")
+        row = {
+            "step": step,
+            "epoch": epoch,
+            "accuracy": accuracy,
+            "loss": loss,
+            "train_loss": float(np.mean(self._train_losses))
+            if self._train_losses
+            else float("nan"),
+            "bytes_up": self.traffic.training_bytes(UP),
+            "bytes_down": self.traffic.training_bytes(DOWN),
+            "eval_samples": int(sum(len(b.labels) for b in batches)),
+            "rejected": len(self.rejected),
+            "wall_s": time.perf_counter() - self._started,
+            **self.config_columns(),
+        }
+        self._train_losses.clear()
+        self._history.append(row)
+        if progress:
+            logger.info(
+                "step %d epoch %d: accuracy %.4f loss %.4f up %.2f MB down %.2f MB (%.1f s)",
+                step,
+                epoch,
+                accuracy,
+                loss,
+                row["bytes_up"] / 1e6,
+                row["bytes_down"] / 1e6,
+                row["wall_s"],
+            )
+
+    def config_columns(self) -> dict[str, object]:
+        """Return the configuration columns repeated on every history row."""
+        return {
+            **{
+                f"task_{k}" if k != "task" else k: v for k, v in self.session.task.as_dict().items()
+            },
+            "uplink": str(self.uplink.get_config()),
+            "downlink": str(self.downlink.get_config()),
+            "sync": self.sync,
+            "sampler": self.sampler_spec,
+            "batch_size": self.batch_size,
+            "optimizer": self.session.optimizer.name,
+            "lr": self.session.optimizer.lr,
+            "num_clients": len(self.clients),
+        }

@@ -1,0 +1,34 @@
+"""What a split-learning run returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+
+@dataclass
+class SplitResult:
+    """Metric history and traffic of one run.
+
+    Parameters
+    ----------
+    history : pd.DataFrame
+        One row per evaluation: step, epoch, test accuracy and loss, mean
+        training loss since the previous row, cumulative training bytes per
+        direction, wall time, and the run's configuration columns.
+    traffic : pd.DataFrame
+        One row per (message, kind): step, phase, partition id, direction,
+        kind and bytes (see `flwr_split.accounting.TrafficLog`).
+    rejected : list[tuple[int, int, str]]
+        ``(step, partition_id, reason)`` for every reply the server dropped.
+    """
+
+    history: pd.DataFrame
+    traffic: pd.DataFrame
+    rejected: list[tuple[int, int, str]] = field(default_factory=list)
+
+    @property
+    def final_accuracy(self) -> float:
+        """Test accuracy of the last evaluation."""
+        return float(self.history["accuracy"].iloc[-1])

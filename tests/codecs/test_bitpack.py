@@ -1,0 +1,109 @@
+"""Tests for the bit packing helpers."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flwr_split.codecs import CodecError
+from flwr_split.codecs.bitpack import index_bits, pack_bits, packed_nbytes, unpack_bits
+
+
+@st.composite
+def codes_and_bits(draw):
+    bits = draw(st.integers(1, 32))
+    codes = draw(st.lists(st.integers(0, 2**bits - 1), max_size=40))
+    return np.array(codes, dtype=np.int64), bits
+
+
+@settings(max_examples=150, deadline=None)
+@given(codes_and_bits())
+def test_unpack_inverts_pack_with_exact_byte_count(case):
+    codes, bits = case
+    packed = pack_bits(codes, bits)
+    assert packed.dtype == np.uint8
+    assert packed.size == packed_nbytes(bits, codes.size) == -(-bits * codes.size // 8)
+    decoded = unpack_bits(packed, bits, codes.size)
+    assert decoded.dtype == np.int64
+    np.testing.assert_array_equal(decoded, codes)
+
+
+def test_bit_order_is_little_endian():
+    assert pack_bits(np.array([1, 0, 1, 1]), 1).tolist() == [0b1101]
+    assert pack_bits(np.array([0x1234]), 16).tolist() == [0x34, 0x12]
+    # Code 0 = 0b101 fills stream bits 0..2, code 1 = 0b011 fills bits 3..5.
+    assert pack_bits(np.array([0b101, 0b011]), 3).tolist() == [0b011101]
+    assert pack_bits(np.array([2**32 - 1]), 32).tolist() == [255, 255, 255, 255]
+
+
+def test_pack_of_empty_codes_is_empty():
+    packed = pack_bits(np.array([], dtype=np.int64), 7)
+    assert packed.dtype == np.uint8 and packed.size == 0
+    assert unpack_bits(packed, 7, 0).size == 0
+
+
+@pytest.mark.parametrize("codes", [[-1], [4], [0, 1, 2, 3, 8]])
+def test_pack_rejects_codes_that_do_not_fit(codes):
+    with pytest.raises(CodecError, match="fit"):
+        pack_bits(np.array(codes), 2)
+
+
+@pytest.mark.parametrize("codes", [np.array([0.5]), np.array([True])])
+def test_pack_rejects_non_integer_codes(codes):
+    with pytest.raises(CodecError, match="integers"):
+        pack_bits(codes, 2)
+
+
+@pytest.mark.parametrize("bits", [0, 33, -1, True, 2.0])
+def test_pack_and_unpack_reject_bad_bit_widths(bits):
+    with pytest.raises(CodecError, match="bits"):
+        pack_bits(np.array([0]), bits)
+    with pytest.raises(CodecError, match="bits"):
+        unpack_bits(np.zeros(1, np.uint8), bits, 1)
+
+
+@pytest.mark.parametrize("size", [0, 3, 5])
+def test_unpack_rejects_streams_too_short_or_too_long(size):
+    # 5 codes of 5 bits need exactly ceil(25 / 8) = 4 bytes.
+    with pytest.raises(CodecError, match="expected 4"):
+        unpack_bits(np.zeros(size, dtype=np.uint8), 5, 5)
+
+
+def test_unpack_rejects_non_uint8_or_multidimensional_streams():
+    with pytest.raises(CodecError, match="uint8"):
+        unpack_bits(np.zeros(1, np.int8), 8, 1)
+    with pytest.raises(CodecError, match="1-D"):
+        unpack_bits(np.zeros((1, 1), np.uint8), 8, 1)
+
+
+def test_unpack_rejects_set_padding_bits():
+    with pytest.raises(CodecError, match="padding"):
+        unpack_bits(np.array([0b1000], np.uint8), 3, 1)
+
+
+@pytest.mark.parametrize("count", [-1, 1.0, True])
+def test_unpack_rejects_bad_counts(count):
+    with pytest.raises(CodecError, match="count"):
+        unpack_bits(np.zeros(1, np.uint8), 8, count)
+
+
+@pytest.mark.parametrize(
+    ("n", "expected"),
+    [(0, 1), (1, 1), (2, 1), (3, 2), (4, 2), (5, 3), (256, 8), (257, 9), (2**32, 32)],
+)
+def test_index_bits_is_ceil_log2_with_minimum_one(n, expected):
+    assert index_bits(n) == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(2, 2**40))
+def test_index_bits_addresses_every_position_and_no_fewer_bits_would(n):
+    bits = index_bits(n)
+    assert 2**bits >= n
+    assert bits == 1 or 2 ** (bits - 1) < n
+
+
+@pytest.mark.parametrize("n", [-1, 1.5, True])
+def test_index_bits_rejects_bad_counts(n):
+    with pytest.raises(CodecError):
+        index_bits(n)
