@@ -48,7 +48,7 @@ from flwr_split.protocol import (
 )
 from flwr_split.tasks import build_model, client_data
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("flwr").getChild(__name__)
 
 STATE_WEIGHTS = "sl.bottom"
 STATE_OPTIM = "sl.optim"

@@ -42,7 +42,7 @@ from flwr_split.tasks import TaskConfig, build_model, cut_shape
 from strategies.result import SplitResult
 from strategies.strategy_utils import exchange, wait_for_nodes
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("flwr").getChild(__name__)
 
 SYNC_POLICIES = ("every_step", "every_epoch", "never")
 
@@ -195,14 +195,14 @@ class SplitStrategy(ABC):
                     break
                 self.train_step(step, epoch, plan[t], offsets[t])
                 step += 1
-                if step % self.eval_every == 0:
+                last = step == max_steps or (epoch == epochs - 1 and t == plan.shape[0] - 1)
+                if step % self.eval_every == 0 and not last:
                     self._evaluate(step, epoch, progress)
             self.end_epoch(step, epoch)
             if max_steps is not None and step >= max_steps:
                 break
         self.finish(step)
-        if step % self.eval_every or not self._history:
-            self._evaluate(step, epoch, progress)
+        self._evaluate(step, epoch, progress)
         return SplitResult(pd.DataFrame(self._history), self.traffic.frame(), list(self.rejected))
 
     def _epoch_seed(self, epoch: int) -> int:

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from flwr.app import Message
 from flwr.serverapp import Grid
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("flwr").getChild(__name__)
 
 
 def wait_for_nodes(grid: Grid, min_nodes: int, timeout: float, poll: float = 0.2) -> list[int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from flwr.app import Context
@@ -12,7 +11,6 @@ from flwr_split.config import RunSettings
 from flwr_split.results import save_run
 from strategies.parallel import ParallelSplitLearning
 
-logger = logging.getLogger(__name__)
 app = ServerApp()
 
 

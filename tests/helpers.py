@@ -1,0 +1,29 @@
+"""Shared builders for tests: a small in-process SL run."""
+
+from __future__ import annotations
+
+from flwr.clientapp import ClientApp
+
+from flwr_split.app.client_app import app as default_client_app
+from flwr_split.inprocess import InProcessGrid
+from flwr_split.tasks import TaskConfig
+from strategies.parallel import ParallelSplitLearning
+from strategies.result import SplitResult
+
+
+def run_inprocess(
+    num_nodes: int = 4,
+    *,
+    client_app: ClientApp | None = None,
+    task: TaskConfig | None = None,
+    epochs: int = 1,
+    max_steps: int | None = 4,
+    **strategy_kwargs: object,
+) -> tuple[ParallelSplitLearning, SplitResult, InProcessGrid]:
+    """Run parallel SL on digits in process; return strategy, result and grid."""
+    grid = InProcessGrid(client_app or default_client_app, num_nodes)
+    strategy_kwargs.setdefault("batch_size", 8)
+    strategy_kwargs.setdefault("eval_every", 1000)
+    strategy = ParallelSplitLearning(task or TaskConfig(), **strategy_kwargs)
+    result = strategy.start(grid, epochs=epochs, min_nodes=num_nodes, max_steps=max_steps)
+    return strategy, result, grid

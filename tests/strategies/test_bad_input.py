@@ -1,0 +1,131 @@
+"""Malformed replies are rejected with a reason; the run goes on with the other clients."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordDict
+
+from flwr_split.app.client_app import app as default_app
+from flwr_split.codecs import CodecError
+from flwr_split.protocol import KEY_ACTS, KEY_LABELS, META_SUFFIX, MSG_STEP
+from flwr_split.tasks import TaskConfig
+from strategies.parallel import ParallelSplitLearning
+from tests.helpers import run_inprocess
+
+BAD_PARTITION = 0
+
+
+def _values(content: RecordDict) -> np.ndarray:
+    return content[KEY_ACTS]["values"].numpy()
+
+
+def _set_values(content: RecordDict, values: np.ndarray) -> None:
+    content[KEY_ACTS] = ArrayRecord({"values": Array(values)})
+
+
+def _truncate(content: RecordDict) -> None:
+    _set_values(content, _values(content)[: _values(content).size // 2].copy())
+
+
+def _wrong_dtype(content: RecordDict) -> None:
+    _set_values(content, _values(content).astype(np.float64))
+
+
+def _wrong_shape(content: RecordDict) -> None:
+    meta = json.loads(content[KEY_ACTS + META_SUFFIX]["json"])
+    meta["shape"] = [meta["shape"][0] * 2, *meta["shape"][1:]]
+    _set_values(content, np.concatenate([_values(content)] * 2))
+    content[KEY_ACTS + META_SUFFIX] = ConfigRecord({"json": json.dumps(meta)})
+
+
+def _missing_labels(content: RecordDict) -> None:
+    del content[KEY_LABELS]
+
+
+def _nan_activations(content: RecordDict) -> None:
+    values = _values(content).copy()
+    values[3] = np.nan
+    _set_values(content, values)
+
+
+def _labels_out_of_range(content: RecordDict) -> None:
+    labels = content[KEY_LABELS]["y"].numpy().copy()
+    labels[0] = 200
+    content[KEY_LABELS] = ArrayRecord({"y": Array(labels)})
+
+
+def _garbled_meta(content: RecordDict) -> None:
+    content[KEY_ACTS + META_SUFFIX] = ConfigRecord({"json": "{not json"})
+
+
+class CorruptingApp:
+    """The default ClientApp, with the train replies of one partition corrupted."""
+
+    def __init__(self, corrupt: Callable[[RecordDict], None]) -> None:
+        self.corrupt = corrupt
+
+    def __call__(self, message: Message, context: Context) -> Message:
+        reply = default_app(message, context)
+        is_step = message.metadata.message_type == MSG_STEP
+        if (
+            is_step
+            and context.node_config["partition-id"] == BAD_PARTITION
+            and not reply.has_error()
+        ):
+            if KEY_ACTS in reply.content:
+                self.corrupt(reply.content)
+        return reply
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "reason"),
+    [
+        (_truncate, "elements, expected"),
+        (_wrong_dtype, "dtype float64"),
+        (_wrong_shape, "shape"),
+        (_missing_labels, "no 'sl.labels'"),
+        (_nan_activations, "NaN"),
+        (_labels_out_of_range, "out of range"),
+        (_garbled_meta, "unreadable"),
+    ],
+)
+@pytest.mark.parametrize("sync", ["every_epoch", "every_step"])
+def test_bad_reply_is_rejected_and_the_run_goes_on(corrupt, reason, sync):
+    _, result, _ = run_inprocess(3, client_app=CorruptingApp(corrupt), max_steps=3, sync=sync)
+    train_rejections = [r for r in result.rejected if r[0] < 3]
+    assert len(train_rejections) == 3  # one per step, always the bad partition
+    assert {r[1] for r in train_rejections} == {BAD_PARTITION}
+    assert all(reason in r[2] for r in train_rejections), train_rejections[0][2]
+    # the good clients' activations were used: gradients went to them only
+    grads = result.traffic.query("kind == 'gradients'")
+    assert set(grads["partition_id"]) == {1, 2}
+    assert np.isfinite(result.history["accuracy"]).all()
+
+
+def test_client_that_raises_costs_only_its_contribution():
+    def crash(message: Message, context: Context) -> Message:
+        if (
+            context.node_config["partition-id"] == BAD_PARTITION
+            and message.metadata.message_type == MSG_STEP
+        ):
+            raise RuntimeError("boom")
+        return default_app(message, context)
+
+    _, result, _ = run_inprocess(3, client_app=crash, max_steps=2)
+    assert [r[1] for r in result.rejected] == [BAD_PARTITION, BAD_PARTITION]
+    assert "boom" in result.rejected[0][2]
+    assert result.history["eval_samples"].iloc[-1] == 360
+
+
+def test_unknown_codec_in_the_strategy_config_is_a_clear_error():
+    with pytest.raises(CodecError, match="unknown codec 'nope'"):
+        ParallelSplitLearning(TaskConfig(), uplink="nope")
+
+
+def test_unknown_option_of_a_known_codec_is_a_clear_error():
+    with pytest.raises(CodecError, match="bad options for codec 'quant'"):
+        ParallelSplitLearning(TaskConfig(), uplink="quant:bitz=8")
