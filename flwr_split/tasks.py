@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from functools import lru_cache
@@ -125,15 +126,21 @@ def client_data(
     return train.subset(train_parts[partition_id]), test.subset(test_parts[partition_id])
 
 
-def build_model(config: TaskConfig) -> tuple[nn.Sequential, nn.Sequential]:
-    """Build the ``(bottom, top)`` pair, initialized from ``config.seed``.
-
-    The global torch RNG is left as it was.
-    """
+@lru_cache(maxsize=8)
+def _initial_model(config: TaskConfig) -> tuple[nn.Sequential, nn.Sequential]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         layers = config.definition.layers(config.definition.num_classes)
     return split_layers(layers, config.cut)
+
+
+def build_model(config: TaskConfig) -> tuple[nn.Sequential, nn.Sequential]:
+    """Return a fresh ``(bottom, top)`` pair, initialized from ``config.seed``.
+
+    The global torch RNG is left as it was; every call returns new modules
+    with the same initial weights.
+    """
+    return copy.deepcopy(_initial_model(config))
 
 
 def cut_shape(config: TaskConfig) -> tuple[int, ...]:
