@@ -238,46 +238,50 @@ def handle_hello(message: Message, context: Context) -> Message:
     return Message(RecordDict({KEY_INFO: info}), reply_to=message)
 
 
-@reject_bad_messages
-def handle_step(message: Message, context: Context) -> Message:
-    """Run one SL step (``train.sl_step``): backward of an earlier slice, then forward."""
+def _serve_order(
+    message: Message, context: Context, work: Callable[[ClientSession, StepOrder, RecordDict], None]
+) -> Message:
+    """Open the session, adopt weights, check the version, do ``work``, save, reply."""
     started = time.perf_counter()
     session = ClientSession.open(message, context)
     order = _order(message)
     session.adopt_weights(message.content, order.version)
     session.check_version(order.version)
     reply = RecordDict()
-    if order.bwd_count:
-        bottom_grad = session.backward(message.content, order)
-        if bottom_grad is not None:
-            reply[KEY_BOTTOM_GRAD] = bottom_grad
-    if order.return_weights:
-        reply[KEY_BOTTOM] = weights_to_record(session.bottom)
-    if order.fwd_count:
-        inputs, labels = session.batch(order.fwd_epoch, order.fwd_offset, order.fwd_count)
-        session.forward(inputs, labels, order.step, reply)
+    work(session, order, reply)
     session.save(context)
     reply[KEY_INFO] = info_record(
         partition_id=session.partition_id, compute_s=time.perf_counter() - started
     )
     return Message(reply, reply_to=message)
+
+
+@reject_bad_messages
+def handle_step(message: Message, context: Context) -> Message:
+    """Run one SL step (``train.sl_step``): backward of an earlier slice, then forward."""
+
+    def step(session: ClientSession, order: StepOrder, reply: RecordDict) -> None:
+        if order.bwd_count:
+            bottom_grad = session.backward(message.content, order)
+            if bottom_grad is not None:
+                reply[KEY_BOTTOM_GRAD] = bottom_grad
+        if order.return_weights:
+            reply[KEY_BOTTOM] = weights_to_record(session.bottom)
+        if order.fwd_count:
+            inputs, labels = session.batch(order.fwd_epoch, order.fwd_offset, order.fwd_count)
+            session.forward(inputs, labels, order.step, reply)
+
+    return _serve_order(message, context, step)
 
 
 @reject_bad_messages
 def handle_evaluate(message: Message, context: Context) -> Message:
     """Send activations and labels of the client's whole test shard (``evaluate.sl_forward``)."""
-    started = time.perf_counter()
-    session = ClientSession.open(message, context)
-    order = _order(message)
-    session.adopt_weights(message.content, order.version)
-    session.check_version(order.version)
-    reply = RecordDict()
-    session.forward(torch.from_numpy(session.test.x), session.test.y, order.step, reply)
-    session.save(context)
-    reply[KEY_INFO] = info_record(
-        partition_id=session.partition_id, compute_s=time.perf_counter() - started
-    )
-    return Message(reply, reply_to=message)
+
+    def evaluate(session: ClientSession, order: StepOrder, reply: RecordDict) -> None:
+        session.forward(torch.from_numpy(session.test.x), session.test.y, order.step, reply)
+
+    return _serve_order(message, context, evaluate)
 
 
 def register_split_handlers(app: ClientApp) -> ClientApp:

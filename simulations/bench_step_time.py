@@ -45,7 +45,9 @@ def time_split_steps(num_clients: int, batch_size: int, steps: int) -> list[floa
         times.append(time.perf_counter() - started)
 
     strategy.train_step = timed  # type: ignore[method-assign]
-    strategy.start(InProcessGrid(app, num_clients), epochs=10**6, min_nodes=num_clients, max_steps=steps)
+    strategy.start(
+        InProcessGrid(app, num_clients), epochs=10**6, min_nodes=num_clients, max_steps=steps
+    )
     return times
 
 
@@ -85,10 +87,11 @@ def run(client_counts: list[int], steps: int, warmup: int) -> pd.DataFrame:
                 "torch_step_s": float(np.median(torch_times)),
             }
         )
-        rows[-1]["ratio"] = rows[-1]["split_step_s"] / rows[-1]["torch_step_s"]
+        row = rows[-1]
+        row["ratio"] = row["split_step_s"] / row["torch_step_s"]
         print(
-            f"{clients:4d} clients x {batch_size:2d}: split {rows[-1]['split_step_s'] * 1e3:8.2f} ms, "
-            f"torch {rows[-1]['torch_step_s'] * 1e3:7.2f} ms, ratio {rows[-1]['ratio']:.2f}x",
+            f"{clients:4d} clients x {batch_size:2d}: split {row['split_step_s'] * 1e3:8.2f} ms, "
+            f"torch {row['torch_step_s'] * 1e3:7.2f} ms, ratio {row['ratio']:.2f}x",
             flush=True,
         )
     return pd.DataFrame(rows)

@@ -9,4 +9,6 @@ from flwr_split.launch import FLOWER_ENV
 
 for _key, _value in FLOWER_ENV.items():
     os.environ.setdefault(_key, _value)
-os.environ.setdefault("FLWR_HOME", str(Path(__file__).resolve().parent.parent / ".flwr-home" / "tests"))
+os.environ.setdefault(
+    "FLWR_HOME", str(Path(__file__).resolve().parent.parent / ".flwr-home" / "tests")
+)

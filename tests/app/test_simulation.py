@@ -7,10 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flwr_split.config import RunSettings
-from flwr_split.launch import SimulationSuperLink
-from flwr_split.inprocess import InProcessGrid
 from flwr_split.app.client_app import app as client_app
+from flwr_split.config import RunSettings
+from flwr_split.inprocess import InProcessGrid
+from flwr_split.launch import SimulationSuperLink
 from strategies.parallel import ParallelSplitLearning
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +38,9 @@ def test_ray_simulation_and_inprocess_grid_give_the_same_metrics(tmp_path):
     assert (tmp_path / "out" / "sim_traffic.csv").stat().st_size > 0
 
     settings = RunSettings.from_run_config(run_config)
-    strategy = ParallelSplitLearning(settings.task, optimizer=settings.optimizer, **settings.strategy)
+    strategy = ParallelSplitLearning(
+        settings.task, optimizer=settings.optimizer, **settings.strategy
+    )
     local = strategy.start(
         InProcessGrid(client_app, NUM_NODES), epochs=1, min_nodes=NUM_NODES, max_steps=6
     ).history
