@@ -251,6 +251,7 @@ class SplitStrategy(ABC):
         """
         assert self._grid is not None
         by_node = {client.node_id: client for client, _ in messages}
+        sent = {client.node_id: message for client, message in messages}
         for client, message in messages:
             self.traffic.record(step, phase, client.partition_id, DOWN, message)
         replies = exchange(self._grid, [m for _, m in messages], self.step_timeout)
@@ -267,10 +268,8 @@ class SplitStrategy(ABC):
                 self.traffic.record(step, phase, client.partition_id, UP, reply)
                 contents[node_id] = reply.content
                 if phase != "hello":
-                    sent = next(m for c, m in messages if c.node_id == node_id)
-                    self.client_versions[node_id] = StepOrder.from_record(
-                        sent.content[KEY_ORDER]
-                    ).version
+                    order = StepOrder.from_record(sent[node_id].content[KEY_ORDER])
+                    self.client_versions[node_id] = order.version
         return contents
 
     def reject(self, step: int, client: ClientInfo, reason: str) -> None:
