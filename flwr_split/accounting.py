@@ -48,6 +48,7 @@ class TrafficLog:
 
     measure_messages: bool = True
     rows: list[tuple[int, str, int, str, str, int]] = field(default_factory=list)
+    _training_totals: dict[str, int] = field(default_factory=lambda: {UP: 0, DOWN: 0})
 
     def record(
         self, step: int, phase: str, partition_id: int, direction: str, message: Message
@@ -61,6 +62,8 @@ class TrafficLog:
                 kind = "eval" if phase == "eval" else PAYLOAD_KINDS.get(key, "control")
                 nbytes = payload_nbytes(record)
                 payload += nbytes
+                if kind in TRAINING_KINDS:
+                    self._training_totals[direction] += nbytes
                 self.rows.append((step, phase, partition_id, direction, kind, nbytes))
         if self.measure_messages:
             total = message_nbytes(message)
@@ -75,4 +78,4 @@ class TrafficLog:
 
     def training_bytes(self, direction: str) -> int:
         """Total payload bytes of training traffic in one direction so far."""
-        return int(sum(r[5] for r in self.rows if r[3] == direction and r[4] in TRAINING_KINDS))
+        return self._training_totals[direction]

@@ -151,12 +151,9 @@ class StepOrder:
     return_weights: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("step", "version", "fwd_epoch", "fwd_offset", "fwd_count"):
-            if getattr(self, name) < 0:
-                raise ProtocolError(f"{KEY_ORDER}.{name} must be >= 0")
-        for name in ("bwd_epoch", "bwd_offset", "bwd_count"):
-            if getattr(self, name) < 0:
-                raise ProtocolError(f"{KEY_ORDER}.{name} must be >= 0")
+        for f in fields(self):
+            if f.type == "int" and getattr(self, f.name) < 0:
+                raise ProtocolError(f"{KEY_ORDER}.{f.name} must be >= 0")
         if self.bwd_mode not in ("apply", "return"):
             raise ProtocolError(f"{KEY_ORDER}.bwd_mode must be 'apply' or 'return'")
 

@@ -6,6 +6,7 @@ Usage: ``python -m simulations.run [--num-supernodes 10] [--run-config "uplink='
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tomllib
 from pathlib import Path
@@ -17,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def parse_overrides(text: str) -> dict[str, object]:
     """Parse ``key=value`` pairs (TOML values, space separated) into a dict."""
-    return tomllib.loads("\n".join(text.split())) if text.strip() else {}
+    pairs = re.findall(r"""[\w.-]+=(?:'[^']*'|"[^"]*"|\S+)""", text)
+    return tomllib.loads("\n".join(pairs))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -142,6 +142,7 @@ class SplitStrategy(ABC):
         self.clients: list[ClientInfo] = []
         self.rejected: list[tuple[int, int, str]] = []
         self._grid: Grid | None = None
+        self._weights_cache: tuple[int, ArrayRecord] | None = None
         self._train_losses: list[float] = []
         self._history: list[dict[str, object]] = []
         self._started = 0.0
@@ -235,10 +236,16 @@ class SplitStrategy(ABC):
         for key, record in (records or {}).items():
             content[key] = record
         if self.client_versions.get(client.node_id, NO_VERSION) != order.version:
-            content[KEY_BOTTOM] = weights_to_record(self.bottom)
+            content[KEY_BOTTOM] = self._weights_record()
         return Message(
             content, dst_node_id=client.node_id, message_type=message_type, group_id=str(order.step)
         )
+
+    def _weights_record(self) -> ArrayRecord:
+        """Return the server's bottom weights as a record, converted once per version."""
+        if self._weights_cache is None or self._weights_cache[0] != self.version:
+            self._weights_cache = (self.version, weights_to_record(self.bottom))
+        return self._weights_cache[1]
 
     def send(
         self, step: int, phase: str, messages: list[tuple[ClientInfo, Message]]

@@ -202,9 +202,8 @@ class ParallelSplitLearning(SplitStrategy):
         for client, (order, _) in requests:
             if client.node_id in contents and order.bwd_count and order.bwd_mode == "apply":
                 self.trained[client.node_id] = self.trained.get(client.node_id, 0) + order.bwd_count
-        self.pending = {
-            k: v for k, v in self.pending.items() if k not in {c.node_id for c, _ in requests}
-        }
+        delivered = {client.node_id for client, _ in requests}
+        self.pending = {k: v for k, v in self.pending.items() if k not in delivered}
         return contents
 
     def _forward(self, step: int, requests: list, slices: dict[int, Slice]) -> list:

@@ -123,3 +123,11 @@ def test_batches_are_a_pure_function_of_seed_epoch_and_client():
     assert not np.array_equal(a, batch_indices(0, 3, 5, 100, 10, 20))
     epoch = np.concatenate([batch_indices(0, 2, 5, 100, o, 25) for o in range(0, 100, 25)])
     assert sorted(epoch) == list(range(100))
+
+
+@pytest.mark.parametrize("field", ["step", "version", "fwd_count", "bwd_offset"])
+def test_negative_order_field_is_rejected(field):
+    message = with_weights(StepOrder(step=0, fwd_count=4))
+    message.content[KEY_ORDER][field] = -1
+    reply = app(message, context())
+    assert reply.has_error() and f"sl.order.{field} must be >= 0" in reply.error.reason
