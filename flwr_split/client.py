@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -46,9 +47,13 @@ from flwr_split.protocol import (
     require_record,
     weights_to_record,
 )
+from flwr_split.session_cache import SESSION_CACHE
 from flwr_split.tasks import build_model, client_data
 
 logger = logging.getLogger("flwr").getChild(__name__)
+
+Slice = tuple[int, int, int]
+"""``(epoch, offset, count)`` of a client's training samples."""
 
 STATE_WEIGHTS = "sl.bottom"
 STATE_OPTIM = "sl.optim"
@@ -92,14 +97,26 @@ class ClientSession:
     uplink: Codec
     downlink: Codec
     version: int
+    token: str = ""
+    seq: int = -1
+    graph: tuple[Slice, torch.Tensor] | None = None
+    """Activations of the last training forward, with their autograd graph."""
 
     @classmethod
     def open(cls, message: Message, context: Context) -> ClientSession:
-        """Build the session; raise `ProtocolError` if config or node config is bad."""
+        """Return the session for this message; raise `ProtocolError` on bad config.
+
+        A `SESSION_CACHE` hit returns the session that saved exactly the state
+        the message arrives with; otherwise it is rebuilt from ``context.state``.
+        """
         config = SessionConfig.from_record(
             require_record(message.content, KEY_CONFIG, ConfigRecord)
         )
         partition_id, num_partitions = _partition(context)
+        token, seq = _state_stamp(context)
+        cached = SESSION_CACHE.lookup((context.run_id, context.node_id, token), seq)
+        if cached is not None and cached.config == config and cached.partition_id == partition_id:
+            return cached
         try:
             uplink, downlink = get_codec(config.uplink), get_codec(config.downlink)
             train, test = client_data(config.task, partition_id, num_partitions)
@@ -113,7 +130,19 @@ class ClientSession:
             version = int(context.state[STATE_META]["version"])
         if STATE_OPTIM in context.state:
             load_optimizer_state(optimizer, context.state[STATE_OPTIM])
-        return cls(config, partition_id, train, test, bottom, optimizer, uplink, downlink, version)
+        return cls(
+            config,
+            partition_id,
+            train,
+            test,
+            bottom,
+            optimizer,
+            uplink,
+            downlink,
+            version,
+            token,
+            seq,
+        )
 
     def adopt_weights(self, content: RecordDict, version: int) -> None:
         """Load ``sl.bottom`` from the server if present, resetting the optimizer."""
@@ -122,6 +151,7 @@ class ClientSession:
         load_weights(self.bottom, require_record(content, KEY_BOTTOM, ArrayRecord), KEY_BOTTOM)
         self.optimizer = self.config.optimizer.build(self.bottom.parameters())
         self.version = version
+        self.graph = None
 
     def check_version(self, version: int) -> None:
         """Refuse an order meant for other bottom weights than the ones held."""
@@ -143,9 +173,13 @@ class ClientSession:
         Returns the bottom gradient as an ArrayRecord in ``"return"`` mode, else
         steps the local optimizer and returns None.
         """
-        inputs, _ = self.batch(order.bwd_epoch, order.bwd_offset, order.bwd_count)
+        bwd_slice = (order.bwd_epoch, order.bwd_offset, order.bwd_count)
         self.optimizer.zero_grad(set_to_none=True)
-        acts = self.bottom(inputs)
+        if self.graph is not None and self.graph[0] == bwd_slice:
+            acts = self.graph[1]
+        else:
+            acts = self.bottom(self.batch(*bwd_slice)[0])
+        self.graph = None
         grad = decode_tensor(
             self.downlink, get_encoded(content, KEY_GRAD), tuple(acts.shape), "cut-layer gradient"
         )
@@ -165,11 +199,24 @@ class ClientSession:
         return None
 
     def forward(
-        self, inputs: torch.Tensor, labels: np.ndarray, step: int, reply: RecordDict
+        self,
+        inputs: torch.Tensor,
+        labels: np.ndarray,
+        step: int,
+        reply: RecordDict,
+        train_slice: Slice | None = None,
     ) -> None:
-        """Run the bottom without autograd; put encoded activations and labels in ``reply``."""
-        with torch.no_grad():
+        """Run the bottom; put encoded activations and labels in ``reply``.
+
+        For a training slice with the cache on, the autograd graph is kept in
+        ``graph`` so a later backward of that slice need not recompute it.
+        """
+        keep_graph = train_slice is not None and SESSION_CACHE.enabled
+        with torch.set_grad_enabled(keep_graph):
             acts = self.bottom(inputs)
+        if keep_graph:
+            self.graph = (train_slice, acts)
+            acts = acts.detach()
         ctx = CodecContext(seed=codec_seed(self.config.task.seed, step, self.partition_id))
         try:
             encoded = self.uplink.encode(acts, ctx)
@@ -179,10 +226,22 @@ class ClientSession:
         put_labels(reply, labels, self.config.task.definition.num_classes)
 
     def save(self, context: Context) -> None:
-        """Persist weights, their version and the optimizer state in ``context.state``."""
+        """Persist weights, version and optimizer state in ``context.state``; cache self."""
+        self.token = self.token or uuid.uuid4().hex
+        self.seq += 1
         context.state[STATE_WEIGHTS] = weights_to_record(self.bottom)
-        context.state[STATE_META] = ConfigRecord({"version": self.version})
+        meta = {"version": self.version, "token": self.token, "seq": self.seq}
+        context.state[STATE_META] = ConfigRecord(meta)
         context.state[STATE_OPTIM] = optimizer_state_to_record(self.optimizer)
+        SESSION_CACHE.store((context.run_id, context.node_id, self.token), self.seq, self)
+
+
+def _state_stamp(context: Context) -> tuple[str, int]:
+    """Return the ``(token, seq)`` of the last saved session state (``("", -1)`` if none)."""
+    if STATE_META not in context.state:
+        return "", -1
+    meta = context.state[STATE_META]
+    return str(meta.get("token", "")), int(meta.get("seq", -1))
 
 
 def _partition(context: Context) -> tuple[int, int]:
@@ -244,11 +303,15 @@ def _serve_order(
     """Open the session, adopt weights, check the version, do ``work``, save, reply."""
     started = time.perf_counter()
     session = ClientSession.open(message, context)
-    order = _order(message)
-    session.adopt_weights(message.content, order.version)
-    session.check_version(order.version)
-    reply = RecordDict()
-    work(session, order, reply)
+    try:
+        order = _order(message)
+        session.adopt_weights(message.content, order.version)
+        session.check_version(order.version)
+        reply = RecordDict()
+        work(session, order, reply)
+    except BaseException:
+        SESSION_CACHE.evict((context.run_id, context.node_id, session.token))
+        raise
     session.save(context)
     reply[KEY_INFO] = info_record(
         partition_id=session.partition_id, compute_s=time.perf_counter() - started
@@ -268,8 +331,9 @@ def handle_step(message: Message, context: Context) -> Message:
         if order.return_weights:
             reply[KEY_BOTTOM] = weights_to_record(session.bottom)
         if order.fwd_count:
-            inputs, labels = session.batch(order.fwd_epoch, order.fwd_offset, order.fwd_count)
-            session.forward(inputs, labels, order.step, reply)
+            fwd_slice = (order.fwd_epoch, order.fwd_offset, order.fwd_count)
+            inputs, labels = session.batch(*fwd_slice)
+            session.forward(inputs, labels, order.step, reply, train_slice=fwd_slice)
 
     return _serve_order(message, context, step)
 

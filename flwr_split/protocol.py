@@ -28,7 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
-from flwr.supercore.inflatable.inflatable_object import get_all_nested_objects
+from flwr.supercore.inflatable.inflatable_object import (
+    get_all_nested_objects,
+    no_object_id_recompute,
+)
 from torch import nn
 
 from flwr_split.codecs import CodecError, Encoded
@@ -311,5 +314,11 @@ def payload_nbytes(record: ArrayRecord) -> int:
 
 
 def message_nbytes(message: Message) -> int:
-    """Total bytes of the serialized Message: all objects Flower sends for it."""
-    return int(sum(len(obj.deflate()) for obj in get_all_nested_objects(message).values()))
+    """Total bytes of the serialized Message: all objects Flower sends for it.
+
+    Object ids are computed once per object (Flower would otherwise rehash
+    every subtree for each ancestor).
+    """
+    with no_object_id_recompute():
+        objects = get_all_nested_objects(message)
+        return int(sum(len(obj.deflate()) for obj in objects.values()))
