@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import wraps
+from functools import lru_cache, wraps
 
 import numpy as np
 import torch
@@ -75,8 +75,14 @@ def batch_indices(
         raise ProtocolError(
             f"slice [{offset}, {offset + count}) exceeds the client's {num_samples} samples"
         )
+    return _epoch_permutation(seed, epoch, partition_id, num_samples)[offset : offset + count]
+
+
+@lru_cache(maxsize=1024)
+def _epoch_permutation(seed: int, epoch: int, partition_id: int, num_samples: int) -> np.ndarray:
     perm = np.random.default_rng([seed, epoch, partition_id]).permutation(num_samples)
-    return perm[offset : offset + count]
+    perm.flags.writeable = False
+    return perm
 
 
 def codec_seed(seed: int, step: int, partition_id: int) -> int:

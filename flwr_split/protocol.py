@@ -162,7 +162,7 @@ class StepOrder:
 
     def to_record(self) -> ConfigRecord:
         """Return the order as a ConfigRecord."""
-        return ConfigRecord(asdict(self))
+        return ConfigRecord({f.name: getattr(self, f.name) for f in fields(self)})
 
     @classmethod
     def from_record(cls, record: ConfigRecord) -> StepOrder:

@@ -123,6 +123,8 @@ class SplitStrategy(ABC):
         if batch_size < 1 or eval_every < 1:
             raise ValueError("batch_size and eval_every must be >= 1")
         self.session = SessionConfig(task, uplink, downlink, optimizer or OptimizerConfig())
+        self.session_record = self.session.to_record()
+        """``sl.cfg`` as sent with every message (built once; never mutated)."""
         self.uplink = get_codec(uplink)
         self.downlink = get_codec(downlink)
         self.sampler: Sampler = get_sampler(sampler)
@@ -232,7 +234,7 @@ class SplitStrategy(ABC):
         The server's bottom weights ride along when the client's copy is not of
         ``order.version``.
         """
-        content = RecordDict({KEY_CONFIG: self.session.to_record(), KEY_ORDER: order.to_record()})
+        content = RecordDict({KEY_CONFIG: self.session_record, KEY_ORDER: order.to_record()})
         for key, record in (records or {}).items():
             content[key] = record
         if self.client_versions.get(client.node_id, NO_VERSION) != order.version:
@@ -292,7 +294,7 @@ class SplitStrategy(ABC):
 
     def _hello(self, node_ids: list[int]) -> list[ClientInfo]:
         probes = [ClientInfo(n, -1, 0, 0) for n in node_ids]
-        content = RecordDict({KEY_CONFIG: self.session.to_record()})
+        content = RecordDict({KEY_CONFIG: self.session_record})
         messages = [
             (c, Message(content, dst_node_id=c.node_id, message_type=MSG_HELLO)) for c in probes
         ]
