@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -48,7 +49,7 @@ class TrafficLog:
 
     measure_messages: bool = True
     rows: list[tuple[int, str, int, str, str, int]] = field(default_factory=list)
-    _training_totals: dict[str, int] = field(default_factory=lambda: {UP: 0, DOWN: 0})
+    _totals: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def record(
         self, step: int, phase: str, partition_id: int, direction: str, message: Message
@@ -62,8 +63,7 @@ class TrafficLog:
                 kind = "eval" if phase == "eval" else PAYLOAD_KINDS.get(key, "control")
                 nbytes = payload_nbytes(record)
                 payload += nbytes
-                if kind in TRAINING_KINDS:
-                    self._training_totals[direction] += nbytes
+                self._totals[direction, kind] += nbytes
                 self.rows.append((step, phase, partition_id, direction, kind, nbytes))
         if self.measure_messages:
             total = message_nbytes(message)
@@ -78,4 +78,8 @@ class TrafficLog:
 
     def training_bytes(self, direction: str) -> int:
         """Total payload bytes of training traffic in one direction so far."""
-        return self._training_totals[direction]
+        return sum(self._totals[direction, kind] for kind in TRAINING_KINDS)
+
+    def kind_bytes(self, direction: str, kind: str) -> int:
+        """Total payload bytes of one kind in one direction so far."""
+        return self._totals[direction, kind]

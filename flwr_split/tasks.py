@@ -13,8 +13,10 @@ from torch import nn
 
 from flwr_split.data.arrays import LabeledArrays
 from flwr_split.data.digits import load_digits_split
+from flwr_split.data.mnist1d import load_mnist1d_split
 from flwr_split.data.partition import PARTITION_SCHEMES, partition_indices
 from flwr_split.models.digits import DIGITS_CUTS, digits_cnn
+from flwr_split.models.mnist1d import MNIST1D_CUTS, mnist1d_cnn
 from flwr_split.models.split import split_layers
 
 
@@ -42,6 +44,7 @@ class TaskDefinition:
 
 TASKS: dict[str, TaskDefinition] = {
     "digits": TaskDefinition(load_digits_split, digits_cnn, 10, DIGITS_CUTS),
+    "mnist1d": TaskDefinition(load_mnist1d_split, mnist1d_cnn, 10, MNIST1D_CUTS),
 }
 
 

@@ -385,6 +385,8 @@ class SplitStrategy(ABC):
             else float("nan"),
             "bytes_up": self.traffic.training_bytes(UP),
             "bytes_down": self.traffic.training_bytes(DOWN),
+            "activation_bytes": self.traffic.kind_bytes(UP, "activations"),
+            "gradient_bytes": self.traffic.kind_bytes(DOWN, "gradients"),
             "eval_samples": int(sum(len(b.labels) for b in batches)),
             "rejected": len(self.rejected),
             "wall_s": time.perf_counter() - self._started,

@@ -59,3 +59,11 @@ def test_history_cumulative_bytes_equal_the_traffic_table():
     assert last["bytes_up"] == training.query("direction == 'up'")["nbytes"].sum()
     assert last["bytes_down"] == training.query("direction == 'down'")["nbytes"].sum()
     assert list(result.history["step"]) == [2, 4]
+
+
+def test_history_activation_and_gradient_bytes_equal_the_traffic_table():
+    _, result, _ = run_inprocess(3, uplink="fp16", downlink="quant:bits=8", max_steps=3)
+    last = result.history.iloc[-1]
+    traffic = result.traffic.query("phase != 'eval'")
+    assert last["activation_bytes"] == traffic.query("kind == 'activations'")["nbytes"].sum()
+    assert last["gradient_bytes"] == traffic.query("kind == 'gradients'")["nbytes"].sum()
