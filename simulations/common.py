@@ -1,4 +1,4 @@
-"""Conventions shared by benchmarks: output folder, environment record."""
+"""Conventions shared by benchmarks: output folder, environment record, one in-process run."""
 
 from __future__ import annotations
 
@@ -7,8 +7,18 @@ import os
 import platform
 import subprocess
 import time
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
+
+import numpy as np
+
+from flwr_split.app.client_app import app as client_app
+from flwr_split.inprocess import InProcessGrid
+from flwr_split.optim import OptimizerConfig
+from flwr_split.tasks import TaskConfig
+from strategies.parallel import ParallelSplitLearning
+from strategies.result import SplitResult
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,3 +47,41 @@ def write_env(path: Path, **extra: object) -> None:
         **extra,
     }
     (path / "env.json").write_text(json.dumps(env, indent=2))
+
+
+def run_split(
+    task: TaskConfig,
+    *,
+    clients: int,
+    epochs: int,
+    uplink: str = "identity",
+    downlink: str = "identity",
+    batch_size: int = 16,
+    eval_every: int = 25,
+    optimizer: OptimizerConfig | None = None,
+    sync: str = "every_epoch",
+) -> tuple[ParallelSplitLearning, SplitResult]:
+    """Run parallel SL on the in-process grid; return the strategy and its result."""
+    strategy = ParallelSplitLearning(
+        task,
+        uplink=uplink,
+        downlink=downlink,
+        batch_size=batch_size,
+        eval_every=eval_every,
+        optimizer=optimizer,
+        sync=sync,
+        measure_messages=False,
+    )
+    result = strategy.start(InProcessGrid(client_app, clients), epochs=epochs, min_nodes=clients)
+    return strategy, result
+
+
+def median_seconds(fn: Callable[[], object], repeats: int = 30) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` calls (after one warm-up call)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))

@@ -86,6 +86,15 @@ class Codec(ABC):
         options = {k: v for k, v in config.items() if k != "id"}
         return cls(**options)
 
+    @property
+    def accepts_negative(self) -> bool:
+        """Whether `encode` accepts negative values; ``False`` for non-negative-only codecs.
+
+        A codec whose domain depends on its options (e.g. ``ms`` with
+        ``signed=False``) overrides this per instance.
+        """
+        return True
+
     @staticmethod
     def nbytes(encoded: Encoded) -> int:
         """Return the exact bytes of the payload arrays (metadata excluded)."""

@@ -10,7 +10,14 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from flwr_split.codecs import CodecContext, CodecError, Encoded, get_codec, registered_codecs
+from flwr_split.codecs import (
+    Codec,
+    CodecContext,
+    CodecError,
+    Encoded,
+    get_codec,
+    registered_codecs,
+)
 
 codec_ids = pytest.mark.parametrize("codec_id", registered_codecs())
 
@@ -21,9 +28,13 @@ tensors = hnp.arrays(
 )
 
 
-def _sample() -> torch.Tensor:
-    """A tensor large enough that every payload array of every codec is non-empty."""
-    return torch.randn(8, 30, generator=torch.Generator().manual_seed(0))
+def _sample(codec: Codec) -> torch.Tensor:
+    """A tensor large enough that every payload array of every codec is non-empty.
+
+    Non-negative for codecs that do not accept negative values.
+    """
+    x = torch.randn(8, 30, generator=torch.Generator().manual_seed(0))
+    return x if codec.accepts_negative else x.abs()
 
 
 def _is_plain_meta(value) -> bool:
@@ -41,6 +52,7 @@ def _is_plain_meta(value) -> bool:
 def test_round_trip_keeps_shape_and_float32_dtype(codec_id, array, seed):
     codec = get_codec(codec_id)
     x = torch.from_numpy(array)
+    x = x if codec.accepts_negative else x.abs()
     decoded = codec.decode(codec.encode(x, CodecContext(seed)), CodecContext(seed))
     assert decoded.shape == x.shape
     assert decoded.dtype == torch.float32
@@ -68,10 +80,23 @@ def test_config_lists_every_constructor_option(codec_id):
 @codec_ids
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
 def test_non_finite_input_raises(codec_id, bad):
-    x = _sample()
+    codec = get_codec(codec_id)
+    x = _sample(codec)
     x[3, 7] = bad
     with pytest.raises(CodecError, match="NaN or inf"):
-        get_codec(codec_id).encode(x)
+        codec.encode(x)
+
+
+@codec_ids
+def test_negative_input_raises_unless_accepted(codec_id):
+    codec = get_codec(codec_id)
+    x = _sample(codec)
+    x[3, 7] = -1.0
+    if codec.accepts_negative:
+        codec.decode(codec.encode(x))
+    else:
+        with pytest.raises(CodecError, match="negative"):
+            codec.encode(x)
 
 
 @codec_ids
@@ -95,14 +120,15 @@ def test_all_equal_input_round_trips(codec_id, shape):
 @codec_ids
 def test_nbytes_is_the_sum_of_payload_array_bytes(codec_id):
     codec = get_codec(codec_id)
-    encoded = codec.encode(_sample())
+    encoded = codec.encode(_sample(codec))
     assert all(isinstance(a, np.ndarray) for a in encoded.arrays.values())
     assert codec.nbytes(encoded) == sum(a.nbytes for a in encoded.arrays.values())
 
 
 @codec_ids
 def test_meta_holds_only_plain_python_values(codec_id):
-    encoded = get_codec(codec_id).encode(_sample())
+    codec = get_codec(codec_id)
+    encoded = codec.encode(_sample(codec))
     assert encoded.meta["shape"] == [8, 30]
     assert all(_is_plain_meta(v) for v in encoded.meta.values())
 
@@ -110,7 +136,7 @@ def test_meta_holds_only_plain_python_values(codec_id):
 @codec_ids
 def test_same_seed_gives_the_same_encoding(codec_id):
     codec = get_codec(codec_id)
-    first, again = (codec.encode(_sample(), CodecContext(seed=42)) for _ in range(2))
+    first, again = (codec.encode(_sample(codec), CodecContext(seed=42)) for _ in range(2))
     assert first.meta == again.meta
     assert first.arrays.keys() == again.arrays.keys()
     for name in first.arrays:
@@ -119,16 +145,17 @@ def test_same_seed_gives_the_same_encoding(codec_id):
 
 @codec_ids
 def test_encode_leaves_the_input_unchanged(codec_id):
-    x = _sample()
-    get_codec(codec_id).encode(x)
-    assert torch.equal(x, _sample())
+    codec = get_codec(codec_id)
+    x = _sample(codec)
+    codec.encode(x)
+    assert torch.equal(x, _sample(codec))
 
 
 def _malformed(codec_id: str, change) -> None:
     """Apply ``change(encoded)`` to a fresh payload of each array and expect `CodecError`."""
     codec = get_codec(codec_id)
-    for name in codec.encode(_sample()).arrays:
-        encoded = codec.encode(_sample())
+    for name in codec.encode(_sample(codec)).arrays:
+        encoded = codec.encode(_sample(codec))
         change(encoded, name)
         with pytest.raises(CodecError):
             codec.decode(encoded)
@@ -177,7 +204,7 @@ def test_decode_rejects_an_overlong_array(codec_id):
 )
 def test_decode_rejects_bad_shape_meta(codec_id, shape):
     codec = get_codec(codec_id)
-    encoded = codec.encode(_sample())
+    encoded = codec.encode(_sample(codec))
     if shape is None:
         del encoded.meta["shape"]
     else:

@@ -1,0 +1,288 @@
+"""Mask-encoded sparsification codec (arXiv 2408.13787): top-k values plus a b-bit mask."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import torch
+
+from flwr_split.codecs.base import (
+    Codec,
+    CodecContext,
+    CodecError,
+    Encoded,
+    flat_float32,
+    require_array,
+    require_finite,
+    require_scalar,
+    shape_from_meta,
+)
+from flwr_split.codecs.bitpack import pack_bits, packed_nbytes, unpack_bits
+from flwr_split.codecs.registry import register_codec
+
+MAX_BITS = 8
+"""Widest magnitude code `MaskSparsification` accepts."""
+
+ROUNDINGS = ("nearest", "floor")
+SCOPES = ("batch", "sample")
+
+
+def _top_mask(mag: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mark the ``k`` largest entries of each row of ``mag``; return ``(mask, T)``.
+
+    ``mask`` has exactly ``k`` ``True`` entries per row; among equal values at
+    the cut-off, lower positions win. ``T`` (shape ``(rows,)``, float64) is
+    the smallest kept value of each row, zero when ``k == 0``.
+    """
+    rows, width = mag.shape
+    if k == 0:
+        return np.zeros(mag.shape, dtype=bool), np.zeros(rows)
+    if k == width:
+        return np.ones(mag.shape, dtype=bool), mag.min(axis=1).astype(np.float64)
+    cutoff = np.partition(mag, width - k, axis=1)[:, width - k : width - k + 1]
+    top = mag > cutoff
+    need = k - np.count_nonzero(top, axis=1, keepdims=True)
+    ties = mag == cutoff
+    if np.array_equal(np.count_nonzero(ties, axis=1, keepdims=True), need):
+        top |= ties
+    else:
+        top |= ties & (np.cumsum(ties, axis=1, dtype=np.int64) <= need)
+    return top, cutoff[:, 0].astype(np.float64)
+
+
+@register_codec
+class MaskSparsification(Codec):
+    """Mask-encoded sparsification (MS, Zhou et al., ECAI 2024, arXiv 2408.13787).
+
+    Within each unit (the whole tensor, or one first-axis sample; see
+    ``scope``) of ``d`` entries, the ``k = floor((1 - ratio) * d)`` largest
+    entries are kept exactly and every entry gets a ``bits``-bit code. With
+    ``L = 2**bits - 1`` and ``T`` the smallest kept value, kept entries get the
+    all-ones code ``L``; every other entry ``v`` gets
+    ``clamp(Q(v * L / T), 0, L - 1)`` (``Q`` per ``rounding``) and decodes to
+    ``code * T / L``. ``T`` is not sent: the decoder recovers it as the minimum
+    of the kept values. With ``bits=1`` this is plain top-k (dropped entries
+    decode to 0). On non-negative input every entry decodes within ``T / L``
+    of itself and never farther than top-k at the same ``k`` would put it.
+
+    Payload (``nbytes = 4 * K + ceil(w * numel / 8)``):
+
+    - ``values``: ``float32``, the ``K`` kept entries (``K = k`` for batch
+      scope, ``shape[0] * k`` for sample scope) in ascending flat-index order;
+    - ``mask``: ``uint8``, one ``w``-bit code per entry in flat order, packed
+      little-endian as in `pack_bits`; ``w = bits``, or ``bits + 1`` if
+      ``signed``.
+
+    ``meta`` holds ``shape``, ``bits``, ``k`` (kept entries per unit),
+    ``scope`` and ``signed``; the decoder rejects a payload whose ``bits``,
+    ``scope`` or ``signed`` differ from its own options or whose ``k`` is not
+    the one its own ``ratio`` gives (that is how a ratio mismatch shows).
+
+    Decisions beyond the spec (``shared/specs/mask_sparsification.md``):
+
+    - Exactly ``k`` entries are kept; ties at the cut-off go to the lower flat
+      position (as the ``topk`` codec), so ``bits=1`` equals ``topk`` exactly.
+      Non-kept entries equal to ``T`` get code ``L - 1`` (spec §2.1).
+    - Codes are computed in float64 from the float32 inputs: ``v * L`` is
+      exact and the quotient by ``T`` is correctly rounded, so ``floor`` is
+      exact without an epsilon (the spec's ``1.4 * 3 / 2.1 = 1.999...`` only
+      happens with float64 literals; float32 ``1.4`` and ``2.1`` give code 2,
+      as Fig. 1 draws). ``nearest`` rounds half to even, like ``torch.round``.
+      Decoded levels are ``code * T / L`` in float64, rounded once to float32.
+    - ``T <= 0`` (fewer than ``k`` positive entries) or ``k = 0``: all non-kept
+      codes are 0. The decoder rejects non-zero non-kept codes in such units.
+    - ``scope="sample"``: each slice ``tensor[i]`` is a unit with its own ``k``
+      (from ``d = numel / shape[0]``) and ``T``; a 0-d tensor is one unit.
+    - ``signed=True`` (spec §2.6, our concrete form): top-k by magnitude,
+      ``T = min |kept|``, magnitude codes from ``|v|`` and a sign bit above
+      them (``code = magnitude | sign << bits``). The sign bit is set only on
+      negative non-kept entries with magnitude code ``1..L-1``; the decoder
+      rejects any other set sign bit. Kept values carry their own sign. With
+      ``bits=1`` the sign bits are always 0 (use ``topk`` instead).
+    - Unsigned payloads with negative ``values`` are rejected.
+
+    Parameters
+    ----------
+    ratio : float, default 0.99
+        Fraction ``r`` of entries dropped, in ``[0, 1)``; ``k`` is computed
+        exactly from the shortest decimal form of ``ratio``.
+    bits : int, default 2
+        Mask width ``b``, 1..8.
+    rounding : {"nearest", "floor"}, default "nearest"
+        Rounding rule ``Q`` for non-kept entries: the reference code's
+        round-to-nearest, or the paper text's floor.
+    scope : {"batch", "sample"}, default "batch"
+        Unit of top-k selection and of ``T``: the whole tensor, or each slice
+        along the first axis.
+    signed : bool, default False
+        Accept negative input (e.g. gradients) at one extra mask bit per entry.
+        Unsigned mode raises `CodecError` on negative input.
+
+    Raises
+    ------
+    CodecError
+        If an option is out of range or of the wrong type.
+    """
+
+    codec_id = "ms"
+
+    def __init__(
+        self,
+        ratio: float = 0.99,
+        bits: int = 2,
+        rounding: str = "nearest",
+        scope: str = "batch",
+        signed: bool = False,
+    ) -> None:
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
+            raise CodecError(f"ms ratio must be a number in [0, 1), got {ratio!r}")
+        if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= MAX_BITS:
+            raise CodecError(f"ms bits must be an int in 1..{MAX_BITS}, got {bits!r}")
+        if rounding not in ROUNDINGS:
+            raise CodecError(f"ms rounding must be one of {ROUNDINGS}, got {rounding!r}")
+        if scope not in SCOPES:
+            raise CodecError(f"ms scope must be one of {SCOPES}, got {scope!r}")
+        if not isinstance(signed, bool):
+            raise CodecError(f"ms signed must be a bool, got {signed!r}")
+        self.ratio = float(ratio)
+        self.bits = bits
+        self.rounding = rounding
+        self.scope = scope
+        self.signed = signed
+
+    @property
+    def levels(self) -> int:
+        """Return the all-ones code ``L = 2**bits - 1`` that marks a kept entry."""
+        return 2**self.bits - 1
+
+    @property
+    def width(self) -> int:
+        """Return the bits per mask entry: ``bits``, plus one sign bit if ``signed``."""
+        return self.bits + int(self.signed)
+
+    @property
+    def accepts_negative(self) -> bool:
+        """Return ``signed``: unsigned MS needs non-negative input."""
+        return self.signed
+
+    def get_config(self) -> dict[str, float | int | str | bool]:
+        """Return ``{"id": "ms", "ratio", "bits", "rounding", "scope", "signed"}``."""
+        return {
+            "id": self.codec_id,
+            "ratio": self.ratio,
+            "bits": self.bits,
+            "rounding": self.rounding,
+            "scope": self.scope,
+            "signed": self.signed,
+        }
+
+    def keep_count(self, numel: int) -> int:
+        """Return ``k = floor((1 - ratio) * numel)``, computed in exact arithmetic."""
+        return math.floor((1 - Fraction(repr(self.ratio))) * numel)
+
+    def units(self, shape: tuple[int, ...]) -> tuple[int, int]:
+        """Return ``(units, entries per unit)`` for a tensor of ``shape``."""
+        if self.scope == "sample" and shape:
+            return shape[0], math.prod(shape[1:])
+        return 1, math.prod(shape)
+
+    def encode(self, tensor: torch.Tensor, ctx: CodecContext | None = None) -> Encoded:
+        """Keep the top-k entries of each unit and code the others in ``bits`` bits."""
+        flat = flat_float32(tensor)
+        if not self.signed and flat.size and float(flat.min()) < 0:
+            raise CodecError(
+                f"ms with signed=false needs non-negative input (e.g. after a ReLU), got a "
+                f"minimum of {float(flat.min()):g}; use 'ms:signed=true' for tensors with "
+                "negative values such as gradients"
+            )
+        shape = tuple(tensor.shape)
+        rows, width = self.units(shape)
+        k = self.keep_count(width)
+        meta = {
+            "shape": list(shape),
+            "bits": self.bits,
+            "k": k,
+            "scope": self.scope,
+            "signed": self.signed,
+        }
+        if flat.size == 0:  # also when shape[0] is huge and a later axis is 0
+            return Encoded({"values": flat[:0].copy(), "mask": np.zeros(0, np.uint8)}, meta)
+        signal = flat.reshape(rows, width)
+        mag = np.abs(signal) if self.signed else signal
+        top, threshold = _top_mask(mag, k)
+        codes = self._codes(mag, top, threshold)
+        if self.signed:
+            negative = (signal < 0) & (codes > 0) & ~top
+            codes |= negative.astype(codes.dtype) << self.bits
+        arrays = {"values": signal[top], "mask": pack_bits(codes, self.width)}
+        return Encoded(arrays, meta)
+
+    def _codes(self, mag: np.ndarray, top: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+        """Return the magnitude codes (``uint16``): ``L`` on ``top``, levels elsewhere."""
+        levels = self.levels
+        threshold = threshold[:, None]
+        scaled = np.zeros(mag.shape, dtype=np.float64)
+        np.divide(mag.astype(np.float64) * levels, threshold, out=scaled, where=threshold > 0)
+        rounded = np.rint(scaled) if self.rounding == "nearest" else np.floor(scaled)
+        codes = np.minimum(rounded, levels - 1).astype(np.uint16)
+        codes[top] = levels
+        return codes
+
+    def decode(self, encoded: Encoded, ctx: CodecContext | None = None) -> torch.Tensor:
+        """Fill kept values in order and rebuild the others as ``code * T / L``."""
+        shape = shape_from_meta(encoded)
+        numel = math.prod(shape)
+        self._check_options(encoded)
+        rows, width = self.units(shape)
+        k = require_scalar(encoded, "k", int)
+        if k != self.keep_count(width):
+            raise CodecError(
+                f"payload keeps k={k} entries per unit, but ratio {self.ratio} keeps "
+                f"{self.keep_count(width)} of {width}"
+            )
+        values = require_finite("values", require_array(encoded, "values", np.float32, rows * k))
+        if not self.signed and values.size and float(values.min()) < 0:
+            raise CodecError("unsigned payload holds negative kept values")
+        packed = require_array(encoded, "mask", np.uint8, packed_nbytes(self.width, numel))
+        if numel == 0:
+            try:
+                return torch.zeros(shape)
+            except (TypeError, RuntimeError) as exc:
+                raise CodecError(f"shape {list(shape)} does not fit a tensor: {exc}") from exc
+        codes = unpack_bits(packed, self.width, numel).reshape(rows, width)
+        magnitude = codes & self.levels
+        top = magnitude == self.levels
+        counts = np.count_nonzero(top, axis=1)
+        bad = np.flatnonzero(counts != k)
+        if bad.size:
+            raise CodecError(
+                f"mask has {int(counts[bad[0]])} all-ones codes in unit {int(bad[0])}, "
+                f"expected k={k} (one per kept value)"
+            )
+        kept = values.reshape(rows, k)
+        threshold = np.abs(kept).min(axis=1).astype(np.float64) if k else np.zeros(rows)
+        if np.any((magnitude[threshold <= 0] > 0) & ~top[threshold <= 0]):
+            raise CodecError("mask has non-zero codes in a unit whose smallest kept value is 0")
+        dense = (magnitude * threshold[:, None]) / self.levels
+        if self.signed:
+            sign = codes >> self.bits
+            if np.any((sign != 0) & (top | (magnitude == 0))):
+                raise CodecError("sign bit set on a kept entry or on a zero code")
+            dense[sign != 0] *= -1
+        out = dense.astype(np.float32)
+        out[top] = values
+        return torch.from_numpy(out).reshape(shape)
+
+    def _check_options(self, encoded: Encoded) -> None:
+        """Raise `CodecError` unless ``bits``, ``scope`` and ``signed`` match this codec."""
+        bits = require_scalar(encoded, "bits", int)
+        if bits != self.bits:
+            raise CodecError(f"payload uses a {bits}-bit mask, this codec uses {self.bits} bits")
+        scope = require_scalar(encoded, "scope", str)
+        if scope != self.scope:
+            raise CodecError(f"payload has scope {scope!r}, this codec uses {self.scope!r}")
+        signed = require_scalar(encoded, "signed", bool)
+        if signed != self.signed:
+            raise CodecError(f"payload has signed={signed}, this codec has signed={self.signed}")
