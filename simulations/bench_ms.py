@@ -61,7 +61,7 @@ def matched_topk(budget: int, n: int) -> str:
 
 
 def codec_grid(bench: dict, n: int) -> list[tuple[str, str]]:
-    """Return ``(family, spec)`` of every uplink codec, top-k matched to each MS setting at ``n``."""
+    """Return ``(family, spec)`` of each uplink codec; top-k matched to each MS setting at n."""
     codecs = [("fp32", BASELINE)]
     for ratio in bench["ms_ratios"]:
         for bits in bench["ms_bits"]:
@@ -160,7 +160,9 @@ def run(config: dict, workers: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     rows, cost_tables = [], []
     by_setting: dict[tuple[str, int], list] = {}
     for (task, family, spec), (history, state) in zip(meta, outputs, strict=True):
-        by_setting.setdefault((task.task, task.cut), []).append((task, family, spec, history, state))
+        by_setting.setdefault((task.task, task.cut), []).append(
+            (task, family, spec, history, state)
+        )
     for (task_name, cut), runs in by_setting.items():
         base_task, _, _, base_history, base_state = next(r for r in runs if r[1] == "fp32")
         target = float(base_history["accuracy"].tail(3).median())

@@ -82,7 +82,15 @@ def pack_bits(codes: np.ndarray, bits: int) -> np.ndarray:
         raise CodecError(f"codes must be integers, got dtype {codes.dtype}")
     if codes.size and (int(codes.min()) < 0 or int(codes.max()) >> bits):
         raise CodecError(f"codes must lie in [0, {2**bits}) to fit in {bits} bits")
-    as_bytes = np.ascontiguousarray(codes, dtype="<u4").view(np.uint8).reshape(-1, 4)
+    if 8 % bits == 0:  # whole codes per byte: shift them into place
+        per_byte = 8 // bits
+        padded = np.zeros(-(-codes.size // per_byte) * per_byte, dtype=np.uint8)
+        padded[: codes.size] = codes
+        groups = padded.reshape(-1, per_byte)
+        shifts = np.arange(per_byte, dtype=np.uint8) * bits
+        return np.bitwise_or.reduce(groups << shifts, axis=1).astype(np.uint8)
+    word = _word_dtype(bits)
+    as_bytes = np.ascontiguousarray(codes, dtype=word).view(np.uint8).reshape(-1, word.itemsize)
     bit_matrix = np.unpackbits(as_bytes, axis=1, bitorder="little")[:, :bits]
     return np.packbits(bit_matrix.reshape(-1), bitorder="little")
 
@@ -125,10 +133,22 @@ def unpack_bits(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
             f"packed bits hold {packed.size} bytes, expected {expected} "
             f"for {count} codes of {bits} bits"
         )
+    if 8 % bits == 0:  # whole codes per byte: shift them out
+        shifts = np.arange(8 // bits, dtype=np.uint8) * bits
+        codes = ((packed[:, None] >> shifts) & np.uint8(2**bits - 1)).reshape(-1)
+        if codes[count:].any():
+            raise CodecError("padding bits after the last code are not zero")
+        return codes[:count].astype(np.int64)
     stream = np.unpackbits(packed, bitorder="little")
     if stream[bits * count :].any():
         raise CodecError("padding bits after the last code are not zero")
-    bit_matrix = np.zeros((count, MAX_BITS), dtype=np.uint8)
+    word = _word_dtype(bits)
+    bit_matrix = np.zeros((count, 8 * word.itemsize), dtype=np.uint8)
     bit_matrix[:, :bits] = stream[: bits * count].reshape(count, bits)
-    words = np.packbits(bit_matrix, axis=1, bitorder="little").view("<u4").reshape(count)
+    words = np.packbits(bit_matrix, axis=1, bitorder="little").view(word).reshape(count)
     return words.astype(np.int64)
+
+
+def _word_dtype(bits: int) -> np.dtype:
+    """Smallest little-endian unsigned dtype that holds ``bits`` bits."""
+    return np.dtype("<u1" if bits <= 8 else "<u2" if bits <= 16 else "<u4")
