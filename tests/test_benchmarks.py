@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
-from simulations import bench_step_time
+import pytest
+
+from simulations import bench_ms, bench_step_time
+from simulations.bench_ms import matched_topk, topk_nbytes
 from simulations.run import parse_overrides
 
 
@@ -25,3 +28,25 @@ def test_run_overrides_keep_quoted_values_with_spaces():
         "lr": 0.1,
     }
     assert parse_overrides("") == {}
+
+
+def test_ms_benchmark_quick_compares_codecs_at_matched_bytes(tmp_path):
+    runs = bench_ms.main(["--quick", "--workers", "1", "--results", str(tmp_path)])
+    assert list(runs["family"]) == ["fp32", "ms", "topk", "quant"]
+    ms_bytes, topk_bytes = runs["activation_bytes"].iloc[1], runs["activation_bytes"].iloc[2]
+    assert topk_bytes <= ms_bytes < topk_bytes * 1.01  # top-k gets the same byte budget
+    assert runs["uplink_ratio"].iloc[1] == pytest.approx(13.79, abs=0.02)
+    (out,) = (tmp_path / "bench_ms").iterdir()
+    assert {p.name for p in out.iterdir()} == {
+        "runs.csv",
+        "codecs.csv",
+        "accuracy_vs_bytes.png",
+        "env.json",
+    }
+
+
+def test_matched_topk_keeps_the_most_values_within_the_budget():
+    n = 16 * 1024
+    spec = matched_topk(4748, n)
+    k = round((1 - float(spec.split("=")[1])) * n)
+    assert topk_nbytes(k, n) <= 4748 < topk_nbytes(k + 1, n)

@@ -13,6 +13,10 @@ Scalar = int | float | str | bool
 """A metadata value: what a Flower `ConfigRecord` can hold without lists."""
 
 
+MAX_DIM = 2**40
+"""Largest tensor dimension a payload may declare (larger ones cannot be real)."""
+
+
 class CodecError(ValueError):
     """An input a codec cannot encode, or an encoded payload it cannot decode."""
 
@@ -147,6 +151,8 @@ def shape_from_meta(encoded: Encoded) -> tuple[int, ...]:
         isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0 for d in shape
     ):
         raise CodecError(f"metadata 'shape' must be a list of non-negative ints, got {shape!r}")
+    if any(int(d) > MAX_DIM for d in shape):
+        raise CodecError(f"metadata 'shape' {shape!r} has a dimension above {MAX_DIM}")
     return tuple(int(d) for d in shape)
 
 

@@ -211,3 +211,12 @@ def test_decode_rejects_bad_shape_meta(codec_id, shape):
         encoded.meta["shape"] = shape
     with pytest.raises(CodecError):
         codec.decode(encoded)
+
+
+@pytest.mark.parametrize("codec_id", registered_codecs())
+def test_absurd_shape_in_metadata_is_a_codec_error(codec_id):
+    codec = get_codec(codec_id)
+    encoded = codec.encode(torch.zeros(0, 3))
+    encoded.meta["shape"] = [2**63, 0]
+    with pytest.raises(CodecError):
+        codec.decode(encoded)
