@@ -54,7 +54,11 @@ class TrafficLog:
     def record(
         self, step: int, phase: str, partition_id: int, direction: str, message: Message
     ) -> int:
-        """Book the records of ``message``; return its payload bytes."""
+        """Book the records of ``message``; return its size on the wire.
+
+        That is the serialized size when ``measure_messages`` is on, else the
+        payload bytes.
+        """
         if not message.has_content():
             return 0
         payload = 0
@@ -69,6 +73,7 @@ class TrafficLog:
             total = message_nbytes(message)
             self.rows.append((step, phase, partition_id, direction, "control", total - payload))
             self.rows.append((step, phase, partition_id, direction, "message", total))
+            return total
         return payload
 
     def frame(self) -> pd.DataFrame:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flwr_split.optim import OptimizerConfig
+from flwr_split.profiles import ProfileConfig
 from flwr_split.tasks import TaskConfig
 
 
@@ -32,7 +33,9 @@ class RunSettings:
     strategy : dict[str, Any]
         Keyword arguments of `strategies.SplitStrategy` (``uplink``,
         ``downlink``, ``sampler``, ``batch-size``, ``sync``, ``eval-every``,
-        ``step-timeout``).
+        ``step-timeout``, and the client profiles: ``compute-factor``,
+        ``uplink-mbps``, ``downlink-mbps``, ``latency-ms``,
+        ``straggler-fraction``, ``straggler-slowdown``).
     epochs : int
         Passes over the training data (key ``epochs``).
     max_steps : int or None
@@ -78,6 +81,15 @@ class RunSettings:
             "sync": _get(run_config, "sync", str, "every_epoch"),
             "eval_every": _get(run_config, "eval-every", int, 20),
             "step_timeout": _get(run_config, "step-timeout", float, 300.0),
+            "profiles": ProfileConfig(
+                compute_factor=_get(run_config, "compute-factor", float, 1.0),
+                uplink_mbps=_get(run_config, "uplink-mbps", float, 10.0),
+                downlink_mbps=_get(run_config, "downlink-mbps", float, 50.0),
+                latency_ms=_get(run_config, "latency-ms", float, 0.0),
+                straggler_fraction=_get(run_config, "straggler-fraction", float, 0.0),
+                straggler_slowdown=_get(run_config, "straggler-slowdown", float, 10.0),
+                seed=_get(run_config, "seed", int, 0),
+            ),
         }
         max_steps = _get(run_config, "max-steps", int, 0)
         return cls(

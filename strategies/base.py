@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
-from flwr.app import ArrayRecord, Message, RecordDict
+from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from torch import nn
 
@@ -18,6 +20,7 @@ from flwr_split.accounting import DOWN, UP, TrafficLog
 from flwr_split.client import NO_VERSION, codec_seed
 from flwr_split.codecs import CodecContext, get_codec
 from flwr_split.optim import OptimizerConfig
+from flwr_split.profiles import ClientProfile, ProfileConfig, SimulatedClock
 from flwr_split.protocol import (
     ERROR_CODE_STALE_WEIGHTS,
     KEY_ACTS,
@@ -45,6 +48,17 @@ from strategies.strategy_utils import exchange, wait_for_nodes
 logger = logging.getLogger("flwr").getChild(__name__)
 
 SYNC_POLICIES = ("every_step", "every_epoch", "never")
+TIMED_PHASES = ("train", "sync")
+"""Phases the simulated clock counts (evaluation and the hello are not training time)."""
+
+
+def _compute_seconds(content: RecordDict) -> float:
+    """Return the client's reported compute time (0 if absent or not a sane number)."""
+    info = content.get(KEY_INFO)
+    value = info.get("compute_s") if isinstance(info, MetricRecord) else None
+    if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0:
+        return float(value)
+    return 0.0
 
 
 @dataclass(frozen=True)
@@ -101,6 +115,9 @@ class SplitStrategy(ABC):
         Seconds to wait for ``min_nodes`` nodes to register.
     measure_messages : bool (default: True)
         Also count the serialized size of every Message.
+    profiles : ProfileConfig or None (default: None)
+        Compute and bandwidth of the virtual clients for the simulated clock
+        (``None``: every client as `ProfileConfig()` describes).
     """
 
     def __init__(
@@ -117,6 +134,7 @@ class SplitStrategy(ABC):
         step_timeout: float = 300.0,
         node_timeout: float = 300.0,
         measure_messages: bool = True,
+        profiles: ProfileConfig | None = None,
     ) -> None:
         if sync not in SYNC_POLICIES:
             raise ValueError(f"sync must be one of {SYNC_POLICIES}, got {sync!r}")
@@ -143,6 +161,10 @@ class SplitStrategy(ABC):
         self.client_versions: dict[int, int] = {}
         self.clients: list[ClientInfo] = []
         self.rejected: list[tuple[int, int, str]] = []
+        self.profile_config = profiles or ProfileConfig()
+        self.profiles: list[ClientProfile] = []
+        self.clock = SimulatedClock()
+        self._exchange_wall = 0.0
         self._grid: Grid | None = None
         self._weights_cache: tuple[int, ArrayRecord] | None = None
         self._train_losses: list[float] = []
@@ -188,6 +210,7 @@ class SplitStrategy(ABC):
         self._started = time.perf_counter()
         logger.info("starting %s", self.summary())
         self.clients = self._hello(wait_for_nodes(grid, min_nodes, self.node_timeout))
+        self.profiles = self.profile_config.assign(max(c.partition_id for c in self.clients) + 1)
         counts = np.array([c.train_count for c in self.clients], dtype=np.int64)
         step = 0
         for epoch in range(epochs):
@@ -196,17 +219,23 @@ class SplitStrategy(ABC):
             for t in range(plan.shape[0]):
                 if max_steps is not None and step >= max_steps:
                     break
-                self.train_step(step, epoch, plan[t], offsets[t])
+                self._timed(self.train_step, step, epoch, plan[t], offsets[t])
                 step += 1
                 last = step == max_steps or (epoch == epochs - 1 and t == plan.shape[0] - 1)
                 if step % self.eval_every == 0 and not last:
                     self._evaluate(step, epoch, progress)
-            self.end_epoch(step, epoch)
+            self._timed(self.end_epoch, step, epoch)
             if max_steps is not None and step >= max_steps:
                 break
-        self.finish(step)
+        self._timed(self.finish, step)
         self._evaluate(step, epoch, progress)
         return SplitResult(pd.DataFrame(self._history), self.traffic.frame(), list(self.rejected))
+
+    def _timed(self, hook: Callable[..., None], *args: object) -> None:
+        """Run a training hook; book its server-side time (wall minus exchanges) on the clock."""
+        started, exchanged = time.perf_counter(), self._exchange_wall
+        hook(*args)
+        self.clock.server(time.perf_counter() - started - (self._exchange_wall - exchanged))
 
     def _epoch_seed(self, epoch: int) -> int:
         return int(np.random.SeedSequence([self.session.task.seed, epoch]).generate_state(1)[0])
@@ -261,12 +290,23 @@ class SplitStrategy(ABC):
         assert self._grid is not None
         by_node = {client.node_id: client for client, _ in messages}
         sent = {client.node_id: message for client, message in messages}
-        for client, message in messages:
-            self.traffic.record(step, phase, client.partition_id, DOWN, message)
+        bytes_down = {
+            client.node_id: self.traffic.record(step, phase, client.partition_id, DOWN, message)
+            for client, message in messages
+        }
+        started = time.perf_counter()
         replies = exchange(self._grid, [m for _, m in messages], self.step_timeout)
+        self._exchange_wall += time.perf_counter() - started
         contents: dict[int, RecordDict] = {}
+        timings = []
         for node_id, client in by_node.items():
             reply = replies.get(node_id)
+            if reply is not None and not reply.has_error():
+                bytes_up = self.traffic.record(step, phase, client.partition_id, UP, reply)
+                if phase in TIMED_PHASES:
+                    profile = self.profiles[client.partition_id]
+                    compute_s = _compute_seconds(reply.content)
+                    timings.append((profile, bytes_down[node_id], compute_s, bytes_up))
             if reply is None:
                 self.reject(step, client, "no reply before the step timeout")
             elif reply.has_error():
@@ -274,11 +314,14 @@ class SplitStrategy(ABC):
                 if reply.error.code == ERROR_CODE_STALE_WEIGHTS:
                     self.client_versions.pop(node_id, None)
             else:
-                self.traffic.record(step, phase, client.partition_id, UP, reply)
                 contents[node_id] = reply.content
                 if phase != "hello":
                     order = StepOrder.from_record(sent[node_id].content[KEY_ORDER])
                     self.client_versions[node_id] = order.version
+        if phase in TIMED_PHASES:
+            self.clock.exchange(timings)
+            if len(replies) < len(by_node):  # the barrier waited for the timeout
+                self.clock.server(self.step_timeout)
         return contents
 
     def reject(self, step: int, client: ClientInfo, reason: str) -> None:
@@ -390,6 +433,7 @@ class SplitStrategy(ABC):
             "eval_samples": int(sum(len(b.labels) for b in batches)),
             "rejected": len(self.rejected),
             "wall_s": time.perf_counter() - self._started,
+            "sim_time_s": self.clock.seconds,
             **self.config_columns(),
         }
         self._train_losses.clear()
