@@ -29,6 +29,7 @@ class InProcessGrid(Grid):
     ----------
     client_app : ClientApp
         The ClientApp each node runs (e.g. `flwr_split.app.client_app.app`).
+        A callable that returns ``None`` plays a node that never answers.
     num_nodes : int
         Number of nodes; node ``i`` gets ``partition-id = i``.
     run_config : dict, optional
@@ -117,13 +118,15 @@ class InProcessGrid(Grid):
                 continue
             context = self.contexts[message.metadata.dst_node_id]
             try:
-                replies.append(self.client_app(message, context))
+                reply = self.client_app(message, context)
             except Exception as exc:  # noqa: BLE001 - a SuperNode turns failures into error replies
                 error = Error(
                     code=ERROR_CODE_CLIENT_APP_FAILED, reason=f"{type(exc).__name__}: {exc}"
                 )
-                replies.append(Message(error, reply_to=message))
+                reply = Message(error, reply_to=message)
             self.handled += 1
+            if reply is not None:  # None plays a node that never answers
+                replies.append(reply)
         return replies
 
     def send_and_receive(

@@ -129,3 +129,20 @@ def test_unknown_codec_in_the_strategy_config_is_a_clear_error():
 def test_unknown_option_of_a_known_codec_is_a_clear_error():
     with pytest.raises(CodecError, match="bad options for codec 'quant'"):
         ParallelSplitLearning(TaskConfig(), uplink="quant:bitz=8")
+
+
+def test_client_that_never_answers_costs_only_its_contribution_after_the_timeout():
+    def silent(message: Message, context: Context) -> Message | None:
+        if (
+            context.node_config["partition-id"] == BAD_PARTITION
+            and message.metadata.message_type == MSG_STEP
+        ):
+            return None
+        return default_app(message, context)
+
+    strategy, result, _ = run_inprocess(3, client_app=silent, max_steps=3, step_timeout=0.2)
+    missing = [r for r in result.rejected if r[1] == BAD_PARTITION]
+    assert len(missing) == 3 and all("no reply before the step timeout" in r[2] for r in missing)
+    assert set(result.traffic.query("kind == 'gradients'")["partition_id"]) == {1, 2}
+    assert strategy.clock.seconds >= 3 * 0.2  # the clock waited for the timeout at every step
+    assert result.history["eval_samples"].iloc[-1] == 360
