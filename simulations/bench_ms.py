@@ -12,7 +12,7 @@ Table 1 metric; INF if never) and the saving multiplier against the baseline.
 Per codec it also measures the relative l2 error of the activations of the
 trained fp32 bottom, and the encode+decode time of one client batch against
 that batch's bottom forward+backward. Writes ``runs.csv``, ``codecs.csv``,
-``accuracy_vs_bytes.png`` and ``env.json``.
+``histories.csv``, ``accuracy_vs_bytes.png`` and ``env.json``.
 """
 
 from __future__ import annotations
@@ -60,16 +60,16 @@ def matched_topk(budget: int, n: int) -> str:
     return spec
 
 
-def codec_grid(bench: dict, n: int) -> list[tuple[str, str]]:
+def codec_grid(bench: dict, n: int) -> list[tuple[str, str, str]]:
     """Return ``(family, spec)`` of each uplink codec; top-k matched to each MS setting at n."""
-    codecs = [("fp32", BASELINE)]
+    codecs = [("fp32", BASELINE, "")]
     for ratio in bench["ms_ratios"]:
         for bits in bench["ms_bits"]:
             ms = f"ms:ratio={ratio},bits={bits}"
-            codecs.append(("ms", ms))
+            codecs.append(("ms", ms, ""))
             ms_bytes = get_codec(ms).nbytes(get_codec(ms).encode(torch.rand(n)))
-            codecs.append(("topk", matched_topk(ms_bytes, n)))
-    codecs.extend(("quant", f"quant:bits={bits}") for bits in bench["quant_bits"])
+            codecs.append(("topk", matched_topk(ms_bytes, n), ms))
+    codecs.extend(("quant", f"quant:bits={bits}", "") for bits in bench["quant_bits"])
     return codecs
 
 
@@ -150,25 +150,25 @@ def run(config: dict, workers: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
                 "lr": bench["lr"],
                 "momentum": bench["momentum"],
             }
-            for family, spec in codec_grid(bench, n):
+            for family, spec, matched in codec_grid(bench, n):
                 jobs.append(({"task": task.as_dict(), "run": run_cfg}, spec, family))
-                meta.append((task, family, spec))
+                meta.append((task, family, spec, matched))
     with ProcessPoolExecutor(max_workers=workers) as pool:
         outputs = list(pool.map(_train, jobs))
 
     histories = {}
     rows, cost_tables = [], []
     by_setting: dict[tuple[str, int], list] = {}
-    for (task, family, spec), (history, state) in zip(meta, outputs, strict=True):
+    for (task, family, spec, matched), (history, state) in zip(meta, outputs, strict=True):
         by_setting.setdefault((task.task, task.cut), []).append(
-            (task, family, spec, history, state)
+            (task, family, spec, matched, history, state)
         )
     for (task_name, cut), runs in by_setting.items():
-        base_task, _, _, base_history, base_state = next(r for r in runs if r[1] == "fp32")
+        base_task, _, _, _, base_history, base_state = next(r for r in runs if r[1] == "fp32")
         target = float(base_history["accuracy"].tail(3).median())
         base_bytes = bytes_to_reach(base_history, target)
         total_base = float(base_history["activation_bytes"].iloc[-1])
-        for _, family, spec, history, _ in runs:
+        for _, family, spec, matched, history, _ in runs:
             to_target = bytes_to_reach(history, target)
             rows.append(
                 {
@@ -176,6 +176,7 @@ def run(config: dict, workers: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
                     "cut": cut,
                     "family": family,
                     "codec": spec,
+                    "matched_to": matched,
                     "activation_bytes": int(history["activation_bytes"].iloc[-1]),
                     "uplink_ratio": total_base / float(history["activation_bytes"].iloc[-1]),
                     "final_accuracy": float(history["accuracy"].iloc[-1]),
@@ -185,7 +186,7 @@ def run(config: dict, workers: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
                     "saving_to_target": base_bytes / to_target if math.isfinite(to_target) else 0.0,
                 }
             )
-            histories[(task_name, cut, spec)] = history
+            histories[(task_name, cut, spec)] = history.assign(task=task_name, cut=cut, codec=spec)
         costs = codec_costs(base_task, base_state, [r[2] for r in runs], bench["batch_size"])
         costs.insert(0, "cut", cut)
         costs.insert(0, "task", task_name)
@@ -194,15 +195,25 @@ def run(config: dict, workers: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
 
 
 def plot(runs: pd.DataFrame, histories: dict, path: Path) -> None:
-    """Accuracy vs cumulative uplink activation bytes, one panel per (task, cut)."""
+    """Accuracy vs cumulative uplink activation bytes, one panel per (task, cut).
+
+    Shown: fp32, quantization, every MS setting with the highest ratio, and the
+    top-k matched to its ``bits=2`` setting.
+    """
     settings = runs[["task", "cut"]].drop_duplicates().itertuples(index=False)
     settings = list(settings)
     fig, axes = plt.subplots(1, len(settings), figsize=(5.5 * len(settings), 4), squeeze=False)
-    shown = {"fp32", "quant"}
+    ms_specs = [get_codec(spec).get_config() for spec in runs["codec"] if spec.startswith("ms:")]
+    top_ratio = max(config["ratio"] for config in ms_specs)
+    highlighted = f"ms:ratio={top_ratio},"
     for ax, (task, cut) in zip(axes[0], settings, strict=True):
         subset = runs[(runs["task"] == task) & (runs["cut"] == cut)]
         for row in subset.itertuples():
-            if row.family in shown or "0.99" in row.codec or "0.95875" in row.codec:
+            if (
+                row.family in ("fp32", "quant")
+                or row.codec.startswith(highlighted)
+                or row.matched_to == f"{highlighted}bits=2"
+            ):
                 history = histories[(task, cut, row.codec)]
                 ax.plot(history["activation_bytes"] / 1e6, history["accuracy"], label=row.codec)
         ax.set_xscale("log")
@@ -230,6 +241,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     runs, costs, histories = run(config, args.workers)
     out = output_dir("bench_ms", args.results)
     runs.to_csv(out / "runs.csv", index=False)
+    pd.concat(histories.values(), ignore_index=True).to_csv(out / "histories.csv", index=False)
     costs.to_csv(out / "codecs.csv", index=False)
     plot(runs, histories, out / "accuracy_vs_bytes.png")
     write_env(out, config=config, quick=args.quick)

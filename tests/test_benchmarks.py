@@ -40,6 +40,7 @@ def test_ms_benchmark_quick_compares_codecs_at_matched_bytes(tmp_path):
     assert {p.name for p in out.iterdir()} == {
         "runs.csv",
         "codecs.csv",
+        "histories.csv",
         "accuracy_vs_bytes.png",
         "env.json",
     }
