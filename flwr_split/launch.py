@@ -5,19 +5,32 @@ behind on a fixed port. `SimulationSuperLink` instead starts its own
 ``flower-superlink --simulation`` on a free 127.0.0.1 port, owned by this
 process and stopped on exit, and writes a project-local ``FLWR_HOME`` with a
 connection to it, so runs share no state through ``~/.flwr``.
+
+`FlowerProcesses` holds what every launcher needs: Flower processes with a log
+file each, in their own session, a health wait, a ``config.toml`` connection,
+``flwr`` CLI calls, and a stop that leaves nothing behind. Flower's SuperLinks
+and SuperNodes start their SuperExec in a *new* session, which starts the
+ServerApp/ClientApp processes, so killing our process groups is not enough.
+Every process of ours therefore carries a launch id in its environment
+(`LAUNCH_ID_VAR`, inherited by everything it spawns), and `FlowerProcesses.stop`
+also ends every process on the machine that carries it (Linux ``/proc``).
+`flwr_split.deploy.DeploymentCluster` builds on the same base.
 """
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -27,6 +40,9 @@ FLOWER_ENV = {
     "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
 }
 """Environment every Flower process of ours gets: no telemetry, no network at run time."""
+
+LAUNCH_ID_VAR = "FLWR_SPLIT_LAUNCH_ID"
+"""Environment variable marking every process of one `FlowerProcesses` (and its children)."""
 
 
 def flower_env(flwr_home: Path) -> dict[str, str]:
@@ -66,7 +82,270 @@ def toml_overrides(values: Mapping[str, object]) -> str:
     return " ".join(parts)
 
 
-class SimulationSuperLink:
+# ------------------------------------------------------------ process table (Linux /proc)
+def _stat(pid: int) -> tuple[str, int] | None:
+    """Return ``(state, ppid)`` of a process, or None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()
+    return fields[0], int(fields[1])
+
+
+def _pids() -> list[int]:
+    try:
+        return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return []
+
+
+def marked_processes(launch_id: str) -> set[int]:
+    """Return the live (non-zombie) processes whose environment has ``LAUNCH_ID_VAR=launch_id``.
+
+    Empty where ``/proc`` is not available (not Linux).
+    """
+    needle = f"{LAUNCH_ID_VAR}={launch_id}".encode()
+    found = set()
+    for pid in _pids():
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            continue
+        if needle in environ.split(b"\0"):
+            stat = _stat(pid)
+            if stat is not None and stat[0] not in ("Z", "X"):
+                found.add(pid)
+    return found
+
+
+def descendants(roots: Sequence[int]) -> set[int]:
+    """Return the live descendants of ``roots`` (not the roots themselves), from ``/proc``."""
+    children: dict[int, list[int]] = {}
+    for pid in _pids():
+        stat = _stat(pid)
+        if stat is not None and stat[0] not in ("Z", "X"):
+            children.setdefault(stat[1], []).append(pid)
+    found: set[int] = set()
+    todo = list(roots)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _signal_all(pids: set[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+# ----------------------------------------------------------------------- the base class
+class FlowerProcesses:
+    """Flower processes of one ``with`` block, with a project-local ``FLWR_HOME``.
+
+    Subclasses start their processes in ``__enter__`` with `start` and wait
+    for them with `wait_until` / `wait_healthy`; ``__exit__`` (or `stop`)
+    ends them all, and everything they spawned, even if the block raised.
+
+    Parameters
+    ----------
+    flwr_home : Path
+        ``FLWR_HOME`` of every process; holds ``config.toml`` and one log per process.
+    connection : str
+        Name of the SuperLink connection written to ``config.toml``.
+    stop_timeout : float (default: 15.0)
+        Seconds between SIGTERM and SIGKILL when stopping.
+    """
+
+    def __init__(self, flwr_home: Path, connection: str, stop_timeout: float = 15.0) -> None:
+        self.flwr_home = Path(flwr_home).resolve()
+        self.connection = connection
+        self.stop_timeout = stop_timeout
+        self.launch_id = uuid.uuid4().hex
+        self.env = flower_env(self.flwr_home)
+        self.env[LAUNCH_ID_VAR] = self.launch_id
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.commands: dict[str, list[str]] = {}
+        self.log_paths: dict[str, Path] = {}
+        self.log_offsets: dict[str, int] = {}
+
+    # -------------------------------------------------------------- starting
+    def start(
+        self,
+        name: str,
+        command: list[str],
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """Start ``command`` in its own session, output appended to ``<flwr_home>/<name>.log``.
+
+        ``env`` adds to (or overrides) our environment; ``cwd`` defaults to ``flwr_home``.
+        """
+        self.flwr_home.mkdir(parents=True, exist_ok=True)
+        log_path = self.flwr_home / f"{name}.log"
+        self.log_offsets[name] = log_path.stat().st_size if log_path.exists() else 0
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                command,
+                env={**self.env, **(env or {})},
+                cwd=cwd or self.flwr_home,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.processes[name] = process
+        self.commands[name] = list(command)
+        self.log_paths[name] = log_path
+        return process
+
+    def read_log(self, name: str) -> str:
+        """Return what process ``name`` has logged so far (not earlier runs' lines)."""
+        with open(self.log_paths[name], "rb") as log:
+            log.seek(self.log_offsets[name])
+            return log.read().decode(errors="replace")
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        """Poll ``condition`` until true; raise if a process exits or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise RuntimeError(
+                        f"{name} exited with code {process.returncode} while waiting for "
+                        f"{what}; see {self.log_paths[name]}"
+                    )
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {what} after {timeout} s; logs in {self.flwr_home}")
+            time.sleep(0.1)
+
+    def wait_healthy(self, port: int, timeout: float, cafile: Path | None = None) -> None:
+        """Wait until ``/health`` on 127.0.0.1:``port`` answers 200 (HTTPS if ``cafile``)."""
+        scheme = "https" if cafile else "http"
+        url = f"{scheme}://127.0.0.1:{port}/health"
+        context = ssl.create_default_context(cafile=str(cafile)) if cafile else None
+
+        def healthy() -> bool:
+            try:
+                with urllib.request.urlopen(url, timeout=0.5, context=context) as response:
+                    return response.status == 200
+            except (OSError, http.client.HTTPException):
+                return False
+
+        self.wait_until(healthy, timeout, f"healthy SuperLink at {url}")
+
+    # ------------------------------------------------------------ flwr CLI
+    def write_connection(
+        self, address: str, insecure: bool, root_certificates: Path | None = None
+    ) -> None:
+        """Write ``config.toml`` with one default connection ``self.connection`` to ``address``."""
+        self.flwr_home.mkdir(parents=True, exist_ok=True)
+        lines = [
+            "[superlink]",
+            f'default = "{self.connection}"',
+            "",
+            f"[superlink.{self.connection}]",
+            f'address = "{address}"',
+        ]
+        if insecure:
+            lines.append("insecure = true")
+        if root_certificates is not None:
+            lines.append(f'root-certificates = "{Path(root_certificates).resolve()}"')
+        (self.flwr_home / "config.toml").write_text("\n".join(lines) + "\n")
+
+    def flwr(
+        self, args: list[str], timeout: float | None = None, check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``flwr ARGS`` with our environment in ``FLWR_HOME``; return the finished process."""
+        done = subprocess.run(
+            [_executable("flwr"), *args],
+            env=self.env,
+            cwd=self.flwr_home,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and done.returncode != 0:
+            raise RuntimeError(
+                f"flwr {' '.join(args)} failed ({done.returncode}):\n{done.stdout}{done.stderr}"
+            )
+        return done
+
+    def flwr_run(
+        self,
+        app_dir: Path,
+        run_config: Mapping[str, object],
+        extra_args: Sequence[str] = (),
+        timeout: float | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``flwr run APP <connection> --stream --run-config ...`` and return it."""
+        args = [
+            "run",
+            str(Path(app_dir).resolve()),
+            self.connection,
+            "--stream",
+            "--run-config",
+            toml_overrides(run_config),
+            *extra_args,
+        ]
+        return self.flwr(args, timeout=timeout)
+
+    # -------------------------------------------------------------- stopping
+    def alive(self) -> set[int]:
+        """Return the live processes started by us or by them (by launch id and by parentage)."""
+        ours = {p.pid for p in self.processes.values() if p.poll() is None}
+        return ours | descendants(sorted(ours)) | marked_processes(self.launch_id)
+
+    def stop(self) -> None:
+        """End every process we started and everything they spawned: SIGTERM, then SIGKILL."""
+        deadline = time.monotonic() + self.stop_timeout
+        for process in self.processes.values():
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGTERM)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        _signal_all(self.alive(), signal.SIGTERM)
+        while time.monotonic() < deadline and self.alive():
+            time.sleep(0.1)
+        for _ in range(5):
+            leftover = self.alive()
+            if not leftover:
+                break
+            for process in self.processes.values():
+                if process.poll() is None:
+                    try:
+                        os.killpg(process.pid, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
+            _signal_all(leftover, signal.SIGKILL)
+            time.sleep(0.2)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        self.processes.clear()
+
+    def __enter__(self) -> FlowerProcesses:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+# --------------------------------------------------------------------- simulation
+class SimulationSuperLink(FlowerProcesses):
     """A ``flower-superlink --simulation`` on a free loopback port, for one ``with`` block.
 
     Parameters
@@ -82,20 +361,14 @@ class SimulationSuperLink:
     def __init__(
         self, flwr_home: Path, connection: str = "sim", startup_timeout: float = 60.0
     ) -> None:
-        self.flwr_home = Path(flwr_home).resolve()
-        self.connection = connection
+        super().__init__(flwr_home, connection)
         self.startup_timeout = startup_timeout
         self.port = free_port()
-        self.env = flower_env(self.flwr_home)
         self.log_path = self.flwr_home / "superlink.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> SimulationSuperLink:
-        self.flwr_home.mkdir(parents=True, exist_ok=True)
-        (self.flwr_home / "config.toml").write_text(
-            f'[superlink]\ndefault = "{self.connection}"\n\n'
-            f'[superlink.{self.connection}]\naddress = "127.0.0.1:{self.port}"\ninsecure = true\n'
-        )
+        self.write_connection(f"127.0.0.1:{self.port}", insecure=True)
         command = [
             _executable("flower-superlink"),
             "--insecure",
@@ -110,30 +383,13 @@ class SimulationSuperLink:
             ":flwr-in-memory:",
             "--disable-runtime-dependency-installation",
         ]
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        self._wait_healthy()
+        self.process = self.start("superlink", command)
+        try:
+            self.wait_healthy(self.port, self.startup_timeout)
+        except BaseException:
+            self.stop()
+            raise
         return self
-
-    def _wait_healthy(self) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + self.startup_timeout
-        url = f"http://127.0.0.1:{self.port}/health"
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"flower-superlink exited early; see {self.log_path}")
-            try:
-                with urllib.request.urlopen(url, timeout=0.5) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        raise TimeoutError(
-            f"flower-superlink not healthy after {self.startup_timeout} s; see {self.log_path}"
-        )
 
     def run(
         self,
@@ -163,45 +419,14 @@ class SimulationSuperLink:
         """
         federation = {"num-supernodes": num_supernodes, "client-resources-num-cpus": client_cpus}
         federation.update(extra_federation_config or {})
-        command = [
-            _executable("flwr"),
-            "run",
-            str(Path(app_dir).resolve()),
-            self.connection,
-            "--stream",
-            "--run-config",
-            toml_overrides(run_config),
-            "--federation-config",
-            toml_overrides(federation),
-        ]
-        return subprocess.run(
-            command,
-            env=self.env,
-            cwd=self.flwr_home,
-            capture_output=True,
-            text=True,
+        return self.flwr_run(
+            app_dir,
+            run_config,
+            ["--federation-config", toml_overrides(federation)],
             timeout=timeout,
-            check=False,
         )
 
     def stop(self) -> None:
         """Stop the SuperLink and everything it started (SuperExec, simulation, Ray)."""
-        if self.process is None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=15)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        super().stop()
         self.process = None
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()

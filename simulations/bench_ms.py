@@ -194,6 +194,24 @@ def run(config: dict, workers: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     return pd.DataFrame(rows), pd.concat(cost_tables, ignore_index=True), histories
 
 
+def timing_only(config: dict) -> pd.DataFrame:
+    """Codec costs of every (task, cut, codec) on the untrained bottom, without training."""
+    bench = config["bench"]
+    tables = []
+    for task_entry in bench["tasks"]:
+        for cut in task_entry["cuts"]:
+            task = TaskConfig(task=task_entry["task"], cut=cut, seed=bench["seed"])
+            n = bench["batch_size"] * math.prod(cut_shape(task))
+            bottom, _ = build_model(task)
+            state = {k: v.numpy() for k, v in bottom.state_dict().items()}
+            specs = [spec for _, spec, _ in codec_grid(bench, n)]
+            costs = codec_costs(task, state, specs, bench["batch_size"])
+            costs.insert(0, "cut", cut)
+            costs.insert(0, "task", task.task)
+            tables.append(costs)
+    return pd.concat(tables, ignore_index=True)
+
+
 def plot(runs: pd.DataFrame, histories: dict, path: Path) -> None:
     """Accuracy vs cumulative uplink activation bytes, one panel per (task, cut).
 
@@ -233,11 +251,22 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--quick", action="store_true", help="the config's [quick] overrides")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--results", default="results")
+    parser.add_argument(
+        "--timing-only", action="store_true", help="only codec time and error, untrained bottoms"
+    )
     args = parser.parse_args(argv)
     logging.getLogger("flwr").setLevel(logging.WARNING)
     config = tomllib.loads(args.config.read_text())
     if args.quick:
         config["bench"].update(config["quick"])
+    if args.timing_only:
+        costs = timing_only(config)
+        out = output_dir("bench_ms_timing", args.results)
+        costs.to_csv(out / "codecs.csv", index=False)
+        write_env(out, config=config, quick=args.quick, threads=torch.get_num_threads())
+        print(costs.to_string(index=False))
+        print(f"results in {out}")
+        return costs
     runs, costs, histories = run(config, args.workers)
     out = output_dir("bench_ms", args.results)
     runs.to_csv(out / "runs.csv", index=False)

@@ -21,6 +21,7 @@ from flwr_split.codecs.base import (
 )
 from flwr_split.codecs.bitpack import pack_bits, packed_nbytes, unpack_bits
 from flwr_split.codecs.registry import register_codec
+from flwr_split.codecs.selection import kth_largest
 
 MAX_BITS = 8
 """Widest magnitude code `MaskSparsification` accepts."""
@@ -41,7 +42,7 @@ def _top_mask(mag: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(mag.shape, dtype=bool), np.zeros(rows)
     if k == width:
         return np.ones(mag.shape, dtype=bool), mag.min(axis=1).astype(np.float64)
-    cutoff = np.partition(mag, width - k, axis=1)[:, width - k : width - k + 1]
+    cutoff = kth_largest(mag, k)
     top = mag > cutoff
     need = k - np.count_nonzero(top, axis=1, keepdims=True)
     ties = mag == cutoff

@@ -21,6 +21,7 @@ from flwr_split.codecs.base import (
 )
 from flwr_split.codecs.bitpack import index_bits, pack_bits, packed_nbytes, unpack_bits
 from flwr_split.codecs.registry import register_codec
+from flwr_split.codecs.selection import kth_largest
 
 
 def _largest_positions(magnitudes: np.ndarray, k: int) -> np.ndarray:
@@ -30,7 +31,7 @@ def _largest_positions(magnitudes: np.ndarray, k: int) -> np.ndarray:
     """
     if k == 0:
         return np.empty(0, dtype=np.int64)
-    cutoff = np.partition(magnitudes, magnitudes.size - k)[magnitudes.size - k]
+    cutoff = kth_largest(magnitudes.reshape(1, -1), k)[0, 0]
     keep = magnitudes > cutoff
     ties = np.flatnonzero(magnitudes == cutoff)[: k - int(np.count_nonzero(keep))]
     keep[ties] = True

@@ -1,0 +1,321 @@
+"""The App on a real deployment: ``flower-superlink`` + ``flower-supernode``s on 127.0.0.1.
+
+Each deployment round trip costs seconds (a new ``flwr-clientapp`` process per
+message), so each module fixture starts one cluster, runs one short job and
+gathers everything the tests look at (results, logs, probes) before it stops
+the cluster; the tests then only read that evidence. Every cluster must leave
+no process behind (`_no_process_left`, checked after each test).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import ssl
+import subprocess
+import tomllib
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from flwr_split.app.client_app import app as client_app
+from flwr_split.config import RunSettings
+from flwr_split.deploy import DeploymentCluster, make_certificates, make_node_keys
+from flwr_split.inprocess import InProcessGrid
+from flwr_split.launch import _executable, free_port, marked_processes, toml_overrides
+from flwr_split.protocol import MSG_EVAL, MSG_HELLO, MSG_STEP
+from strategies.parallel import ParallelSplitLearning
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_TIMEOUT = 900.0
+JOB = {"epochs": 1, "max-steps": 2, "eval-every": 2, "batch-size": 8, "run-name": "deploy"}
+"""A short SL job: hello, steps 0 and 1, the epoch's sync and one evaluation."""
+
+pytestmark = pytest.mark.slow
+
+_LAUNCH_IDS: list[str] = []
+"""Launch ids of every cluster the tests of this module started and stopped."""
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left():
+    yield
+    for launch_id in _LAUNCH_IDS:
+        assert not marked_processes(launch_id), f"processes of cluster {launch_id} still alive"
+
+
+def _registered(cluster: DeploymentCluster) -> DeploymentCluster:
+    """Note the cluster's launch id so that `_no_process_left` checks it after every test."""
+    _LAUNCH_IDS.append(cluster.launch_id)
+    return cluster
+
+
+@dataclass
+class Evidence:
+    """What a cluster fixture collected before it stopped its cluster."""
+
+    cluster: DeploymentCluster
+    run_config: dict[str, object]
+    done: subprocess.CompletedProcess[str]
+    superlink_log: str = ""
+    supernode_logs: list[str] = field(default_factory=list)
+    started_pids: set[int] = field(default_factory=set)
+    left_after_stop: set[int] = field(default_factory=set)
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def out(self) -> Path:
+        return Path(str(self.run_config["output-dir"]))
+
+
+def _run_job(cluster: DeploymentCluster, run_config: dict[str, object]) -> Evidence:
+    done = cluster.run(ROOT, run_config, timeout=RUN_TIMEOUT)
+    evidence = Evidence(cluster, run_config, done)
+    evidence.started_pids = cluster.alive()
+    return evidence
+
+
+def _finish(evidence: Evidence) -> Evidence:
+    """Read the logs and check what is left once the cluster has stopped."""
+    cluster = evidence.cluster
+    evidence.left_after_stop = marked_processes(cluster.launch_id)
+    evidence.superlink_log = cluster.read_log("superlink")
+    evidence.supernode_logs = [
+        cluster.read_log(f"supernode-{i}") for i in range(cluster.num_supernodes)
+    ]
+    return evidence
+
+
+def _received(log: str) -> list[tuple[str | None, str]]:
+    """Return ``(group id, message type)`` of every message a SuperNode log says it received."""
+    group: str | None = None
+    received = []
+    for line in log.splitlines():
+        if header := re.search(r"\[RUN \d+(?:, ROUND ([^\]]*))?\]", line):
+            group = header.group(1)
+        elif message := re.search(r"Receiving: (\S+) message", line):
+            received.append((group, message.group(1)))
+    return received
+
+
+def _assert_run_ok(evidence: Evidence, steps: list[int]) -> pd.DataFrame:
+    done = evidence.done
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "final test accuracy" in done.stdout, done.stdout + done.stderr
+    history = pd.read_csv(evidence.out / "deploy.csv")
+    assert list(history["step"]) == steps
+    assert (history["num_clients"] == evidence.cluster.num_supernodes).all()
+    assert (history["rejected"] == 0).all()
+    assert (evidence.out / "deploy_traffic.csv").stat().st_size > 0
+    return history
+
+
+def _app_run_config(overrides: dict[str, object]) -> dict[str, object]:
+    """The run config the ServerApp sees: pyproject's ``[tool.flwr.app.config]`` + overrides."""
+    with open(ROOT / "pyproject.toml", "rb") as handle:
+        defaults = tomllib.load(handle)["tool"]["flwr"]["app"]["config"]
+    return {**defaults, **overrides}
+
+
+# --------------------------------------------------------------------------- insecure
+@pytest.fixture(scope="module")
+def insecure(tmp_path_factory) -> Evidence:
+    base = tmp_path_factory.mktemp("insecure")
+    run_config = {**JOB, "min-nodes": 3, "output-dir": str(base / "out")}
+    cluster = _registered(DeploymentCluster(base / "flwr-home", 3))
+    with cluster:
+        evidence = _run_job(cluster, run_config)
+    return _finish(evidence)
+
+
+def test_insecure_deployment_writes_the_results(insecure):
+    _assert_run_ok(insecure, [2])
+    assert len(set(insecure.cluster.node_ids)) == 3
+    # SuperLink and 3 SuperNodes, each with its SuperExec, were up after the run; none is now.
+    assert len(insecure.started_pids) >= 8
+    assert insecure.left_after_stop == set()
+
+
+def test_deployment_costs_one_round_trip_per_client_and_step(insecure):
+    # Every SuperNode logs each message it pulls, under the message's group id (= SL step).
+    expected = [
+        (None, MSG_HELLO),
+        ("0", MSG_STEP),  # forward of step 0
+        ("1", MSG_STEP),  # gradient of step 0 + forward of step 1
+        ("2", MSG_STEP),  # end of epoch: gradient of step 1, bottom returned for FedAvg
+        ("2", MSG_EVAL),
+    ]
+    for log in insecure.supernode_logs:
+        assert _received(log) == expected
+        assert log.count("Sending: ") == len(expected)
+        assert log.count("Start `flwr-clientapp` process") == len(expected)
+    # The SuperLink got one reply per message from every node.
+    pushes = Counter(re.findall(r"Push replies from node_id=(\d+)", insecure.superlink_log))
+    assert pushes == {str(node): len(expected) for node in insecure.cluster.node_ids}
+    # The server booked the same exchanges: hello, two training steps, sync, evaluation.
+    traffic = pd.read_csv(insecure.out / "deploy_traffic.csv")
+    messages = traffic[traffic["kind"] == "message"]
+    assert sorted(set(zip(messages["step"], messages["phase"], strict=True))) == [
+        (0, "hello"),
+        (0, "train"),
+        (1, "train"),
+        (2, "eval"),
+        (2, "sync"),
+    ]
+
+
+def test_deployment_matches_the_inprocess_grid(insecure):
+    deployed = pd.read_csv(insecure.out / "deploy.csv")
+    settings = RunSettings.from_run_config(_app_run_config(insecure.run_config))
+    strategy = ParallelSplitLearning(
+        settings.task, optimizer=settings.optimizer, **settings.strategy
+    )
+    local = strategy.start(
+        InProcessGrid(client_app, 3),
+        epochs=settings.epochs,
+        min_nodes=settings.min_nodes,
+        max_steps=settings.max_steps,
+    ).history
+    assert list(deployed["step"]) == list(local["step"])
+    for column in ("bytes_up", "bytes_down", "activation_bytes", "gradient_bytes"):
+        assert list(deployed[column]) == list(local[column]), column
+    for column in ("eval_samples", "rejected", "num_clients"):
+        assert list(deployed[column]) == list(local[column]), column
+    # Each message runs in a fresh process with torch's default threads: float sums may differ.
+    for column in ("accuracy", "loss", "train_loss"):
+        assert deployed[column].to_numpy() == pytest.approx(local[column].to_numpy(), abs=1e-4), (
+            column
+        )
+
+
+# ---------------------------------------------------------------- TLS and node auth
+def _https_probes(port: int, ca_cert: Path) -> dict[str, str]:
+    """Try the health endpoint with our CA, without it, and over plain HTTP."""
+    results = {}
+    attempts = {
+        "our CA": (f"https://127.0.0.1:{port}/health", ssl.create_default_context(cafile=ca_cert)),
+        "system CAs": (f"https://127.0.0.1:{port}/health", ssl.create_default_context()),
+        "plain HTTP": (f"http://127.0.0.1:{port}/health", None),
+    }
+    for name, (url, context) in attempts.items():
+        try:
+            with urllib.request.urlopen(url, timeout=5, context=context) as response:
+                results[name] = f"ok {response.status}"
+        except Exception as exc:  # any failure (TLS, protocol, connection) counts as refused
+            results[name] = f"refused: {exc}"
+    return results
+
+
+@pytest.fixture(scope="module")
+def secure(tmp_path_factory) -> Evidence:
+    base = tmp_path_factory.mktemp("secure")
+    certificates = make_certificates(base / "test-ca")
+    run_config = {
+        **JOB,
+        "max-steps": 1,
+        "eval-every": 1,
+        "min-nodes": 2,
+        "output-dir": str(base / "out"),
+    }
+    cluster = _registered(
+        DeploymentCluster(base / "flwr-home", 2, certificates=certificates, node_auth=True)
+    )
+    with cluster:
+        evidence = _run_job(cluster, run_config)
+        evidence.extra["probes"] = _https_probes(cluster.port, certificates.ca_cert)
+        listed = cluster.flwr(["supernode", "ls", "--format", "json"], timeout=120)
+        evidence.extra["listed"] = listed.stdout + listed.stderr
+        # A SuperNode with a key the SuperLink does not know must be turned away.
+        private, _ = make_node_keys(base / "intruder", "intruder")
+        intruder = cluster.start(
+            "intruder",
+            [
+                _executable("flower-supernode"),
+                "--root-certificates",
+                str(certificates.ca_cert),
+                "--superlink",
+                cluster.address,
+                "--port",
+                str(free_port()),
+                "--auth-supernode-private-key",
+                str(private),
+                "--max-retries",
+                "1",
+            ],
+        )
+        try:
+            evidence.extra["intruder_exit"] = intruder.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            evidence.extra["intruder_exit"] = None
+        evidence.extra["intruder_log"] = cluster.read_log("intruder")
+    return _finish(evidence)
+
+
+def test_tls_deployment_runs_with_certificates_made_by_the_test(secure):
+    _assert_run_ok(secure, [1])
+    probes = secure.extra["probes"]
+    assert probes["our CA"] == "ok 200"
+    assert "CERTIFICATE_VERIFY_FAILED" in probes["system CAs"]
+    assert probes["plain HTTP"].startswith("refused")
+    config = (secure.cluster.flwr_home / "config.toml").read_text()
+    assert "root-certificates" in config and "insecure" not in config
+    for log in secure.supernode_logs:
+        assert _received(log)[-1] == ("1", MSG_EVAL)
+    assert secure.left_after_stop == set()
+
+
+def test_node_auth_admits_registered_supernodes_only(secure):
+    cluster = secure.cluster
+    assert len(cluster.registered_ids) == 2
+    assert cluster.node_ids == cluster.registered_ids  # SuperNode i got registered key i's id
+    listed = secure.extra["listed"]
+    nodes = json.loads(listed[listed.index("{") :])["nodes"]
+    assert {int(n["node-id"]) for n in nodes} == set(cluster.registered_ids)
+    assert {n["status"] for n in nodes} == {"online"}
+    assert "--enable-supernode-auth" in cluster.commands["superlink"]
+    assert secure.extra["intruder_exit"] not in (None, 0)
+    assert "Failed to activate SuperNode" in secure.extra["intruder_log"]
+    assert "SuperNode ID" not in secure.extra["intruder_log"]
+
+
+# ------------------------------------------------------------------ cleanup on error
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def test_everything_is_stopped_when_the_body_raises_mid_run(tmp_path):
+    run_config = {**JOB, "max-steps": 50, "min-nodes": 1, "output-dir": str(tmp_path / "out")}
+    seen: dict[int, str] = {}
+    with pytest.raises(RuntimeError, match="boom"):
+        with _registered(DeploymentCluster(tmp_path / "flwr-home", 1)) as cluster:
+            cluster.start(
+                "flwr-run",
+                [
+                    _executable("flwr"),
+                    "run",
+                    str(ROOT),
+                    cluster.connection,
+                    "--stream",
+                    "--run-config",
+                    toml_overrides(run_config),
+                ],
+            )
+
+            def clientapp_running() -> bool:
+                seen.update({pid: _command_line(pid) for pid in cluster.alive()})
+                return any("flwr-clientapp" in cmd for cmd in seen.values())
+
+            cluster.wait_until(clientapp_running, 300, "a running flwr-clientapp")
+            raise RuntimeError("boom")
+    names = " ".join(seen.values())
+    for name in ("flower-superlink", "flower-supernode", "flower-superexec", "flwr-serverapp"):
+        assert name in names
+    assert marked_processes(cluster.launch_id) == set()
+    assert not any(_command_line(pid) == cmd for pid, cmd in seen.items())
