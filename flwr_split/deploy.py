@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from flwr_split.launch import FlowerProcesses, _executable, free_port
+from flwr_split.launch import FlowerProcesses, _executable, free_port, superlink_command
 
 NODE_ID_PATTERN = re.compile(r"SuperNode ID: (\d+)")
 """What a SuperNode logs once it is registered and activated at the SuperLink."""
@@ -264,21 +264,8 @@ class DeploymentCluster(FlowerProcesses):
         self.flwr_home.mkdir(parents=True, exist_ok=True)
         if self.tls and self.certificates is None:
             self.certificates = make_certificates(self.flwr_home / "certs")
-        command = [
-            _executable("flower-superlink"),
-            *self._tls_args(),
-            "--isolation",
-            "subprocess",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--database",
-            ":flwr-in-memory:",
-            "--disable-runtime-dependency-installation",
-        ]
-        if self.node_auth:
-            command.append("--enable-supernode-auth")
+        auth = ["--enable-supernode-auth"] if self.node_auth else []
+        command = superlink_command(self.port, *self._tls_args(), *auth)
         self._start_with_home("superlink", command)
         cafile = self.certificates.ca_cert if self.certificates else None
         self.write_connection(self.address, insecure=not self.tls, root_certificates=cafile)

@@ -345,6 +345,27 @@ class FlowerProcesses:
 
 
 # --------------------------------------------------------------------- simulation
+def superlink_command(port: int, *mode_args: str) -> list[str]:
+    """Return a ``flower-superlink`` command on 127.0.0.1:``port`` with an in-memory state.
+
+    ``mode_args`` add the security and mode flags (``--insecure``, ``--simulation``,
+    the TLS files, ``--enable-supernode-auth``).
+    """
+    return [
+        _executable("flower-superlink"),
+        *mode_args,
+        "--isolation",
+        "subprocess",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--database",
+        ":flwr-in-memory:",
+        "--disable-runtime-dependency-installation",
+    ]
+
+
 class SimulationSuperLink(FlowerProcesses):
     """A ``flower-superlink --simulation`` on a free loopback port, for one ``with`` block.
 
@@ -369,20 +390,7 @@ class SimulationSuperLink(FlowerProcesses):
 
     def __enter__(self) -> SimulationSuperLink:
         self.write_connection(f"127.0.0.1:{self.port}", insecure=True)
-        command = [
-            _executable("flower-superlink"),
-            "--insecure",
-            "--simulation",
-            "--isolation",
-            "subprocess",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--database",
-            ":flwr-in-memory:",
-            "--disable-runtime-dependency-installation",
-        ]
+        command = superlink_command(self.port, "--insecure", "--simulation")
         self.process = self.start("superlink", command)
         try:
             self.wait_healthy(self.port, self.startup_timeout)
