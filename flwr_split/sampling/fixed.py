@@ -1,4 +1,4 @@
-"""Classic parallel SL: every client with data left sends a fixed local batch."""
+"""Classic parallel SL: every scheduled client with data left sends a fixed local batch."""
 
 from __future__ import annotations
 
@@ -7,20 +7,51 @@ import numpy as np
 from flwr_split.sampling.base import Sampler, check_counts
 
 
-class FixedLocalBatch(Sampler):
-    """Each client sends ``min(batch_size, remaining)`` samples per step.
+def _fixed_schedule(counts: np.ndarray, batch_size: int) -> np.ndarray:
+    """Each client sends ``min(batch_size, remaining)`` per step until all are empty."""
+    steps = int(-(-counts.max() // batch_size)) if counts.size else 0
+    taken = np.arange(steps)[:, None] * batch_size
+    return np.clip(counts[None, :] - taken, 0, batch_size)
 
-    The effective batch is ``K * batch_size`` while all clients have data, and
-    an epoch lasts ``max_k ceil(counts[k] / batch_size)`` steps (the tail steps
-    hold only the larger clients). No randomness: which samples are sent is
-    the client's seeded permutation.
+
+class FixedLocalBatch(Sampler):
+    """Each participating client sends ``min(batch_size, remaining)`` samples per step.
+
+    With ``clients = 0`` every client takes part in every step: the effective
+    batch is ``K * batch_size`` and an epoch lasts ``max_k ceil(counts[k] /
+    batch_size)`` steps. With ``clients = C`` the epoch's clients are shuffled
+    (from ``seed``) into groups of ``C``; each group trains until its data is
+    used, then the next group starts, so at most ``C`` clients take part in a
+    step and every sample is still used once per epoch.
+
+    Parameters
+    ----------
+    clients : int (default: 0)
+        Clients per step; ``0`` means all.
     """
 
     sampler_id = "fixed"
 
+    def __init__(self, clients: int = 0) -> None:
+        if isinstance(clients, bool) or not isinstance(clients, int) or clients < 0:
+            raise ValueError(f"clients must be an int >= 0, got {clients!r}")
+        self.clients = clients
+
     def plan(self, counts: np.ndarray, batch_size: int, seed: int) -> np.ndarray:
-        """Plan ``ceil(max(counts) / batch_size)`` steps of ``min(batch_size, remaining)``."""
+        """Plan the epoch: all clients at once, or groups of ``clients`` one after another."""
         counts = check_counts(counts, batch_size)
-        steps = int(-(-counts.max() // batch_size))
-        taken = np.arange(steps)[:, None] * batch_size
-        return np.clip(counts[None, :] - taken, 0, batch_size)
+        if not self.clients or self.clients >= counts.size:
+            return _fixed_schedule(counts, batch_size)
+        order = np.random.default_rng(seed).permutation(counts.size)
+        blocks = []
+        for start in range(0, counts.size, self.clients):
+            group = order[start : start + self.clients]
+            schedule = _fixed_schedule(counts[group], batch_size)
+            block = np.zeros((schedule.shape[0], counts.size), dtype=np.int64)
+            block[:, group] = schedule
+            blocks.append(block)
+        return np.vstack(blocks)
+
+    def get_config(self) -> dict[str, object]:
+        """Return ``{"id": "fixed", "clients": C}``."""
+        return {"id": self.sampler_id, "clients": self.clients}
