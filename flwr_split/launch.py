@@ -136,6 +136,17 @@ def descendants(roots: Sequence[int]) -> set[int]:
     return found
 
 
+def command_line(pid: int) -> str:
+    """Return the command line of a live process ("" if it is gone or a zombie)."""
+    stat = _stat(pid)
+    if stat is None or stat[0] in ("Z", "X"):
+        return ""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
 def _signal_all(pids: set[int], sig: signal.Signals) -> None:
     for pid in pids:
         try:
@@ -302,19 +313,29 @@ class FlowerProcesses:
         return ours | descendants(sorted(ours)) | marked_processes(self.launch_id)
 
     def stop(self) -> None:
-        """End every process we started and everything they spawned: SIGTERM, then SIGKILL."""
+        """End every process we started and everything they spawned: SIGTERM, then SIGKILL.
+
+        The process tree is recorded first, so a grandchild whose parent exits
+        first (and that is re-parented away from our tree) is still ended.
+        """
         deadline = time.monotonic() + self.stop_timeout
+        tree = {pid: command_line(pid) for pid in self.alive()}
+
+        def remaining() -> set[int]:
+            recorded = {pid for pid, cmd in tree.items() if cmd and command_line(pid) == cmd}
+            return self.alive() | recorded
+
         for process in self.processes.values():
             if process.poll() is None:
                 try:
                     os.killpg(process.pid, signal.SIGTERM)
                 except (ProcessLookupError, PermissionError):
                     pass
-        _signal_all(self.alive(), signal.SIGTERM)
-        while time.monotonic() < deadline and self.alive():
+        _signal_all(remaining(), signal.SIGTERM)
+        while time.monotonic() < deadline and remaining():
             time.sleep(0.1)
         for _ in range(5):
-            leftover = self.alive()
+            leftover = remaining()
             if not leftover:
                 break
             for process in self.processes.values():

@@ -26,7 +26,13 @@ from flwr_split.app.client_app import app as client_app
 from flwr_split.config import RunSettings
 from flwr_split.deploy import DeploymentCluster, make_certificates, make_node_keys
 from flwr_split.inprocess import InProcessGrid
-from flwr_split.launch import _executable, free_port, marked_processes, toml_overrides
+from flwr_split.launch import (
+    _executable,
+    command_line,
+    free_port,
+    marked_processes,
+    toml_overrides,
+)
 from flwr_split.protocol import MSG_EVAL, MSG_HELLO, MSG_STEP
 from strategies.parallel import ParallelSplitLearning
 
@@ -283,13 +289,6 @@ def test_node_auth_admits_registered_supernodes_only(secure):
 
 
 # ------------------------------------------------------------------ cleanup on error
-def _command_line(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
 def test_everything_is_stopped_when_the_body_raises_mid_run(tmp_path):
     run_config = {**JOB, "max-steps": 50, "min-nodes": 1, "output-dir": str(tmp_path / "out")}
     seen: dict[int, str] = {}
@@ -309,7 +308,7 @@ def test_everything_is_stopped_when_the_body_raises_mid_run(tmp_path):
             )
 
             def clientapp_running() -> bool:
-                seen.update({pid: _command_line(pid) for pid in cluster.alive()})
+                seen.update({pid: command_line(pid) for pid in cluster.alive()})
                 return any("flwr-clientapp" in cmd for cmd in seen.values())
 
             cluster.wait_until(clientapp_running, 300, "a running flwr-clientapp")
@@ -318,4 +317,4 @@ def test_everything_is_stopped_when_the_body_raises_mid_run(tmp_path):
     for name in ("flower-superlink", "flower-supernode", "flower-superexec", "flwr-serverapp"):
         assert name in names
     assert marked_processes(cluster.launch_id) == set()
-    assert not any(_command_line(pid) == cmd for pid, cmd in seen.items())
+    assert not any(command_line(pid) == cmd for pid, cmd in seen.items())
