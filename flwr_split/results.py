@@ -12,12 +12,18 @@ import pandas as pd  # noqa: E402
 
 
 def save_run(
-    history: pd.DataFrame, traffic: pd.DataFrame, output_dir: str | Path, name: str
+    history: pd.DataFrame,
+    traffic: pd.DataFrame,
+    output_dir: str | Path,
+    name: str,
+    steps: pd.DataFrame | None = None,
 ) -> dict[str, Path]:
     """Write a run's history CSV, its traffic CSV and its plot; return the paths.
 
     Files: ``<name>.csv`` (history), ``<name>_traffic.csv`` (bytes summed per
-    step, phase, direction and kind) and ``<name>.png``.
+    step, phase, direction and kind), ``<name>.png`` and, if ``steps`` is
+    given, ``<name>_steps.csv`` (one row per training step, see
+    `strategies.result.SplitResult`).
     """
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -32,6 +38,9 @@ def save_run(
     ].sum()
     summary.to_csv(paths["traffic"], index=False)
     plot_history({name: history}, paths["plot"])
+    if steps is not None:
+        paths["steps"] = out / f"{name}_steps.csv"
+        steps.to_csv(paths["steps"], index=False)
     return paths
 
 

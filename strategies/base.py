@@ -50,6 +50,18 @@ logger = logging.getLogger("flwr").getChild(__name__)
 SYNC_POLICIES = ("every_step", "every_epoch", "never")
 TIMED_PHASES = ("train", "sync")
 """Phases the simulated clock counts (evaluation and the hello are not training time)."""
+STEP_COLUMNS = (
+    "step",
+    "epoch",
+    "clients",
+    "samples",
+    "wall_s",
+    "exchange_s",
+    "server_s",
+    "client_compute_s",
+    "sim_time_s",
+)
+"""Columns of `SplitResult.steps`, one row per training step."""
 
 
 def _compute_seconds(content: RecordDict) -> float:
@@ -165,6 +177,9 @@ class SplitStrategy(ABC):
         self.profiles: list[ClientProfile] = []
         self.clock = SimulatedClock()
         self._exchange_wall = 0.0
+        self._client_compute = 0.0
+        """Sum of the compute seconds clients reported for training exchanges."""
+        self._steps: list[dict[str, float | int]] = []
         self._grid: Grid | None = None
         self._weights_cache: tuple[int, ArrayRecord] | None = None
         self._train_losses: list[float] = []
@@ -219,7 +234,7 @@ class SplitStrategy(ABC):
             for t in range(plan.shape[0]):
                 if max_steps is not None and step >= max_steps:
                     break
-                self._timed(self.train_step, step, epoch, plan[t], offsets[t])
+                self._timed_step(step, epoch, plan[t], offsets[t])
                 step += 1
                 last = step == max_steps or (epoch == epochs - 1 and t == plan.shape[0] - 1)
                 if step % self.eval_every == 0 and not last:
@@ -229,7 +244,33 @@ class SplitStrategy(ABC):
                 break
         self._timed(self.finish, step)
         self._evaluate(step, epoch, progress)
-        return SplitResult(pd.DataFrame(self._history), self.traffic.frame(), list(self.rejected))
+        return SplitResult(
+            pd.DataFrame(self._history),
+            self.traffic.frame(),
+            list(self.rejected),
+            pd.DataFrame(self._steps, columns=STEP_COLUMNS),
+        )
+
+    def _timed_step(self, step: int, epoch: int, counts: np.ndarray, offsets: np.ndarray) -> None:
+        """Run `train_step` and record its wall, exchange, compute and simulated seconds."""
+        wall, exchanged = time.perf_counter(), self._exchange_wall
+        compute, simulated = self._client_compute, self.clock.seconds
+        self._timed(self.train_step, step, epoch, counts, offsets)
+        wall = time.perf_counter() - wall
+        exchange_s = self._exchange_wall - exchanged
+        self._steps.append(
+            {
+                "step": step,
+                "epoch": epoch,
+                "clients": int(np.count_nonzero(counts)),
+                "samples": int(counts.sum()),
+                "wall_s": wall,
+                "exchange_s": exchange_s,
+                "server_s": wall - exchange_s,
+                "client_compute_s": self._client_compute - compute,
+                "sim_time_s": self.clock.seconds - simulated,
+            }
+        )
 
     def _timed(self, hook: Callable[..., None], *args: object) -> None:
         """Run a training hook; book its server-side time (wall minus exchanges) on the clock."""
@@ -306,6 +347,7 @@ class SplitStrategy(ABC):
                 if phase in TIMED_PHASES:
                     profile = self.profiles[client.partition_id]
                     compute_s = _compute_seconds(reply.content)
+                    self._client_compute += compute_s
                     timings.append((profile, bytes_down[node_id], compute_s, bytes_up))
             if reply is None:
                 self.reject(step, client, "no reply before the step timeout")

@@ -22,11 +22,16 @@ class SplitResult:
         kind and bytes (see `flwr_split.accounting.TrafficLog`).
     rejected : list[tuple[int, int, str]]
         ``(step, partition_id, reason)`` for every reply the server dropped.
+    steps : pd.DataFrame
+        One row per training step: participating clients and samples, wall
+        seconds, of which exchange (push to last reply) and server time, the
+        summed compute seconds clients reported, and simulated seconds.
     """
 
     history: pd.DataFrame
     traffic: pd.DataFrame
     rejected: list[tuple[int, int, str]] = field(default_factory=list)
+    steps: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def final_accuracy(self) -> float:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
-from simulations import bench_ms, bench_step_time
+from simulations import bench_ms, bench_scale, bench_step_time
 from simulations.bench_ms import matched_topk, topk_nbytes
 from simulations.run import parse_overrides
 
@@ -51,3 +52,22 @@ def test_matched_topk_keeps_the_most_values_within_the_budget():
     spec = matched_topk(4748, n)
     k = round((1 - float(spec.split("=")[1])) * n)
     assert topk_nbytes(k, n) <= 4748 < topk_nbytes(k + 1, n)
+
+
+@pytest.mark.slow
+def test_scale_benchmark_quick_runs_both_apps_through_flwr_run(tmp_path):
+    summary = bench_scale.main(["--quick", "--results", str(tmp_path)])
+    (row,) = summary.to_dict("records")
+    assert (row["nodes"], row["participants"]) == (4, 2)
+    assert row["sl_step_s"] > 0 and row["echo_step_s"] > 0 and row["compute_s"] > 0
+    assert row["sl_peak_rss_gb"] > row["echo_peak_rss_gb"] > 0.1  # torch actors cost memory
+    (out,) = (tmp_path / "bench_scale").iterdir()
+    steps = pd.read_csv(out / "steps.csv")
+    assert sorted(steps["app"].unique()) == ["echo", "flwr-split"]
+    assert (steps.groupby("app")["step"].count() == 3).all()
+    assert (steps["clients"] == 2).all()
+    echo = steps[steps["app"] == "echo"]
+    assert (echo["replied"] == 2).all()
+    assert {"runs.csv", "summary.csv", "steps.csv", "scale.png", "env.json"} <= {
+        p.name for p in out.iterdir()
+    }

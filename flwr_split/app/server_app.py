@@ -29,7 +29,11 @@ def main(grid: Grid, context: Context) -> None:
         progress=True,
     )
     paths = save_run(
-        result.history, result.traffic, Path(settings.output_dir).resolve(), settings.run_name
+        result.history,
+        result.traffic,
+        Path(settings.output_dir).resolve(),
+        settings.run_name,
+        result.steps,
     )
     print(
         f"final test accuracy {result.final_accuracy:.4f}; results in {paths['history']}",

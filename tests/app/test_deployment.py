@@ -10,7 +10,9 @@ no process behind (`_no_process_left`, checked after each test).
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import ssl
 import subprocess
 import tomllib
@@ -29,6 +31,7 @@ from flwr_split.inprocess import InProcessGrid
 from flwr_split.launch import (
     _executable,
     command_line,
+    descendants,
     free_port,
     marked_processes,
     toml_overrides,
@@ -318,3 +321,65 @@ def test_everything_is_stopped_when_the_body_raises_mid_run(tmp_path):
         assert name in names
     assert marked_processes(cluster.launch_id) == set()
     assert not any(command_line(pid) == cmd for pid, cmd in seen.items())
+
+
+# ----------------------------------------------------------------- a SuperNode dies
+@pytest.fixture(scope="module")
+def killed(tmp_path_factory) -> Evidence:
+    """Kill SuperNode 2 (and its SuperExec) while it works on step 1; let the run go on."""
+    base = tmp_path_factory.mktemp("killed")
+    run_config = {**JOB, "min-nodes": 3, "step-timeout": 120.0, "output-dir": str(base / "out")}
+    cluster = _registered(DeploymentCluster(base / "flwr-home", 3))
+    with cluster:
+        run = cluster.start(
+            "flwr-run",
+            [
+                _executable("flwr"),
+                "run",
+                str(ROOT),
+                cluster.connection,
+                "--stream",
+                "--run-config",
+                toml_overrides(run_config),
+            ],
+        )
+
+        def working_on_step_1() -> bool:
+            # The server sends step 1 only once every step-0 reply has arrived in full.
+            return ("1", MSG_STEP) in _received(cluster.read_log("supernode-2"))
+
+        cluster.wait_until(working_on_step_1, 600, "step 1 at SuperNode 2")
+        victim = cluster.processes["supernode-2"]
+        doomed = {victim.pid} | descendants([victim.pid])
+        for pid in doomed:
+            os.kill(pid, signal.SIGKILL)
+        victim.wait(timeout=30)
+        exit_code = run.wait(timeout=RUN_TIMEOUT)
+        evidence = Evidence(
+            cluster,
+            run_config,
+            subprocess.CompletedProcess(run.args, exit_code, cluster.read_log("flwr-run"), ""),
+        )
+        evidence.extra["killed_alive"] = {pid for pid in doomed if command_line(pid)}
+    return _finish(evidence)
+
+
+def test_a_killed_supernode_costs_only_its_contribution(killed):
+    done = killed.done
+    assert done.returncode == 0, done.stdout
+    assert "final test accuracy" in done.stdout
+    assert killed.extra["killed_alive"] == set()
+    history = pd.read_csv(killed.out / "deploy.csv")
+    drops = re.findall(r"step (\d+): dropping partition (\d+) \(node \d+\): (.*)", done.stdout)
+    # Partition 2 missed step 1 and the evaluation; its bottom never applied a gradient, so the
+    # epoch's FedAvg does not ask it for weights. Nobody else missed anything.
+    assert [(int(step), int(part)) for step, part, _ in drops] == [(1, 2), (2, 2)], drops
+    assert all("Node Unavailable" in why or "step timeout" in why for *_, why in drops)
+    assert list(history["step"]) == [2] and history["rejected"].iloc[-1] == 2
+    traffic = pd.read_csv(killed.out / "deploy_traffic.csv")
+    acts = traffic[(traffic["kind"] == "activations") & (traffic["phase"] == "train")]
+    per_step = acts.groupby("step")["nbytes"].sum()
+    assert list(per_step.index) == [0, 1] and per_step[1] * 3 == per_step[0] * 2  # 3, then 2
+    # The two living clients still trained and were evaluated.
+    assert history["eval_samples"].iloc[-1] > 0 and history["accuracy"].notna().all()
+    assert killed.left_after_stop == set()

@@ -36,6 +36,8 @@ def test_ray_simulation_and_inprocess_grid_give_the_same_metrics(tmp_path):
     ray = pd.read_csv(tmp_path / "out" / "sim.csv")
     assert (tmp_path / "out" / "sim.png").stat().st_size > 0
     assert (tmp_path / "out" / "sim_traffic.csv").stat().st_size > 0
+    steps = pd.read_csv(tmp_path / "out" / "sim_steps.csv")
+    assert list(steps["step"]) == list(range(6)) and (steps["clients"] == NUM_NODES).all()
 
     settings = RunSettings.from_run_config(run_config)
     strategy = ParallelSplitLearning(

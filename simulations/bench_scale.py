@@ -1,0 +1,197 @@
+"""Benchmark: SL step time and peak memory at N virtual SuperNodes, beside Flower's echo floor.
+
+Usage: ``python -m simulations.bench_scale [--nodes 10 100 300 1000] [--participants 10 100]
+[--steps 8] [--quick]``
+
+For every N, one private loopback SuperLink (``--simulation``, Ray, 1 CPU per
+ClientApp actor: 2 actors on 2 cores) runs, for every K <= N, two Apps
+through ``flwr run``:
+
+- **flwr-split** (this repository): digits, ``sampler="fixed:clients=K"``
+  (K clients per step, one round trip each), batch 2 per client, ``max-steps``
+  steps; the ServerApp's ``<run>_steps.csv`` gives each step's wall time, the
+  server's own time and the compute time the clients report;
+- **echo** (``simulations/echo_app``): the same node wait, warm-up round to all
+  N nodes and K messages per step through the same push/pull loop, with empty
+  content and handlers that do nothing: Flower's own floor.
+
+A step's time is the median over steps 1.. (step 0 pays first-use costs). The
+compute of a step is ``server_s + client_compute_s / actors`` (the clients'
+reported compute runs on ``actors`` actors at once). The goal of issue 4 is
+``sl_step_s <= 1.2 * echo_step_s + compute_s`` at N = 100. Peak RSS (and
+PSS) is the sum over the SuperLink and every process it started, sampled every
+0.25 s during each ``flwr run``. Writes ``runs.csv``, ``steps.csv``,
+``scale.png`` and ``env.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from flwr_split.launch import SimulationSuperLink  # noqa: E402
+from simulations.common import ROOT, output_dir, write_env  # noqa: E402
+from simulations.process_memory import PeakMemory  # noqa: E402
+
+ECHO_APP = ROOT / "simulations" / "echo_app"
+CLIENT_CPUS = 1
+GOAL_FACTOR = 1.2
+"""Issue 4: an SL step may cost at most 1.2x the echo step plus the measured compute."""
+
+
+def app_run_configs(nodes: int, participants: int, steps: int, out: Path) -> dict[str, dict]:
+    """Return the ``--run-config`` of the SL App and of the echo App for one (N, K) cell."""
+    name = f"n{nodes}_k{participants}"
+    return {
+        "flwr-split": {
+            "min-nodes": nodes,
+            "sampler": f"fixed:clients={participants}",
+            "batch-size": 2,
+            "epochs": 1,
+            "max-steps": steps,
+            "eval-every": 10**6,
+            "output-dir": str(out),
+            "run-name": f"sl_{name}",
+        },
+        "echo": {
+            "min-nodes": nodes,
+            "participants": participants,
+            "steps": steps,
+            "output-dir": str(out),
+            "run-name": f"echo_{name}",
+        },
+    }
+
+
+def run_cell(
+    superlink: SimulationSuperLink, nodes: int, participants: int, steps: int, out: Path
+) -> tuple[list[dict], pd.DataFrame]:
+    """Run both Apps for one (N, K); return one summary row per App and their step rows."""
+    rows, step_frames = [], []
+    for app, run_config in app_run_configs(nodes, participants, steps, out).items():
+        app_dir = ROOT if app == "flwr-split" else ECHO_APP
+        started = time.perf_counter()
+        with PeakMemory(superlink.alive) as memory:
+            done = superlink.run(app_dir, run_config, nodes, CLIENT_CPUS, timeout=3600)
+        if done.returncode != 0:
+            raise RuntimeError(f"{app} at N={nodes}, K={participants} failed:\n{done.stderr}")
+        frame = pd.read_csv(out / f"{run_config['run-name']}_steps.csv")
+        frame.insert(0, "app", app)
+        frame.insert(1, "nodes", nodes)
+        frame.insert(2, "participants", participants)
+        step_frames.append(frame)
+        timed = frame[frame["step"] >= 1]
+        rows.append(
+            {
+                "app": app,
+                "nodes": nodes,
+                "participants": min(participants, nodes),
+                "steps": len(frame),
+                "step_s": float(timed["wall_s"].median()),
+                "server_s": float(timed.get("server_s", pd.Series([0.0])).median()),
+                "client_compute_s": float(timed.get("client_compute_s", pd.Series([0.0])).median()),
+                "run_wall_s": time.perf_counter() - started,
+                "peak_rss_gb": memory.peak_rss / 1e9,
+                "peak_pss_gb": memory.peak_pss / 1e9,
+                "peak_processes": memory.peak_processes,
+            }
+        )
+    return rows, pd.concat(step_frames, ignore_index=True)
+
+
+def summarize(runs: pd.DataFrame, actors: int) -> pd.DataFrame:
+    """One row per (N, K): SL and echo step times, compute, overhead ratio and the goal check."""
+    sl = runs[runs["app"] == "flwr-split"].set_index(["nodes", "participants"])
+    echo = runs[runs["app"] == "echo"].set_index(["nodes", "participants"])
+    table = pd.DataFrame(
+        {
+            "sl_step_s": sl["step_s"],
+            "echo_step_s": echo["step_s"],
+            "compute_s": sl["server_s"] + sl["client_compute_s"] / actors,
+            "sl_peak_rss_gb": sl["peak_rss_gb"],
+            "echo_peak_rss_gb": echo["peak_rss_gb"],
+            "sl_peak_pss_gb": sl["peak_pss_gb"],
+        }
+    )
+    table["overhead_ratio"] = (table["sl_step_s"] - table["compute_s"]) / table["echo_step_s"]
+    table["goal_met"] = (
+        table["sl_step_s"] <= GOAL_FACTOR * table["echo_step_s"] + table["compute_s"]
+    )
+    return table.reset_index()
+
+
+def plot(summary: pd.DataFrame, path: Path) -> None:
+    """Step time against N (SL, echo floor, goal line) and peak RSS against N, per K."""
+    fig, (ax_time, ax_memory) = plt.subplots(1, 2, figsize=(11, 4))
+    for participants, cell in summary.groupby("participants"):
+        ax_time.plot(cell["nodes"], cell["sl_step_s"], "o-", label=f"flwr-split, K={participants}")
+        ax_time.plot(
+            cell["nodes"], cell["echo_step_s"], "s--", label=f"echo floor, K={participants}"
+        )
+        goal = GOAL_FACTOR * cell["echo_step_s"] + cell["compute_s"]
+        ax_time.plot(cell["nodes"], goal, ":", label=f"1.2 x echo + compute, K={participants}")
+        ax_memory.plot(
+            cell["nodes"], cell["sl_peak_rss_gb"], "o-", label=f"flwr-split, K={participants}"
+        )
+        ax_memory.plot(
+            cell["nodes"], cell["echo_peak_rss_gb"], "s--", label=f"echo, K={participants}"
+        )
+    ax_memory.axhline(4 * 2**30 / 1e9, color="grey", lw=0.8, label="4 GiB")
+    ax_time.set_ylabel("median step time (s)")
+    ax_memory.set_ylabel("peak RSS of the process tree (GB)")
+    for ax in (ax_time, ax_memory):
+        ax.set_xscale("log")
+        ax.set_xlabel("virtual SuperNodes N")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, nargs="+", default=[10, 100, 300, 1000])
+    parser.add_argument("--participants", type=int, nargs="+", default=[10, 100])
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--quick", action="store_true", help="N=4, K=2, 3 steps")
+    parser.add_argument("--results", default="results")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.nodes, args.participants, args.steps = [4], [2], 3
+    out = output_dir("bench_scale", args.results).resolve()  # the ServerApp runs elsewhere
+    actors = max(1, (os.cpu_count() or 1) // CLIENT_CPUS)
+    write_env(out, client_cpus=CLIENT_CPUS, actors=actors, steps=args.steps)
+    rows, step_frames = [], []
+    for nodes in args.nodes:
+        with SimulationSuperLink(out / f"flwr-home-n{nodes}") as superlink:
+            for participants in args.participants:
+                if participants > nodes and nodes in args.participants:
+                    continue  # K > N is the cell (N, N), run already
+                cell_rows, cell_steps = run_cell(
+                    superlink, nodes, min(participants, nodes), args.steps, out
+                )
+                rows += cell_rows
+                step_frames.append(cell_steps)
+                print(pd.DataFrame(cell_rows).to_string(index=False), flush=True)
+    runs = pd.DataFrame(rows)
+    runs.to_csv(out / "runs.csv", index=False)
+    pd.concat(step_frames, ignore_index=True).to_csv(out / "steps.csv", index=False)
+    summary = summarize(runs, actors)
+    summary.to_csv(out / "summary.csv", index=False)
+    plot(summary, out / "scale.png")
+    print(summary.to_string(index=False))
+    print(f"results in {out}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()

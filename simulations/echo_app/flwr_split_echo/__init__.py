@@ -1,0 +1,1 @@
+"""Echo App: the messages of an SL step with empty content, to measure Flower's own floor."""

@@ -1,0 +1,60 @@
+"""Echo ServerApp: a warm-up round to every node, then timed steps of K empty round trips.
+
+It uses the same node wait and push/pull loop as the SL strategies
+(`strategies.strategy_utils`), so the difference between an SL step and an
+echo step is what flwr-split adds on top of Flower. Writes
+``<output-dir>/<run-name>_steps.csv`` with one row per step.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+from flwr.app import Context, Message, RecordDict
+from flwr.serverapp import Grid, ServerApp
+
+from strategies.strategy_utils import exchange, wait_for_nodes
+
+app = ServerApp()
+
+
+def step_nodes(nodes: list[int], participants: int, step: int) -> list[int]:
+    """Return the ``participants`` nodes of ``step``: consecutive groups, wrapping around."""
+    start = step * participants
+    return [nodes[(start + i) % len(nodes)] for i in range(min(participants, len(nodes)))]
+
+
+def _round_trip(grid: Grid, nodes: list[int], message_type: str, timeout: float) -> int:
+    """Send an empty message to each node; return how many replied without error."""
+    messages = [Message(RecordDict(), dst_node_id=n, message_type=message_type) for n in nodes]
+    replies = exchange(grid, messages, timeout)
+    return sum(not reply.has_error() for reply in replies.values())
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    """Wait for the nodes, warm every node up once, then run and time the steps."""
+    config = context.run_config
+    timeout = float(config["step-timeout"])
+    nodes = wait_for_nodes(grid, int(config["min-nodes"]), timeout)
+    _round_trip(grid, nodes, "query.echo_hello", timeout)
+    rows = []
+    for step in range(int(config["steps"])):
+        chosen = step_nodes(nodes, int(config["participants"]), step)
+        started = time.perf_counter()
+        replied = _round_trip(grid, chosen, "train.echo_step", timeout)
+        rows.append(
+            {
+                "step": step,
+                "clients": len(chosen),
+                "replied": replied,
+                "wall_s": time.perf_counter() - started,
+            }
+        )
+    out = Path(str(config["output-dir"])).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{config['run-name']}_steps.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    print(f"echo done; steps in {path}", flush=True)

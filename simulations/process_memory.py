@@ -1,0 +1,82 @@
+"""Peak memory of a set of processes (RSS and PSS summed over them), sampled from ``/proc``."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a process in bytes (0 if it is gone)."""
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_BYTES
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def pss_bytes(pid: int) -> int:
+    """Proportional set size of a process in bytes: shared pages split among their users."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, IndexError, ValueError):
+        pass
+    return 0
+
+
+class PeakMemory:
+    """Sample the summed RSS and PSS of ``pids()`` every ``interval`` seconds, keep the peaks.
+
+    Parameters
+    ----------
+    pids : Callable[[], set[int]]
+        Returns the processes to measure now (e.g. ``FlowerProcesses.alive``).
+    interval : float (default: 0.25)
+        Seconds between samples.
+
+    Examples
+    --------
+    >>> with PeakMemory(lambda: {os.getpid()}) as memory:  # doctest: +SKIP
+    ...     work()
+    >>> memory.peak_rss  # doctest: +SKIP
+    """
+
+    def __init__(self, pids: Callable[[], set[int]], interval: float = 0.25) -> None:
+        self.pids = pids
+        self.interval = interval
+        self.peak_rss = 0
+        self.peak_pss = 0
+        self.peak_processes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample_until_stopped, daemon=True)
+
+    def sample(self) -> None:
+        """Take one sample now."""
+        pids = self.pids()
+        self.peak_rss = max(self.peak_rss, sum(rss_bytes(pid) for pid in pids))
+        self.peak_pss = max(self.peak_pss, sum(pss_bytes(pid) for pid in pids))
+        self.peak_processes = max(self.peak_processes, len(pids))
+
+    def _sample_until_stopped(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self) -> PeakMemory:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
