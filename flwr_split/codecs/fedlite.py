@@ -166,9 +166,11 @@ class FedLite(Codec):
         shape = tuple(tensor.shape)
         rows, width, sub = self.layout(shape)
         self._check_groups(rows)
-        values = tensor.detach().to(torch.float32).cpu().reshape(rows, width)
-        if not bool(torch.isfinite(values).all()):
-            raise CodecError("tensor values overflow float32; refusing to encode")
+        values = tensor.detach().cpu().reshape(rows, width)
+        if values.dtype != torch.float32:
+            values = values.to(torch.float32)
+            if not bool(torch.isfinite(values).all()):
+                raise CodecError("tensor values overflow float32; refusing to encode")
         padded = torch.nn.functional.pad(values, (0, self.q * sub - width))
         points = self._to_groups(padded.reshape(rows, self.q, sub))
         dtype = PRECISIONS[self.precision]

@@ -40,8 +40,10 @@ def assign(points: torch.Tensor, codebooks: torch.Tensor) -> torch.Tensor:
     clusters = codebooks.shape[1]
     norms = codebooks.square().sum(dim=2).unsqueeze(1)
     rows = max(1, CHUNK_ELEMENTS // max(1, groups * clusters))
-    codes = torch.empty(groups, count, dtype=torch.int64)
     transposed = codebooks.transpose(1, 2)
+    if rows >= count:
+        return torch.baddbmm(norms, points, transposed, beta=1.0, alpha=-2.0).argmin(dim=2)
+    codes = torch.empty(groups, count, dtype=torch.int64)
     for start in range(0, count, rows):
         chunk = points[:, start : start + rows]
         scores = torch.baddbmm(norms, chunk, transposed, beta=1.0, alpha=-2.0)
@@ -56,8 +58,17 @@ def sse(points: torch.Tensor, codebooks: torch.Tensor, codes: torch.Tensor) -> t
 
 def reconstruct(codebooks: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
     """Return ``codebooks[g, codes[g, n]]`` for every point, shape ``(G, N, p)``."""
-    index = codes.unsqueeze(2).expand(-1, -1, codebooks.shape[2])
-    return torch.gather(codebooks, 1, index)
+    groups, clusters, width = codebooks.shape
+    rows = _flat_codes(codes, clusters)
+    return (
+        codebooks.reshape(groups * clusters, width).index_select(0, rows).reshape(groups, -1, width)
+    )
+
+
+def _flat_codes(codes: torch.Tensor, clusters: int) -> torch.Tensor:
+    """Codes as row numbers of the ``(G * L, p)`` stack of all codebooks."""
+    offsets = torch.arange(codes.shape[0]).unsqueeze(1) * clusters
+    return (codes + offsets).reshape(-1)
 
 
 def update(points: torch.Tensor, codebooks: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
@@ -66,14 +77,13 @@ def update(points: torch.Tensor, codebooks: torch.Tensor, codes: torch.Tensor) -
     The mean is computed as ``c + mean(x - c)``, so a cluster whose points all
     equal its codeword keeps it bit for bit (the lossless limit of the spec).
     """
-    groups, count, width = points.shape
-    residual = points - reconstruct(codebooks, codes)
-    sums = torch.zeros_like(codebooks).scatter_add_(
-        1, codes.unsqueeze(2).expand(-1, -1, width), residual
-    )
-    counts = torch.zeros(groups, codebooks.shape[1], dtype=points.dtype)
-    counts.scatter_add_(1, codes, torch.ones(groups, count, dtype=points.dtype))
-    return codebooks + sums / counts.clamp_min(1).unsqueeze(2)
+    groups, clusters, width = codebooks.shape
+    rows = _flat_codes(codes, clusters)
+    flat_books = codebooks.reshape(groups * clusters, width)
+    residual = points.reshape(-1, width) - flat_books.index_select(0, rows)
+    sums = torch.zeros_like(flat_books).index_add_(0, rows, residual)
+    counts = torch.bincount(rows, minlength=groups * clusters).clamp_min_(1)
+    return (flat_books + sums / counts.unsqueeze(1).to(sums.dtype)).reshape(codebooks.shape)
 
 
 def init_random(points: torch.Tensor, clusters: int, generator: torch.Generator) -> torch.Tensor:
@@ -84,12 +94,12 @@ def init_random(points: torch.Tensor, clusters: int, generator: torch.Generator)
     that skips repeats. A group with fewer distinct points takes all of them
     and repeats the last one.
     """
-    groups, count, _ = points.shape
-    order = torch.rand(groups, count, generator=generator).argsort(dim=1)
-    shuffled = torch.gather(points, 1, order.unsqueeze(2).expand_as(points))
-    head = shuffled[:, :clusters]
+    groups, count, width = points.shape
+    order = torch.stack([torch.randperm(count, generator=generator) for _ in range(groups)])
+    head = torch.gather(points, 1, order[:, :clusters, None].expand(-1, -1, width))
     if head.shape[1] == clusters and _all_distinct(head):
-        return head.clone()
+        return head
+    shuffled = torch.gather(points, 1, order.unsqueeze(2).expand(-1, -1, width))
     return torch.stack([_first_distinct(group, clusters) for group in shuffled])
 
 
@@ -137,7 +147,10 @@ def fit_kmeans(
     generator: torch.Generator,
     init: str = "random",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fit one codebook per group with ``iters`` Lloyd iterations.
+    """Fit one codebook per group with at most ``iters`` Lloyd iterations.
+
+    Iterating stops early once an iteration leaves every code unchanged (the
+    codebooks are then the means of their clusters and would stay put).
 
     Parameters
     ----------
@@ -146,7 +159,7 @@ def fit_kmeans(
     clusters : int
         Codewords per codebook ``L``.
     iters : int
-        Lloyd iterations (assign, then update); ``0`` keeps the initial codebooks.
+        Most Lloyd iterations (update, then assign); ``0`` keeps the initial codebooks.
     generator : torch.Generator
         Source of the initialization's randomness.
     init : {"random", "kmeans++"}
@@ -160,6 +173,10 @@ def fit_kmeans(
     """
     seeding = init_random if init == "random" else init_kmeanspp
     codebooks = seeding(points, clusters, generator)
+    codes = assign(points, codebooks)
     for _ in range(iters):
-        codebooks = update(points, codebooks, assign(points, codebooks))
-    return codebooks, assign(points, codebooks)
+        codebooks = update(points, codebooks, codes)
+        previous, codes = codes, assign(points, codebooks)
+        if torch.equal(previous, codes):
+            break
+    return codebooks, codes
