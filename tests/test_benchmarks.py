@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from simulations import bench_ms, bench_step_time
+from simulations import bench_fedlite, bench_ms, bench_step_time
 from simulations.bench_ms import matched_topk, topk_nbytes
 from simulations.run import parse_overrides
 
@@ -51,3 +51,26 @@ def test_matched_topk_keeps_the_most_values_within_the_budget():
     spec = matched_topk(4748, n)
     k = round((1 - float(spec.split("=")[1])) * n)
     assert topk_nbytes(k, n) <= 4748 < topk_nbytes(k + 1, n)
+
+
+def test_fedlite_benchmark_quick_runs_the_grid_sweep_and_timing(tmp_path):
+    runs = bench_fedlite.main(["--quick", "--workers", "1", "--results", str(tmp_path)])
+    assert list(zip(runs["task"], runs["codec"], runs["correction"], strict=True)) == [
+        ("digits", "identity", 0.0),
+        ("digits", "fedlite:q=64,clusters=4", 0.0),
+        ("digits", "fedlite:q=64,clusters=4", 1e-3),
+        ("shakespeare", "identity", 0.0),
+        ("shakespeare", "fedlite:q=80,clusters=2", 0.0),
+    ]
+    # 2 x 64 float32 codewords + 80 one-bit codes per 16 samples against 16 x 20,480 bytes
+    assert runs["uplink_ratio"].iloc[-1] == pytest.approx(16 * 5120 * 4 / (512 + 160), rel=0.01)
+    (out,) = (tmp_path / "bench_fedlite").iterdir()
+    assert {p.name for p in out.iterdir()} == {
+        "runs.csv",
+        "ablation.csv",
+        "timing.csv",
+        "histories.csv",
+        "accuracy_vs_bytes.png",
+        "accuracy_vs_ratio.png",
+        "env.json",
+    }

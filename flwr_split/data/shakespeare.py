@@ -43,7 +43,8 @@ Split = tuple[LabeledArrays, LabeledArrays, np.ndarray]
 
 def encode_text(text: str) -> np.ndarray:
     """Return the class of every character of ``text`` as ``uint8`` (0 if unknown)."""
-    return _LOOKUP[np.frombuffer(text.encode("ascii", errors="replace"), dtype=np.uint8)]
+    points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    return np.where(points < 256, _LOOKUP[np.minimum(points, 255)], 0).astype(np.uint8)
 
 
 def speeches(text: str) -> list[tuple[str, str]]:
