@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import logging
 import tomllib
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,19 +196,18 @@ def timing(task: TaskConfig, bottom_state: dict, specs: list[str], bench: dict) 
     return pd.DataFrame(rows)
 
 
-def plot_curves(runs: pd.DataFrame, histories: dict, path: Path) -> None:
-    """Plot accuracy vs cumulative uplink activation bytes: fp32 and every setting at λ = 0."""
+def _task_panels(
+    runs: pd.DataFrame, path: Path, draw: Callable[[plt.Axes, str], None], xlabel: str, ylabel: str
+) -> None:
+    """Draw one panel per task with ``draw(ax, task)`` on a log x axis and save the figure."""
     tasks = list(dict.fromkeys(runs["task"]))
     fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.2), squeeze=False)
     for ax, name in zip(axes[0], tasks, strict=True):
-        for row in runs[(runs["task"] == name) & (runs["correction"] == 0)].itertuples():
-            history = histories[(name, row.codec, 0.0)]
-            label = f"{row.codec} ({row.uplink_ratio:.0f}x)"
-            ax.plot(history["activation_bytes"] / 1e6, history["accuracy"], label=label)
+        draw(ax, name)
         ax.set_xscale("log")
         ax.set_title(name)
-        ax.set_xlabel("cumulative uplink activation MB (log)")
-        ax.set_ylabel("test accuracy (compressed activations)")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
     fig.tight_layout()
@@ -215,26 +215,32 @@ def plot_curves(runs: pd.DataFrame, histories: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_curves(runs: pd.DataFrame, histories: dict, path: Path) -> None:
+    """Plot accuracy vs cumulative uplink activation bytes: fp32 and every setting at λ = 0."""
+
+    def draw(ax: plt.Axes, name: str) -> None:
+        for row in runs[(runs["task"] == name) & (runs["correction"] == 0)].itertuples():
+            history = histories[(name, row.codec, 0.0)]
+            label = f"{row.codec} ({row.uplink_ratio:.0f}x)"
+            ax.plot(history["activation_bytes"] / 1e6, history["accuracy"], label=label)
+
+    xlabel, ylabel = "cumulative uplink activation MB (log)", "test accuracy (compressed)"
+    _task_panels(runs, path, draw, xlabel, ylabel)
+
+
 def plot_tradeoff(runs: pd.DataFrame, path: Path) -> None:
     """Plot final accuracy vs measured uplink ratio, one colour per λ, fp32 as a line."""
-    tasks = list(dict.fromkeys(runs["task"]))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.2), squeeze=False)
-    for ax, name in zip(axes[0], tasks, strict=True):
+
+    def draw(ax: plt.Axes, name: str) -> None:
         subset = runs[runs["task"] == name]
         base = subset[subset["codec"] == BASELINE]["final_accuracy"].iloc[0]
         ax.axhline(base, color="black", lw=1, label="fp32")
         ax.axhline(base - 0.01, color="black", lw=0.5, ls="--", label="fp32 - 1 pp")
         for lam, group in subset[subset["codec"] != BASELINE].groupby("correction"):
             ax.scatter(group["uplink_ratio"], group["final_accuracy"], label=f"λ = {lam:g}", s=18)
-        ax.set_xscale("log")
-        ax.set_title(name)
-        ax.set_xlabel("measured uplink ratio vs fp32 (log)")
-        ax.set_ylabel("final test accuracy")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+
+    xlabel, ylabel = "measured uplink ratio vs fp32 (log)", "final test accuracy"
+    _task_panels(runs, path, draw, xlabel, ylabel)
 
 
 def run(config: dict, workers: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
