@@ -154,7 +154,7 @@ def leaf_samples(dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def download_leaf() -> Dataset:
-    """Return the ``train`` split of ``flwrlabs/shakespeare`` through flwr-datasets.
+    """Return the ``train`` split of ``flwrlabs/shakespeare`` through flwr-datasets, unshuffled.
 
     Raises
     ------
@@ -168,6 +168,7 @@ def download_leaf() -> Dataset:
         federated = FederatedDataset(
             dataset=LEAF_DATASET,
             partitioners={"train": NaturalIdPartitioner(partition_by="character_id")},
+            shuffle=False,  # keep each role's samples in temporal order for the split
         )
         return federated.load_split("train")
     except (OSError, ConnectionError) as exc:
