@@ -23,6 +23,7 @@ from flwr.clientapp import ClientApp
 from torch import nn
 
 from flwr_split.codecs import Codec, CodecContext, CodecError, get_codec
+from flwr_split.correction import QuantizationResidual
 from flwr_split.data.arrays import LabeledArrays
 from flwr_split.optim import load_optimizer_state, optimizer_state_to_record
 from flwr_split.protocol import (
@@ -107,6 +108,8 @@ class ClientSession:
     seq: int = -1
     graph: tuple[Slice, torch.Tensor] | None = None
     """Activations of the last training forward, with their autograd graph."""
+    last_forward: tuple[Slice, int] | None = None
+    """Slice and step of the last training forward (kept in ``context.state``)."""
 
     @classmethod
     def open(cls, message: Message, context: Context) -> ClientSession:
@@ -130,10 +133,11 @@ class ClientSession:
             raise ProtocolError(str(exc)) from exc
         bottom, _ = build_model(config.task)
         optimizer = config.optimizer.build(bottom.parameters())
-        version = NO_VERSION
+        version, last_forward = NO_VERSION, None
         if STATE_WEIGHTS in context.state:
             load_weights(bottom, context.state[STATE_WEIGHTS], "stored bottom weights")
             version = int(context.state[STATE_META]["version"])
+            last_forward = _last_forward(context.state[STATE_META])
         if STATE_OPTIM in context.state:
             load_optimizer_state(optimizer, context.state[STATE_OPTIM])
         return cls(
@@ -148,6 +152,7 @@ class ClientSession:
             version,
             token,
             seq,
+            last_forward=last_forward,
         )
 
     def adopt_weights(self, content: RecordDict, version: int) -> None:
@@ -173,11 +178,17 @@ class ClientSession:
         )
         return torch.from_numpy(self.train.x[idx]), self.train.y[idx]
 
+    def codec_context(self, step: int) -> CodecContext:
+        """Return the uplink codec's context of a forward at ``step``."""
+        return CodecContext(seed=codec_seed(self.config.task.seed, step, self.partition_id))
+
     def backward(self, content: RecordDict, order: StepOrder) -> ArrayRecord | None:
         """Recompute the forward of the ``bwd`` slice and back-propagate ``sl.grad``.
 
-        Returns the bottom gradient as an ArrayRecord in ``"return"`` mode, else
-        steps the local optimizer and returns None.
+        With a non-zero ``correction`` weight λ, ``sl.grad + λ (Z − Z̃)`` is
+        back-propagated, the residual recomputed by `residual`. Returns the
+        bottom gradient as an ArrayRecord in ``"return"`` mode, else steps the
+        local optimizer and returns None.
         """
         bwd_slice = (order.bwd_epoch, order.bwd_offset, order.bwd_count)
         self.optimizer.zero_grad(set_to_none=True)
@@ -189,6 +200,8 @@ class ClientSession:
         grad = decode_tensor(
             self.downlink, get_encoded(content, KEY_GRAD), tuple(acts.shape), "cut-layer gradient"
         )
+        if self.config.correction:
+            grad = self.residual(bwd_slice, acts).correct(grad, self.config.correction)
         acts.backward(grad)
         if order.bwd_mode == "return":
             return ArrayRecord(
@@ -203,6 +216,19 @@ class ClientSession:
             )
         self.optimizer.step()
         return None
+
+    def residual(self, bwd_slice: Slice, acts: torch.Tensor) -> QuantizationResidual:
+        """Recompute ``Z − Z̃`` of the last training forward, which must be ``bwd_slice``."""
+        if self.last_forward is None or self.last_forward[0] != bwd_slice:
+            raise ProtocolError(
+                f"gradient correction needs the forward of slice {bwd_slice} to be this "
+                f"client's last training forward, got {self.last_forward}"
+            )
+        ctx = self.codec_context(self.last_forward[1])
+        try:
+            return QuantizationResidual.recompute(self.uplink, acts, ctx)
+        except CodecError as exc:
+            raise ProtocolError(f"cannot re-encode activations: {exc}") from exc
 
     def forward(
         self,
@@ -223,9 +249,10 @@ class ClientSession:
         if keep_graph:
             self.graph = (train_slice, acts)
             acts = acts.detach()
-        ctx = CodecContext(seed=codec_seed(self.config.task.seed, step, self.partition_id))
+        if train_slice is not None:
+            self.last_forward = (train_slice, step)
         try:
-            encoded = self.uplink.encode(acts, ctx)
+            encoded = self.uplink.encode(acts, self.codec_context(step))
         except CodecError as exc:
             raise ProtocolError(f"cannot encode activations: {exc}") from exc
         put_encoded(reply, KEY_ACTS, encoded)
@@ -237,6 +264,8 @@ class ClientSession:
         self.seq += 1
         context.state[STATE_WEIGHTS] = weights_to_record(self.bottom)
         meta = {"version": self.version, "token": self.token, "seq": self.seq}
+        if self.last_forward is not None:
+            meta["last_forward"] = [*self.last_forward[0], self.last_forward[1]]
         context.state[STATE_META] = ConfigRecord(meta)
         context.state[STATE_OPTIM] = optimizer_state_to_record(self.optimizer)
         SESSION_CACHE.store((context.run_id, context.node_id, self.token), self.seq, self)
@@ -248,6 +277,14 @@ def _state_stamp(context: Context) -> tuple[str, int]:
         return "", -1
     meta = context.state[STATE_META]
     return str(meta.get("token", "")), int(meta.get("seq", -1))
+
+
+def _last_forward(meta: ConfigRecord) -> tuple[Slice, int] | None:
+    """Read ``(slice, step)`` of the last training forward from the state metadata."""
+    if "last_forward" not in meta:
+        return None
+    epoch, offset, count, step = (int(v) for v in meta["last_forward"])
+    return (epoch, offset, count), step
 
 
 def _partition(context: Context) -> tuple[int, int]:

@@ -32,7 +32,7 @@ class RunSettings:
         Keys ``optimizer``, ``lr``, ``momentum``.
     strategy : dict[str, Any]
         Keyword arguments of `strategies.SplitStrategy` (``uplink``,
-        ``downlink``, ``sampler``, ``batch-size``, ``sync``, ``eval-every``,
+        ``downlink``, ``correction``, ``sampler``, ``batch-size``, ``sync``, ``eval-every``,
         ``step-timeout``, and the client profiles: ``compute-factor``,
         ``uplink-mbps``, ``downlink-mbps``, ``latency-ms``,
         ``straggler-fraction``, ``straggler-slowdown``).
@@ -76,6 +76,7 @@ class RunSettings:
         strategy = {
             "uplink": _get(run_config, "uplink", str, "identity"),
             "downlink": _get(run_config, "downlink", str, "identity"),
+            "correction": _get(run_config, "correction", float, 0.0),
             "sampler": _get(run_config, "sampler", str, "fixed"),
             "batch_size": _get(run_config, "batch-size", int, 16),
             "sync": _get(run_config, "sync", str, "every_epoch"),

@@ -22,6 +22,7 @@ suffix ``.meta``. Everything that arrives is validated here; a violation raises
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -84,17 +85,26 @@ class SessionConfig:
         Codec spec of the cut-layer gradients (server -> client).
     optimizer : OptimizerConfig
         Optimizer of the client's bottom when it updates locally.
+    correction : float (default: 0.0)
+        Weight λ >= 0 of the gradient correction: the client back-propagates
+        ``G + λ (Z − Z̃)``, with ``Z̃`` the uplink codec's reconstruction of its
+        activations ``Z`` (`flwr_split.correction`); ``0`` uses ``G`` as is.
     """
 
     task: TaskConfig
     uplink: str
     downlink: str
     optimizer: OptimizerConfig
+    correction: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.correction) or self.correction < 0:
+            raise ValueError(f"correction must be finite and >= 0, got {self.correction!r}")
 
     def to_record(self) -> ConfigRecord:
         """Flatten into a ConfigRecord (task fields, codecs, ``opt_*`` fields)."""
         flat: dict[str, Any] = dict(self.task.as_dict())
-        flat.update(uplink=self.uplink, downlink=self.downlink)
+        flat.update(uplink=self.uplink, downlink=self.downlink, correction=self.correction)
         flat.update({f"opt_{k}": v for k, v in asdict(self.optimizer).items()})
         return ConfigRecord(flat)
 
@@ -112,6 +122,7 @@ class SessionConfig:
                 uplink=_typed(record, "uplink", str),
                 downlink=_typed(record, "downlink", str),
                 optimizer=OptimizerConfig(**opt),
+                correction=_typed(record, "correction", float),
             )
         except (TypeError, ValueError) as exc:
             raise ProtocolError(f"bad {KEY_CONFIG}: {exc}") from exc

@@ -11,10 +11,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from flwr_split.data import shakespeare
 from flwr_split.data.arrays import LabeledArrays
 from flwr_split.data.digits import load_digits_split
 from flwr_split.data.mnist1d import load_mnist1d_split
-from flwr_split.data.partition import PARTITION_SCHEMES, partition_indices
+from flwr_split.data.partition import NATURAL, PARTITION_SCHEMES, group_partition, partition_indices
+from flwr_split.models.char_lstm import CHAR_LSTM_CUTS, char_lstm
 from flwr_split.models.digits import DIGITS_CUTS, digits_cnn
 from flwr_split.models.mnist1d import MNIST1D_CUTS, mnist1d_cnn
 from flwr_split.models.split import split_layers
@@ -34,17 +36,35 @@ class TaskDefinition:
         Number of label classes.
     cuts : dict[int, str]
         Valid cut values with a description of the cut layer.
+    natural_groups : Callable[[float, int], np.ndarray] or None (default: None)
+        ``natural_groups(test_fraction, seed)`` returns the natural group (e.g.
+        speaking role) of every training sample, for ``partitioner="natural"``.
     """
 
     load: Callable[[float, int], tuple[LabeledArrays, LabeledArrays]]
     layers: Callable[[int], list[nn.Module]]
     num_classes: int
     cuts: dict[int, str]
+    natural_groups: Callable[[float, int], np.ndarray] | None = None
 
 
 TASKS: dict[str, TaskDefinition] = {
     "digits": TaskDefinition(load_digits_split, digits_cnn, 10, DIGITS_CUTS),
     "mnist1d": TaskDefinition(load_mnist1d_split, mnist1d_cnn, 10, MNIST1D_CUTS),
+    "shakespeare": TaskDefinition(
+        shakespeare.load_shakespeare_split,
+        char_lstm,
+        shakespeare.NUM_CLASSES,
+        CHAR_LSTM_CUTS,
+        shakespeare.shakespeare_roles,
+    ),
+    "shakespeare_leaf": TaskDefinition(
+        shakespeare.load_leaf_split,
+        char_lstm,
+        shakespeare.NUM_CLASSES,
+        CHAR_LSTM_CUTS,
+        shakespeare.leaf_roles,
+    ),
 }
 
 
@@ -61,7 +81,8 @@ class TaskConfig:
     test_fraction : float (default: 0.2)
         Fraction of the data held out for testing.
     partitioner : str (default: "iid")
-        ``"iid"`` or ``"dirichlet"`` (training data; test data is always IID).
+        ``"iid"``, ``"dirichlet"`` or, for tasks with natural groups,
+        ``"natural"`` (training data; test data is always IID).
     dirichlet_alpha : float (default: 0.5)
         Concentration of the Dirichlet partitioner.
     seed : int (default: 0)
@@ -84,8 +105,10 @@ class TaskConfig:
             )
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
-        if self.partitioner not in PARTITION_SCHEMES:
-            raise ValueError(f"partitioner must be one of {PARTITION_SCHEMES}")
+        if self.partitioner not in (*PARTITION_SCHEMES, NATURAL):
+            raise ValueError(f"partitioner must be one of {(*PARTITION_SCHEMES, NATURAL)}")
+        if self.partitioner == NATURAL and TASKS[self.task].natural_groups is None:
+            raise ValueError(f"task {self.task!r} has no natural partition")
         if self.dirichlet_alpha <= 0:
             raise ValueError(f"dirichlet_alpha must be > 0, got {self.dirichlet_alpha}")
 
@@ -110,9 +133,14 @@ def _partitions(
     config: TaskConfig, num_partitions: int
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     train, test = load_task_data(config)
-    train_parts = partition_indices(
-        train.y, num_partitions, config.partitioner, config.dirichlet_alpha, config.seed
-    )
+    natural_groups = config.definition.natural_groups
+    if config.partitioner == NATURAL and natural_groups is not None:
+        groups = natural_groups(config.test_fraction, config.seed)
+        train_parts = group_partition(groups, num_partitions, config.seed)
+    else:
+        train_parts = partition_indices(
+            train.y, num_partitions, config.partitioner, config.dirichlet_alpha, config.seed
+        )
     test_order = np.random.default_rng([config.seed, 1]).permutation(len(test))
     test_parts = [np.sort(part) for part in np.array_split(test_order, num_partitions)]
     return train_parts, test_parts

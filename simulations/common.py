@@ -60,19 +60,24 @@ def run_split(
     eval_every: int = 25,
     optimizer: OptimizerConfig | None = None,
     sync: str = "every_epoch",
+    correction: float = 0.0,
+    max_steps: int | None = None,
 ) -> tuple[ParallelSplitLearning, SplitResult]:
     """Run parallel SL on the in-process grid; return the strategy and its result."""
     strategy = ParallelSplitLearning(
         task,
         uplink=uplink,
         downlink=downlink,
+        correction=correction,
         batch_size=batch_size,
         eval_every=eval_every,
         optimizer=optimizer,
         sync=sync,
         measure_messages=False,
     )
-    result = strategy.start(InProcessGrid(client_app, clients), epochs=epochs, min_nodes=clients)
+    result = strategy.start(
+        InProcessGrid(client_app, clients), epochs=epochs, min_nodes=clients, max_steps=max_steps
+    )
     return strategy, result
 
 

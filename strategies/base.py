@@ -111,6 +111,9 @@ class SplitStrategy(ABC):
         Codec spec for activations, client to server (e.g. ``"quant:bits=8"``).
     downlink : str (default: "identity")
         Codec spec for cut-layer gradients, server to client.
+    correction : float (default: 0.0)
+        Weight λ of the clients' gradient correction ``G + λ (Z − Z̃)``
+        (FedLite); ``0`` back-propagates the server's gradient as is.
     optimizer : OptimizerConfig (default: SGD, lr 0.05, momentum 0.9)
         Optimizer of the top and of every bottom.
     sampler : str (default: "fixed")
@@ -138,6 +141,7 @@ class SplitStrategy(ABC):
         *,
         uplink: str = "identity",
         downlink: str = "identity",
+        correction: float = 0.0,
         optimizer: OptimizerConfig | None = None,
         sampler: str = "fixed",
         batch_size: int = 16,
@@ -152,7 +156,9 @@ class SplitStrategy(ABC):
             raise ValueError(f"sync must be one of {SYNC_POLICIES}, got {sync!r}")
         if batch_size < 1 or eval_every < 1:
             raise ValueError("batch_size and eval_every must be >= 1")
-        self.session = SessionConfig(task, uplink, downlink, optimizer or OptimizerConfig())
+        self.session = SessionConfig(
+            task, uplink, downlink, optimizer or OptimizerConfig(), correction
+        )
         self.session_record = self.session.to_record()
         """``sl.cfg`` as sent with every message (built once; never mutated)."""
         self.uplink = get_codec(uplink)
@@ -190,7 +196,8 @@ class SplitStrategy(ABC):
         """One line describing the configuration."""
         return (
             f"{type(self).__name__}(task={self.session.task.task}, cut={self.session.task.cut}, "
-            f"uplink={self.uplink}, downlink={self.downlink}, sync={self.sync}, "
+            f"uplink={self.uplink}, downlink={self.downlink}, "
+            f"correction={self.session.correction}, sync={self.sync}, "
             f"sampler={self.sampler_spec}, batch_size={self.batch_size}, "
             f"optimizer={self.session.optimizer})"
         )
@@ -500,6 +507,7 @@ class SplitStrategy(ABC):
             },
             "uplink": str(self.uplink.get_config()),
             "downlink": str(self.downlink.get_config()),
+            "correction": self.session.correction,
             "sync": self.sync,
             "sampler": self.sampler_spec,
             "batch_size": self.batch_size,

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from simulations import bench_ms, bench_scale, bench_step_time
+from simulations import bench_fedlite, bench_ms, bench_scale, bench_step_time
 from simulations.bench_ms import matched_topk, topk_nbytes
 from simulations.run import parse_overrides
 
@@ -70,4 +70,27 @@ def test_scale_benchmark_quick_runs_both_apps_through_flwr_run(tmp_path):
     assert (echo["replied"] == 2).all()
     assert {"runs.csv", "summary.csv", "steps.csv", "scale.png", "env.json"} <= {
         p.name for p in out.iterdir()
+    }
+
+
+def test_fedlite_benchmark_quick_runs_the_grid_sweep_and_timing(tmp_path):
+    runs = bench_fedlite.main(["--quick", "--workers", "1", "--results", str(tmp_path)])
+    assert list(zip(runs["task"], runs["codec"], runs["correction"], strict=True)) == [
+        ("digits", "identity", 0.0),
+        ("digits", "fedlite:q=64,clusters=4", 0.0),
+        ("digits", "fedlite:q=64,clusters=4", 1e-3),
+        ("shakespeare", "identity", 0.0),
+        ("shakespeare", "fedlite:q=80,clusters=2", 0.0),
+    ]
+    # 2 x 64 float32 codewords + 80 one-bit codes per 16 samples against 16 x 20,480 bytes
+    assert runs["uplink_ratio"].iloc[-1] == pytest.approx(16 * 5120 * 4 / (512 + 160), rel=0.01)
+    (out,) = (tmp_path / "bench_fedlite").iterdir()
+    assert {p.name for p in out.iterdir()} == {
+        "runs.csv",
+        "ablation.csv",
+        "timing.csv",
+        "histories.csv",
+        "accuracy_vs_bytes.png",
+        "accuracy_vs_ratio.png",
+        "env.json",
     }

@@ -76,3 +76,42 @@ def partition_indices(
             f"cannot split {len(labels)} samples into {num_partitions} Dirichlet(alpha={alpha}) "
             f"partitions of at least {min_partition_size} samples: {exc}"
         ) from exc
+
+
+NATURAL = "natural"
+"""Partitioner name for a task's natural groups (e.g. speaking roles), see `group_partition`."""
+
+
+def group_partition(groups: np.ndarray, num_partitions: int, seed: int = 0) -> list[np.ndarray]:
+    """Assign whole groups of samples (e.g. speaking roles) to ``num_partitions`` clients.
+
+    Groups are shuffled with ``seed``, ordered by size (largest first, stable),
+    and each goes to the client that holds the fewest samples so far (lowest
+    id on ties), so clients are about equally large and never share a group.
+
+    Parameters
+    ----------
+    groups : np.ndarray
+        Integer group id of every sample.
+    num_partitions : int
+        Number of clients, at most the number of distinct groups.
+    seed : int (default: 0)
+        Seed of the shuffle that breaks ties between groups of equal size.
+
+    Returns
+    -------
+    list[np.ndarray]
+        For each partition id, the sorted int64 indices of its samples.
+    """
+    ids, sizes = np.unique(np.asarray(groups, dtype=np.int64), return_counts=True)
+    if not 1 <= num_partitions <= len(ids):
+        raise ValueError(f"cannot give {num_partitions} clients whole groups of {len(ids)} groups")
+    shuffled = np.random.default_rng(seed).permutation(len(ids))
+    order = shuffled[np.argsort(-sizes[shuffled], kind="stable")]
+    load = np.zeros(num_partitions, dtype=np.int64)
+    owner = np.empty(len(ids), dtype=np.int64)
+    for group in order:
+        owner[group] = int(np.argmin(load))
+        load[owner[group]] += sizes[group]
+    sample_owner = owner[np.searchsorted(ids, groups)]
+    return [np.flatnonzero(sample_owner == pid) for pid in range(num_partitions)]

@@ -1,0 +1,182 @@
+"""Batched k-means (Lloyd) in torch: many independent point sets fitted at once.
+
+Every function works on a batch of ``G`` groups: points of shape ``(G, N, p)``
+and codebooks of shape ``(G, L, p)``. Groups never mix; the work is vectorized
+over them. Randomness comes only from the ``torch.Generator`` passed in, so the
+same points and the same seeded generator give bit-identical results.
+"""
+
+from __future__ import annotations
+
+import torch
+
+INITS = ("random", "kmeans++")
+"""Codebook initializations `fit_kmeans` knows."""
+
+CHUNK_ELEMENTS = 2**22
+"""Largest ``G * rows * L`` distance block computed at once (bounds memory)."""
+
+
+def assign(points: torch.Tensor, codebooks: torch.Tensor) -> torch.Tensor:
+    """Return the index of the nearest codeword of every point, shape ``(G, N)``.
+
+    Distances are squared Euclidean, computed as ``|c|^2 - 2 x.c`` (the
+    ``|x|^2`` term does not change the minimum) in chunks of points; among
+    equal distances the lowest index wins.
+
+    Parameters
+    ----------
+    points : torch.Tensor
+        ``(G, N, p)`` float tensor.
+    codebooks : torch.Tensor
+        ``(G, L, p)`` float tensor.
+
+    Returns
+    -------
+    torch.Tensor
+        ``int64`` codes in ``[0, L)``.
+    """
+    groups, count, _ = points.shape
+    clusters = codebooks.shape[1]
+    norms = codebooks.square().sum(dim=2).unsqueeze(1)
+    rows = max(1, CHUNK_ELEMENTS // max(1, groups * clusters))
+    transposed = codebooks.transpose(1, 2)
+    if rows >= count:
+        return torch.baddbmm(norms, points, transposed, beta=1.0, alpha=-2.0).argmin(dim=2)
+    codes = torch.empty(groups, count, dtype=torch.int64)
+    for start in range(0, count, rows):
+        chunk = points[:, start : start + rows]
+        scores = torch.baddbmm(norms, chunk, transposed, beta=1.0, alpha=-2.0)
+        codes[:, start : start + rows] = scores.argmin(dim=2)
+    return codes
+
+
+def sse(points: torch.Tensor, codebooks: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """Return the within-group sum of squared errors of an assignment, shape ``(G,)``."""
+    return (points - reconstruct(codebooks, codes)).square().sum(dim=(1, 2))
+
+
+def reconstruct(codebooks: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """Return ``codebooks[g, codes[g, n]]`` for every point, shape ``(G, N, p)``."""
+    groups, clusters, width = codebooks.shape
+    rows = _flat_codes(codes, clusters)
+    return (
+        codebooks.reshape(groups * clusters, width).index_select(0, rows).reshape(groups, -1, width)
+    )
+
+
+def _flat_codes(codes: torch.Tensor, clusters: int) -> torch.Tensor:
+    """Codes as row numbers of the ``(G * L, p)`` stack of all codebooks."""
+    offsets = torch.arange(codes.shape[0]).unsqueeze(1) * clusters
+    return (codes + offsets).reshape(-1)
+
+
+def update(points: torch.Tensor, codebooks: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """Move each codeword to the mean of its points; an empty cluster keeps its codeword.
+
+    The mean is computed as ``c + mean(x - c)``, so a cluster whose points all
+    equal its codeword keeps it bit for bit (the lossless limit of the spec).
+    """
+    groups, clusters, width = codebooks.shape
+    rows = _flat_codes(codes, clusters)
+    flat_books = codebooks.reshape(groups * clusters, width)
+    residual = points.reshape(-1, width) - flat_books.index_select(0, rows)
+    sums = torch.zeros_like(flat_books).index_add_(0, rows, residual)
+    counts = torch.bincount(rows, minlength=groups * clusters).clamp_min_(1)
+    return (flat_books + sums / counts.unsqueeze(1).to(sums.dtype)).reshape(codebooks.shape)
+
+
+def init_random(points: torch.Tensor, clusters: int, generator: torch.Generator) -> torch.Tensor:
+    """Pick ``clusters`` distinct points per group as the initial codebooks.
+
+    The points of each group are visited in a seeded random order and the first
+    ``clusters`` distinct ones are taken: a uniform draw without replacement
+    that skips repeats. A group with fewer distinct points takes all of them
+    and repeats the last one.
+    """
+    groups, count, width = points.shape
+    order = torch.stack([torch.randperm(count, generator=generator) for _ in range(groups)])
+    head = torch.gather(points, 1, order[:, :clusters, None].expand(-1, -1, width))
+    if head.shape[1] == clusters and _all_distinct(head):
+        return head
+    shuffled = torch.gather(points, 1, order.unsqueeze(2).expand(-1, -1, width))
+    return torch.stack([_first_distinct(group, clusters) for group in shuffled])
+
+
+def _all_distinct(codebooks: torch.Tensor) -> bool:
+    """Whether no group holds the same codeword twice."""
+    same = (codebooks.unsqueeze(2) == codebooks.unsqueeze(1)).all(dim=3)
+    return int(same.sum()) == codebooks.shape[0] * codebooks.shape[1]
+
+
+def _first_distinct(points: torch.Tensor, clusters: int) -> torch.Tensor:
+    """Return the first ``clusters`` distinct rows of ``points``, the last repeated if short."""
+    _, inverse = torch.unique(points, dim=0, return_inverse=True)
+    first = torch.full((int(inverse.max()) + 1,), points.shape[0], dtype=torch.int64)
+    first.scatter_reduce_(0, inverse, torch.arange(points.shape[0]), reduce="amin")
+    chosen = first.sort().values[:clusters]
+    chosen = torch.cat([chosen, chosen[-1:].expand(clusters - chosen.numel())])
+    return points[chosen]
+
+
+def init_kmeanspp(points: torch.Tensor, clusters: int, generator: torch.Generator) -> torch.Tensor:
+    """k-means++ seeding: each next codeword is a point drawn with probability ~ D^2.
+
+    A group whose points all coincide with chosen codewords (fewer distinct
+    points than ``clusters``) repeats its last codeword.
+    """
+    groups, count, _ = points.shape
+    rows = torch.arange(groups)
+    first = torch.randint(count, (groups,), generator=generator)
+    chosen = [points[rows, first]]
+    nearest = (points - chosen[0].unsqueeze(1)).square().sum(dim=2)
+    for _ in range(1, clusters):
+        weights = nearest.double()
+        exhausted = weights.sum(dim=1) == 0
+        pick = torch.multinomial(weights + exhausted.unsqueeze(1), 1, generator=generator)[:, 0]
+        centre = torch.where(exhausted.unsqueeze(1), chosen[-1], points[rows, pick])
+        chosen.append(centre)
+        nearest = torch.minimum(nearest, (points - centre.unsqueeze(1)).square().sum(dim=2))
+    return torch.stack(chosen, dim=1)
+
+
+def fit_kmeans(
+    points: torch.Tensor,
+    clusters: int,
+    iters: int,
+    generator: torch.Generator,
+    init: str = "random",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fit one codebook per group with at most ``iters`` Lloyd iterations.
+
+    Iterating stops early once an iteration leaves every code unchanged (the
+    codebooks are then the means of their clusters and would stay put).
+
+    Parameters
+    ----------
+    points : torch.Tensor
+        ``(G, N, p)`` float32 points, ``N >= 1``.
+    clusters : int
+        Codewords per codebook ``L``.
+    iters : int
+        Most Lloyd iterations (update, then assign); ``0`` keeps the initial codebooks.
+    generator : torch.Generator
+        Source of the initialization's randomness.
+    init : {"random", "kmeans++"}
+        Distinct random points (`init_random`) or k-means++ (`init_kmeanspp`).
+
+    Returns
+    -------
+    tuple[torch.Tensor, torch.Tensor]
+        ``(codebooks (G, L, p), codes (G, N))``, the codes assigned to the
+        final codebooks.
+    """
+    seeding = init_random if init == "random" else init_kmeanspp
+    codebooks = seeding(points, clusters, generator)
+    codes = assign(points, codebooks)
+    for _ in range(iters):
+        codebooks = update(points, codebooks, codes)
+        previous, codes = codes, assign(points, codebooks)
+        if torch.equal(previous, codes):
+            break
+    return codebooks, codes

@@ -1,0 +1,290 @@
+"""Benchmark: FedLite (product quantization + gradient correction) against fp32 activations.
+
+Usage: ``python -m simulations.bench_fedlite [--config simulations/configs/bench_fedlite.toml]
+[--quick] [--workers N]``
+
+For every task of the config, parallel SL runs on the in-process grid (gradients go down
+uncompressed): the fp32 baseline, every FedLite setting of the task's ``grid`` without
+correction (λ = 0), and the settings of its ``sweep`` with every λ of ``lambdas``. Per run it
+records the measured uplink activation bytes and their ratio to fp32, the final test accuracy
+with compressed activations (as trained) and without (the trained bottom and top on the raw
+test inputs), and the drop against fp32 in points. The correction ablation compares λ = 0
+with the best λ of each swept setting. Per setting it also times, on the trained fp32 bottom
+and one client batch, the FedLite encode (at the configured Lloyd iteration caps) against that
+batch's bottom forward+backward (medians of repeats, one thread). Writes ``runs.csv``,
+``ablation.csv``, ``timing.csv``, ``histories.csv``, ``accuracy_vs_bytes.png``,
+``accuracy_vs_ratio.png`` and ``env.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tomllib
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from flwr_split.codecs import CodecContext, get_codec  # noqa: E402
+from flwr_split.optim import OptimizerConfig  # noqa: E402
+from flwr_split.tasks import TaskConfig, build_model, load_task_data  # noqa: E402
+from simulations.common import median_seconds, output_dir, run_split, write_env  # noqa: E402
+
+DEFAULT_CONFIG = Path(__file__).parent / "configs" / "bench_fedlite.toml"
+BASELINE = "identity"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One training run: a task entry of the config, an uplink codec and a correction weight."""
+
+    entry: dict
+    uplink: str
+    correction: float
+
+
+def task_config(entry: dict, seed: int) -> TaskConfig:
+    """Return the `TaskConfig` of a task entry of the config."""
+    return TaskConfig(
+        task=entry["task"], cut=entry["cut"], partitioner=entry["partitioner"], seed=seed
+    )
+
+
+def plan(bench: dict) -> list[Job]:
+    """Return the runs: per task fp32, the grid at λ = 0, the sweep at every other λ."""
+    jobs = []
+    for entry in bench["tasks"]:
+        jobs.append(Job(entry, BASELINE, 0.0))
+        jobs.extend(Job(entry, spec, 0.0) for spec in entry["grid"])
+        jobs.extend(
+            Job(entry, spec, lam) for spec in entry["sweep"] for lam in bench["lambdas"] if lam
+        )
+    return jobs
+
+
+def _train(job_and_bench: tuple[Job, dict]) -> tuple[pd.DataFrame, float, dict]:
+    """Train one run; return its history, uncompressed test accuracy and trained bottom."""
+    job, bench = job_and_bench
+    torch.set_num_threads(1)
+    entry = job.entry
+    task = task_config(entry, bench["seed"])
+    strategy, result = run_split(
+        task,
+        clients=bench["clients"],
+        epochs=entry["epochs"],
+        uplink=job.uplink,
+        correction=job.correction,
+        batch_size=bench["batch_size"],
+        eval_every=entry["eval_every"],
+        optimizer=OptimizerConfig(entry["optimizer"], entry["lr"], entry["momentum"]),
+        max_steps=entry.get("max_steps"),
+    )
+    _, test = load_task_data(task)
+    with torch.no_grad():
+        logits = strategy.top(strategy.bottom(torch.from_numpy(test.x)))
+    labels = torch.from_numpy(test.y)
+    accuracy = float((logits.argmax(1) == labels).float().mean())
+    state = {k: v.detach().clone() for k, v in strategy.bottom.state_dict().items()}
+    return result.history, accuracy, state
+
+
+def summarize(jobs: list[Job], outputs: list) -> tuple[pd.DataFrame, dict]:
+    """Return the runs table (one row per run) and the histories by (task, codec, λ)."""
+    rows, histories = [], {}
+    pairs = list(zip(jobs, outputs, strict=True))
+    baselines = {job.entry["task"]: out for job, out in pairs if job.uplink == BASELINE}
+    for job, (history, plain_accuracy, _) in pairs:
+        name = job.entry["task"]
+        base_history = baselines[name][0]
+        base_bytes = float(base_history["activation_bytes"].iloc[-1])
+        config = get_codec(job.uplink).get_config()
+        final = float(history["accuracy"].iloc[-1])
+        rows.append(
+            {
+                "task": name,
+                "codec": job.uplink,
+                "q": config.get("q", 0),
+                "clusters": config.get("clusters", 0),
+                "groups": config.get("groups", 0),
+                "iters": config.get("iters", 0),
+                "correction": job.correction,
+                "activation_bytes": int(history["activation_bytes"].iloc[-1]),
+                "uplink_ratio": base_bytes / float(history["activation_bytes"].iloc[-1]),
+                "final_accuracy": final,
+                "best_accuracy": float(history["accuracy"].max()),
+                "accuracy_uncompressed": plain_accuracy,
+                "drop_pp": 100 * (float(base_history["accuracy"].iloc[-1]) - final),
+            }
+        )
+        key = (name, job.uplink, job.correction)
+        histories[key] = history.assign(task=name, codec=job.uplink, correction=job.correction)
+    return pd.DataFrame(rows), histories
+
+
+def ablation(runs: pd.DataFrame, bench: dict) -> pd.DataFrame:
+    """Per swept setting: accuracy at λ = 0, the best λ and its accuracy (final, compressed)."""
+    rows = []
+    for entry in bench["tasks"]:
+        for spec in entry["sweep"]:
+            subset = runs[(runs["task"] == entry["task"]) & (runs["codec"] == spec)]
+            plain = subset[subset["correction"] == 0]["final_accuracy"].iloc[0]
+            best = subset.loc[subset["final_accuracy"].idxmax()]
+            rows.append(
+                {
+                    "task": entry["task"],
+                    "codec": spec,
+                    "uplink_ratio": float(best["uplink_ratio"]),
+                    "accuracy_lambda0": float(plain),
+                    "best_lambda": float(best["correction"]),
+                    "accuracy_best_lambda": float(best["final_accuracy"]),
+                    "gain_pp": 100 * (float(best["final_accuracy"]) - float(plain)),
+                    **{
+                        f"accuracy_lambda_{lam:g}": float(
+                            subset[subset["correction"] == lam]["final_accuracy"].iloc[0]
+                        )
+                        for lam in bench["lambdas"]
+                    },
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def timing(task: TaskConfig, bottom_state: dict, specs: list[str], bench: dict) -> pd.DataFrame:
+    """Encode and decode time of each spec against the bottom forward+backward of one batch."""
+    torch.set_num_threads(1)
+    bottom, _ = build_model(task)
+    bottom.load_state_dict(bottom_state)
+    _, test = load_task_data(task)
+    inputs = torch.from_numpy(test.x[: bench["batch_size"]])
+    with torch.no_grad():
+        acts = bottom(inputs)
+
+    def bottom_step() -> None:
+        bottom.zero_grad()
+        out = bottom(inputs)
+        out.backward(torch.ones_like(out))
+
+    repeats = bench["timing_repeats"]
+    bottom_s = median_seconds(bottom_step, repeats)
+    rows = []
+    for spec in specs:
+        for iters in bench["timing_iters"]:
+            codec = get_codec(f"{spec},iters={iters}")
+            ctx = CodecContext(seed=1)
+            encoded = codec.encode(acts, ctx)
+            encode_s = median_seconds(lambda c=codec, x=ctx: c.encode(acts, x), repeats)
+            decode_s = median_seconds(lambda c=codec, e=encoded: c.decode(e), repeats)
+            rows.append(
+                {
+                    "task": task.task,
+                    "codec": spec,
+                    "iters": iters,
+                    "encode_ms": encode_s * 1e3,
+                    "decode_ms": decode_s * 1e3,
+                    "bottom_fwd_bwd_ms": bottom_s * 1e3,
+                    "encode_share": encode_s / bottom_s,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _task_panels(
+    runs: pd.DataFrame, path: Path, draw: Callable[[plt.Axes, str], None], xlabel: str, ylabel: str
+) -> None:
+    """Draw one panel per task with ``draw(ax, task)`` on a log x axis and save the figure."""
+    tasks = list(dict.fromkeys(runs["task"]))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.2), squeeze=False)
+    for ax, name in zip(axes[0], tasks, strict=True):
+        draw(ax, name)
+        ax.set_xscale("log")
+        ax.set_title(name)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_curves(runs: pd.DataFrame, histories: dict, path: Path) -> None:
+    """Plot accuracy vs cumulative uplink activation bytes: fp32 and every setting at λ = 0."""
+
+    def draw(ax: plt.Axes, name: str) -> None:
+        for row in runs[(runs["task"] == name) & (runs["correction"] == 0)].itertuples():
+            history = histories[(name, row.codec, 0.0)]
+            label = f"{row.codec} ({row.uplink_ratio:.0f}x)"
+            ax.plot(history["activation_bytes"] / 1e6, history["accuracy"], label=label)
+
+    xlabel, ylabel = "cumulative uplink activation MB (log)", "test accuracy (compressed)"
+    _task_panels(runs, path, draw, xlabel, ylabel)
+
+
+def plot_tradeoff(runs: pd.DataFrame, path: Path) -> None:
+    """Plot final accuracy vs measured uplink ratio, one colour per λ, fp32 as a line."""
+
+    def draw(ax: plt.Axes, name: str) -> None:
+        subset = runs[runs["task"] == name]
+        base = subset[subset["codec"] == BASELINE]["final_accuracy"].iloc[0]
+        ax.axhline(base, color="black", lw=1, label="fp32")
+        ax.axhline(base - 0.01, color="black", lw=0.5, ls="--", label="fp32 - 1 pp")
+        for lam, group in subset[subset["codec"] != BASELINE].groupby("correction"):
+            ax.scatter(group["uplink_ratio"], group["final_accuracy"], label=f"λ = {lam:g}", s=18)
+
+    xlabel, ylabel = "measured uplink ratio vs fp32 (log)", "final test accuracy"
+    _task_panels(runs, path, draw, xlabel, ylabel)
+
+
+def run(config: dict, workers: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """Train every run, then time the codecs; return runs, ablation, timing and histories."""
+    bench = config["bench"]
+    jobs = plan(bench)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        outputs = list(pool.map(_train, [(job, bench) for job in jobs]))
+    runs, histories = summarize(jobs, outputs)
+    tables = []
+    for job, (_, _, state) in zip(jobs, outputs, strict=True):
+        if job.uplink == BASELINE:
+            task = task_config(job.entry, bench["seed"])
+            tables.append(timing(task, state, job.entry["grid"], bench))
+    return runs, ablation(runs, bench), pd.concat(tables, ignore_index=True), histories
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    parser.add_argument("--quick", action="store_true", help="the config's [quick] overrides")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--results", default="results")
+    args = parser.parse_args(argv)
+    logging.getLogger("flwr").setLevel(logging.WARNING)
+    config = tomllib.loads(args.config.read_text())
+    if args.quick:
+        config["bench"].update(config["quick"])
+    runs, ablations, timings, histories = run(config, args.workers)
+    out = output_dir("bench_fedlite", args.results)
+    runs.to_csv(out / "runs.csv", index=False)
+    ablations.to_csv(out / "ablation.csv", index=False)
+    timings.to_csv(out / "timing.csv", index=False)
+    pd.concat(histories.values(), ignore_index=True).to_csv(out / "histories.csv", index=False)
+    plot_curves(runs, histories, out / "accuracy_vs_bytes.png")
+    plot_tradeoff(runs, out / "accuracy_vs_ratio.png")
+    write_env(out, config=config, quick=args.quick)
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        print(runs.to_string(index=False))
+        print(ablations.to_string(index=False))
+        print(timings.to_string(index=False))
+    print(f"results in {out}")
+    return runs
+
+
+if __name__ == "__main__":
+    main()
