@@ -40,8 +40,8 @@ from flwr_split.protocol import (
     put_encoded,
     weights_to_record,
 )
-from flwr_split.sampling import Sampler, get_sampler
-from flwr_split.tasks import TaskConfig, build_model, cut_shape
+from flwr_split.sampling import Sampler, batch_deviation, class_shares, get_sampler
+from flwr_split.tasks import TaskConfig, build_model, cut_shape, load_task_data
 from strategies.result import SplitResult
 from strategies.strategy_utils import exchange, wait_for_nodes
 
@@ -117,7 +117,9 @@ class SplitStrategy(ABC):
         Also count the serialized size of every Message.
     profiles : ProfileConfig or None (default: None)
         Compute and bandwidth of the virtual clients for the simulated clock
-        (``None``: every client as `ProfileConfig()` describes).
+        (``None``: every client as `ProfileConfig()` describes). Before each
+        epoch the sampler gets each client's mean simulated exchange time of
+        the previous epoch (`Sampler.set_delays`).
     """
 
     def __init__(
@@ -163,11 +165,15 @@ class SplitStrategy(ABC):
         self.rejected: list[tuple[int, int, str]] = []
         self.profile_config = profiles or ProfileConfig()
         self.profiles: list[ClientProfile] = []
-        self.clock = SimulatedClock()
+        self.clock: SimulatedClock = self.profile_config.clock()
+        self.pooled_shares = class_shares(load_task_data(task)[0].y, self.num_classes)
+        """Class distribution of the pooled training data (batch-deviation reference)."""
         self._exchange_wall = 0.0
         self._grid: Grid | None = None
         self._weights_cache: tuple[int, ArrayRecord] | None = None
         self._train_losses: list[float] = []
+        self._steps: list[dict[str, float]] = []
+        self._eval_from = 0
         self._history: list[dict[str, object]] = []
         self._started = 0.0
 
@@ -213,7 +219,10 @@ class SplitStrategy(ABC):
         self.profiles = self.profile_config.assign(max(c.partition_id for c in self.clients) + 1)
         counts = np.array([c.train_count for c in self.clients], dtype=np.int64)
         step = 0
+        positions = [c.partition_id for c in self.clients]
         for epoch in range(epochs):
+            delays = self.clock.take_delays(len(self.profiles))
+            self.sampler.set_delays(None if delays is None else delays[positions])
             plan = self.sampler.plan(counts, self.batch_size, seed=self._epoch_seed(epoch))
             offsets = np.vstack([np.zeros((1, len(counts)), np.int64), np.cumsum(plan, axis=0)])
             for t in range(plan.shape[0]):
@@ -229,7 +238,12 @@ class SplitStrategy(ABC):
                 break
         self._timed(self.finish, step)
         self._evaluate(step, epoch, progress)
-        return SplitResult(pd.DataFrame(self._history), self.traffic.frame(), list(self.rejected))
+        return SplitResult(
+            pd.DataFrame(self._history),
+            self.traffic.frame(),
+            list(self.rejected),
+            pd.DataFrame(self._steps),
+        )
 
     def _timed(self, hook: Callable[..., None], *args: object) -> None:
         """Run a training hook; book its server-side time (wall minus exchanges) on the clock."""
@@ -298,7 +312,7 @@ class SplitStrategy(ABC):
         replies = exchange(self._grid, [m for _, m in messages], self.step_timeout)
         self._exchange_wall += time.perf_counter() - started
         contents: dict[int, RecordDict] = {}
-        timings = []
+        timings, timed_ids = [], []
         for node_id, client in by_node.items():
             reply = replies.get(node_id)
             if reply is not None and not reply.has_error():
@@ -307,6 +321,7 @@ class SplitStrategy(ABC):
                     profile = self.profiles[client.partition_id]
                     compute_s = _compute_seconds(reply.content)
                     timings.append((profile, bytes_down[node_id], compute_s, bytes_up))
+                    timed_ids.append(client.partition_id)
             if reply is None:
                 self.reject(step, client, "no reply before the step timeout")
             elif reply.has_error():
@@ -319,7 +334,7 @@ class SplitStrategy(ABC):
                     order = StepOrder.from_record(sent[node_id].content[KEY_ORDER])
                     self.client_versions[node_id] = order.version
         if phase in TIMED_PHASES:
-            self.clock.exchange(timings)
+            self.clock.exchange(timings, timed_ids)
             if len(replies) < len(by_node):  # the barrier waited for the timeout
                 self.clock.server(self.step_timeout)
         return contents
@@ -384,6 +399,7 @@ class SplitStrategy(ABC):
         loss.backward()
         self.top_optimizer.step()
         self._train_losses.append(float(loss.detach()))
+        self._log_batch(step, labels, len(batches))
         grads: dict[int, RecordDict] = {}
         for batch, grad in zip(
             batches, torch.split(acts.grad, [len(b.labels) for b in batches]), strict=True
@@ -395,6 +411,19 @@ class SplitStrategy(ABC):
             put_encoded(records, KEY_GRAD, self.downlink.encode(grad, ctx))
             grads[batch.client.node_id] = records
         return grads
+
+    def _log_batch(self, step: int, labels: torch.Tensor, active: int) -> None:
+        """Record the union batch of a step: size, active clients and batch deviation."""
+        shares = class_shares(labels.numpy(), self.num_classes)
+        deviation = batch_deviation(shares, self.pooled_shares)
+        self._steps.append(
+            {
+                "step": step,
+                "batch": len(labels),
+                "active_clients": active,
+                **{f"deviation_{name}": value for name, value in deviation.items()},
+            }
+        )
 
     # ----------------------------------------------------------- evaluation
     def _evaluate(self, step: int, epoch: int, progress: bool) -> None:
@@ -434,9 +463,11 @@ class SplitStrategy(ABC):
             "rejected": len(self.rejected),
             "wall_s": time.perf_counter() - self._started,
             "sim_time_s": self.clock.seconds,
+            **self._deviation_columns(),
             **self.config_columns(),
         }
         self._train_losses.clear()
+        self._eval_from = len(self._steps)
         self._history.append(row)
         if progress:
             logger.info(
@@ -449,6 +480,16 @@ class SplitStrategy(ABC):
                 row["bytes_down"] / 1e6,
                 row["wall_s"],
             )
+
+    def _deviation_columns(self) -> dict[str, float]:
+        """Mean batch deviation (L1, L2, max) and union batch over the steps since the last row."""
+        recent = self._steps[self._eval_from :]
+        names = ("batch_deviation", "batch_deviation_l2", "batch_deviation_max", "mean_batch")
+        keys = ("deviation_l1", "deviation_l2", "deviation_max", "batch")
+        return {
+            name: float(np.mean([row[key] for row in recent])) if recent else float("nan")
+            for name, key in zip(names, keys, strict=True)
+        }
 
     def config_columns(self) -> dict[str, object]:
         """Return the configuration columns repeated on every history row."""
@@ -464,4 +505,5 @@ class SplitStrategy(ABC):
             "optimizer": self.session.optimizer.name,
             "lr": self.session.optimizer.lr,
             "num_clients": len(self.clients),
+            "k_effective": sum(c.train_count > 0 for c in self.clients),
         }

@@ -22,11 +22,15 @@ class SplitResult:
         kind and bytes (see `flwr_split.accounting.TrafficLog`).
     rejected : list[tuple[int, int, str]]
         ``(step, partition_id, reason)`` for every reply the server dropped.
+    steps : pd.DataFrame
+        One row per training step: step, union batch size, active clients and
+        the batch deviation (``deviation_l1``, ``deviation_l2``, ``deviation_max``).
     """
 
     history: pd.DataFrame
     traffic: pd.DataFrame
     rejected: list[tuple[int, int, str]] = field(default_factory=list)
+    steps: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def final_accuracy(self) -> float:
