@@ -223,22 +223,24 @@ class SimulatedClock:
         self.seconds += seconds
 
 
-def planned_seconds(
+def planned_step_seconds(
     plan: np.ndarray,
-    per_sample_s: np.ndarray,
+    per_sample_s: np.ndarray | float,
     step_latency_s: float,
     server_per_sample_s: float,
     extra_s: Callable[[], np.ndarray] | None = None,
-) -> float:
-    """Simulated time of a schedule: ``sum_t max_k(n_tk tau_k + l_k) + tau_s b_t``.
+) -> np.ndarray:
+    """Simulated time of each step of a schedule: ``max_k(n_tk tau_k + l_k) + tau_s b_t``.
 
-    The maximum runs over the clients active at step ``t``.
+    The maximum runs over the clients active at step ``t``; a step without
+    active clients takes no time. This is the time model of arXiv 2407.15738's
+    code (the slowest participant, then the server).
 
     Parameters
     ----------
     plan : np.ndarray
         Schedule ``n[t, k]`` of a sampler.
-    per_sample_s : np.ndarray
+    per_sample_s : np.ndarray or float
         Per-sample client forward+backward seconds ``tau_k``.
     step_latency_s : float
         Latency every active client adds to a step.
@@ -247,13 +249,12 @@ def planned_seconds(
     extra_s : Callable[[], np.ndarray] or None (default: None)
         Called once per step for each client's extra latency (stragglers).
     """
-    total = 0.0
-    for row in plan:
+    seconds = np.zeros(len(plan))
+    for t, row in enumerate(plan):
         active = row > 0
-        if not active.any():
-            continue
-        times = row * per_sample_s + step_latency_s
-        if extra_s is not None:
-            times = times + extra_s()
-        total += float(times[active].max()) + server_per_sample_s * float(row.sum())
-    return total
+        if active.any():
+            times = row * per_sample_s + step_latency_s
+            if extra_s is not None:
+                times = times + extra_s()
+            seconds[t] = float(times[active].max()) + server_per_sample_s * float(row.sum())
+    return seconds

@@ -60,6 +60,7 @@ def run_split(
     eval_every: int = 25,
     optimizer: OptimizerConfig | None = None,
     sync: str = "every_epoch",
+    sampler: str = "fixed",
 ) -> tuple[ParallelSplitLearning, SplitResult]:
     """Run parallel SL on the in-process grid; return the strategy and its result."""
     strategy = ParallelSplitLearning(
@@ -70,6 +71,7 @@ def run_split(
         eval_every=eval_every,
         optimizer=optimizer,
         sync=sync,
+        sampler=sampler,
         measure_messages=False,
     )
     result = strategy.start(InProcessGrid(client_app, clients), epochs=epochs, min_nodes=clients)

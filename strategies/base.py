@@ -43,7 +43,7 @@ from flwr_split.protocol import (
 from flwr_split.sampling import Sampler, batch_deviation, class_shares, get_sampler
 from flwr_split.tasks import TaskConfig, build_model, cut_shape, load_task_data
 from strategies.result import SplitResult
-from strategies.strategy_utils import exchange, wait_for_nodes
+from strategies.strategy_utils import epoch_seed, exchange, wait_for_nodes
 
 logger = logging.getLogger("flwr").getChild(__name__)
 
@@ -252,7 +252,7 @@ class SplitStrategy(ABC):
         self.clock.server(time.perf_counter() - started - (self._exchange_wall - exchanged))
 
     def _epoch_seed(self, epoch: int) -> int:
-        return int(np.random.SeedSequence([self.session.task.seed, epoch]).generate_state(1)[0])
+        return epoch_seed(self.session.task.seed, epoch)
 
     @abstractmethod
     def train_step(self, step: int, epoch: int, counts: np.ndarray, offsets: np.ndarray) -> None:

@@ -28,4 +28,8 @@ def batch_deviation(batch_shares: np.ndarray, pooled_shares: np.ndarray) -> dict
         distance; ``"max"``: largest absolute difference.
     """
     diff = np.abs(np.asarray(batch_shares, float) - np.asarray(pooled_shares, float))
-    return {"l1": float(diff.sum()), "l2": float(np.sqrt((diff**2).sum())), "max": float(diff.max())}
+    return {
+        "l1": float(diff.sum()),
+        "l2": float(np.sqrt((diff**2).sum())),
+        "max": float(diff.max()),
+    }

@@ -120,7 +120,9 @@ class LatentDirichlet(Sampler):
         return np.array(rows, dtype=np.int64).reshape(len(rows), counts.size)
 
     @staticmethod
-    def _draw_shares(rng: np.random.Generator, concentration: float, weights: np.ndarray) -> np.ndarray:
+    def _draw_shares(
+        rng: np.random.Generator, concentration: float, weights: np.ndarray
+    ) -> np.ndarray:
         """Draw ``pi ~ Dir(concentration * weights)`` over the clients with weight > 0.
 
         In the limit of a vanishing concentration (or when the draw underflows)
