@@ -230,7 +230,7 @@ def planned_step_seconds(
     server_per_sample_s: float,
     extra_s: Callable[[], np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Simulated time of each step of a schedule: ``max_k(n_tk tau_k + l_k) + tau_s b_t``.
+    """Return the simulated seconds of each step: ``max_k(n_tk tau_k + l_k) + tau_s b_t``.
 
     The maximum runs over the clients active at step ``t``; a step without
     active clients takes no time. This is the time model of arXiv 2407.15738's

@@ -76,7 +76,7 @@ class StepTimes:
         self.rng = np.random.default_rng(bench["seed"])
 
     def seconds(self, plan: np.ndarray, delay: str | None = None) -> np.ndarray:
-        """Per-step seconds of ``plan`` without stragglers, or with ``"fixed"``/``"exponential"``."""
+        """Per-step seconds of ``plan``; ``delay``: ``None``, ``"fixed"`` or ``"exponential"``."""
         extra = None
         if delay is not None:
 
@@ -239,7 +239,7 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def paper_table(runs: pd.DataFrame) -> str:
-    """Markdown accuracy table shaped like the paper's: samplers x (partition, K), per task and B."""
+    """Markdown accuracy tables like the paper's: samplers x (partition, K), per task and B."""
     blocks = []
     main = runs[runs["sampler"] != CENTRALIZED]
     for (task, batch_size), group in main.groupby(["task", "batch_size"], sort=False):
