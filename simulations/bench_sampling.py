@@ -34,11 +34,11 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from flwr_split.client import batch_indices  # noqa: E402
 from flwr_split.optim import OptimizerConfig  # noqa: E402
 from flwr_split.profiles import ProfileConfig, planned_step_seconds, straggler_extra  # noqa: E402
+from flwr_split.replay import EpochReplay  # noqa: E402
 from flwr_split.sampling import batch_deviation, class_shares, get_sampler  # noqa: E402
-from flwr_split.tasks import TaskConfig, build_model, client_data, load_task_data  # noqa: E402
+from flwr_split.tasks import TaskConfig, build_model, load_task_data  # noqa: E402
 from simulations.common import output_dir, run_split, write_env  # noqa: E402
 from strategies.strategy_utils import epoch_seed  # noqa: E402
 
@@ -111,9 +111,9 @@ def train_cell(job: dict) -> tuple[dict, pd.DataFrame]:
     bench, task = job["bench"], job["task"]
     clients, batch_size, spec = job["clients"], job["batch_size"], job["sampler"]
     started = time.perf_counter()
-    shards = [client_data(task, k, clients)[0] for k in range(clients)]
-    counts = np.array([len(s) for s in shards], dtype=np.int64)
-    pooled = class_shares(np.concatenate([s.y for s in shards]), task.definition.num_classes)
+    replay = EpochReplay(task, clients)
+    counts = replay.counts
+    pooled = class_shares(np.concatenate([s.y for s in replay.shards]), task.definition.num_classes)
     times = StepTimes(bench, counts, batch_size)
     sampler = get_sampler("ugs" if spec == CENTRALIZED else spec)
     sampler.set_delays(times.delays())
@@ -124,20 +124,14 @@ def train_cell(job: dict) -> tuple[dict, pd.DataFrame]:
     clock = {"none": 0.0, "fixed": 0.0, "exponential": 0.0}
     for epoch in range(job["epochs"]):
         plan = sampler.plan(counts, batch_size, seed=epoch_seed(task.seed, epoch))
-        offsets = np.vstack([np.zeros((1, clients), np.int64), np.cumsum(plan, axis=0)])
-        for t, row in enumerate(plan):
-            parts = [
-                shards[k].subset(
-                    batch_indices(task.seed, epoch, k, int(counts[k]), offsets[t, k], row[k])
-                )
-                for k in np.flatnonzero(row)
-            ]
-            x = torch.from_numpy(np.concatenate([p.x for p in parts]))
-            y = np.concatenate([p.y for p in parts])
+        for batch in replay.batches(plan, epoch):
             optimizer.zero_grad(set_to_none=True)
-            nn.functional.cross_entropy(model(x), torch.from_numpy(y)).backward()
+            loss = nn.functional.cross_entropy(
+                model(torch.from_numpy(batch.x)), torch.from_numpy(batch.y)
+            )
+            loss.backward()
             optimizer.step()
-            shares = class_shares(y, task.definition.num_classes)
+            shares = class_shares(batch.y, task.definition.num_classes)
             deviations.append(batch_deviation(shares, pooled)["l1"])
         steps.append(len(plan))
         active.append(float((plan > 0).sum(axis=1).mean()))
@@ -198,7 +192,7 @@ def crosscheck(bench: dict) -> pd.DataFrame:
     check = bench["crosscheck"]
     task = make_task(bench, check["task"], check["partition"])
     job = {"bench": bench, "task": task, **{k: v for k, v in check.items() if k != "task"}}
-    replay, _ = train_cell(job)
+    replayed, _ = train_cell(job)
     started = time.perf_counter()
     _, result = run_split(
         task,
@@ -213,13 +207,16 @@ def crosscheck(bench: dict) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
-                **{k: replay[k] for k in ("task", "partition", "clients", "batch_size", "sampler")},
+                **{
+                    k: replayed[k]
+                    for k in ("task", "partition", "clients", "batch_size", "sampler")
+                },
                 "epochs": check["epochs"],
-                "replay_accuracy": replay["accuracy"],
+                "replay_accuracy": replayed["accuracy"],
                 "inprocess_accuracy": result.final_accuracy,
-                "replay_mean_deviation": replay["mean_deviation"],
+                "replay_mean_deviation": replayed["mean_deviation"],
                 "inprocess_mean_deviation": float(result.steps["deviation_l1"].mean()),
-                "replay_wall_s": replay["wall_s"],
+                "replay_wall_s": replayed["wall_s"],
                 "inprocess_wall_s": time.perf_counter() - started,
             }
         ]
