@@ -57,7 +57,7 @@ def test_straggler_tilt_front_loads_the_slow_client():
     plain.set_delays(delays)  # delta = 0: no tilt whatever the delays
 
     def first_step_mean(sampler):
-        return np.mean([sampler.plan(np.full(5, 60), BATCH, s)[0] for s in range(3000)], axis=0)
+        return np.mean([sampler.plan(np.full(5, 60), 100, s)[0] for s in range(3000)], axis=0)
 
     early_plain, early_tilted = first_step_mean(plain), first_step_mean(tilted)
     assert early_plain[4] / early_plain[:4].mean() == pytest.approx(1.0, abs=0.05)
