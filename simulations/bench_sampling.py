@@ -19,7 +19,6 @@ K), ``accuracy_vs_time.png`` and ``env.json`` under ``results/bench_sampling/<ti
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 import tomllib
@@ -39,7 +38,7 @@ from flwr_split.profiles import ProfileConfig, planned_step_seconds, straggler_e
 from flwr_split.replay import EpochReplay  # noqa: E402
 from flwr_split.sampling import batch_deviation, class_shares, get_sampler  # noqa: E402
 from flwr_split.tasks import TaskConfig, build_model, load_task_data  # noqa: E402
-from simulations.common import output_dir, run_split, write_env  # noqa: E402
+from simulations.common import config_parser, output_dir, run_split, save_figure, write_env  # noqa: E402
 from strategies.strategy_utils import epoch_seed  # noqa: E402
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "bench_sampling.toml"
@@ -272,16 +271,11 @@ def plot(histories: pd.DataFrame, path: Path, clients: int, batch_size: int) -> 
         ax.set_ylabel("test accuracy")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    parser.add_argument("--quick", action="store_true", help="the config's [quick] overrides")
-    parser.add_argument("--results", default="results")
+    parser = config_parser(__doc__, DEFAULT_CONFIG)
     args = parser.parse_args(argv)
     logging.getLogger("flwr").setLevel(logging.WARNING)
     config = tomllib.loads(args.config.read_text())
