@@ -102,7 +102,11 @@ class SplitStrategy(ABC):
     optimizer : OptimizerConfig (default: SGD, lr 0.05, momentum 0.9)
         Optimizer of the top and of every bottom.
     sampler : str (default: "fixed")
-        Sampler spec; ``"fixed"`` sends ``batch_size`` samples per client per step.
+        Sampler spec; ``"fixed"`` sends ``batch_size`` samples per client per
+        step; ``"ugs"``, ``"lds:c=C,delta=D"``, ``"fpls"`` and ``"fls"`` plan
+        union batches of about ``batch_size`` (see `flwr_split.sampling`). Each
+        step's union batch size, active clients and batch deviation go to
+        ``SplitResult.steps``.
     batch_size : int (default: 16)
         Batch size handed to the sampler.
     sync : str (default: "every_epoch")
