@@ -27,7 +27,8 @@ class RunSettings:
     ----------
     task : TaskConfig
         Task, cut and data split (keys ``task``, ``cut``, ``test-fraction``,
-        ``partitioner``, ``dirichlet-alpha``, ``seed``).
+        ``partitioner``, ``dirichlet-alpha``, ``classes-per-client``,
+        ``group-norm``, ``seed``).
     optimizer : OptimizerConfig
         Keys ``optimizer``, ``lr``, ``momentum``.
     strategy : dict[str, Any]
@@ -35,7 +36,8 @@ class RunSettings:
         ``downlink``, ``correction``, ``sampler``, ``batch-size``, ``sync``, ``eval-every``,
         ``step-timeout``, and the client profiles: ``compute-factor``,
         ``uplink-mbps``, ``downlink-mbps``, ``latency-ms``,
-        ``straggler-fraction``, ``straggler-slowdown``).
+        ``straggler-fraction``, ``straggler-slowdown``, ``straggler-latency``,
+        ``straggler-delay``).
     epochs : int
         Passes over the training data (key ``epochs``).
     max_steps : int or None
@@ -66,6 +68,8 @@ class RunSettings:
             test_fraction=_get(run_config, "test-fraction", float, 0.2),
             partitioner=_get(run_config, "partitioner", str, "iid"),
             dirichlet_alpha=_get(run_config, "dirichlet-alpha", float, 0.5),
+            classes_per_client=_get(run_config, "classes-per-client", int, 2),
+            group_norm=_get(run_config, "group-norm", bool, False),
             seed=_get(run_config, "seed", int, 0),
         )
         optimizer = OptimizerConfig(
@@ -89,6 +93,8 @@ class RunSettings:
                 latency_ms=_get(run_config, "latency-ms", float, 0.0),
                 straggler_fraction=_get(run_config, "straggler-fraction", float, 0.0),
                 straggler_slowdown=_get(run_config, "straggler-slowdown", float, 10.0),
+                straggler_latency=_get(run_config, "straggler-latency", float, 0.0),
+                straggler_delay=_get(run_config, "straggler-delay", str, "fixed"),
                 seed=_get(run_config, "seed", int, 0),
             ),
         }

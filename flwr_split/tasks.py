@@ -30,8 +30,9 @@ class TaskDefinition:
     ----------
     load : Callable[[float, int], tuple[LabeledArrays, LabeledArrays]]
         ``load(test_fraction, seed)`` returns ``(train, test)``.
-    layers : Callable[[int], list[nn.Module]]
-        ``layers(num_classes)`` returns the whole model as a layer list.
+    layers : Callable[..., list[nn.Module]]
+        ``layers(num_classes, group_norm=False)`` returns the whole model as a
+        layer list (``group_norm``: GroupNorm after the first convolution).
     num_classes : int
         Number of label classes.
     cuts : dict[int, str]
@@ -42,7 +43,7 @@ class TaskDefinition:
     """
 
     load: Callable[[float, int], tuple[LabeledArrays, LabeledArrays]]
-    layers: Callable[[int], list[nn.Module]]
+    layers: Callable[..., list[nn.Module]]
     num_classes: int
     cuts: dict[int, str]
     natural_groups: Callable[[float, int], np.ndarray] | None = None
@@ -81,10 +82,15 @@ class TaskConfig:
     test_fraction : float (default: 0.2)
         Fraction of the data held out for testing.
     partitioner : str (default: "iid")
-        ``"iid"``, ``"dirichlet"`` or, for tasks with natural groups,
-        ``"natural"`` (training data; test data is always IID).
+        ``"iid"``, ``"dirichlet"``, ``"extended-dirichlet"`` or, for tasks with
+        natural groups, ``"natural"`` (training data; test data is always IID).
     dirichlet_alpha : float (default: 0.5)
-        Concentration of the Dirichlet partitioner.
+        Concentration of the (extended) Dirichlet partitioner.
+    classes_per_client : int (default: 2)
+        Classes per client of the extended Dirichlet partitioner.
+    group_norm : bool (default: False)
+        Put a GroupNorm after the first convolution (client side), as global
+        sampling needs when local batches can be of size 1.
     seed : int (default: 0)
         Seed of the train/test split, the partitions and the model initialization.
     """
@@ -94,6 +100,8 @@ class TaskConfig:
     test_fraction: float = 0.2
     partitioner: str = "iid"
     dirichlet_alpha: float = 0.5
+    classes_per_client: int = 2
+    group_norm: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -111,6 +119,8 @@ class TaskConfig:
             raise ValueError(f"task {self.task!r} has no natural partition")
         if self.dirichlet_alpha <= 0:
             raise ValueError(f"dirichlet_alpha must be > 0, got {self.dirichlet_alpha}")
+        if self.classes_per_client < 1:
+            raise ValueError(f"classes_per_client must be >= 1, got {self.classes_per_client}")
 
     @property
     def definition(self) -> TaskDefinition:
@@ -139,7 +149,12 @@ def _partitions(
         train_parts = group_partition(groups, num_partitions, config.seed)
     else:
         train_parts = partition_indices(
-            train.y, num_partitions, config.partitioner, config.dirichlet_alpha, config.seed
+            train.y,
+            num_partitions,
+            config.partitioner,
+            config.dirichlet_alpha,
+            config.seed,
+            classes_per_client=config.classes_per_client,
         )
     test_order = np.random.default_rng([config.seed, 1]).permutation(len(test))
     test_parts = [np.sort(part) for part in np.array_split(test_order, num_partitions)]
@@ -161,7 +176,9 @@ def client_data(
 def _initial_model(config: TaskConfig) -> tuple[nn.Sequential, nn.Sequential]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        layers = config.definition.layers(config.definition.num_classes)
+        layers = config.definition.layers(
+            config.definition.num_classes, group_norm=config.group_norm
+        )
     return split_layers(layers, config.cut)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -10,6 +11,7 @@ import time
 from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,6 +51,24 @@ def write_env(path: Path, **extra: object) -> None:
     (path / "env.json").write_text(json.dumps(env, indent=2))
 
 
+def config_parser(doc: str, default_config: Path) -> argparse.ArgumentParser:
+    """Return a benchmark's argument parser with ``--config``, ``--quick`` and ``--results``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=default_config)
+    parser.add_argument("--quick", action="store_true", help="the config's [quick] overrides")
+    parser.add_argument("--results", default="results")
+    return parser
+
+
+def save_figure(fig: Any, path: Path) -> None:
+    """Lay out ``fig``, write it to ``path`` as PNG and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def run_split(
     task: TaskConfig,
     *,
@@ -62,6 +82,7 @@ def run_split(
     sync: str = "every_epoch",
     correction: float = 0.0,
     max_steps: int | None = None,
+    sampler: str = "fixed",
 ) -> tuple[ParallelSplitLearning, SplitResult]:
     """Run parallel SL on the in-process grid; return the strategy and its result."""
     strategy = ParallelSplitLearning(
@@ -73,6 +94,7 @@ def run_split(
         eval_every=eval_every,
         optimizer=optimizer,
         sync=sync,
+        sampler=sampler,
         measure_messages=False,
     )
     result = strategy.start(

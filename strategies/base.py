@@ -40,28 +40,16 @@ from flwr_split.protocol import (
     put_encoded,
     weights_to_record,
 )
-from flwr_split.sampling import Sampler, get_sampler
-from flwr_split.tasks import TaskConfig, build_model, cut_shape
+from flwr_split.sampling import Sampler, batch_deviation, class_shares, get_sampler
+from flwr_split.tasks import TaskConfig, build_model, cut_shape, load_task_data
 from strategies.result import SplitResult
-from strategies.strategy_utils import exchange, wait_for_nodes
+from strategies.strategy_utils import epoch_seed, exchange, wait_for_nodes
 
 logger = logging.getLogger("flwr").getChild(__name__)
 
 SYNC_POLICIES = ("every_step", "every_epoch", "never")
 TIMED_PHASES = ("train", "sync")
 """Phases the simulated clock counts (evaluation and the hello are not training time)."""
-STEP_COLUMNS = (
-    "step",
-    "epoch",
-    "clients",
-    "samples",
-    "wall_s",
-    "exchange_s",
-    "server_s",
-    "client_compute_s",
-    "sim_time_s",
-)
-"""Columns of `SplitResult.steps`, one row per training step."""
 
 
 def _compute_seconds(content: RecordDict) -> float:
@@ -117,7 +105,11 @@ class SplitStrategy(ABC):
     optimizer : OptimizerConfig (default: SGD, lr 0.05, momentum 0.9)
         Optimizer of the top and of every bottom.
     sampler : str (default: "fixed")
-        Sampler spec; ``"fixed"`` sends ``batch_size`` samples per client per step.
+        Sampler spec; ``"fixed"`` sends ``batch_size`` samples per client per
+        step; ``"ugs"``, ``"lds:c=C,delta=D"``, ``"fpls"`` and ``"fls"`` plan
+        union batches of about ``batch_size`` (see `flwr_split.sampling`). Each
+        step's union batch size, active clients and batch deviation go to
+        ``SplitResult.steps``.
     batch_size : int (default: 16)
         Batch size handed to the sampler.
     sync : str (default: "every_epoch")
@@ -132,7 +124,9 @@ class SplitStrategy(ABC):
         Also count the serialized size of every Message.
     profiles : ProfileConfig or None (default: None)
         Compute and bandwidth of the virtual clients for the simulated clock
-        (``None``: every client as `ProfileConfig()` describes).
+        (``None``: every client as `ProfileConfig()` describes). Before each
+        epoch the sampler gets each client's mean simulated exchange time of
+        the previous epoch (`Sampler.set_delays`).
     """
 
     def __init__(
@@ -181,14 +175,20 @@ class SplitStrategy(ABC):
         self.rejected: list[tuple[int, int, str]] = []
         self.profile_config = profiles or ProfileConfig()
         self.profiles: list[ClientProfile] = []
-        self.clock = SimulatedClock()
+        self.clock: SimulatedClock = self.profile_config.clock()
+        self.pooled_shares = class_shares(load_task_data(task)[0].y, self.num_classes)
+        """Class distribution of the pooled training data (batch-deviation reference)."""
         self._exchange_wall = 0.0
         self._client_compute = 0.0
         """Sum of the compute seconds clients reported for training exchanges."""
         self._steps: list[dict[str, float | int]] = []
+        """One row per training step (`SplitResult.steps`)."""
+        self._batch_row: dict[str, float | int] = {}
+        """Union batch and batch deviation of the running step, noted by `top_step`."""
         self._grid: Grid | None = None
         self._weights_cache: tuple[int, ArrayRecord] | None = None
         self._train_losses: list[float] = []
+        self._eval_from = 0
         self._history: list[dict[str, object]] = []
         self._started = 0.0
 
@@ -235,7 +235,10 @@ class SplitStrategy(ABC):
         self.profiles = self.profile_config.assign(max(c.partition_id for c in self.clients) + 1)
         counts = np.array([c.train_count for c in self.clients], dtype=np.int64)
         step = 0
+        positions = [c.partition_id for c in self.clients]
         for epoch in range(epochs):
+            delays = self.clock.take_delays(len(self.profiles))
+            self.sampler.set_delays(None if delays is None else delays[positions])
             plan = self.sampler.plan(counts, self.batch_size, seed=self._epoch_seed(epoch))
             offsets = np.vstack([np.zeros((1, len(counts)), np.int64), np.cumsum(plan, axis=0)])
             for t in range(plan.shape[0]):
@@ -255,13 +258,14 @@ class SplitStrategy(ABC):
             pd.DataFrame(self._history),
             self.traffic.frame(),
             list(self.rejected),
-            pd.DataFrame(self._steps, columns=STEP_COLUMNS),
+            pd.DataFrame(self._steps),
         )
 
     def _timed_step(self, step: int, epoch: int, counts: np.ndarray, offsets: np.ndarray) -> None:
         """Run `train_step` and record its wall, exchange, compute and simulated seconds."""
         wall, exchanged = time.perf_counter(), self._exchange_wall
         compute, simulated = self._client_compute, self.clock.seconds
+        self._batch_row = {}
         self._timed(self.train_step, step, epoch, counts, offsets)
         wall = time.perf_counter() - wall
         exchange_s = self._exchange_wall - exchanged
@@ -271,6 +275,7 @@ class SplitStrategy(ABC):
                 "epoch": epoch,
                 "clients": int(np.count_nonzero(counts)),
                 "samples": int(counts.sum()),
+                **self._batch_row,
                 "wall_s": wall,
                 "exchange_s": exchange_s,
                 "server_s": wall - exchange_s,
@@ -286,7 +291,7 @@ class SplitStrategy(ABC):
         self.clock.server(time.perf_counter() - started - (self._exchange_wall - exchanged))
 
     def _epoch_seed(self, epoch: int) -> int:
-        return int(np.random.SeedSequence([self.session.task.seed, epoch]).generate_state(1)[0])
+        return epoch_seed(self.session.task.seed, epoch)
 
     @abstractmethod
     def train_step(self, step: int, epoch: int, counts: np.ndarray, offsets: np.ndarray) -> None:
@@ -346,7 +351,7 @@ class SplitStrategy(ABC):
         replies = exchange(self._grid, [m for _, m in messages], self.step_timeout)
         self._exchange_wall += time.perf_counter() - started
         contents: dict[int, RecordDict] = {}
-        timings = []
+        timings, timed_ids = [], []
         for node_id, client in by_node.items():
             reply = replies.get(node_id)
             if reply is not None and not reply.has_error():
@@ -356,6 +361,7 @@ class SplitStrategy(ABC):
                     compute_s = _compute_seconds(reply.content)
                     self._client_compute += compute_s
                     timings.append((profile, bytes_down[node_id], compute_s, bytes_up))
+                    timed_ids.append(client.partition_id)
             if reply is None:
                 self.reject(step, client, "no reply before the step timeout")
             elif reply.has_error():
@@ -368,7 +374,7 @@ class SplitStrategy(ABC):
                     order = StepOrder.from_record(sent[node_id].content[KEY_ORDER])
                     self.client_versions[node_id] = order.version
         if phase in TIMED_PHASES:
-            self.clock.exchange(timings)
+            self.clock.exchange(timings, timed_ids)
             if len(replies) < len(by_node):  # the barrier waited for the timeout
                 self.clock.server(self.step_timeout)
         return contents
@@ -433,6 +439,7 @@ class SplitStrategy(ABC):
         loss.backward()
         self.top_optimizer.step()
         self._train_losses.append(float(loss.detach()))
+        self._log_batch(labels, len(batches))
         grads: dict[int, RecordDict] = {}
         for batch, grad in zip(
             batches, torch.split(acts.grad, [len(b.labels) for b in batches]), strict=True
@@ -444,6 +451,16 @@ class SplitStrategy(ABC):
             put_encoded(records, KEY_GRAD, self.downlink.encode(grad, ctx))
             grads[batch.client.node_id] = records
         return grads
+
+    def _log_batch(self, labels: torch.Tensor, active: int) -> None:
+        """Note the union batch of this step: size, active clients and batch deviation."""
+        shares = class_shares(labels.numpy(), self.num_classes)
+        deviation = batch_deviation(shares, self.pooled_shares)
+        self._batch_row = {
+            "batch": len(labels),
+            "active_clients": active,
+            **{f"deviation_{name}": value for name, value in deviation.items()},
+        }
 
     # ----------------------------------------------------------- evaluation
     def _evaluate(self, step: int, epoch: int, progress: bool) -> None:
@@ -483,9 +500,11 @@ class SplitStrategy(ABC):
             "rejected": len(self.rejected),
             "wall_s": time.perf_counter() - self._started,
             "sim_time_s": self.clock.seconds,
+            **self._deviation_columns(),
             **self.config_columns(),
         }
         self._train_losses.clear()
+        self._eval_from = len(self._steps)
         self._history.append(row)
         if progress:
             logger.info(
@@ -498,6 +517,17 @@ class SplitStrategy(ABC):
                 row["bytes_down"] / 1e6,
                 row["wall_s"],
             )
+
+    def _deviation_columns(self) -> dict[str, float]:
+        """Mean batch deviation (L1, L2, max) and union batch over the steps since the last row."""
+        recent = self._steps[self._eval_from :]
+        names = ("batch_deviation", "batch_deviation_l2", "batch_deviation_max", "mean_batch")
+        keys = ("deviation_l1", "deviation_l2", "deviation_max", "batch")
+        columns = {}
+        for name, key in zip(names, keys, strict=True):
+            values = [row[key] for row in recent if key in row]  # absent if no client answered
+            columns[name] = float(np.mean(values)) if values else float("nan")
+        return columns
 
     def config_columns(self) -> dict[str, object]:
         """Return the configuration columns repeated on every history row."""
@@ -514,4 +544,5 @@ class SplitStrategy(ABC):
             "optimizer": self.session.optimizer.name,
             "lr": self.session.optimizer.lr,
             "num_clients": len(self.clients),
+            "k_effective": sum(c.train_count > 0 for c in self.clients),
         }

@@ -23,9 +23,12 @@ class SplitResult:
     rejected : list[tuple[int, int, str]]
         ``(step, partition_id, reason)`` for every reply the server dropped.
     steps : pd.DataFrame
-        One row per training step: participating clients and samples, wall
-        seconds, of which exchange (push to last reply) and server time, the
-        summed compute seconds clients reported, and simulated seconds.
+        One row per training step: participating clients and planned samples;
+        the union batch the server received (``batch``, ``active_clients``)
+        and its batch deviation (``deviation_l1``, ``deviation_l2``,
+        ``deviation_max``); wall seconds, of which exchange (push to last
+        reply) and server time; the compute seconds clients reported, summed;
+        simulated seconds.
     """
 
     history: pd.DataFrame

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from simulations import bench_fedlite, bench_ms, bench_scale, bench_step_time
+from simulations import bench_fedlite, bench_ms, bench_sampling, bench_scale, bench_step_time
 from simulations.bench_ms import matched_topk, topk_nbytes
 from simulations.run import parse_overrides
 
@@ -94,3 +94,21 @@ def test_fedlite_benchmark_quick_runs_the_grid_sweep_and_timing(tmp_path):
         "accuracy_vs_ratio.png",
         "env.json",
     }
+
+
+def test_sampling_benchmark_quick_writes_tables_and_matches_the_inprocess_grid(tmp_path):
+    runs = bench_sampling.main(["--quick", "--results", str(tmp_path)])
+    assert set(runs["sampler"]) == {"centralized", "ugs", "lds", "fpls", "fls", "lds:c=0.01"}
+    assert (runs["steps_per_epoch"][runs["sampler"] == "fls"] >= 45).all()
+    (out,) = (tmp_path / "bench_sampling").iterdir()
+    assert {p.name for p in out.iterdir()} == {
+        "runs.csv",
+        "histories.csv",
+        "crosscheck.csv",
+        "table.md",
+        "accuracy_vs_time.png",
+        "env.json",
+    }
+    check = pd.read_csv(out / "crosscheck.csv").iloc[0]
+    assert check["replay_accuracy"] == pytest.approx(check["inprocess_accuracy"], abs=1e-6)
+    assert check["replay_mean_deviation"] == pytest.approx(check["inprocess_mean_deviation"])

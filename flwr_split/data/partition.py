@@ -1,4 +1,4 @@
-"""Split a labelled data set over clients: IID or Dirichlet over labels (flwr-datasets)."""
+"""Split a labelled data set over clients: IID, Dirichlet over labels, extended Dirichlet."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import numpy as np
 from datasets import Dataset
 from flwr_datasets.partitioner import DirichletPartitioner, IidPartitioner, Partitioner
 
-PARTITION_SCHEMES = ("iid", "dirichlet")
+from flwr_split.data.extended_dirichlet import extended_dirichlet_indices
+
+PARTITION_SCHEMES = ("iid", "dirichlet", "extended-dirichlet")
 
 
 def partition_indices(
@@ -16,6 +18,7 @@ def partition_indices(
     alpha: float = 0.5,
     seed: int = 0,
     min_partition_size: int = 1,
+    classes_per_client: int = 2,
 ) -> list[np.ndarray]:
     """Assign sample indices to ``num_partitions`` clients.
 
@@ -29,14 +32,18 @@ def partition_indices(
     num_partitions : int
         Number of clients.
     scheme : str (default: "iid")
-        ``"iid"`` (uniform random, equal sizes) or ``"dirichlet"`` (label
-        proportions per client drawn from Dirichlet(``alpha``)).
+        ``"iid"`` (uniform random, equal sizes), ``"dirichlet"`` (label
+        proportions per client drawn from Dirichlet(``alpha``)) or
+        ``"extended-dirichlet"`` (at most ``classes_per_client`` classes per
+        client, see `extended_dirichlet_indices`; clients may be empty).
     alpha : float (default: 0.5)
         Dirichlet concentration; smaller is more heterogeneous.
     seed : int (default: 0)
         Seed of the partitioner.
     min_partition_size : int (default: 1)
         Dirichlet only: redraw until every client holds at least this many samples.
+    classes_per_client : int (default: 2)
+        Extended Dirichlet only: classes per client.
 
     Returns
     -------
@@ -50,6 +57,8 @@ def partition_indices(
     labels = np.asarray(labels, dtype=np.int64)
     if num_partitions > len(labels):
         raise ValueError(f"{num_partitions} partitions for only {len(labels)} samples")
+    if scheme == "extended-dirichlet":
+        return extended_dirichlet_indices(labels, num_partitions, classes_per_client, alpha, seed)
     partitioner: Partitioner
     if scheme == "iid":
         partitioner = IidPartitioner(num_partitions=num_partitions)

@@ -36,7 +36,7 @@ class LastStep(nn.Module):
         return sequence[:, -1]
 
 
-def char_lstm(num_classes: int) -> list[nn.Module]:
+def char_lstm(num_classes: int, group_norm: bool = False) -> list[nn.Module]:
     """Return the character LSTM as a list of blocks.
 
     Block 1 (the client) embeds each character in 8 dimensions and runs an
@@ -44,7 +44,15 @@ def char_lstm(num_classes: int) -> list[nn.Module]:
     per sample); block 2 (the server) is a second 64-unit LSTM whose last
     output a linear layer maps to the next character's logits. LEAF's model
     is wider (two layers of 256); this one trains in minutes on a CPU.
+
+    Raises
+    ------
+    ValueError
+        If ``group_norm`` is asked for: the option is for the convolutional
+        bottoms; an LSTM has no convolution output to normalize.
     """
+    if group_norm:
+        raise ValueError("the character LSTM has no GroupNorm option")
     return [
         nn.Sequential(
             CharEmbedding(num_classes, EMBEDDING),

@@ -25,3 +25,13 @@ def split_layers(layers: Sequence[nn.Module], cut: int) -> tuple[nn.Sequential, 
     if not 1 <= cut < len(layers):
         raise ValueError(f"cut must be in [1, {len(layers) - 1}], got {cut}")
     return nn.Sequential(*layers[:cut]), nn.Sequential(*layers[cut:])
+
+
+def norm_layer(channels: int, group_norm: bool) -> list[nn.Module]:
+    """Return ``[GroupNorm(min(32, channels), channels)]`` if ``group_norm``, else ``[]``.
+
+    GroupNorm normalizes each sample on its own, so a client-side block gives
+    the same output whatever the local batch size (global sampling sends
+    batches of 1), unlike BatchNorm.
+    """
+    return [nn.GroupNorm(min(32, channels), channels)] if group_norm else []

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from flwr_split.sampling.base import Sampler
+from flwr_split.sampling.deviation import batch_deviation, class_shares
 from flwr_split.sampling.fixed import FixedLocalBatch
+from flwr_split.sampling.lds import LatentDirichlet
+from flwr_split.sampling.local import FixedLocal, FixedProportionalLocal
+from flwr_split.sampling.ugs import UniformGlobal
 from flwr_split.spec_strings import parse_spec
 
-_SAMPLERS: dict[str, type[Sampler]] = {FixedLocalBatch.sampler_id: FixedLocalBatch}
+_SAMPLERS: dict[str, type[Sampler]] = {
+    cls.sampler_id: cls
+    for cls in (FixedLocalBatch, UniformGlobal, LatentDirichlet, FixedProportionalLocal, FixedLocal)
+}
 
 
 def get_sampler(spec: str) -> Sampler:
-    """Build a sampler from a spec string such as ``"fixed"``.
+    """Build a sampler from a spec string such as ``"ugs"`` or ``"lds:c=1.0,delta=0"``.
+
+    Ids: ``fixed`` (classic parallel SL), ``ugs``, ``lds``, ``fpls``, ``fls``.
 
     Raises
     ------
@@ -27,4 +36,14 @@ def get_sampler(spec: str) -> Sampler:
         raise ValueError(f"bad options for sampler {sampler_id!r}: {exc}") from exc
 
 
-__all__ = ["FixedLocalBatch", "Sampler", "get_sampler"]
+__all__ = [
+    "FixedLocal",
+    "FixedLocalBatch",
+    "FixedProportionalLocal",
+    "LatentDirichlet",
+    "Sampler",
+    "UniformGlobal",
+    "batch_deviation",
+    "class_shares",
+    "get_sampler",
+]

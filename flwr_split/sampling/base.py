@@ -32,6 +32,13 @@ class Sampler(ABC):
             Seed of any randomness; the same seed gives the same schedule.
         """
 
+    def set_delays(self, delays: np.ndarray | None) -> None:  # noqa: B027 - optional hook
+        """Report each client's mean step delay in seconds; samplers that ignore delays do nothing.
+
+        The strategy calls it before every `plan` with the delays it measured in
+        the previous epoch (``None`` before the first one).
+        """
+
     def get_config(self) -> dict[str, Any]:
         """Return the sampler's options as plain data, including ``"id"``."""
         return {"id": self.sampler_id}

@@ -7,11 +7,16 @@ import numpy as np
 from flwr_split.sampling.base import Sampler, check_counts
 
 
-def _fixed_schedule(counts: np.ndarray, batch_size: int) -> np.ndarray:
-    """Each client sends ``min(batch_size, remaining)`` per step until all are empty."""
-    steps = int(-(-counts.max() // batch_size)) if counts.size else 0
-    taken = np.arange(steps)[:, None] * batch_size
-    return np.clip(counts[None, :] - taken, 0, batch_size)
+def fixed_schedule(counts: np.ndarray, batch_size: int | np.ndarray) -> np.ndarray:
+    """Client ``k`` sends ``min(batch_size[k], remaining)`` per step until all are empty.
+
+    ``batch_size`` is one local batch for every client or a vector of per-client
+    local batches (all >= 1); the epoch lasts ``max_k ceil(counts[k] / batch_size[k])`` steps.
+    """
+    sizes = np.broadcast_to(np.asarray(batch_size, dtype=np.int64), counts.shape)
+    steps = int((-(-counts // sizes)).max()) if counts.size else 0
+    taken = np.arange(steps)[:, None] * sizes[None, :]
+    return np.clip(counts[None, :] - taken, 0, sizes[None, :])
 
 
 class FixedLocalBatch(Sampler):
@@ -41,12 +46,12 @@ class FixedLocalBatch(Sampler):
         """Plan the epoch: all clients at once, or groups of ``clients`` one after another."""
         counts = check_counts(counts, batch_size)
         if not self.clients or self.clients >= counts.size:
-            return _fixed_schedule(counts, batch_size)
+            return fixed_schedule(counts, batch_size)
         order = np.random.default_rng(seed).permutation(counts.size)
         blocks = []
         for start in range(0, counts.size, self.clients):
             group = order[start : start + self.clients]
-            schedule = _fixed_schedule(counts[group], batch_size)
+            schedule = fixed_schedule(counts[group], batch_size)
             block = np.zeros((schedule.shape[0], counts.size), dtype=np.int64)
             block[:, group] = schedule
             blocks.append(block)

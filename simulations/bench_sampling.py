@@ -1,0 +1,312 @@
+"""Benchmark: global sampling (UGS, LDS) against fixed local sampling (FPLS, FLS).
+
+Usage: ``python -m simulations.bench_sampling [--config simulations/configs/bench_sampling.toml]
+[--quick]``
+
+For every task, client count K, global batch B, partition (IID, mild and
+severe extended Dirichlet) and sampler, the model with a GroupNorm client side
+trains on the union batches the sampler plans, client k serving its own
+per-epoch permutation exactly as `flwr_split.client` does. That is the
+computation of `ParallelSplitLearning` with ``sync="every_step"`` (one PSL
+step is one centralized step on the union batch; the `crosscheck` cell runs
+it on the in-process grid too and records both accuracies). Per run it
+records test accuracy, mean batch deviation, steps per epoch and the
+simulated training time of the schedules without and with stragglers
+(`flwr_split.profiles.planned_step_seconds`). Writes ``runs.csv``,
+``histories.csv``, ``crosscheck.csv``, ``table.md`` (samplers x partitions x
+K), ``accuracy_vs_time.png`` and ``env.json`` under ``results/bench_sampling/<timestamp>/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import tomllib
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from flwr_split.optim import OptimizerConfig  # noqa: E402
+from flwr_split.profiles import ProfileConfig, planned_step_seconds, straggler_extra  # noqa: E402
+from flwr_split.replay import EpochReplay  # noqa: E402
+from flwr_split.sampling import batch_deviation, class_shares, get_sampler  # noqa: E402
+from flwr_split.tasks import TaskConfig, build_model, load_task_data  # noqa: E402
+from simulations.common import config_parser, output_dir, run_split, save_figure, write_env  # noqa: E402
+from strategies.strategy_utils import epoch_seed  # noqa: E402
+
+DEFAULT_CONFIG = Path(__file__).parent / "configs" / "bench_sampling.toml"
+CENTRALIZED = "centralized"
+
+
+def make_task(bench: dict, task: str, partition: str) -> TaskConfig:
+    """Task config of a partition preset ``[scheme, classes per client, alpha]``."""
+    scheme, classes, alpha = bench["partitions"][partition]
+    return TaskConfig(
+        task=task,
+        partitioner=scheme,
+        classes_per_client=int(classes),
+        dirichlet_alpha=float(alpha),
+        group_norm=True,
+        seed=bench["seed"],
+    )
+
+
+class StepTimes:
+    """Simulated step times of a cell's schedules: none, fixed and exponential stragglers.
+
+    Stragglers (a seeded fraction of the clients) add ``lambda`` times the
+    median UGS step time of the cell to every step they take part in.
+    """
+
+    def __init__(self, bench: dict, counts: np.ndarray, batch_size: int) -> None:
+        self.bench = bench
+        self.stragglers = ProfileConfig(
+            straggler_fraction=bench["straggler_fraction"], seed=bench["seed"]
+        ).stragglers(counts.size)
+        ugs = get_sampler("ugs").plan(counts, batch_size, seed=0)
+        self.extra_s = bench["straggler_latency"] * float(np.median(self.seconds(ugs)))
+        self.rng = np.random.default_rng(bench["seed"])
+
+    def seconds(self, plan: np.ndarray, delay: str | None = None) -> np.ndarray:
+        """Per-step seconds of ``plan``; ``delay``: ``None``, ``"fixed"`` or ``"exponential"``."""
+        extra = None
+        if delay is not None:
+
+            def extra() -> np.ndarray:
+                return straggler_extra(self.stragglers, self.extra_s, delay, self.rng)
+
+        bench = self.bench
+        return planned_step_seconds(
+            plan,
+            bench["per_sample_s"],
+            bench["step_latency_s"],
+            bench["server_per_sample_s"],
+            extra,
+        )
+
+    def delays(self) -> np.ndarray:
+        """Each client's expected step latency (what LDS's tilt gets)."""
+        return self.bench["step_latency_s"] + self.stragglers * self.extra_s
+
+
+def accuracy(model: nn.Module, task: TaskConfig) -> float:
+    """Test accuracy of the whole model on the task's test set."""
+    _, test = load_task_data(task)
+    with torch.no_grad():
+        logits = model(torch.from_numpy(test.x))
+    return float((logits.argmax(1).numpy() == test.y).mean())
+
+
+def train_cell(job: dict) -> tuple[dict, pd.DataFrame]:
+    """Train one (task, partition, K, B, sampler) cell; return its row and per-epoch history."""
+    torch.set_num_threads(1)
+    bench, task = job["bench"], job["task"]
+    clients, batch_size, spec = job["clients"], job["batch_size"], job["sampler"]
+    started = time.perf_counter()
+    replay = EpochReplay(task, clients)
+    counts = replay.counts
+    pooled = class_shares(np.concatenate([s.y for s in replay.shards]), task.definition.num_classes)
+    times = StepTimes(bench, counts, batch_size)
+    sampler = get_sampler("ugs" if spec == CENTRALIZED else spec)
+    sampler.set_delays(times.delays())
+    bottom, top = build_model(task)
+    model = nn.Sequential(bottom, top)
+    optimizer = OptimizerConfig("sgd", bench["lr"], bench["momentum"]).build(model.parameters())
+    deviations, steps, active, history = [], [], [], []
+    clock = {"none": 0.0, "fixed": 0.0, "exponential": 0.0}
+    for epoch in range(job["epochs"]):
+        plan = sampler.plan(counts, batch_size, seed=epoch_seed(task.seed, epoch))
+        for batch in replay.batches(plan, epoch):
+            optimizer.zero_grad(set_to_none=True)
+            loss = nn.functional.cross_entropy(
+                model(torch.from_numpy(batch.x)), torch.from_numpy(batch.y)
+            )
+            loss.backward()
+            optimizer.step()
+            shares = class_shares(batch.y, task.definition.num_classes)
+            deviations.append(batch_deviation(shares, pooled)["l1"])
+        steps.append(len(plan))
+        active.append(float((plan > 0).sum(axis=1).mean()))
+        for delay in clock:
+            clock[delay] += float(times.seconds(plan, None if delay == "none" else delay).sum())
+        history.append({"epoch": epoch + 1, "accuracy": accuracy(model, task), **clock})
+    row = {
+        "task": task.task,
+        "partition": job["partition"],
+        "clients": clients,
+        "k_effective": int(np.count_nonzero(counts)),
+        "batch_size": batch_size,
+        "sampler": spec,
+        "epochs": job["epochs"],
+        "accuracy": history[-1]["accuracy"],
+        "best_accuracy": max(h["accuracy"] for h in history),
+        "mean_deviation": float(np.mean(deviations)),
+        "steps_per_epoch": float(np.mean(steps)),
+        "mean_active_clients": float(np.mean(active)),
+        "sim_time_s": clock["none"],
+        "sim_time_stragglers_s": clock["fixed"],
+        "sim_time_exp_stragglers_s": clock["exponential"],
+        "wall_s": time.perf_counter() - started,
+    }
+    frame = pd.DataFrame(history).rename(
+        columns={
+            "none": "sim_time_s",
+            "fixed": "sim_time_stragglers_s",
+            "exponential": "sim_time_exp_stragglers_s",
+        }
+    )
+    keys = ("task", "partition", "clients", "batch_size", "sampler")
+    return row, frame.assign(**{k: row[k] for k in keys})
+
+
+def jobs(bench: dict) -> list[dict]:
+    """Every cell of the grid, plus the centralized baseline and the LDS straggler variants."""
+    cells = []
+    for entry in bench["tasks"]:
+        for batch_size in bench["batch_sizes"]:
+            base = {"bench": bench, "epochs": entry["epochs"], "batch_size": batch_size}
+            iid = make_task(bench, entry["task"], "iid")
+            cells.append(
+                {**base, "task": iid, "partition": "iid", "clients": 1, "sampler": CENTRALIZED}
+            )
+            variants = bench["lds_variants"] if batch_size == max(bench["batch_sizes"]) else []
+            for partition in bench["partitions"]:
+                task = make_task(bench, entry["task"], partition)
+                for clients in bench["clients"]:
+                    for spec in [*bench["samplers"], *variants]:
+                        cell = {"task": task, "partition": partition, "clients": clients}
+                        cells.append({**base, **cell, "sampler": spec})
+    return cells
+
+
+def crosscheck(bench: dict) -> pd.DataFrame:
+    """Run one cell through `ParallelSplitLearning` on the in-process grid and by replay."""
+    check = bench["crosscheck"]
+    task = make_task(bench, check["task"], check["partition"])
+    job = {"bench": bench, "task": task, **{k: v for k, v in check.items() if k != "task"}}
+    replayed, _ = train_cell(job)
+    started = time.perf_counter()
+    _, result = run_split(
+        task,
+        clients=check["clients"],
+        epochs=check["epochs"],
+        batch_size=check["batch_size"],
+        sampler=check["sampler"],
+        sync="every_step",
+        eval_every=10**9,
+        optimizer=OptimizerConfig("sgd", bench["lr"], bench["momentum"]),
+    )
+    return pd.DataFrame(
+        [
+            {
+                **{
+                    k: replayed[k]
+                    for k in ("task", "partition", "clients", "batch_size", "sampler")
+                },
+                "epochs": check["epochs"],
+                "replay_accuracy": replayed["accuracy"],
+                "inprocess_accuracy": result.final_accuracy,
+                "replay_mean_deviation": replayed["mean_deviation"],
+                "inprocess_mean_deviation": float(result.steps["deviation_l1"].mean()),
+                "replay_wall_s": replayed["wall_s"],
+                "inprocess_wall_s": time.perf_counter() - started,
+            }
+        ]
+    )
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """Render a table with a flat or two-level column index as a Markdown table."""
+    names = [" ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in table.columns]
+    lines = [
+        "| " + " | ".join([str(table.index.name or ""), *names]) + " |",
+        "|" + "---|" * (len(names) + 1),
+    ]
+    for label, values in table.iterrows():
+        lines.append("| " + " | ".join([str(label), *(f"{v:.2f}" for v in values)]) + " |")
+    return "\n".join(lines)
+
+
+def paper_table(runs: pd.DataFrame) -> str:
+    """Markdown accuracy tables like the paper's: samplers x (partition, K), per task and B."""
+    blocks = []
+    main = runs[runs["sampler"] != CENTRALIZED]
+    for (task, batch_size), group in main.groupby(["task", "batch_size"], sort=False):
+        table = group.pivot_table(
+            index="sampler", columns=["partition", "clients"], values="accuracy", sort=False
+        )
+        central = runs[
+            (runs["task"] == task)
+            & (runs["batch_size"] == batch_size)
+            & (runs["sampler"] == CENTRALIZED)
+        ]["accuracy"]
+        table = (100 * table).round(2)
+        header = f"### {task}, B = {batch_size} (centralized: {100 * central.iloc[0]:.2f})"
+        blocks.append(f"{header}\n\n{markdown(table)}\n")
+    return "\n".join(blocks)
+
+
+def plot(histories: pd.DataFrame, path: Path, clients: int, batch_size: int) -> None:
+    """Accuracy vs simulated time with stragglers, severe non-IID, one panel per task."""
+    tasks = list(histories["task"].unique())
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        subset = histories[
+            (histories["task"] == task)
+            & (histories["partition"] == "severe")
+            & (histories["clients"] == clients)
+            & (histories["batch_size"] == batch_size)
+        ]
+        for sampler, run in subset.groupby("sampler", sort=False):
+            ax.plot(run["sim_time_stragglers_s"], run["accuracy"], marker=".", label=sampler)
+        ax.set_title(f"{task}, severe non-IID, K={clients}, B={batch_size}, 20% stragglers")
+        ax.set_xlabel("simulated training time with stragglers (s)")
+        ax.set_ylabel("test accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    save_figure(fig, path)
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    parser = config_parser(__doc__, DEFAULT_CONFIG)
+    args = parser.parse_args(argv)
+    logging.getLogger("flwr").setLevel(logging.WARNING)
+    config = tomllib.loads(args.config.read_text())
+    bench = config["bench"]
+    if args.quick:
+        bench.update(config["quick"])
+    rows, frames = [], []
+    for job in jobs(bench):
+        row, frame = train_cell(job)
+        rows.append(row)
+        frames.append(frame)
+        print(
+            {k: row[k] for k in ("task", "partition", "clients", "batch_size", "sampler")},
+            f"acc {row['accuracy']:.4f} dev {row['mean_deviation']:.3f} {row['wall_s']:.1f}s",
+            flush=True,
+        )
+    runs, histories = pd.DataFrame(rows), pd.concat(frames, ignore_index=True)
+    checks = crosscheck(bench)
+    out = output_dir("bench_sampling", args.results)
+    runs.to_csv(out / "runs.csv", index=False)
+    histories.to_csv(out / "histories.csv", index=False)
+    checks.to_csv(out / "crosscheck.csv", index=False)
+    (out / "table.md").write_text(paper_table(runs))
+    plot(histories, out / "accuracy_vs_time.png", max(bench["clients"]), max(bench["batch_sizes"]))
+    write_env(out, config=config, quick=args.quick, threads=torch.get_num_threads())
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        print(runs.to_string(index=False))
+        print(checks.to_string(index=False))
+    print(f"results in {out}")
+    return runs
+
+
+if __name__ == "__main__":
+    main()
