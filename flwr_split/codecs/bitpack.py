@@ -152,3 +152,114 @@ def unpack_bits(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
 def _word_dtype(bits: int) -> np.dtype:
     """Smallest little-endian unsigned dtype that holds ``bits`` bits."""
     return np.dtype("<u1" if bits <= 8 else "<u2" if bits <= 16 else "<u4")
+
+
+def segments_nbytes(widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Return the bytes of each segment `pack_segments` writes: ``ceil(w * n / 8)``.
+
+    Parameters
+    ----------
+    widths, counts : np.ndarray
+        Bits per code and number of codes of each segment (non-negative ints).
+
+    Returns
+    -------
+    np.ndarray
+        int64 byte counts, one per segment.
+    """
+    return (np.asarray(widths, np.int64) * np.asarray(counts, np.int64) + 7) // 8
+
+
+def _segment_bits(widths: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(first stream bit of each code, width of each code)`` for `pack_segments`."""
+    widths, counts = np.asarray(widths, np.int64), np.asarray(counts, np.int64)
+    if widths.shape != counts.shape or widths.ndim != 1:
+        raise CodecError("segment widths and counts must be 1-D arrays of the same length")
+    if widths.size and (widths.min() < 1 or widths.max() > MAX_BITS or counts.min() < 0):
+        raise CodecError(f"segment widths must lie in 1..{MAX_BITS} and counts be >= 0")
+    sizes = segments_nbytes(widths, counts)
+    byte_start = np.cumsum(sizes) - sizes
+    code_start = np.cumsum(counts) - counts
+    width = np.repeat(widths, counts)
+    index = np.arange(width.size, dtype=np.int64) - np.repeat(code_start, counts)
+    return np.repeat(byte_start * 8, counts) + index * width, width
+
+
+def pack_segments(codes: np.ndarray, widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Pack consecutive segments of codes, each at its own width and padded to a byte.
+
+    Segment ``s`` holds the next ``counts[s]`` codes of ``codes`` at
+    ``widths[s]`` bits each; its bytes equal ``pack_bits(segment, widths[s])``,
+    and the segments' bytes are concatenated.
+
+    Parameters
+    ----------
+    codes : np.ndarray
+        Integer codes, ``sum(counts)`` of them, each below ``2**width`` of its segment.
+    widths, counts : np.ndarray
+        Bits per code (1..32) and number of codes of each segment.
+
+    Returns
+    -------
+    np.ndarray
+        The ``uint8`` stream of ``segments_nbytes(widths, counts).sum()`` bytes.
+
+    Raises
+    ------
+    CodecError
+        If the counts do not add up to the codes or a code does not fit its width.
+    """
+    codes = np.asarray(codes).reshape(-1)
+    start, width = _segment_bits(widths, counts)
+    if codes.size != width.size or not np.issubdtype(codes.dtype, np.integer):
+        raise CodecError(f"expected {width.size} integer codes, got {codes.size} {codes.dtype}")
+    codes = codes.astype(np.int64)
+    if codes.size and (codes.min() < 0 or np.any(codes >> width)):
+        raise CodecError("a code does not fit in the width of its segment")
+    total = int(segments_nbytes(widths, counts).sum())
+    offsets = np.arange(int(width.max()) if width.size else 0, dtype=np.int64)
+    valid = offsets[None, :] < width[:, None]
+    stream = np.zeros(8 * total, dtype=np.uint8)
+    stream[(start[:, None] + offsets)[valid]] = ((codes[:, None] >> offsets) & 1)[valid]
+    return np.packbits(stream, bitorder="little")
+
+
+def unpack_segments(packed: np.ndarray, widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Invert `pack_segments`: read every segment's codes back, in order.
+
+    Parameters
+    ----------
+    packed : np.ndarray
+        One-dimensional ``uint8`` stream of exactly
+        ``segments_nbytes(widths, counts).sum()`` bytes with zero padding bits.
+    widths, counts : np.ndarray
+        Bits per code and number of codes of each segment.
+
+    Returns
+    -------
+    np.ndarray
+        int64 codes, ``sum(counts)`` of them.
+
+    Raises
+    ------
+    CodecError
+        If ``packed`` is not a 1-D ``uint8`` array of the exact length, or a
+        padding bit is set.
+    """
+    start, width = _segment_bits(widths, counts)
+    packed = np.asarray(packed)
+    expected = int(segments_nbytes(widths, counts).sum())
+    if packed.dtype != np.uint8 or packed.ndim != 1 or packed.size != expected:
+        raise CodecError(
+            f"packed segments must be a 1-D uint8 array of {expected} bytes, "
+            f"got {packed.dtype} {packed.shape}"
+        )
+    stream = np.unpackbits(packed, bitorder="little")
+    offsets = np.arange(int(width.max()) if width.size else 0, dtype=np.int64)
+    valid = offsets[None, :] < width[:, None]
+    positions = (start[:, None] + offsets)[valid]
+    if int(stream.sum()) != int(stream[positions].sum()):
+        raise CodecError("padding bits after the last code of a segment are not zero")
+    bits = np.zeros(valid.shape, dtype=np.int64)
+    bits[valid] = stream[positions]
+    return (bits << offsets).sum(axis=1)
