@@ -170,26 +170,20 @@ def segments_nbytes(widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return (np.asarray(widths, np.int64) * np.asarray(counts, np.int64) + 7) // 8
 
 
-def _segment_bits(widths: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(first stream bit of each code, width of each code)`` for `pack_segments`."""
+def _check_segments(widths: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     widths, counts = np.asarray(widths, np.int64), np.asarray(counts, np.int64)
     if widths.shape != counts.shape or widths.ndim != 1:
         raise CodecError("segment widths and counts must be 1-D arrays of the same length")
-    if widths.size and (widths.min() < 1 or widths.max() > MAX_BITS or counts.min() < 0):
-        raise CodecError(f"segment widths must lie in 1..{MAX_BITS} and counts be >= 0")
-    sizes = segments_nbytes(widths, counts)
-    byte_start = np.cumsum(sizes) - sizes
-    code_start = np.cumsum(counts) - counts
-    width = np.repeat(widths, counts)
-    index = np.arange(width.size, dtype=np.int64) - np.repeat(code_start, counts)
-    return np.repeat(byte_start * 8, counts) + index * width, width
+    if counts.size and counts.min() < 0:
+        raise CodecError("segment counts must be >= 0")
+    return widths, counts
 
 
 def pack_segments(codes: np.ndarray, widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Pack consecutive segments of codes, each at its own width and padded to a byte.
 
     Segment ``s`` holds the next ``counts[s]`` codes of ``codes`` at
-    ``widths[s]`` bits each; its bytes equal ``pack_bits(segment, widths[s])``,
+    ``widths[s]`` bits each; its bytes are ``pack_bits(segment, widths[s])``,
     and the segments' bytes are concatenated.
 
     Parameters
@@ -209,19 +203,13 @@ def pack_segments(codes: np.ndarray, widths: np.ndarray, counts: np.ndarray) -> 
     CodecError
         If the counts do not add up to the codes or a code does not fit its width.
     """
+    widths, counts = _check_segments(widths, counts)
     codes = np.asarray(codes).reshape(-1)
-    start, width = _segment_bits(widths, counts)
-    if codes.size != width.size or not np.issubdtype(codes.dtype, np.integer):
-        raise CodecError(f"expected {width.size} integer codes, got {codes.size} {codes.dtype}")
-    codes = codes.astype(np.int64)
-    if codes.size and (codes.min() < 0 or np.any(codes >> width)):
-        raise CodecError("a code does not fit in the width of its segment")
-    total = int(segments_nbytes(widths, counts).sum())
-    offsets = np.arange(int(width.max()) if width.size else 0, dtype=np.int64)
-    valid = offsets[None, :] < width[:, None]
-    stream = np.zeros(8 * total, dtype=np.uint8)
-    stream[(start[:, None] + offsets)[valid]] = ((codes[:, None] >> offsets) & 1)[valid]
-    return np.packbits(stream, bitorder="little")
+    if codes.size != int(counts.sum()):
+        raise CodecError(f"expected {int(counts.sum())} codes, got {codes.size}")
+    pieces = np.split(codes, np.cumsum(counts)[:-1]) if counts.size else []
+    packed = [pack_bits(piece, int(w)) for piece, w in zip(pieces, widths, strict=True)]
+    return np.concatenate([np.zeros(0, np.uint8), *packed])
 
 
 def unpack_segments(packed: np.ndarray, widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -246,20 +234,17 @@ def unpack_segments(packed: np.ndarray, widths: np.ndarray, counts: np.ndarray) 
         If ``packed`` is not a 1-D ``uint8`` array of the exact length, or a
         padding bit is set.
     """
-    start, width = _segment_bits(widths, counts)
+    widths, counts = _check_segments(widths, counts)
     packed = np.asarray(packed)
-    expected = int(segments_nbytes(widths, counts).sum())
-    if packed.dtype != np.uint8 or packed.ndim != 1 or packed.size != expected:
+    sizes = segments_nbytes(widths, counts)
+    if packed.dtype != np.uint8 or packed.ndim != 1 or packed.size != int(sizes.sum()):
         raise CodecError(
-            f"packed segments must be a 1-D uint8 array of {expected} bytes, "
+            f"packed segments must be a 1-D uint8 array of {int(sizes.sum())} bytes, "
             f"got {packed.dtype} {packed.shape}"
         )
-    stream = np.unpackbits(packed, bitorder="little")
-    offsets = np.arange(int(width.max()) if width.size else 0, dtype=np.int64)
-    valid = offsets[None, :] < width[:, None]
-    positions = (start[:, None] + offsets)[valid]
-    if int(stream.sum()) != int(stream[positions].sum()):
-        raise CodecError("padding bits after the last code of a segment are not zero")
-    bits = np.zeros(valid.shape, dtype=np.int64)
-    bits[valid] = stream[positions]
-    return (bits << offsets).sum(axis=1)
+    pieces = np.split(packed, np.cumsum(sizes)[:-1]) if sizes.size else []
+    codes = [
+        unpack_bits(piece, int(w), int(n))
+        for piece, w, n in zip(pieces, widths, counts, strict=True)
+    ]
+    return np.concatenate([np.zeros(0, np.int64), *codes])
