@@ -213,7 +213,9 @@ class SLFAC(Codec):
             or not isinstance(mean_bits, (int, float))
             or not 1 <= mean_bits <= MAX_BITS
         ):
-            raise CodecError(f"slfac mean_bits must be a number in [1, {MAX_BITS}], got {mean_bits!r}")
+            raise CodecError(
+                f"slfac mean_bits must be a number in [1, {MAX_BITS}], got {mean_bits!r}"
+            )
         if cutoff_scope not in SCOPES:
             raise CodecError(f"slfac cutoff_scope must be one of {SCOPES}, got {cutoff_scope!r}")
         for name, value in (

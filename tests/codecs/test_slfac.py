@@ -127,7 +127,7 @@ def test_log_density_bits_are_monotone_in_density():
     x = _randn(8, 6, 8, 8) * torch.tensor([1e-3, 0.1, 1.0, 3.0, 10.0, 100.0])[:, None, None]
     codec = SLFAC()
     quantized = codec.quantize(x, CodecContext())
-    stream_energy, counts = [], codec._counts_for(tuple(x.shape), quantized.cutoffs)
+    counts = codec._counts_for(tuple(x.shape), quantized.cutoffs)
     layout = codec._layout(tuple(x.shape), quantized.cutoffs)
     order = band_layout(8, 8)[0]
     coeffs = dct2(x).reshape(8, 6, 64)[:, :, order].transpose(0, 1).reshape(-1).double()
@@ -150,7 +150,8 @@ def test_equal_densities_get_bmax():
 
 
 def test_two_level_gives_bmax_to_low_and_bmin_to_high():
-    quantized = SLFAC(alloc="two_level", bmin=3, bmax=7).quantize(_randn(4, 2, 8, 8), CodecContext())
+    codec = SLFAC(alloc="two_level", bmin=3, bmax=7)
+    quantized = codec.quantize(_randn(4, 2, 8, 8), CodecContext())
     assert quantized.bits.tolist() == [7, 3, 7, 3]
 
 
