@@ -34,7 +34,7 @@ import torch  # noqa: E402
 
 from flwr_split.codecs import get_codec  # noqa: E402
 from flwr_split.optim import OptimizerConfig  # noqa: E402
-from flwr_split.tasks import TaskConfig, build_model, client_data  # noqa: E402
+from flwr_split.tasks import TaskConfig, build_model, client_data, cut_shape  # noqa: E402
 from simulations.common import median_seconds, output_dir, run_split, write_env  # noqa: E402
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "bench_slfac.toml"
@@ -42,20 +42,20 @@ FP32 = "identity"
 MAIN_GROUPS = ("fp32", "slfac", "baseline")
 
 
-def matched_specs(bits_per_value: float, fc_bits: int) -> dict[str, str]:
+def matched_specs(bits_per_value: float, fc_bits: int, features: int) -> dict[str, str]:
     """Baseline specs whose payload fits in ``bits_per_value`` bits per value.
 
     TK keeps ``k`` values at 32 bits plus a 1-bit position bitmap, PQ sends
-    ``floor(bits)``-bit codes, FC keeps a fraction of the features at
+    ``floor(bits)``-bit codes, FC keeps whole features (of ``features``) at
     ``fc_bits`` bits (side information of a few bytes per tensor is ignored).
     """
     bits_per_value = float(bits_per_value)
     keep_topk = max(bits_per_value - 1, 0.0) / 32
-    keep_fc = min(1.0, math.floor(100 * bits_per_value / fc_bits) / 100)
+    kept = min(features, max(1, math.floor(features * bits_per_value / fc_bits)))
     return {
         "topk": f"topk:ratio={round(1 - keep_topk, 4)!r}",
         "powerquant": f"powerquant:bits={max(1, math.floor(bits_per_value))}",
-        "splitfc": f"splitfc:keep={max(keep_fc, 0.01)!r},bits={fc_bits}",
+        "splitfc": f"splitfc:keep={kept / features!r},bits={fc_bits}",
     }
 
 
@@ -82,9 +82,11 @@ def _train(task: TaskConfig, run: dict, uplink: str, downlink: str) -> pd.DataFr
     return result.history
 
 
-def plan(bench: dict, partition: str, slfac_bits: tuple[float, float]) -> list[tuple]:
+def plan(
+    bench: dict, partition: str, slfac_bits: tuple[float, float], features: int
+) -> list[tuple]:
     """``(group, label, uplink, downlink)`` of every run after fp32 and SL-FAC."""
-    up, down = (matched_specs(b, bench["fc_bits"]) for b in slfac_bits)
+    up, down = (matched_specs(b, bench["fc_bits"], features) for b in slfac_bits)
     runs = [("baseline", family, up[family], down[family]) for family in up]
     if partition == bench["sweep_partition"]:
         for theta in bench["thetas"]:
@@ -120,7 +122,8 @@ def run(bench: dict) -> tuple[pd.DataFrame, dict]:
                 ("fp32", "fp32", FP32, FP32, base),
                 ("slfac", "slfac", bench["slfac"], bench["slfac"], slfac),
             ]
-            for group, label, up, down in plan(bench, partition, slfac_bits):
+            features = cut_shape(task)[0]
+            for group, label, up, down in plan(bench, partition, slfac_bits, features):
                 trained.append((group, label, up, down, _train(task, settings, up, down)))
             target = bench["target_accuracy"]
             for group, label, up, down, history in trained:
@@ -244,7 +247,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     if args.quick:
         bench.update(config["quick"])
     if args.timing_only:
-        specs = [bench["slfac"], *matched_specs(bench["timing_bits"], bench["fc_bits"]).values()]
+        task = TaskConfig(task=bench["tasks"][0]["task"], cut=bench["tasks"][0]["cut"])
+        matched = matched_specs(bench["timing_bits"], bench["fc_bits"], cut_shape(task)[0])
+        specs = [bench["slfac"], *matched.values()]
         costs = codec_costs(bench, specs)
         out = output_dir("bench_slfac_timing", args.results)
         costs.to_csv(out / "codecs.csv", index=False)
