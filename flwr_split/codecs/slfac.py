@@ -299,13 +299,11 @@ class SLFAC(Codec):
         lo = _segment_extreme(stream, layout.component, comps, "amin")
         hi = _segment_extreme(stream, layout.component, comps, "amax")
         bits = self._allocate(energy, layout.counts)
-        per_value = bits[layout.component]
-        sent = per_value > 0
-        component = layout.component[sent]
+        sent, component = _sent_values(bits, layout)
         noise = None
         if self.stochastic:
-            noise = torch.rand(int(sent.sum()), generator=ctx.generator(), dtype=torch.float64)
-        levels = (2 ** per_value[sent] - 1).to(torch.float64)
+            noise = torch.rand(component.numel(), generator=ctx.generator(), dtype=torch.float64)
+        levels = (2.0**bits - 1)[component]
         codes = quantize(stream[sent], lo[component], hi[component], levels, noise)
         return Quantized(shape, cutoffs, bits, lo, hi, codes)
 
@@ -410,10 +408,8 @@ class SLFAC(Codec):
         if math.prod(shape) == 0:
             return torch.zeros(shape)
         layout = self._layout(shape, quantized.cutoffs)
-        per_value = quantized.bits[layout.component]
-        sent = per_value > 0
-        component = layout.component[sent]
-        levels = (2 ** per_value[sent] - 1).to(torch.float64)
+        sent, component = _sent_values(quantized.bits, layout)
+        levels = (2.0**quantized.bits - 1)[component]
         values = dequantize(
             quantized.codes, quantized.lo[component], quantized.hi[component], levels
         )
@@ -450,6 +446,14 @@ def _check_sides(height: int, width: int) -> None:
         raise CodecError(
             f"slfac transforms axes of at most {MAX_SIDE} entries, got {height}x{width}"
         )
+
+
+def _sent_values(bits: torch.Tensor, layout: Layout) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the stream mask of values with bits > 0 and their components."""
+    if bool(((bits > 0) | (layout.counts == 0)).all()):
+        return torch.ones_like(layout.component, dtype=torch.bool), layout.component
+    sent = (bits > 0)[layout.component]
+    return sent, layout.component[sent]
 
 
 def _segment_extreme(
