@@ -102,7 +102,8 @@ def run(bench: dict) -> tuple[pd.DataFrame, dict]:
     """Train every run of the config; return the runs table and the histories."""
     rows, histories = [], {}
     for entry in bench["tasks"]:
-        for partition in bench["partitions"]:
+        settings = {**bench, **entry}  # a task entry may override any [bench] key
+        for partition in settings["partitions"]:
             task = TaskConfig(
                 task=entry["task"],
                 cut=entry["cut"],
@@ -110,7 +111,6 @@ def run(bench: dict) -> tuple[pd.DataFrame, dict]:
                 dirichlet_alpha=bench["dirichlet_alpha"],
                 seed=bench["seed"],
             )
-            settings = {**bench, **entry}
             base = _train(task, settings, FP32, FP32)
             slfac = _train(task, settings, bench["slfac"], bench["slfac"])
             fp32_up, fp32_down = base["activation_bytes"].iloc[-1], base["gradient_bytes"].iloc[-1]
@@ -123,9 +123,9 @@ def run(bench: dict) -> tuple[pd.DataFrame, dict]:
                 ("slfac", "slfac", bench["slfac"], bench["slfac"], slfac),
             ]
             features = cut_shape(task)[0]
-            for group, label, up, down in plan(bench, partition, slfac_bits, features):
+            for group, label, up, down in plan(settings, partition, slfac_bits, features):
                 trained.append((group, label, up, down, _train(task, settings, up, down)))
-            target = bench["target_accuracy"]
+            target = settings["target_accuracy"]
             for group, label, up, down, history in trained:
                 last = history.iloc[-1]
                 rows.append(
