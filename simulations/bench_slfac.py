@@ -153,8 +153,11 @@ def run(bench: dict) -> tuple[pd.DataFrame, dict]:
     return pd.DataFrame(rows), histories
 
 
-def codec_costs(bench: dict, specs: list[str]) -> pd.DataFrame:
-    """Encode+decode time of activations and gradients vs the bottom forward+backward."""
+def codec_costs(bench: dict, specs: dict[str, list[str]]) -> pd.DataFrame:
+    """Encode+decode time of activations and gradients vs the bottom forward+backward.
+
+    ``specs`` maps each task name to the codec specs timed on it.
+    """
     rows = []
     for entry in bench["tasks"]:
         task = TaskConfig(task=entry["task"], cut=entry["cut"], seed=bench["seed"])
@@ -173,7 +176,7 @@ def codec_costs(bench: dict, specs: list[str]) -> pd.DataFrame:
             out.backward(torch.ones_like(out))
 
         bottom_s = median_seconds(bottom_step)
-        for spec in specs:
+        for spec in specs[task.task]:
             codec = get_codec(spec)
             for direction, tensor in (("up", acts.detach()), ("down", grads)):
                 seconds = median_seconds(lambda c=codec, t=tensor: c.decode(c.encode(t)))
@@ -250,7 +253,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         task = TaskConfig(task=bench["tasks"][0]["task"], cut=bench["tasks"][0]["cut"])
         matched = matched_specs(bench["timing_bits"], bench["fc_bits"], cut_shape(task)[0])
         specs = [bench["slfac"], *matched.values()]
-        costs = codec_costs(bench, specs)
+        costs = codec_costs(bench, {entry["task"]: specs for entry in bench["tasks"]})
         out = output_dir("bench_slfac_timing", args.results)
         costs.to_csv(out / "codecs.csv", index=False)
         write_env(out, config=config, quick=args.quick)
@@ -258,8 +261,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         print(f"results in {out}")
         return costs
     runs, histories = run(bench)
-    main_runs = runs["group"].isin(MAIN_GROUPS[1:])
-    specs = list(dict.fromkeys([*runs.loc[main_runs, "uplink"], *runs.loc[main_runs, "downlink"]]))
+    main_runs = runs[runs["group"].isin(MAIN_GROUPS[1:])]
+    specs = {
+        task: list(dict.fromkeys([*group["uplink"], *group["downlink"]]))
+        for task, group in main_runs.groupby("task")
+    }
     costs = codec_costs(bench, specs)
     out = output_dir("bench_slfac", args.results)
     runs.to_csv(out / "runs.csv", index=False)
