@@ -276,7 +276,7 @@ class SLFAC(Codec):
         shape = tuple(tensor.shape)
         batch, channels, height, width = planes_shape(shape)
         _check_sides(height, width)
-        x = tensor.detach().to(torch.float32).reshape(batch, channels, height, width)
+        x = tensor.detach().to(torch.float32).cpu().reshape(batch, channels, height, width)
         if not bool(torch.isfinite(x).all()):
             raise CodecError("tensor values overflow float32; refusing to encode")
         if x.numel() == 0:
@@ -284,8 +284,10 @@ class SLFAC(Codec):
             none = torch.zeros(2 * channels, dtype=torch.int64)
             cutoffs, codes = torch.zeros(count, dtype=torch.int64), none[:0]
             return Quantized(shape, cutoffs, none, none.double(), none.double(), codes)
-        order, band, prefix = band_layout(height, width)
+        order, band, _ = band_layout(height, width)
         coeffs = dct2(x).reshape(batch, channels, height * width)[:, :, order]
+        if not bool(torch.isfinite(coeffs).all()):
+            raise CodecError("DCT coefficients overflow float32; refusing to encode")
         cutoffs = self._cutoffs(coeffs, band, height + width - 1)
         if cutoffs.numel() and int(cutoffs.max()) > np.iinfo(np.uint16).max:
             raise CodecError("a cutoff band does not fit the uint16 wire field")

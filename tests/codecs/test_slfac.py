@@ -398,6 +398,11 @@ def test_decode_rejects_a_payload_of_another_cutoff_scope():
         SLFAC().decode(encoded)
 
 
+def test_coefficients_that_overflow_float32_are_refused():
+    with pytest.raises(CodecError, match="overflow"):
+        SLFAC().encode(torch.full((1, 1, 4, 4), 3e38))
+
+
 def test_too_long_axes_are_refused():
     with pytest.raises(CodecError, match="at most"):
         SLFAC().encode(torch.zeros(1, 5000))
