@@ -17,10 +17,8 @@ that batch's bottom forward+backward. Writes ``runs.csv``, ``codecs.csv``,
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
-import tomllib
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -36,7 +34,14 @@ from flwr_split.codecs import get_codec  # noqa: E402
 from flwr_split.codecs.bitpack import index_bits, packed_nbytes  # noqa: E402
 from flwr_split.optim import OptimizerConfig  # noqa: E402
 from flwr_split.tasks import TaskConfig, build_model, client_data, cut_shape  # noqa: E402
-from simulations.common import median_seconds, output_dir, run_split, write_env  # noqa: E402
+from simulations.common import (  # noqa: E402
+    config_parser,
+    load_config,
+    median_seconds,
+    output_dir,
+    run_split,
+    write_env,
+)
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "bench_ms.toml"
 BASELINE = "identity"
@@ -246,19 +251,11 @@ def plot(runs: pd.DataFrame, histories: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    parser.add_argument("--quick", action="store_true", help="the config's [quick] overrides")
+    parser = config_parser(__doc__, DEFAULT_CONFIG)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--results", default="results")
-    parser.add_argument(
-        "--timing-only", action="store_true", help="only codec time and error, untrained bottoms"
-    )
     args = parser.parse_args(argv)
     logging.getLogger("flwr").setLevel(logging.WARNING)
-    config = tomllib.loads(args.config.read_text())
-    if args.quick:
-        config["bench"].update(config["quick"])
+    config = load_config(args)
     if args.timing_only:
         costs = timing_only(config)
         out = output_dir("bench_ms_timing", args.results)

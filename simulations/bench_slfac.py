@@ -19,10 +19,8 @@ forward+backward. Writes ``runs.csv``, ``histories.csv``, ``codecs.csv``,
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
-import tomllib
 from pathlib import Path
 
 import matplotlib
@@ -35,7 +33,14 @@ import torch  # noqa: E402
 from flwr_split.codecs import get_codec  # noqa: E402
 from flwr_split.optim import OptimizerConfig  # noqa: E402
 from flwr_split.tasks import TaskConfig, build_model, client_data, cut_shape  # noqa: E402
-from simulations.common import median_seconds, output_dir, run_split, write_env  # noqa: E402
+from simulations.common import (  # noqa: E402
+    config_parser,
+    load_config,
+    median_seconds,
+    output_dir,
+    run_split,
+    write_env,
+)
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "bench_slfac.toml"
 FP32 = "identity"
@@ -235,20 +240,11 @@ def plot_theta(runs: pd.DataFrame, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    parser.add_argument("--quick", action="store_true", help="the config's [quick] overrides")
-    parser.add_argument("--results", default="results")
-    parser.add_argument(
-        "--timing-only", action="store_true", help="only codec times, untrained bottoms"
-    )
-    args = parser.parse_args(argv)
+    args = config_parser(__doc__, DEFAULT_CONFIG).parse_args(argv)
     logging.getLogger("flwr").setLevel(logging.WARNING)
     torch.set_num_threads(1)
-    config = tomllib.loads(args.config.read_text())
+    config = load_config(args)
     bench = config["bench"]
-    if args.quick:
-        bench.update(config["quick"])
     if args.timing_only:
         task = TaskConfig(task=bench["tasks"][0]["task"], cut=bench["tasks"][0]["cut"])
         matched = matched_specs(bench["timing_bits"], bench["fc_bits"], cut_shape(task)[0])

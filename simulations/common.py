@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import subprocess
 import time
+import tomllib
 from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
@@ -21,6 +23,30 @@ from strategies.parallel import ParallelSplitLearning
 from strategies.result import SplitResult
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def config_parser(doc: str, default_config: Path) -> argparse.ArgumentParser:
+    """Return the parser of a config-driven codec benchmark.
+
+    Options: ``--config`` (TOML, default ``default_config``), ``--quick``,
+    ``--results`` (base folder) and ``--timing-only``; the caller may add more.
+    """
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=default_config)
+    parser.add_argument("--quick", action="store_true", help="the config's [quick] overrides")
+    parser.add_argument("--results", default="results")
+    parser.add_argument(
+        "--timing-only", action="store_true", help="only codec costs, untrained bottoms"
+    )
+    return parser
+
+
+def load_config(args: argparse.Namespace) -> dict:
+    """Read ``args.config``; with ``args.quick`` its ``[quick]`` table overrides ``[bench]``."""
+    config = tomllib.loads(args.config.read_text())
+    if args.quick:
+        config["bench"].update(config["quick"])
+    return config
 
 
 def output_dir(name: str, base: str | Path = "results") -> Path:
