@@ -18,9 +18,7 @@ batch's bottom forward+backward (medians of repeats, one thread). Writes ``runs.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import tomllib
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -36,7 +34,14 @@ import torch  # noqa: E402
 from flwr_split.codecs import CodecContext, get_codec  # noqa: E402
 from flwr_split.optim import OptimizerConfig  # noqa: E402
 from flwr_split.tasks import TaskConfig, build_model, load_task_data  # noqa: E402
-from simulations.common import median_seconds, output_dir, run_split, write_env  # noqa: E402
+from simulations.common import (  # noqa: E402
+    config_parser,
+    load_config,
+    median_seconds,
+    output_dir,
+    run_split,
+    write_env,
+)
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "bench_fedlite.toml"
 BASELINE = "identity"
@@ -259,16 +264,11 @@ def run(config: dict, workers: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    parser.add_argument("--quick", action="store_true", help="the config's [quick] overrides")
+    parser = config_parser(__doc__, DEFAULT_CONFIG)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--results", default="results")
     args = parser.parse_args(argv)
     logging.getLogger("flwr").setLevel(logging.WARNING)
-    config = tomllib.loads(args.config.read_text())
-    if args.quick:
-        config["bench"].update(config["quick"])
+    config = load_config(args)
     runs, ablations, timings, histories = run(config, args.workers)
     out = output_dir("bench_fedlite", args.results)
     runs.to_csv(out / "runs.csv", index=False)

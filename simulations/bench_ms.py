@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import math
-import tomllib
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from flwr_split.optim import OptimizerConfig  # noqa: E402
 from flwr_split.tasks import TaskConfig, build_model, client_data, cut_shape  # noqa: E402
 from simulations.common import (  # noqa: E402
     config_parser,
+    load_config,
     median_seconds,
     output_dir,
     run_split,
@@ -257,9 +257,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     )
     args = parser.parse_args(argv)
     logging.getLogger("flwr").setLevel(logging.WARNING)
-    config = tomllib.loads(args.config.read_text())
-    if args.quick:
-        config["bench"].update(config["quick"])
+    config = load_config(args)
     if args.timing_only:
         costs = timing_only(config)
         out = output_dir("bench_ms_timing", args.results)

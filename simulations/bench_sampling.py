@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import time
-import tomllib
 from pathlib import Path
 
 import matplotlib
@@ -38,7 +37,14 @@ from flwr_split.profiles import ProfileConfig, planned_step_seconds, straggler_e
 from flwr_split.replay import EpochReplay  # noqa: E402
 from flwr_split.sampling import batch_deviation, class_shares, get_sampler  # noqa: E402
 from flwr_split.tasks import TaskConfig, build_model, load_task_data  # noqa: E402
-from simulations.common import config_parser, output_dir, run_split, save_figure, write_env  # noqa: E402
+from simulations.common import (  # noqa: E402
+    config_parser,
+    load_config,
+    output_dir,
+    run_split,
+    save_figure,
+    write_env,
+)
 from strategies.strategy_utils import epoch_seed  # noqa: E402
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "bench_sampling.toml"
@@ -278,10 +284,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = config_parser(__doc__, DEFAULT_CONFIG)
     args = parser.parse_args(argv)
     logging.getLogger("flwr").setLevel(logging.WARNING)
-    config = tomllib.loads(args.config.read_text())
+    config = load_config(args)
     bench = config["bench"]
-    if args.quick:
-        bench.update(config["quick"])
     rows, frames = [], []
     for job in jobs(bench):
         row, frame = train_cell(job)

@@ -8,6 +8,7 @@ import os
 import platform
 import subprocess
 import time
+import tomllib
 from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
@@ -23,6 +24,27 @@ from strategies.parallel import ParallelSplitLearning
 from strategies.result import SplitResult
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def config_parser(doc: str, default_config: Path) -> argparse.ArgumentParser:
+    """Return the parser of a config-driven benchmark.
+
+    Options: ``--config`` (TOML, default ``default_config``), ``--quick`` and
+    ``--results`` (base folder); the caller may add more.
+    """
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=default_config)
+    parser.add_argument("--quick", action="store_true", help="the config's [quick] overrides")
+    parser.add_argument("--results", default="results")
+    return parser
+
+
+def load_config(args: argparse.Namespace) -> dict:
+    """Read ``args.config``; with ``args.quick`` its ``[quick]`` table overrides ``[bench]``."""
+    config = tomllib.loads(args.config.read_text())
+    if args.quick:
+        config["bench"].update(config["quick"])
+    return config
 
 
 def output_dir(name: str, base: str | Path = "results") -> Path:
@@ -49,15 +71,6 @@ def write_env(path: Path, **extra: object) -> None:
         **extra,
     }
     (path / "env.json").write_text(json.dumps(env, indent=2))
-
-
-def config_parser(doc: str, default_config: Path) -> argparse.ArgumentParser:
-    """Return a benchmark's argument parser with ``--config``, ``--quick`` and ``--results``."""
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=default_config)
-    parser.add_argument("--quick", action="store_true", help="the config's [quick] overrides")
-    parser.add_argument("--results", default="results")
-    return parser
 
 
 def save_figure(fig: Any, path: Path) -> None:

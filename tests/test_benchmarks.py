@@ -7,8 +7,16 @@ import json
 import pandas as pd
 import pytest
 
-from simulations import bench_fedlite, bench_ms, bench_sampling, bench_scale, bench_step_time
+from simulations import (
+    bench_fedlite,
+    bench_ms,
+    bench_sampling,
+    bench_scale,
+    bench_slfac,
+    bench_step_time,
+)
 from simulations.bench_ms import matched_topk, topk_nbytes
+from simulations.bench_slfac import matched_specs
 from simulations.run import parse_overrides
 
 
@@ -112,3 +120,38 @@ def test_sampling_benchmark_quick_writes_tables_and_matches_the_inprocess_grid(t
     check = pd.read_csv(out / "crosscheck.csv").iloc[0]
     assert check["replay_accuracy"] == pytest.approx(check["inprocess_accuracy"], abs=1e-6)
     assert check["replay_mean_deviation"] == pytest.approx(check["inprocess_mean_deviation"])
+
+
+def test_slfac_benchmark_quick_matches_baseline_bytes_in_both_directions(tmp_path):
+    runs = bench_slfac.main(["--quick", "--results", str(tmp_path)])
+    assert list(runs["label"]) == [
+        "fp32",
+        "slfac",
+        "topk",
+        "powerquant",
+        "splitfc",
+        "theta=0.5",
+        "hf_drop",
+    ]
+    slfac, baselines = runs.iloc[1], runs[runs["group"] == "baseline"]
+    for column in ("activation_bytes", "gradient_bytes"):
+        assert (baselines[column] <= 1.05 * slfac[column]).all()  # no baseline gets more bytes
+    assert (runs["up_ratio"].iloc[1:] > 1).all() and (runs["down_ratio"].iloc[1:] > 1).all()
+    (out,) = (tmp_path / "bench_slfac").iterdir()
+    assert {p.name for p in out.iterdir()} == {
+        "runs.csv",
+        "histories.csv",
+        "codecs.csv",
+        "accuracy.png",
+        "theta.png",
+        "env.json",
+    }
+
+
+def test_matched_specs_fit_the_bits_per_value():
+    specs = matched_specs(3.5, 4, features=16)
+    assert specs == {
+        "topk": "topk:ratio=0.9219",
+        "powerquant": "powerquant:bits=3",
+        "splitfc": "splitfc:keep=0.875,bits=4",
+    }

@@ -16,6 +16,9 @@ from flwr_split.codecs import quant  # noqa: E402,F401  isort: skip
 from flwr_split.codecs import topk  # noqa: E402,F401  isort: skip
 from flwr_split.codecs import ms  # noqa: E402,F401  isort: skip
 from flwr_split.codecs import fedlite  # noqa: E402,F401  isort: skip
+from flwr_split.codecs import slfac  # noqa: E402,F401  isort: skip
+from flwr_split.codecs import powerquant  # noqa: E402,F401  isort: skip
+from flwr_split.codecs import splitfc  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "Codec",

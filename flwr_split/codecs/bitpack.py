@@ -152,3 +152,99 @@ def unpack_bits(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
 def _word_dtype(bits: int) -> np.dtype:
     """Smallest little-endian unsigned dtype that holds ``bits`` bits."""
     return np.dtype("<u1" if bits <= 8 else "<u2" if bits <= 16 else "<u4")
+
+
+def segments_nbytes(widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Return the bytes of each segment `pack_segments` writes: ``ceil(w * n / 8)``.
+
+    Parameters
+    ----------
+    widths, counts : np.ndarray
+        Bits per code and number of codes of each segment (non-negative ints).
+
+    Returns
+    -------
+    np.ndarray
+        int64 byte counts, one per segment.
+    """
+    return (np.asarray(widths, np.int64) * np.asarray(counts, np.int64) + 7) // 8
+
+
+def _check_segments(widths: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    widths, counts = np.asarray(widths, np.int64), np.asarray(counts, np.int64)
+    if widths.shape != counts.shape or widths.ndim != 1:
+        raise CodecError("segment widths and counts must be 1-D arrays of the same length")
+    if counts.size and counts.min() < 0:
+        raise CodecError("segment counts must be >= 0")
+    return widths, counts
+
+
+def pack_segments(codes: np.ndarray, widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Pack consecutive segments of codes, each at its own width and padded to a byte.
+
+    Segment ``s`` holds the next ``counts[s]`` codes of ``codes`` at
+    ``widths[s]`` bits each; its bytes are ``pack_bits(segment, widths[s])``,
+    and the segments' bytes are concatenated.
+
+    Parameters
+    ----------
+    codes : np.ndarray
+        Integer codes, ``sum(counts)`` of them, each below ``2**width`` of its segment.
+    widths, counts : np.ndarray
+        Bits per code (1..32) and number of codes of each segment.
+
+    Returns
+    -------
+    np.ndarray
+        The ``uint8`` stream of ``segments_nbytes(widths, counts).sum()`` bytes.
+
+    Raises
+    ------
+    CodecError
+        If the counts do not add up to the codes or a code does not fit its width.
+    """
+    widths, counts = _check_segments(widths, counts)
+    codes = np.asarray(codes).reshape(-1)
+    if codes.size != int(counts.sum()):
+        raise CodecError(f"expected {int(counts.sum())} codes, got {codes.size}")
+    pieces = np.split(codes, np.cumsum(counts)[:-1]) if counts.size else []
+    packed = [pack_bits(piece, int(w)) for piece, w in zip(pieces, widths, strict=True)]
+    return np.concatenate([np.zeros(0, np.uint8), *packed])
+
+
+def unpack_segments(packed: np.ndarray, widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Invert `pack_segments`: read every segment's codes back, in order.
+
+    Parameters
+    ----------
+    packed : np.ndarray
+        One-dimensional ``uint8`` stream of exactly
+        ``segments_nbytes(widths, counts).sum()`` bytes with zero padding bits.
+    widths, counts : np.ndarray
+        Bits per code and number of codes of each segment.
+
+    Returns
+    -------
+    np.ndarray
+        int64 codes, ``sum(counts)`` of them.
+
+    Raises
+    ------
+    CodecError
+        If ``packed`` is not a 1-D ``uint8`` array of the exact length, or a
+        padding bit is set.
+    """
+    widths, counts = _check_segments(widths, counts)
+    packed = np.asarray(packed)
+    sizes = segments_nbytes(widths, counts)
+    if packed.dtype != np.uint8 or packed.ndim != 1 or packed.size != int(sizes.sum()):
+        raise CodecError(
+            f"packed segments must be a 1-D uint8 array of {int(sizes.sum())} bytes, "
+            f"got {packed.dtype} {packed.shape}"
+        )
+    pieces = np.split(packed, np.cumsum(sizes)[:-1]) if sizes.size else []
+    codes = [
+        unpack_bits(piece, int(w), int(n))
+        for piece, w, n in zip(pieces, widths, counts, strict=True)
+    ]
+    return np.concatenate([np.zeros(0, np.int64), *codes])

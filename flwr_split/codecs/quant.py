@@ -19,6 +19,7 @@ from flwr_split.codecs.base import (
     shape_from_meta,
 )
 from flwr_split.codecs.bitpack import pack_bits, packed_nbytes, unpack_bits
+from flwr_split.codecs.minmax import dequantize, quantize
 from flwr_split.codecs.registry import register_codec
 
 MAX_BITS = 16
@@ -58,10 +59,11 @@ class Quant(Codec):
     codec_id = "quant"
 
     def __init__(self, bits: int = 8, stochastic: bool = False) -> None:
+        name = self.codec_id
         if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= MAX_BITS:
-            raise CodecError(f"quant bits must be an int in 1..{MAX_BITS}, got {bits!r}")
+            raise CodecError(f"{name} bits must be an int in 1..{MAX_BITS}, got {bits!r}")
         if not isinstance(stochastic, bool):
-            raise CodecError(f"quant stochastic must be a bool, got {stochastic!r}")
+            raise CodecError(f"{name} stochastic must be a bool, got {stochastic!r}")
         self.bits = bits
         self.stochastic = stochastic
 
@@ -76,8 +78,9 @@ class Quant(Codec):
 
     def encode(self, tensor: torch.Tensor, ctx: CodecContext | None = None) -> Encoded:
         """Quantize ``tensor``; ``ctx.seed`` drives stochastic rounding (seed 0 if None)."""
-        flat = flat_float32(tensor)
-        lo, hi = (float(flat.min()), float(flat.max())) if flat.size else (0.0, 0.0)
+        flat = self.forward(flat_float32(tensor))
+        ends = (flat.min(), flat.max()) if flat.size else (0.0, 0.0)
+        lo, hi = (float(np.float32(end)) for end in ends)  # the range the decoder sees
         codes = self._codes(flat, lo, hi, ctx or CodecContext())
         arrays = {
             "codes": pack_bits(codes, self.bits),
@@ -86,15 +89,11 @@ class Quant(Codec):
         return Encoded(arrays, {"shape": list(tensor.shape), "bits": self.bits})
 
     def _codes(self, flat: np.ndarray, lo: float, hi: float, ctx: CodecContext) -> np.ndarray:
-        if hi == lo:
-            return np.zeros(flat.size, dtype=np.int64)
-        scaled = (torch.from_numpy(flat).to(torch.float64) - lo) / ((hi - lo) / self.levels)
+        values = torch.from_numpy(flat).to(torch.float64)
+        noise = None
         if self.stochastic:
             noise = torch.rand(flat.size, generator=ctx.generator(), dtype=torch.float64)
-            rounded = torch.floor(scaled + noise)
-        else:
-            rounded = torch.round(scaled)
-        return rounded.clamp_(0, self.levels).to(torch.int64).numpy()
+        return quantize(values, lo, hi, self.levels, noise).numpy()
 
     def decode(self, encoded: Encoded, ctx: CodecContext | None = None) -> torch.Tensor:
         """Rebuild ``lo + code * step``, clipped to ``[lo, hi]``, as float32."""
@@ -108,5 +107,13 @@ class Quant(Codec):
             raise CodecError(f"range [{lo!r}, {hi!r}] has lo > hi")
         packed = require_array(encoded, "codes", np.uint8, packed_nbytes(self.bits, numel))
         codes = unpack_bits(packed, self.bits, numel)
-        values = np.clip(lo + codes * ((hi - lo) / self.levels), lo, hi)
-        return torch.from_numpy(values.astype(np.float32)).reshape(shape)
+        values = self.inverse(dequantize(torch.from_numpy(codes), lo, hi, self.levels))
+        return values.to(torch.float32).reshape(shape)
+
+    def forward(self, flat: np.ndarray) -> np.ndarray:
+        """Map float32 input values to the domain that is quantized (identity here)."""
+        return flat
+
+    def inverse(self, values: torch.Tensor) -> torch.Tensor:
+        """Map dequantized float64 values back to the input domain (identity here)."""
+        return values

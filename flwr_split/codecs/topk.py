@@ -21,21 +21,7 @@ from flwr_split.codecs.base import (
 )
 from flwr_split.codecs.bitpack import index_bits, pack_bits, packed_nbytes, unpack_bits
 from flwr_split.codecs.registry import register_codec
-from flwr_split.codecs.selection import kth_largest
-
-
-def _largest_positions(magnitudes: np.ndarray, k: int) -> np.ndarray:
-    """Return the ascending flat positions of the ``k`` largest ``magnitudes``.
-
-    Among equal magnitudes at the cut-off, lower positions win.
-    """
-    if k == 0:
-        return np.empty(0, dtype=np.int64)
-    cutoff = kth_largest(magnitudes.reshape(1, -1), k)[0, 0]
-    keep = magnitudes > cutoff
-    ties = np.flatnonzero(magnitudes == cutoff)[: k - int(np.count_nonzero(keep))]
-    keep[ties] = True
-    return np.flatnonzero(keep)
+from flwr_split.codecs.selection import largest_positions
 
 
 @register_codec
@@ -87,7 +73,7 @@ class TopK(Codec):
         """Keep the ``k`` largest-magnitude entries and their positions."""
         flat = flat_float32(tensor)
         k = self.keep_count(flat.size)
-        positions = _largest_positions(np.abs(flat), k)
+        positions = largest_positions(np.abs(flat), k)
         width = index_bits(flat.size)
         arrays = {"values": flat[positions]}
         if packed_nbytes(width, k) < packed_nbytes(1, flat.size):

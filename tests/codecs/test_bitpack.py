@@ -6,7 +6,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flwr_split.codecs import CodecError
-from flwr_split.codecs.bitpack import index_bits, pack_bits, packed_nbytes, unpack_bits
+from flwr_split.codecs.bitpack import (
+    index_bits,
+    pack_bits,
+    pack_segments,
+    packed_nbytes,
+    segments_nbytes,
+    unpack_bits,
+    unpack_segments,
+)
 
 
 @st.composite
@@ -107,3 +115,28 @@ def test_index_bits_addresses_every_position_and_no_fewer_bits_would(n):
 def test_index_bits_rejects_bad_counts(n):
     with pytest.raises(CodecError):
         index_bits(n)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    segments=st.lists(st.tuples(st.integers(1, 32), st.integers(0, 20)), max_size=6),
+    seed=st.integers(0, 2**16),
+)
+def test_segments_pack_like_concatenated_pack_bits_and_round_trip(segments, seed):
+    rng = np.random.default_rng(seed)
+    widths = np.array([w for w, _ in segments], dtype=np.int64)
+    counts = np.array([n for _, n in segments], dtype=np.int64)
+    pieces = [rng.integers(0, 2**w, n) for w, n in segments]
+    codes = np.concatenate([np.zeros(0, np.int64), *pieces])
+    packed = pack_segments(codes, widths, counts)
+    expected = [pack_bits(p, int(w)) for p, w in zip(pieces, widths, strict=True)]
+    np.testing.assert_array_equal(packed, np.concatenate([np.zeros(0, np.uint8), *expected]))
+    assert packed.size == int(segments_nbytes(widths, counts).sum())
+    np.testing.assert_array_equal(unpack_segments(packed, widths, counts), codes)
+
+
+def test_segments_reject_wrong_totals_and_lengths():
+    with pytest.raises(CodecError, match="expected 3 codes"):
+        pack_segments(np.zeros(2, np.int64), np.array([2]), np.array([3]))
+    with pytest.raises(CodecError, match="bytes"):
+        unpack_segments(np.zeros(3, np.uint8), np.array([3, 5]), np.array([3, 2]))

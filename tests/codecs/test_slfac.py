@@ -1,0 +1,408 @@
+"""Tests for the SL-FAC codec: the spec's checks 1-11 (shared/specs/sl_fac.md section 7)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flwr_split.codecs import CodecContext, CodecError, get_codec
+from flwr_split.codecs.dct import band_layout, dct2, dct_matrix, idct2
+from flwr_split.codecs.quant import Quant
+from flwr_split.codecs.slfac import SLFAC, planes_shape
+
+
+def _randn(*shape: int, seed: int = 0) -> torch.Tensor:
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+
+
+def _smooth(batch: int, channels: int, size: int, seed: int = 0) -> torch.Tensor:
+    """Bilinearly upsampled noise: most energy in the low frequencies."""
+    coarse = _randn(batch, channels, 3, 3, seed=seed)
+    return torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear")
+
+
+def _band_energy(x: torch.Tensor) -> torch.Tensor:
+    """Band energies per channel, pooled over the batch (channels x bands)."""
+    _, channels, height, width = x.shape
+    order, band, _ = band_layout(height, width)
+    coeffs = dct2(x).reshape(x.shape[0], channels, -1)[:, :, order].double()
+    energy = torch.zeros(channels, height + width - 1, dtype=torch.float64)
+    return energy.index_add_(1, band, coeffs.square().sum(0))
+
+
+def _formula_nbytes(codec: SLFAC, x: torch.Tensor) -> int:
+    """Spec section 3 without its 16-byte header (the shape travels in meta)."""
+    quantized = codec.quantize(x, CodecContext())
+    batch, channels, height, width = planes_shape(tuple(x.shape))
+    prefix = band_layout(height, width)[2]
+    low = prefix[quantized.cutoffs].expand(channels)
+    total = 2 * quantized.cutoffs.numel()
+    for c in range(channels):
+        for n, bits in (
+            (batch * int(low[c]), int(quantized.bits[2 * c])),
+            (batch * (height * width - int(low[c])), int(quantized.bits[2 * c + 1])),
+        ):
+            if n:
+                total += 1 + (8 + math.ceil(n * bits / 8) if bits else 0)
+    return total
+
+
+# ------------------------------------------------------------------ check 1
+def test_dct_is_orthonormal_and_round_trips():
+    x = _randn(3, 4, 5, 7)
+    coeffs = dct2(x)
+    assert float((idct2(coeffs) - x).abs().max()) < 1e-5
+    assert float(coeffs.square().sum() / x.square().sum() - 1).__abs__() < 1e-5
+    for n in (1, 5, 7, 8):
+        torch.testing.assert_close(dct_matrix(n) @ dct_matrix(n).T, torch.eye(n), atol=1e-6, rtol=0)
+    single = _randn(2, 3, 1, 1)
+    assert torch.equal(dct2(single), single)
+
+
+def test_one_dimensional_path_round_trips_vectors_and_sequences():
+    codec = SLFAC(theta=1.0, bmin=24, bmax=24)
+    for shape in [(6, 50), (4, 32, 40), (9,)]:
+        x = _randn(*shape)
+        assert planes_shape(shape)[2] == 1
+        torch.testing.assert_close(codec.decode(codec.encode(x)), x, atol=1e-5, rtol=0)
+
+
+# ------------------------------------------------------------------ check 2
+@settings(max_examples=60, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(1, 9), st.integers(1, 9)),
+    theta=st.floats(0.05, 1.0),
+    seed=st.integers(0, 2**16),
+)
+def test_cutoff_is_the_first_band_reaching_theta(shape, theta, seed):
+    x = _randn(*shape, seed=seed)
+    cutoffs = SLFAC(theta=theta).quantize(x, CodecContext()).cutoffs
+    cumulative = torch.cumsum(_band_energy(x), 1)
+    total = cumulative[:, -1]
+    for c, r in enumerate(cutoffs.tolist()):
+        assert cumulative[c, r] >= theta * total[c] * (1 - 1e-9)
+        if r > 0:
+            assert cumulative[c, r - 1] < theta * total[c] * (1 + 1e-9)
+
+
+def test_theta_one_keeps_every_band_and_constant_channels_stay_at_dc():
+    x = _randn(2, 3, 5, 6)
+    quantized = SLFAC(theta=1.0).quantize(x, CodecContext())
+    assert quantized.cutoffs.tolist() == [5 + 6 - 2] * 3
+    assert quantized.bits[1::2].tolist() == [0, 0, 0]  # every H_c is empty
+    constant = torch.ones(2, 3, 5, 6) * torch.tensor([1.0, -2.0, 0.0])[:, None, None]
+    assert SLFAC().quantize(constant, CodecContext()).cutoffs.tolist() == [0, 0, 0]
+
+
+def test_tensor_scope_sends_one_cutoff():
+    encoded = SLFAC(cutoff_scope="tensor").encode(_randn(4, 6, 8, 8))
+    assert encoded.arrays["cutoffs"].shape == (1,)
+
+
+# ------------------------------------------------------------------ check 3
+@settings(max_examples=60, deadline=None)
+@given(
+    bmin=st.integers(1, 8),
+    extra=st.integers(0, 8),
+    alloc=st.sampled_from(["log_density", "two_level", "rd_log"]),
+    hf_drop=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_bits_stay_in_range(bmin, extra, alloc, hf_drop, seed):
+    bmax = bmin + extra
+    codec = SLFAC(bmin=bmin, bmax=bmax, alloc=alloc, hf_drop=hf_drop, mean_bits=bmin)
+    x = _randn(3, 5, 6, 7, seed=seed) * torch.rand(5)[:, None, None]
+    quantized = codec.quantize(x, CodecContext())
+    counts = codec._counts_for(tuple(x.shape), quantized.cutoffs)
+    bits = quantized.bits.numpy()
+    low, high = bits[0::2][counts[0::2] > 0], bits[1::2][counts[1::2] > 0]
+    assert np.all((low >= bmin) & (low <= bmax))
+    assert np.all(high == 0) if hf_drop else np.all((high >= bmin) & (high <= bmax))
+
+
+def test_log_density_bits_are_monotone_in_density():
+    x = _randn(8, 6, 8, 8) * torch.tensor([1e-3, 0.1, 1.0, 3.0, 10.0, 100.0])[:, None, None]
+    codec = SLFAC()
+    quantized = codec.quantize(x, CodecContext())
+    counts = codec._counts_for(tuple(x.shape), quantized.cutoffs)
+    layout = codec._layout(tuple(x.shape), quantized.cutoffs)
+    order = band_layout(8, 8)[0]
+    coeffs = dct2(x).reshape(8, 6, 64)[:, :, order].transpose(0, 1).reshape(-1).double()
+    stream = torch.empty_like(coeffs)
+    stream[layout.dest] = coeffs
+    stream_energy = torch.zeros(12, dtype=torch.float64).index_add_(
+        0, layout.component, stream.square()
+    )
+    present = counts > 0
+    density = (stream_energy.numpy() / np.maximum(counts, 1))[present]
+    bits = quantized.bits.numpy()[present]
+    ranked = bits[np.argsort(density)]
+    assert np.all(np.diff(ranked) >= 0)
+    assert bits.min() == 2 and bits.max() == 8
+
+
+def test_equal_densities_get_bmax():
+    x = torch.ones(2, 3, 4, 4)  # DC only: one component per channel, all equal
+    assert SLFAC().quantize(x, CodecContext()).bits[0::2].tolist() == [8, 8, 8]
+
+
+def test_two_level_gives_bmax_to_low_and_bmin_to_high():
+    codec = SLFAC(alloc="two_level", bmin=3, bmax=7)
+    quantized = codec.quantize(_randn(4, 2, 8, 8), CodecContext())
+    assert quantized.bits.tolist() == [7, 3, 7, 3]
+
+
+# ------------------------------------------------------------------ check 4
+@settings(max_examples=40, deadline=None)
+@given(bits=st.integers(1, 12), seed=st.integers(0, 2**16))
+def test_quantizer_error_bound_and_parseval(bits, seed):
+    codec = SLFAC(bmin=bits, bmax=bits)
+    x = _randn(3, 4, 5, 7, seed=seed)
+    quantized = codec.quantize(x, CodecContext())
+    sent = quantized.bits > 0
+    assert int(quantized.codes.min()) >= 0 and int(quantized.codes.max()) <= 2**bits - 1
+    layout = codec._layout(tuple(x.shape), quantized.cutoffs)
+    order = band_layout(5, 7)[0]
+    coeffs = dct2(x).reshape(3, 4, 35)[:, :, order].transpose(0, 1).reshape(-1).double()
+    stream = torch.empty_like(coeffs)
+    stream[layout.dest] = coeffs
+    component = layout.component
+    step = ((quantized.hi - quantized.lo) / (2**bits - 1))[component]
+    decoded_stream = quantized.lo[component] + quantized.codes * step
+    assert bool(sent[component].all())
+    assert bool(((decoded_stream - stream).abs() <= step / 2 + 1e-6).all())
+    decoded = codec.decode(codec.encode(x))
+    spatial = float((x.double() - decoded.double()).square().sum())
+    spectral = float((decoded_stream.float().double() - stream).square().sum())
+    assert spatial == pytest.approx(spectral, rel=1e-4, abs=1e-10)
+
+
+# ------------------------------------------------------------------ check 5
+def test_near_lossless_at_24_bits_and_exact_passthrough():
+    x = _randn(3, 4, 5, 7) * 50
+    codec = SLFAC(theta=1.0, bmin=24, bmax=24)
+    error = float((codec.decode(codec.encode(x)) - x).abs().max())
+    assert error <= 1e-5 * float(x.max() - x.min())
+    passthrough = SLFAC(passthrough=True)
+    encoded = passthrough.encode(x)
+    assert torch.equal(passthrough.decode(encoded), x)
+    assert passthrough.nbytes(encoded) == 4 * x.numel()
+
+
+# ------------------------------------------------------------------ check 6
+@pytest.mark.parametrize("shape", [(2, 3, 4, 4), (5, 9), (1, 1, 1, 1)])
+def test_all_zero_and_constant_inputs_decode_exactly(shape):
+    codec = SLFAC()
+    for value in (0.0, 3.25):
+        x = torch.full(shape, value)
+        decoded = codec.decode(codec.encode(x))
+        assert torch.isfinite(decoded).all()
+        torch.testing.assert_close(decoded, x, atol=1e-5, rtol=1e-6)
+
+
+def test_empty_high_component_is_skipped():
+    encoded = SLFAC(theta=1.0).encode(_randn(2, 1, 4, 4))  # every band is low
+    assert encoded.arrays["bits"].tolist() == [8]  # only L_0 is on the wire
+    assert encoded.arrays["ranges"].size == 2
+
+
+# ------------------------------------------------------------------ check 7
+@settings(max_examples=60, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 5), st.integers(1, 4), st.integers(1, 9), st.integers(1, 9)),
+    theta=st.floats(0.05, 1.0),
+    hf_drop=st.booleans(),
+    scope=st.sampled_from(["channel", "tensor"]),
+    seed=st.integers(0, 2**16),
+)
+def test_wire_size_equals_the_formula(shape, theta, hf_drop, scope, seed):
+    codec = SLFAC(theta=theta, hf_drop=hf_drop, cutoff_scope=scope)
+    x = _randn(*shape, seed=seed).relu()
+    assert codec.nbytes(codec.encode(x)) == _formula_nbytes(codec, x)
+
+
+def test_decode_equals_dequantization_without_serialization():
+    codec = SLFAC(stochastic=True)
+    x = _randn(4, 3, 7, 5)
+    ctx = CodecContext(seed=9)
+    direct = codec.reconstruct(codec.quantize(x, ctx))
+    decoded = codec.decode(codec.encode(x, ctx))
+    assert torch.equal(decoded, direct)
+    assert torch.equal(codec.decode(codec.encode(x, ctx)), decoded)
+
+
+# ------------------------------------------------------------------ check 8
+def test_stochastic_rounding_is_unbiased():
+    x = _randn(1, 1, 4, 4)
+    codec = SLFAC(theta=1.0, bmin=2, bmax=2, stochastic=True)
+    coeffs = dct2(x)
+    step = float(coeffs.max() - coeffs.min()) / 3
+    draws = 2000
+    mean = sum(codec.decode(codec.encode(x, CodecContext(seed))) for seed in range(draws)) / draws
+    # Per coefficient within 3 standard errors; the inverse DCT is orthonormal.
+    assert float((dct2(mean) - coeffs).abs().max()) <= 3 * step / math.sqrt(draws)
+
+
+# ------------------------------------------------------------------ check 9
+def test_gradient_path_through_the_codecs():
+    torch.manual_seed(0)
+    bottom = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU())
+    top = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 3))
+    x, y = _randn(5, 1, 6, 6), torch.tensor([0, 1, 2, 0, 1])
+    torch.nn.functional.cross_entropy(top(bottom(x)), y).backward()
+    reference = [p.grad.clone() for p in bottom.parameters()]
+
+    def split_step(up: SLFAC, down: SLFAC) -> tuple[list[torch.Tensor], torch.Tensor]:
+        bottom.zero_grad()
+        acts = bottom(x)
+        smashed = up.decode(up.encode(acts.detach())).requires_grad_()
+        torch.nn.functional.cross_entropy(top(smashed), y).backward()
+        received = down.decode(down.encode(smashed.grad))
+        acts.backward(received)
+        return [p.grad.clone() for p in bottom.parameters()], received
+
+    grads, _ = split_step(SLFAC(passthrough=True), SLFAC(passthrough=True))
+    for got, want in zip(grads, reference, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+    down = SLFAC(theta=0.8)
+    _, received = split_step(SLFAC(), down)
+    acts = bottom(x).detach()
+    smashed = SLFAC().decode(SLFAC().encode(acts)).requires_grad_()
+    torch.nn.functional.cross_entropy(top(smashed), y).backward()
+    assert torch.equal(received, down.decode(down.encode(smashed.grad)))
+
+
+# ------------------------------------------------------------------ check 10
+@pytest.mark.parametrize("options", [{"theta": 0.999}, {"hf_drop": True}])
+def test_smooth_inputs_beat_uniform_quantization_at_equal_bytes(options):
+    # With the default theta = 0.9 the 2-bit high component of smooth data has no
+    # level at zero and SL-FAC loses (docs/slfac.md, "check 10"); these settings win.
+    x = _smooth(16, 8, 16)
+    codec = SLFAC(**options)
+    encoded = codec.encode(x)
+    budget_bits = 8 * codec.nbytes(encoded) / x.numel()
+    quant = Quant(bits=max(1, math.ceil(budget_bits)))  # at least SL-FAC's bytes
+    assert quant.nbytes(quant.encode(x)) >= codec.nbytes(encoded)
+    mse = float((codec.decode(encoded) - x).square().mean())
+    assert mse < float((quant.decode(quant.encode(x)) - x).square().mean())
+
+
+# ------------------------------------------------------------------ check 11
+def test_directions_are_independent_and_encoding_is_pure():
+    up, down = get_codec("slfac:theta=0.9"), get_codec("slfac:theta=0.7,stochastic=true")
+    acts, grads = _randn(4, 3, 6, 6).relu(), _randn(4, 3, 6, 6) * 1e-3
+    first = down.encode(grads, CodecContext(3))
+    up.encode(acts)
+    again = down.encode(grads, CodecContext(3))
+    for name in first.arrays:
+        np.testing.assert_array_equal(first.arrays[name], again.arrays[name])
+    assert up.get_config()["theta"] == 0.9 and down.get_config()["theta"] == 0.7
+    other_seed = down.encode(grads, CodecContext(4))
+    assert not np.array_equal(first.arrays["codes"], other_seed.arrays["codes"])
+
+
+def test_gradients_are_signed_and_scale_free():
+    grads = _randn(8, 4, 8, 8) * 1e-4
+    codec = SLFAC()
+    decoded = codec.decode(codec.encode(grads))
+    assert float((decoded - grads).norm() / grads.norm()) < 0.2
+    assert bool((decoded < 0).any())
+
+
+# ------------------------------------------------------------------ shapes
+@settings(max_examples=60, deadline=None)
+@given(
+    shape=st.lists(st.integers(0, 7), min_size=0, max_size=5).map(tuple),
+    seed=st.integers(0, 2**16),
+)
+def test_any_shape_round_trips_near_lossless_at_24_bits(shape, seed):
+    codec = SLFAC(theta=1.0, bmin=24, bmax=24)
+    x = _randn(*shape, seed=seed)
+    decoded = codec.decode(codec.encode(x))
+    assert decoded.shape == x.shape
+    torch.testing.assert_close(decoded, x, atol=1e-5, rtol=0)
+
+
+# ------------------------------------------------------------------ options and bad payloads
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"theta": 0.0},
+        {"theta": 1.5},
+        {"theta": True},
+        {"bmin": 0},
+        {"bmax": 25},
+        {"bmin": 5, "bmax": 4},
+        {"alloc": "greedy"},
+        {"mean_bits": 25.0},
+        {"cutoff_scope": "sample"},
+        {"hf_drop": 1},
+        {"stochastic": "yes"},
+        {"passthrough": None},
+    ],
+)
+def test_bad_options_raise(options):
+    with pytest.raises(CodecError):
+        SLFAC(**options)
+
+
+def _payload(codec: SLFAC | None = None):
+    codec = codec or SLFAC()
+    return codec, codec.encode(_randn(4, 3, 6, 6))
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "reason"),
+    [
+        ("cutoffs", lambda a: np.full_like(a, 11), "out of range"),
+        ("bits", lambda a: np.where(np.arange(a.size) == 0, 9, a).astype(np.uint8), "outside"),
+        ("bits", lambda a: np.where(np.arange(a.size) == 0, 1, a).astype(np.uint8), "outside"),
+        ("ranges", lambda a: np.where(np.arange(a.size) == 0, np.nan, a).astype(a.dtype), "NaN"),
+        ("ranges", lambda a: a.reshape(-1, 2)[:, ::-1].reshape(-1).copy(), "min > max"),
+        ("codes", lambda a: a[:-1], "elements"),
+        ("codes", lambda a: a.astype(np.int8), "dtype"),
+        ("cutoffs", lambda a: a.astype(np.int32), "dtype"),
+    ],
+)
+def test_decode_rejects_bad_payloads_with_a_reason(name, change, reason):
+    codec, encoded = _payload()
+    encoded.arrays[name] = change(encoded.arrays[name])
+    with pytest.raises(CodecError, match=reason):
+        codec.decode(encoded)
+
+
+def test_decode_rejects_set_padding_bits():
+    codec = SLFAC(bmin=3, bmax=3)
+    encoded = codec.encode(_randn(1, 1, 1, 5))  # 5 codes of 3 bits: one padding bit
+    encoded.arrays["codes"] = encoded.arrays["codes"] | np.uint8(0x80)
+    with pytest.raises(CodecError, match="padding"):
+        codec.decode(encoded)
+
+
+def test_decode_rejects_non_zero_bits_on_a_dropped_high_component():
+    codec, encoded = _payload(SLFAC(hf_drop=True))
+    bits = encoded.arrays["bits"].copy()
+    assert bits[1] == 0
+    bits[1] = 2
+    encoded.arrays["bits"] = bits
+    with pytest.raises(CodecError, match="dropped"):
+        codec.decode(encoded)
+
+
+def test_decode_rejects_a_payload_of_another_cutoff_scope():
+    _, encoded = _payload(SLFAC(cutoff_scope="tensor"))
+    with pytest.raises(CodecError, match="cutoffs"):
+        SLFAC().decode(encoded)
+
+
+def test_coefficients_that_overflow_float32_are_refused():
+    with pytest.raises(CodecError, match="overflow"):
+        SLFAC().encode(torch.full((1, 1, 4, 4), 3e38))
+
+
+def test_too_long_axes_are_refused():
+    with pytest.raises(CodecError, match="at most"):
+        SLFAC().encode(torch.zeros(1, 5000))
