@@ -36,6 +36,7 @@ from flwr.supercore.inflatable.inflatable_object import (
 from torch import nn
 
 from flwr_split.codecs import CodecError, Encoded
+from flwr_split.codecs.base import shape_from_meta
 from flwr_split.optim import OptimizerConfig
 from flwr_split.tasks import TaskConfig
 
@@ -227,12 +228,28 @@ def get_encoded(content: RecordDict, key: str) -> Encoded:
     return Encoded(payload, meta)
 
 
+DECODE_FAILURES = (ValueError, TypeError, IndexError, RuntimeError, MemoryError, OverflowError)
+"""What a codec's ``decode`` may raise on a hostile payload (`CodecError` is a ValueError)."""
+
+
 def decode_tensor(codec: Any, encoded: Encoded, shape: tuple[int, ...], what: str) -> torch.Tensor:
-    """Decode and check that the tensor has ``shape`` and only finite values."""
+    """Decode and check that the tensor has ``shape`` and only finite values.
+
+    The payload's declared ``meta["shape"]`` (every codec writes it) must be
+    ``shape`` before anything is decoded, so a payload cannot make the decoder
+    allocate more than the expected tensor; any failure of the decoder
+    becomes a `ProtocolError`.
+    """
     try:
-        tensor = codec.decode(encoded)
+        declared = shape_from_meta(encoded)
     except CodecError as exc:
         raise ProtocolError(f"{what}: {exc}") from exc
+    if declared != shape:
+        raise ProtocolError(f"{what} declares shape {declared}, expected {shape}")
+    try:
+        tensor = codec.decode(encoded)
+    except DECODE_FAILURES as exc:
+        raise ProtocolError(f"{what}: undecodable payload: {type(exc).__name__}: {exc}") from exc
     if tuple(tensor.shape) != shape:
         raise ProtocolError(f"{what} has shape {tuple(tensor.shape)}, expected {shape}")
     if tensor.dtype != torch.float32:

@@ -12,8 +12,9 @@ through ``flwr run``:
   steps; the ServerApp's ``<run>_steps.csv`` gives each step's wall time, the
   server's own time and the compute time the clients report;
 - **echo** (``simulations/echo_app``): the same node wait, warm-up round to all
-  N nodes and K messages per step through the same push/pull loop, with empty
-  content and handlers that do nothing: Flower's own floor.
+  N nodes and, step by step, as many messages as the SL run sent (its
+  ``messages`` column) through the same push/pull loop, with empty content and
+  handlers that do nothing: Flower's own floor.
 
 A step's time is the median over steps 1.. (step 0 pays first-use costs). The
 compute of a step is ``server_s + client_compute_s / actors`` (the clients'
@@ -47,64 +48,75 @@ GOAL_FACTOR = 1.2
 """Issue 4: an SL step may cost at most 1.2x the echo step plus the measured compute."""
 
 
-def app_run_configs(nodes: int, participants: int, steps: int, out: Path) -> dict[str, dict]:
-    """Return the ``--run-config`` of the SL App and of the echo App for one (N, K) cell."""
-    name = f"n{nodes}_k{participants}"
+def sl_run_config(nodes: int, participants: int, steps: int, out: Path) -> dict[str, object]:
+    """Return the SL App's ``--run-config`` for one (N, K) cell."""
     return {
-        "flwr-split": {
-            "min-nodes": nodes,
-            "sampler": f"fixed:clients={participants}",
-            "batch-size": 2,
-            "epochs": 1,
-            "max-steps": steps,
-            "eval-every": 10**6,
-            "output-dir": str(out),
-            "run-name": f"sl_{name}",
-        },
-        "echo": {
-            "min-nodes": nodes,
-            "participants": participants,
-            "steps": steps,
-            "output-dir": str(out),
-            "run-name": f"echo_{name}",
-        },
+        "min-nodes": nodes,
+        "sampler": f"fixed:clients={participants}",
+        "batch-size": 2,
+        "epochs": 1,
+        "max-steps": steps,
+        "eval-every": 10**6,
+        "output-dir": str(out),
+        "run-name": f"sl_n{nodes}_k{participants}",
     }
+
+
+def echo_run_config(nodes: int, participants: int, messages: list[int], out: Path) -> dict:
+    """Return the echo App's ``--run-config``: the SL run's messages per step, empty."""
+    return {
+        "min-nodes": nodes,
+        "participants": participants,
+        "messages": ",".join(str(count) for count in messages),
+        "output-dir": str(out),
+        "run-name": f"echo_n{nodes}_k{participants}",
+    }
+
+
+def run_app(
+    superlink: SimulationSuperLink, app: str, run_config: dict, cell: tuple[int, int], out: Path
+) -> tuple[dict, pd.DataFrame]:
+    """Run one App through ``flwr run`` at ``cell = (N, K)``; return its summary and steps."""
+    nodes, participants = cell
+    app_dir = ROOT if app == "flwr-split" else ECHO_APP
+    started = time.perf_counter()
+    with PeakMemory(superlink.alive) as memory:
+        done = superlink.run(app_dir, run_config, nodes, CLIENT_CPUS, timeout=3600)
+    if done.returncode != 0:
+        raise RuntimeError(f"{app} at N={nodes} failed:\n{done.stdout}{done.stderr}")
+    frame = pd.read_csv(out / f"{run_config['run-name']}_steps.csv")
+    timed = frame[frame["step"] >= 1]
+    row = {
+        "app": app,
+        "nodes": nodes,
+        "participants": participants,
+        "steps": len(frame),
+        "messages": int(frame["messages"].sum()),
+        "step_s": float(timed["wall_s"].median()),
+        # The echo App has no compute: its steps table has no such columns.
+        "server_s": float(timed.get("server_s", pd.Series([0.0])).median()),
+        "client_compute_s": float(timed.get("client_compute_s", pd.Series([0.0])).median()),
+        "run_wall_s": time.perf_counter() - started,
+        "peak_rss_gb": memory.peak_rss / 1e9,
+        "peak_pss_gb": memory.peak_pss / 1e9,
+        "peak_processes": memory.peak_processes,
+    }
+    frame.insert(0, "app", app)
+    frame.insert(1, "nodes", nodes)
+    frame.insert(2, "participants", participants)
+    return row, frame
 
 
 def run_cell(
     superlink: SimulationSuperLink, nodes: int, participants: int, steps: int, out: Path
 ) -> tuple[list[dict], pd.DataFrame]:
-    """Run both Apps for one (N, K); return one summary row per App and their step rows."""
-    rows, step_frames = [], []
-    for app, run_config in app_run_configs(nodes, participants, steps, out).items():
-        app_dir = ROOT if app == "flwr-split" else ECHO_APP
-        started = time.perf_counter()
-        with PeakMemory(superlink.alive) as memory:
-            done = superlink.run(app_dir, run_config, nodes, CLIENT_CPUS, timeout=3600)
-        if done.returncode != 0:
-            raise RuntimeError(f"{app} at N={nodes}, K={participants} failed:\n{done.stderr}")
-        frame = pd.read_csv(out / f"{run_config['run-name']}_steps.csv")
-        frame.insert(0, "app", app)
-        frame.insert(1, "nodes", nodes)
-        frame.insert(2, "participants", participants)
-        step_frames.append(frame)
-        timed = frame[frame["step"] >= 1]
-        rows.append(
-            {
-                "app": app,
-                "nodes": nodes,
-                "participants": min(participants, nodes),
-                "steps": len(frame),
-                "step_s": float(timed["wall_s"].median()),
-                "server_s": float(timed.get("server_s", pd.Series([0.0])).median()),
-                "client_compute_s": float(timed.get("client_compute_s", pd.Series([0.0])).median()),
-                "run_wall_s": time.perf_counter() - started,
-                "peak_rss_gb": memory.peak_rss / 1e9,
-                "peak_pss_gb": memory.peak_pss / 1e9,
-                "peak_processes": memory.peak_processes,
-            }
-        )
-    return rows, pd.concat(step_frames, ignore_index=True)
+    """Run the SL App, then the echo App with the same messages per step, for one (N, K)."""
+    cell = (nodes, participants)
+    sl_config = sl_run_config(nodes, participants, steps, out)
+    sl_row, sl_steps = run_app(superlink, "flwr-split", sl_config, cell, out)
+    echo_config = echo_run_config(nodes, participants, list(sl_steps["messages"]), out)
+    echo_row, echo_steps = run_app(superlink, "echo", echo_config, cell, out)
+    return [sl_row, echo_row], pd.concat([sl_steps, echo_steps], ignore_index=True)
 
 
 def summarize(runs: pd.DataFrame, actors: int) -> pd.DataFrame:

@@ -71,6 +71,34 @@ class ClientInfo:
     test_count: int
 
 
+MAX_PARTITIONS = 10**6
+"""Largest number of partitions a hello reply may claim."""
+
+
+def read_client_info(node_id: int, content: RecordDict) -> ClientInfo:
+    """Read a ``query.sl_hello`` reply; raise `ProtocolError` unless its numbers are sane.
+
+    ``sl.info`` must hold integral ``partition_id`` in ``[0, num_partitions)``,
+    ``num_partitions`` in ``[1, MAX_PARTITIONS]`` and non-negative counts.
+    """
+    info = content.get(KEY_INFO)
+    if not isinstance(info, MetricRecord):
+        raise ProtocolError(f"missing '{KEY_INFO}' MetricRecord")
+    values = {}
+    for name in ("partition_id", "num_partitions", "train_count", "test_count"):
+        value = info.get(name)
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value != int(value):
+            raise ProtocolError(f"'{name}' must be an integer, got {value!r}")
+        values[name] = int(value)
+    if not 1 <= values["num_partitions"] <= MAX_PARTITIONS:
+        raise ProtocolError(f"num_partitions {values['num_partitions']} is out of range")
+    if not 0 <= values["partition_id"] < values["num_partitions"]:
+        raise ProtocolError(f"partition_id {values['partition_id']} is out of range")
+    if min(values["train_count"], values["test_count"]) < 0:
+        raise ProtocolError("sample counts must be >= 0")
+    return ClientInfo(node_id, values["partition_id"], values["train_count"], values["test_count"])
+
+
 @dataclass
 class CutBatch:
     """Activations and labels one client sent for one slice."""
@@ -181,6 +209,8 @@ class SplitStrategy(ABC):
         self._exchange_wall = 0.0
         self._client_compute = 0.0
         """Sum of the compute seconds clients reported for training exchanges."""
+        self._messages_sent = 0
+        """Messages pushed in training exchanges."""
         self._steps: list[dict[str, float | int]] = []
         """One row per training step (`SplitResult.steps`)."""
         self._batch_row: dict[str, float | int] = {}
@@ -265,6 +295,7 @@ class SplitStrategy(ABC):
         """Run `train_step` and record its wall, exchange, compute and simulated seconds."""
         wall, exchanged = time.perf_counter(), self._exchange_wall
         compute, simulated = self._client_compute, self.clock.seconds
+        messages = self._messages_sent
         self._batch_row = {}
         self._timed(self.train_step, step, epoch, counts, offsets)
         wall = time.perf_counter() - wall
@@ -276,6 +307,7 @@ class SplitStrategy(ABC):
                 "clients": int(np.count_nonzero(counts)),
                 "samples": int(counts.sum()),
                 **self._batch_row,
+                "messages": self._messages_sent - messages,
                 "wall_s": wall,
                 "exchange_s": exchange_s,
                 "server_s": wall - exchange_s,
@@ -347,6 +379,8 @@ class SplitStrategy(ABC):
             client.node_id: self.traffic.record(step, phase, client.partition_id, DOWN, message)
             for client, message in messages
         }
+        if phase in TIMED_PHASES:
+            self._messages_sent += len(messages)
         started = time.perf_counter()
         replies = exchange(self._grid, [m for _, m in messages], self.step_timeout)
         self._exchange_wall += time.perf_counter() - started
@@ -396,20 +430,24 @@ class SplitStrategy(ABC):
         messages = [
             (c, Message(content, dst_node_id=c.node_id, message_type=MSG_HELLO)) for c in probes
         ]
-        clients = []
+        claims: dict[int, list[ClientInfo]] = {}
         for node_id, reply in self.send(0, "hello", messages).items():
-            info = reply[KEY_INFO]
-            clients.append(
-                ClientInfo(
-                    node_id,
-                    int(info["partition_id"]),
-                    int(info["train_count"]),
-                    int(info["test_count"]),
-                )
-            )
+            try:
+                client = read_client_info(node_id, reply)
+            except ProtocolError as exc:
+                self.reject(0, ClientInfo(node_id, -1, 0, 0), f"bad hello reply: {exc}")
+                continue
+            claims.setdefault(client.partition_id, []).append(client)
+        clients = {}
+        for partition_id, claimants in claims.items():
+            if len(claimants) == 1:
+                clients[partition_id] = claimants[0]
+                continue
+            for client in claimants:  # the server cannot tell which one is honest
+                self.reject(0, client, f"bad hello reply: partition {partition_id} claimed twice")
         if not clients:
             raise RuntimeError("no client answered query.sl_hello")
-        return sorted(clients, key=lambda c: c.partition_id)
+        return [clients[k] for k in sorted(clients)]
 
     def read_cut_batch(
         self, step: int, client: ClientInfo, content: RecordDict, count: int

@@ -106,18 +106,27 @@ class ParallelSplitLearning(SplitStrategy):
 
     # ------------------------------ every_epoch / never (1 round trip per step)
     def _local_step(self, step: int, slices: dict[int, Slice]) -> None:
-        targets = [c for c in self.clients if c.node_id in slices or c.node_id in self.pending]
+        """Message only this step's clients; each carries its pending gradient, if any.
+
+        A client that sits a step out keeps its pending gradient until its next
+        message (its next step, the epoch's sync or `finish`): nothing changes
+        its bottom in between, so applying it later gives the same weights and
+        saves a message per client whenever the participants change.
+        """
+        targets = [c for c in self.clients if c.node_id in slices]
         requests = [
-            (c, self._order(step, fwd=slices.get(c.node_id), pending=self.pending.get(c.node_id)))
+            (c, self._order(step, fwd=slices[c.node_id], pending=self.pending.get(c.node_id)))
             for c in targets
         ]
         batches = self._forward(step, requests, slices)
         if batches:
             grads = self.top_step(step, batches)
-            self.pending = {
-                b.client.node_id: (slices[b.client.node_id], grads[b.client.node_id])
-                for b in batches
-            }
+            self.pending.update(
+                {
+                    b.client.node_id: (slices[b.client.node_id], grads[b.client.node_id])
+                    for b in batches
+                }
+            )
 
     def end_epoch(self, step: int, epoch: int) -> None:
         """Under ``every_epoch``: apply pending gradients, collect bottoms, FedAvg them."""

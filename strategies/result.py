@@ -26,9 +26,9 @@ class SplitResult:
         One row per training step: participating clients and planned samples;
         the union batch the server received (``batch``, ``active_clients``)
         and its batch deviation (``deviation_l1``, ``deviation_l2``,
-        ``deviation_max``); wall seconds, of which exchange (push to last
-        reply) and server time; the compute seconds clients reported, summed;
-        simulated seconds.
+        ``deviation_max``); the messages sent; wall seconds, of which
+        exchange (push to last reply) and server time; the compute seconds
+        clients reported, summed; simulated seconds.
     """
 
     history: pd.DataFrame

@@ -74,8 +74,9 @@ def test_scale_benchmark_quick_runs_both_apps_through_flwr_run(tmp_path):
     assert sorted(steps["app"].unique()) == ["echo", "flwr-split"]
     assert (steps.groupby("app")["step"].count() == 3).all()
     assert (steps["clients"] == 2).all()
-    echo = steps[steps["app"] == "echo"]
+    echo, sl = steps[steps["app"] == "echo"], steps[steps["app"] == "flwr-split"]
     assert (echo["replied"] == 2).all()
+    assert list(echo["messages"]) == list(sl["messages"]) == [2, 2, 2]
     assert {"runs.csv", "summary.csv", "steps.csv", "scale.png", "env.json"} <= {
         p.name for p in out.iterdir()
     }

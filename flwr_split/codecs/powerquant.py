@@ -52,6 +52,10 @@ class PowerQuant(Quant):
         """Return ``{"id": "powerquant", "bits", "alpha", "stochastic"}``."""
         return {**super().get_config(), "alpha": self.alpha}
 
+    def wire_options(self) -> dict[str, int | float]:
+        """``bits`` and ``alpha``: a payload made with another exponent is refused."""
+        return {**super().wire_options(), "alpha": self.alpha}
+
     def forward(self, flat: np.ndarray) -> np.ndarray:
         """Return ``sign(x) * |x|**alpha`` in float64."""
         values = flat.astype(np.float64)

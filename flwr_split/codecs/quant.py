@@ -86,7 +86,7 @@ class Quant(Codec):
             "codes": pack_bits(codes, self.bits),
             "range": np.array([lo, hi], dtype=np.float32),
         }
-        return Encoded(arrays, {"shape": list(tensor.shape), "bits": self.bits})
+        return Encoded(arrays, {"shape": list(tensor.shape), **self.wire_options()})
 
     def _codes(self, flat: np.ndarray, lo: float, hi: float, ctx: CodecContext) -> np.ndarray:
         values = torch.from_numpy(flat).to(torch.float64)
@@ -99,9 +99,12 @@ class Quant(Codec):
         """Rebuild ``lo + code * step``, clipped to ``[lo, hi]``, as float32."""
         shape = shape_from_meta(encoded)
         numel = math.prod(shape)
-        bits = require_scalar(encoded, "bits", int)
-        if bits != self.bits:
-            raise CodecError(f"payload was quantized with {bits} bits, this codec uses {self.bits}")
+        for name, value in self.wire_options().items():
+            sent = require_scalar(encoded, name, type(value))
+            if sent != value:
+                raise CodecError(
+                    f"payload was quantized with {name}={sent}, this codec uses {value}"
+                )
         lo, hi = require_finite("range", require_array(encoded, "range", np.float32, 2)).tolist()
         if lo > hi:
             raise CodecError(f"range [{lo!r}, {hi!r}] has lo > hi")
@@ -109,6 +112,10 @@ class Quant(Codec):
         codes = unpack_bits(packed, self.bits, numel)
         values = self.inverse(dequantize(torch.from_numpy(codes), lo, hi, self.levels))
         return values.to(torch.float32).reshape(shape)
+
+    def wire_options(self) -> dict[str, int | float]:
+        """Options the payload's metadata carries, checked by `decode` (``bits`` here)."""
+        return {"bits": self.bits}
 
     def forward(self, flat: np.ndarray) -> np.ndarray:
         """Map float32 input values to the domain that is quantized (identity here)."""

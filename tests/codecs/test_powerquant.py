@@ -65,3 +65,13 @@ def test_signs_survive_and_spec_string_builds_it():
 def test_bad_options_raise(options):
     with pytest.raises(CodecError, match="powerquant"):
         PowerQuant(**options)
+
+
+def test_a_payload_made_with_another_exponent_is_refused():
+    tensor = torch.randn(4, 8)
+    encoded = get_codec("powerquant:bits=4,alpha=0.5").encode(tensor)
+    assert encoded.meta["alpha"] == 0.5
+    with pytest.raises(CodecError, match="alpha=0.5, this codec uses 0.25"):
+        get_codec("powerquant:bits=4,alpha=0.25").decode(encoded)
+    with pytest.raises(CodecError, match="alpha"):
+        get_codec("powerquant:bits=4,alpha=0.5").decode(get_codec("quant:bits=4").encode(tensor))

@@ -139,7 +139,7 @@ def _payload(**meta_overrides):
 
 def test_decode_rejects_payload_quantized_with_other_bit_width():
     encoded = Quant(bits=4).encode(torch.arange(10.0))
-    with pytest.raises(CodecError, match="4 bits"):
+    with pytest.raises(CodecError, match="bits=4, this codec uses 8"):
         Quant(bits=8).decode(encoded)
 
 

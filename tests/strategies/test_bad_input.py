@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 
 from flwr_split.app.client_app import app as default_app
 from flwr_split.codecs import CodecError
-from flwr_split.protocol import KEY_ACTS, KEY_LABELS, META_SUFFIX, MSG_STEP
+from flwr_split.protocol import KEY_ACTS, KEY_INFO, KEY_LABELS, META_SUFFIX, MSG_HELLO, MSG_STEP
 from flwr_split.tasks import TaskConfig
 from strategies.parallel import ParallelSplitLearning
 from tests.helpers import run_inprocess
@@ -146,3 +146,51 @@ def test_client_that_never_answers_costs_only_its_contribution_after_the_timeout
     assert set(result.traffic.query("kind == 'gradients'")["partition_id"]) == {1, 2}
     assert strategy.clock.seconds >= 3 * 0.2  # the clock waited for the timeout at every step
     assert result.history["eval_samples"].iloc[-1] == 360
+
+
+def _info(values: dict[str, float]) -> MetricRecord:
+    return MetricRecord(values)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "reason"),
+    [
+        (lambda info: _info({"partition_id": 1}), "must be an integer"),
+        (lambda info: _info({**info, "partition_id": 7}), "partition_id 7 is out of range"),
+        (lambda info: _info({**info, "num_partitions": 10**9}), "num_partitions"),
+        (lambda info: _info({**info, "train_count": -5}), "counts must be >= 0"),
+        (lambda info: _info({**info, "test_count": 2.5}), "must be an integer"),
+        (lambda info: "gone", "missing 'sl.info'"),
+    ],
+)
+def test_a_bad_hello_reply_drops_only_that_client(tamper, reason):
+    def lying(message: Message, context: Context) -> Message:
+        reply = default_app(message, context)
+        if context.node_config["partition-id"] == 2 and message.metadata.message_type == MSG_HELLO:
+            tampered = tamper(dict(reply.content[KEY_INFO]))
+            content = RecordDict()
+            if tampered != "gone":
+                content[KEY_INFO] = tampered
+            return Message(content, reply_to=message)
+        return reply
+
+    strategy, result, _ = run_inprocess(3, client_app=lying, max_steps=2)
+    assert [c.partition_id for c in strategy.clients] == [0, 1]
+    assert len(result.rejected) == 1 and reason in result.rejected[0][2]
+    assert result.history["eval_samples"].iloc[-1] > 0
+
+
+def test_two_nodes_claiming_one_partition_are_both_dropped():
+    def impostor(message: Message, context: Context) -> Message:
+        reply = default_app(message, context)
+        if context.node_config["partition-id"] == 2 and message.metadata.message_type == MSG_HELLO:
+            info = dict(reply.content[KEY_INFO])
+            return Message(
+                RecordDict({KEY_INFO: _info({**info, "partition_id": 1})}), reply_to=message
+            )
+        return reply
+
+    strategy, result, _ = run_inprocess(3, client_app=impostor, max_steps=2)
+    assert [c.partition_id for c in strategy.clients] == [0]
+    assert [r[1] for r in result.rejected] == [1, 1]
+    assert all("partition 1 claimed twice" in r[2] for r in result.rejected)

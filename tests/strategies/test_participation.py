@@ -30,3 +30,18 @@ def test_the_steps_table_has_one_row_per_step_with_its_participants_and_timings(
     )
     # Training steps are all of the clock but the epoch-end sync.
     assert 0 < steps["sim_time_s"].sum() <= strategy.clock.seconds
+
+
+def test_clients_that_sit_out_get_their_pending_gradient_with_their_next_message():
+    # Groups of 2 take turns: a finished group's last gradients ride with the epoch-end sync
+    # instead of costing an extra message each when the next group starts.
+    strategy, result, _ = run_inprocess(6, sampler="fixed:clients=2", max_steps=None, batch_size=64)
+    steps = result.steps
+    assert (steps["messages"] == steps["clients"]).all()
+    sync = result.traffic.query("phase == 'sync' and kind == 'message' and direction == 'down'")
+    assert set(sync["partition_id"]) == set(range(6))
+    # Every training sample's gradient was applied before the FedAvg.
+    gradients = result.traffic.query("kind == 'gradients'")
+    assert gradients["partition_id"].value_counts().sort_index().tolist() == [
+        -(-c.train_count // 64) for c in sorted(strategy.clients, key=lambda c: c.partition_id)
+    ]

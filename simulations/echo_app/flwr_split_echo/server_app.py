@@ -1,6 +1,9 @@
-"""Echo ServerApp: a warm-up round to every node, then timed steps of K empty round trips.
+"""Echo ServerApp: a warm-up round to every node, then timed steps of empty round trips.
 
-It uses the same node wait and push/pull loop as the SL strategies
+Step ``t`` sends one empty message to each of ``messages[t]`` nodes (the run
+config's comma-separated ``messages``, e.g. an SL run's per-step counts; else
+``participants`` per step), consecutive groups of nodes taking turns. It uses
+the same node wait and push/pull loop as the SL strategies
 (`strategies.strategy_utils`), so the difference between an SL step and an
 echo step is what flwr-split adds on top of Flower. Writes
 ``<output-dir>/<run-name>_steps.csv`` with one row per step.
@@ -20,10 +23,17 @@ from strategies.strategy_utils import exchange, wait_for_nodes
 app = ServerApp()
 
 
-def step_nodes(nodes: list[int], participants: int, step: int) -> list[int]:
-    """Return the ``participants`` nodes of ``step``: consecutive groups, wrapping around."""
-    start = step * participants
-    return [nodes[(start + i) % len(nodes)] for i in range(min(participants, len(nodes)))]
+def step_nodes(nodes: list[int], first: int, count: int) -> list[int]:
+    """Return ``count`` consecutive nodes from index ``first``, wrapping around."""
+    return [nodes[(first + i) % len(nodes)] for i in range(min(count, len(nodes)))]
+
+
+def messages_per_step(config: dict) -> list[int]:
+    """Return the per-step message counts: ``messages`` if given, else ``participants`` each."""
+    listed = str(config.get("messages", "")).strip()
+    if listed:
+        return [int(count) for count in listed.split(",")]
+    return [int(config["participants"])] * int(config["steps"])
 
 
 def _round_trip(grid: Grid, nodes: list[int], message_type: str, timeout: float) -> int:
@@ -40,15 +50,17 @@ def main(grid: Grid, context: Context) -> None:
     timeout = float(config["step-timeout"])
     nodes = wait_for_nodes(grid, int(config["min-nodes"]), timeout)
     _round_trip(grid, nodes, "query.echo_hello", timeout)
-    rows = []
-    for step in range(int(config["steps"])):
-        chosen = step_nodes(nodes, int(config["participants"]), step)
+    rows, first = [], 0
+    for step, count in enumerate(messages_per_step(config)):
+        chosen = step_nodes(nodes, first, count)
+        first += count
         started = time.perf_counter()
         replied = _round_trip(grid, chosen, "train.echo_step", timeout)
         rows.append(
             {
                 "step": step,
                 "clients": len(chosen),
+                "messages": len(chosen),
                 "replied": replied,
                 "wall_s": time.perf_counter() - started,
             }
