@@ -32,7 +32,7 @@ class RunSettings:
     optimizer : OptimizerConfig
         Keys ``optimizer``, ``lr``, ``momentum``.
     strategy : dict[str, Any]
-        Keyword arguments of `strategies.SplitStrategy` (``uplink``,
+        Keyword arguments of `strategies.base.SplitStrategy` (``uplink``,
         ``downlink``, ``correction``, ``sampler``, ``batch-size``, ``sync``, ``eval-every``,
         ``step-timeout``, and the client profiles: ``compute-factor``,
         ``uplink-mbps``, ``downlink-mbps``, ``latency-ms``,

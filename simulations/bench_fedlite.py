@@ -40,6 +40,7 @@ from simulations.common import (  # noqa: E402
     median_seconds,
     output_dir,
     run_split,
+    save_figure,
     write_env,
 )
 
@@ -215,9 +216,7 @@ def _task_panels(
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_curves(runs: pd.DataFrame, histories: dict, path: Path) -> None:

@@ -39,7 +39,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from flwr_split.launch import SimulationSuperLink  # noqa: E402
-from simulations.common import ROOT, output_dir, write_env  # noqa: E402
+from simulations.common import ROOT, output_dir, save_figure, write_env  # noqa: E402
 from simulations.process_memory import PeakMemory  # noqa: E402
 
 ECHO_APP = ROOT / "simulations" / "echo_app"
@@ -164,9 +164,7 @@ def plot(summary: pd.DataFrame, path: Path) -> None:
         ax.set_xlabel("virtual SuperNodes N")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:

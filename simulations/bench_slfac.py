@@ -39,6 +39,7 @@ from simulations.common import (  # noqa: E402
     median_seconds,
     output_dir,
     run_split,
+    save_figure,
     write_env,
 )
 
@@ -215,9 +216,7 @@ def plot_accuracy(histories: dict, path: Path) -> None:
         ax.set_ylabel("test accuracy")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_theta(runs: pd.DataFrame, path: Path) -> None:
@@ -234,9 +233,7 @@ def plot_theta(runs: pd.DataFrame, path: Path) -> None:
     ratio.plot(sweep["theta"], total, marker="s", color="tab:orange", label="up+down ratio")
     ratio.set_ylabel("compression ratio (up+down)")
     fig.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:

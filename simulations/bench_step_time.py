@@ -31,7 +31,7 @@ from torch import nn  # noqa: E402
 from flwr_split.app.client_app import app  # noqa: E402
 from flwr_split.inprocess import InProcessGrid  # noqa: E402
 from flwr_split.tasks import TaskConfig, build_model, load_task_data  # noqa: E402
-from simulations.common import output_dir, write_env  # noqa: E402
+from simulations.common import output_dir, save_figure, write_env  # noqa: E402
 from strategies.parallel import ParallelSplitLearning  # noqa: E402
 from strategies.strategy_utils import exchange  # noqa: E402
 
@@ -180,8 +180,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     ax.set_xlabel("clients per step")
     ax.set_ylabel("split step / PyTorch step")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "step_time.png", dpi=110)
+    save_figure(fig, out / "step_time.png")
     print(f"results in {out}")
     return frame
 

@@ -464,7 +464,7 @@ class SplitStrategy(ABC):
         return CutBatch(client, acts, labels)
 
     # ------------------------------------------------------------ top model
-    def top_step(self, step: int, batches: list[CutBatch]) -> dict[int, ArrayRecord]:
+    def top_step(self, step: int, batches: list[CutBatch]) -> dict[int, RecordDict]:
         """Train the top on the union batch; return the encoded gradient per node.
 
         The loss is the mean cross-entropy over the union, so each client's

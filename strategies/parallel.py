@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from flwr.app import ArrayRecord, RecordDict
 
+from flwr_split.client import Slice
 from flwr_split.protocol import (
     KEY_BOTTOM,
     KEY_BOTTOM_GRAD,
@@ -16,9 +17,6 @@ from flwr_split.protocol import (
     require_record,
 )
 from strategies.base import ClientInfo, SplitStrategy
-
-Slice = tuple[int, int, int]
-"""``(epoch, offset, count)`` of a client's samples."""
 
 
 class ParallelSplitLearning(SplitStrategy):
