@@ -130,6 +130,14 @@ def _app_run_config(overrides: dict[str, object]) -> dict[str, object]:
     return {**defaults, **overrides}
 
 
+def _start_flwr_run(
+    cluster: DeploymentCluster, run_config: dict[str, object]
+) -> subprocess.Popen[bytes]:
+    """Start ``flwr run`` on the cluster in the background (logged as ``flwr-run``)."""
+    command = [_executable("flwr"), "run", str(ROOT), cluster.connection, "--stream"]
+    return cluster.start("flwr-run", [*command, "--run-config", toml_overrides(run_config)])
+
+
 # --------------------------------------------------------------------------- insecure
 @pytest.fixture(scope="module")
 def insecure(tmp_path_factory) -> Evidence:
@@ -297,18 +305,7 @@ def test_everything_is_stopped_when_the_body_raises_mid_run(tmp_path):
     seen: dict[int, str] = {}
     with pytest.raises(RuntimeError, match="boom"):
         with _registered(DeploymentCluster(tmp_path / "flwr-home", 1)) as cluster:
-            cluster.start(
-                "flwr-run",
-                [
-                    _executable("flwr"),
-                    "run",
-                    str(ROOT),
-                    cluster.connection,
-                    "--stream",
-                    "--run-config",
-                    toml_overrides(run_config),
-                ],
-            )
+            _start_flwr_run(cluster, run_config)
 
             def clientapp_running() -> bool:
                 seen.update({pid: command_line(pid) for pid in cluster.alive()})
@@ -331,18 +328,7 @@ def killed(tmp_path_factory) -> Evidence:
     run_config = {**JOB, "min-nodes": 3, "step-timeout": 120.0, "output-dir": str(base / "out")}
     cluster = _registered(DeploymentCluster(base / "flwr-home", 3))
     with cluster:
-        run = cluster.start(
-            "flwr-run",
-            [
-                _executable("flwr"),
-                "run",
-                str(ROOT),
-                cluster.connection,
-                "--stream",
-                "--run-config",
-                toml_overrides(run_config),
-            ],
-        )
+        run = _start_flwr_run(cluster, run_config)
 
         def working_on_step_1() -> bool:
             # The server sends step 1 only once every step-0 reply has arrived in full.
