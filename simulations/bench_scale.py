@@ -1,11 +1,11 @@
 """Benchmark: SL step time and peak memory at N virtual SuperNodes, beside Flower's echo floor.
 
 Usage: ``python -m simulations.bench_scale [--nodes 10 100 300 1000] [--participants 10 100]
-[--steps 8] [--quick]``
+[--steps 8] [--client-cpus 1] [--quick]``
 
-For every N, one private loopback SuperLink (``--simulation``, Ray, 1 CPU per
-ClientApp actor: 2 actors on 2 cores) runs, for every K <= N, two Apps
-through ``flwr run``:
+For every N, one private loopback SuperLink (``--simulation``, Ray,
+``--client-cpus`` CPUs per ClientApp actor: 1 gives 2 actors on 2 cores)
+runs, for every K <= N, two Apps through ``flwr run``:
 
 - **flwr-split** (this repository): digits, ``sampler="fixed:clients=K"``
   (K clients per step, one round trip each), batch 2 per client, ``max-steps``
@@ -43,7 +43,6 @@ from simulations.common import ROOT, output_dir, save_figure, write_env  # noqa:
 from simulations.process_memory import PeakMemory  # noqa: E402
 
 ECHO_APP = ROOT / "simulations" / "echo_app"
-CLIENT_CPUS = 1
 GOAL_FACTOR = 1.2
 """Issue 4: an SL step may cost at most 1.2x the echo step plus the measured compute."""
 
@@ -74,14 +73,18 @@ def echo_run_config(nodes: int, participants: int, messages: list[int], out: Pat
 
 
 def run_app(
-    superlink: SimulationSuperLink, app: str, run_config: dict, cell: tuple[int, int], out: Path
+    superlink: SimulationSuperLink,
+    app: str,
+    run_config: dict,
+    cell: tuple[int, int, int],
+    out: Path,
 ) -> tuple[dict, pd.DataFrame]:
-    """Run one App through ``flwr run`` at ``cell = (N, K)``; return its summary and steps."""
-    nodes, participants = cell
+    """Run one App at ``cell = (N, K, CPUs per actor)``; return its summary and steps."""
+    nodes, participants, client_cpus = cell
     app_dir = ROOT if app == "flwr-split" else ECHO_APP
     started = time.perf_counter()
     with PeakMemory(superlink.alive) as memory:
-        done = superlink.run(app_dir, run_config, nodes, CLIENT_CPUS, timeout=3600)
+        done = superlink.run(app_dir, run_config, nodes, client_cpus, timeout=3600)
     if done.returncode != 0:
         raise RuntimeError(f"{app} at N={nodes} failed:\n{done.stdout}{done.stderr}")
     frame = pd.read_csv(out / f"{run_config['run-name']}_steps.csv")
@@ -108,10 +111,10 @@ def run_app(
 
 
 def run_cell(
-    superlink: SimulationSuperLink, nodes: int, participants: int, steps: int, out: Path
+    superlink: SimulationSuperLink, cell: tuple[int, int, int], steps: int, out: Path
 ) -> tuple[list[dict], pd.DataFrame]:
-    """Run the SL App, then the echo App with the same messages per step, for one (N, K)."""
-    cell = (nodes, participants)
+    """Run the SL App, then the echo App with the same messages per step, for one (N, K, CPUs)."""
+    nodes, participants, _ = cell
     sl_config = sl_run_config(nodes, participants, steps, out)
     sl_row, sl_steps = run_app(superlink, "flwr-split", sl_config, cell, out)
     echo_config = echo_run_config(nodes, participants, list(sl_steps["messages"]), out)
@@ -172,23 +175,28 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--nodes", type=int, nargs="+", default=[10, 100, 300, 1000])
     parser.add_argument("--participants", type=int, nargs="+", default=[10, 100])
     parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument(
+        "--client-cpus",
+        type=int,
+        default=1,
+        help="CPUs per ClientApp actor (1: 2 actors on 2 cores)",
+    )
     parser.add_argument("--quick", action="store_true", help="N=4, K=2, 3 steps")
     parser.add_argument("--results", default="results")
     args = parser.parse_args(argv)
     if args.quick:
         args.nodes, args.participants, args.steps = [4], [2], 3
     out = output_dir("bench_scale", args.results).resolve()  # the ServerApp runs elsewhere
-    actors = max(1, (os.cpu_count() or 1) // CLIENT_CPUS)
-    write_env(out, client_cpus=CLIENT_CPUS, actors=actors, steps=args.steps)
+    actors = max(1, (os.cpu_count() or 1) // args.client_cpus)
+    write_env(out, client_cpus=args.client_cpus, actors=actors, steps=args.steps)
     rows, step_frames = [], []
     for nodes in args.nodes:
         with SimulationSuperLink(out / f"flwr-home-n{nodes}") as superlink:
             for participants in args.participants:
                 if participants > nodes and nodes in args.participants:
                     continue  # K > N is the cell (N, N), run already
-                cell_rows, cell_steps = run_cell(
-                    superlink, nodes, min(participants, nodes), args.steps, out
-                )
+                cell = (nodes, min(participants, nodes), args.client_cpus)
+                cell_rows, cell_steps = run_cell(superlink, cell, args.steps, out)
                 rows += cell_rows
                 step_frames.append(cell_steps)
                 print(pd.DataFrame(cell_rows).to_string(index=False), flush=True)
