@@ -48,6 +48,7 @@ from flwr_split.protocol import (
     require_record,
     weights_to_record,
 )
+from flwr_split.seeds import codec_seed
 from flwr_split.session_cache import SESSION_CACHE
 from flwr_split.tasks import build_model, client_data
 
@@ -84,11 +85,6 @@ def _epoch_permutation(seed: int, epoch: int, partition_id: int, num_samples: in
     perm = np.random.default_rng([seed, epoch, partition_id]).permutation(num_samples)
     perm.flags.writeable = False
     return perm
-
-
-def codec_seed(seed: int, step: int, partition_id: int) -> int:
-    """Seed for a codec's randomness at one step of one client."""
-    return int(np.random.SeedSequence([seed, step, partition_id]).generate_state(1)[0])
 
 
 @dataclass

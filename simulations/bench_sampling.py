@@ -36,6 +36,7 @@ from flwr_split.optim import OptimizerConfig  # noqa: E402
 from flwr_split.profiles import ProfileConfig, planned_step_seconds, straggler_extra  # noqa: E402
 from flwr_split.replay import EpochReplay  # noqa: E402
 from flwr_split.sampling import batch_deviation, class_shares, get_sampler  # noqa: E402
+from flwr_split.seeds import epoch_seed  # noqa: E402
 from flwr_split.tasks import TaskConfig, build_model, load_task_data  # noqa: E402
 from simulations.common import (  # noqa: E402
     config_parser,
@@ -45,7 +46,6 @@ from simulations.common import (  # noqa: E402
     save_figure,
     write_env,
 )
-from strategies.strategy_utils import epoch_seed  # noqa: E402
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "bench_sampling.toml"
 CENTRALIZED = "centralized"

@@ -17,7 +17,7 @@ from flwr.serverapp import Grid
 from torch import nn
 
 from flwr_split.accounting import DOWN, UP, TrafficLog
-from flwr_split.client import NO_VERSION, codec_seed
+from flwr_split.client import NO_VERSION
 from flwr_split.codecs import CodecContext, get_codec
 from flwr_split.optim import OptimizerConfig
 from flwr_split.profiles import ClientProfile, ProfileConfig, SimulatedClock
@@ -41,9 +41,10 @@ from flwr_split.protocol import (
     weights_to_record,
 )
 from flwr_split.sampling import Sampler, batch_deviation, class_shares, get_sampler
+from flwr_split.seeds import codec_seed, epoch_seed
 from flwr_split.tasks import TaskConfig, build_model, cut_shape, load_task_data
 from strategies.result import SplitResult
-from strategies.strategy_utils import epoch_seed, exchange, wait_for_nodes
+from strategies.strategy_utils import exchange, wait_for_nodes
 
 logger = logging.getLogger("flwr").getChild(__name__)
 

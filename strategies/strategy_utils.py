@@ -6,7 +6,6 @@ import logging
 import time
 from collections.abc import Iterable
 
-import numpy as np
 from flwr.app import Message
 from flwr.serverapp import Grid
 
@@ -59,8 +58,3 @@ def exchange(
             "no reply within %.1f s from nodes %s", timeout, sorted(node_of[m] for m in waiting)
         )
     return replies
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """Seed of an epoch's sampler plan, derived from the run's seed."""
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])

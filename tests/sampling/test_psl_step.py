@@ -16,8 +16,8 @@ from flwr_split.client import STATE_WEIGHTS
 from flwr_split.optim import OptimizerConfig
 from flwr_split.replay import EpochReplay
 from flwr_split.sampling import get_sampler
+from flwr_split.seeds import epoch_seed
 from flwr_split.tasks import TaskConfig, build_model
-from strategies.strategy_utils import epoch_seed
 from tests.helpers import run_inprocess
 
 TASK = TaskConfig(
