@@ -16,7 +16,11 @@ class SplitResult:
     history : pd.DataFrame
         One row per evaluation: step, epoch, test accuracy and loss, mean
         training loss since the previous row, cumulative training bytes per
-        direction, wall time, and the run's configuration columns.
+        direction (``bytes_up``, ``bytes_down``) and of activations and
+        gradients, evaluated samples, rejected replies so far, wall and
+        simulated time, the mean batch deviation (L1, L2, max) and union batch
+        since the previous row, and the run's configuration columns
+        (``num_clients``, ``k_effective`` = clients holding training data, ...).
     traffic : pd.DataFrame
         One row per (message, kind): step, phase, partition id, direction,
         kind and bytes (see `flwr_split.accounting.TrafficLog`).
