@@ -294,12 +294,12 @@ class SplitStrategy(ABC):
 
     def _timed_step(self, step: int, epoch: int, counts: np.ndarray, offsets: np.ndarray) -> None:
         """Run `train_step` and record its wall, exchange, compute and simulated seconds."""
-        wall, exchanged = time.perf_counter(), self._exchange_wall
+        started, exchanged = time.perf_counter(), self._exchange_wall
         compute, simulated = self._client_compute, self.clock.seconds
         messages = self._messages_sent
         self._batch_row = {}
         self._timed(self.train_step, step, epoch, counts, offsets)
-        wall = time.perf_counter() - wall
+        wall = time.perf_counter() - started
         exchange_s = self._exchange_wall - exchanged
         self._steps.append(
             {
