@@ -131,3 +131,29 @@ def test_negative_order_field_is_rejected(field):
     message.content[KEY_ORDER][field] = -1
     reply = app(message, context())
     assert reply.has_error() and f"sl.order.{field} must be >= 0" in reply.error.reason
+
+
+@pytest.fixture
+def restore_torch_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.usefixtures("restore_torch_threads")
+@pytest.mark.parametrize("threads", [1, 2])
+def test_client_threads_from_the_run_config_set_torch_threads(threads):
+    torch.set_num_threads(3)
+    ctx = context()
+    ctx.run_config["client-threads"] = threads
+    assert not app(with_weights(StepOrder(step=0, fwd_count=4)), ctx).has_error()
+    assert torch.get_num_threads() == threads
+
+
+@pytest.mark.usefixtures("restore_torch_threads")
+@pytest.mark.parametrize("threads", [0, -1, 1.5, "2", True])
+def test_bad_client_threads_are_rejected(threads):
+    ctx = context()
+    ctx.run_config["client-threads"] = threads
+    reply = app(with_weights(StepOrder(step=0, fwd_count=4)), ctx)
+    assert reply.has_error() and "'client-threads' must be a positive int" in reply.error.reason
