@@ -53,7 +53,7 @@ def sl_run_config(nodes: int, participants: int, steps: int, out: Path) -> dict[
         "min-nodes": nodes,
         "sampler": f"fixed:clients={participants}",
         "batch-size": 2,
-        "epochs": 1,
+        "epochs": steps,  # at least one step per epoch, so max-steps ends the run
         "max-steps": steps,
         "eval-every": 10**6,
         "output-dir": str(out),
