@@ -8,15 +8,15 @@ from typing import Any
 from flwr_split.optim import OptimizerConfig
 from flwr_split.profiles import ProfileConfig
 from flwr_split.tasks import TaskConfig
+from flwr_split.typed_values import as_kind
 
 
 def _get(run_config: dict[str, Any], key: str, kind: type, default: Any) -> Any:
     value = run_config.get(key, default)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise ValueError(f"run config '{key}' must be {kind.__name__}, got {value!r}")
-    return value
+    try:
+        return as_kind(value, kind)
+    except TypeError:
+        raise ValueError(f"run config '{key}' must be {kind.__name__}, got {value!r}") from None
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from flwr_split.codecs import CodecError, Encoded
 from flwr_split.codecs.base import shape_from_meta
 from flwr_split.optim import OptimizerConfig
 from flwr_split.tasks import TaskConfig
+from flwr_split.typed_values import as_kind
 
 MSG_HELLO = "query.sl_hello"
 MSG_STEP = "train.sl_step"
@@ -186,11 +187,12 @@ def _typed(record: ConfigRecord, key: str, kind: type) -> Any:
     if key not in record:
         raise ProtocolError(f"missing field '{key}'")
     value = record[key]
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise ProtocolError(f"field '{key}' must be {kind.__name__}, got {type(value).__name__}")
-    return value
+    try:
+        return as_kind(value, kind)
+    except TypeError:
+        raise ProtocolError(
+            f"field '{key}' must be {kind.__name__}, got {type(value).__name__}"
+        ) from None
 
 
 def _typed_fields(record: ConfigRecord, cls: type) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from flwr_split.typed_values import as_kind
+
 Scalar = int | float | str | bool
 """A metadata value: what a Flower `ConfigRecord` can hold without lists."""
 
@@ -174,10 +176,10 @@ def require_array(
 def require_scalar(encoded: Encoded, name: str, kind: type) -> Any:
     """Return ``encoded.meta[name]`` checked to be of Python type ``kind``."""
     value = encoded.meta.get(name)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
-        raise CodecError(f"metadata '{name}' must be {kind.__name__}, got {value!r}")
+    try:
+        value = as_kind(value, kind)
+    except TypeError:
+        raise CodecError(f"metadata '{name}' must be {kind.__name__}, got {value!r}") from None
     if kind is float and not np.isfinite(value):
         raise CodecError(f"metadata '{name}' must be finite, got {value!r}")
     return value
