@@ -11,6 +11,7 @@ import numpy as np
 
 from flwr_split.client import batch_indices
 from flwr_split.data.arrays import LabeledArrays
+from flwr_split.sampling import plan_offsets
 from flwr_split.tasks import TaskConfig, client_data
 
 
@@ -32,7 +33,7 @@ class EpochReplay:
 
     def batches(self, plan: np.ndarray, epoch: int) -> list[LabeledArrays]:
         """Return the union batch of every step of ``plan`` (clients in partition order)."""
-        offsets = np.vstack([np.zeros((1, plan.shape[1]), np.int64), np.cumsum(plan, axis=0)])
+        offsets = plan_offsets(plan)
         return [self.union(row, offsets[t], epoch) for t, row in enumerate(plan)]
 
     def union(self, counts: np.ndarray, offsets: np.ndarray, epoch: int) -> LabeledArrays:

@@ -40,7 +40,13 @@ from flwr_split.protocol import (
     put_encoded,
     weights_to_record,
 )
-from flwr_split.sampling import Sampler, batch_deviation, class_shares, get_sampler
+from flwr_split.sampling import (
+    Sampler,
+    batch_deviation,
+    class_shares,
+    get_sampler,
+    plan_offsets,
+)
 from flwr_split.seeds import codec_seed, epoch_seed
 from flwr_split.tasks import TaskConfig, build_model, cut_shape, load_task_data
 from strategies.result import SplitResult
@@ -271,7 +277,7 @@ class SplitStrategy(ABC):
             delays = self.clock.take_delays(len(self.profiles))
             self.sampler.set_delays(None if delays is None else delays[positions])
             plan = self.sampler.plan(counts, self.batch_size, seed=self._epoch_seed(epoch))
-            offsets = np.vstack([np.zeros((1, len(counts)), np.int64), np.cumsum(plan, axis=0)])
+            offsets = plan_offsets(plan)
             for t in range(plan.shape[0]):
                 if max_steps is not None and step >= max_steps:
                     break

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flwr_split.sampling.base import Sampler
+from flwr_split.sampling.base import Sampler, plan_offsets
 from flwr_split.sampling.deviation import batch_deviation, class_shares
 from flwr_split.sampling.fixed import FixedLocalBatch
 from flwr_split.sampling.lds import LatentDirichlet
@@ -46,4 +46,5 @@ __all__ = [
     "batch_deviation",
     "class_shares",
     "get_sampler",
+    "plan_offsets",
 ]

@@ -54,3 +54,21 @@ def check_counts(counts: np.ndarray, batch_size: int) -> np.ndarray:
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     return counts.astype(np.int64)
+
+
+def plan_offsets(plan: np.ndarray) -> np.ndarray:
+    """Return where each step's slices start in the clients' epoch permutations.
+
+    Parameters
+    ----------
+    plan : np.ndarray
+        int64 ``(steps, clients)`` samples per client per step, as `Sampler.plan` returns.
+
+    Returns
+    -------
+    np.ndarray
+        int64 ``(steps + 1, clients)``: row ``t`` is the offset of step ``t``'s
+        slice of every client (the samples taken in steps ``0..t-1``); the
+        last row is each client's total for the epoch.
+    """
+    return np.vstack([np.zeros((1, plan.shape[1]), np.int64), np.cumsum(plan, axis=0)])

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flwr_split.sampling import get_sampler
+from flwr_split.sampling import get_sampler, plan_offsets
 
 SPECS = ["ugs", "lds", "lds:c=1e9", "lds:c=0.001", "lds:c=1.0,delta=2.0", "fpls", "fls"]
 
@@ -94,3 +94,9 @@ def test_sampler_options_are_validated():
     sampler.set_delays(np.ones(3))
     with pytest.raises(ValueError, match="3 delays for 2 clients"):
         sampler.plan(np.array([4, 4]), 2, 0)
+
+
+def test_plan_offsets_start_each_step_after_the_samples_taken_before():
+    plan = np.array([[2, 0, 1], [1, 3, 0]], dtype=np.int64)
+    offsets = plan_offsets(plan)
+    assert offsets.tolist() == [[0, 0, 0], [2, 0, 1], [3, 3, 1]]
