@@ -77,22 +77,8 @@ def pack_bits(codes: np.ndarray, bits: int) -> np.ndarray:
         If ``bits`` is out of range or a code does not fit in ``bits`` bits.
     """
     _check_bits(bits)
-    codes = np.asarray(codes).reshape(-1)
-    if codes.dtype == np.bool_ or not np.issubdtype(codes.dtype, np.integer):
-        raise CodecError(f"codes must be integers, got dtype {codes.dtype}")
-    if codes.size and (int(codes.min()) < 0 or int(codes.max()) >> bits):
-        raise CodecError(f"codes must lie in [0, {2**bits}) to fit in {bits} bits")
-    if 8 % bits == 0:  # whole codes per byte: shift them into place
-        per_byte = 8 // bits
-        padded = np.zeros(-(-codes.size // per_byte) * per_byte, dtype=np.uint8)
-        padded[: codes.size] = codes
-        groups = padded.reshape(-1, per_byte)
-        shifts = np.arange(per_byte, dtype=np.uint8) * bits
-        return np.bitwise_or.reduce(groups << shifts, axis=1).astype(np.uint8)
-    word = _word_dtype(bits)
-    as_bytes = np.ascontiguousarray(codes, dtype=word).view(np.uint8).reshape(-1, word.itemsize)
-    bit_matrix = np.unpackbits(as_bytes, axis=1, bitorder="little")[:, :bits]
-    return np.packbits(bit_matrix.reshape(-1), bitorder="little")
+    codes = _check_codes(codes)
+    return _pack_blocks(codes, np.array([bits]), np.array([codes.size]))
 
 
 def unpack_bits(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
@@ -133,25 +119,109 @@ def unpack_bits(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
             f"packed bits hold {packed.size} bytes, expected {expected} "
             f"for {count} codes of {bits} bits"
         )
-    if 8 % bits == 0:  # whole codes per byte: shift them out
-        shifts = np.arange(8 // bits, dtype=np.uint8) * bits
-        codes = ((packed[:, None] >> shifts) & np.uint8(2**bits - 1)).reshape(-1)
-        if codes[count:].any():
-            raise CodecError("padding bits after the last code are not zero")
-        return codes[:count].astype(np.int64)
-    stream = np.unpackbits(packed, bitorder="little")
-    if stream[bits * count :].any():
+    return _unpack_blocks(packed, np.array([bits]), np.array([count]))
+
+
+BLOCK = 8
+"""Codes per block: `BLOCK` codes of ``w`` bits fill exactly ``w`` bytes."""
+
+
+def _check_codes(codes: np.ndarray) -> np.ndarray:
+    codes = np.asarray(codes).reshape(-1)
+    if codes.dtype == np.bool_ or not np.issubdtype(codes.dtype, np.integer):
+        raise CodecError(f"codes must be integers, got dtype {codes.dtype}")
+    return codes
+
+
+def _block_layout(widths: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cut every segment into blocks of `BLOCK` codes (its last one may be partial).
+
+    Returns the width of each block and how many of its codes are real.
+    """
+    blocks = -(-counts // BLOCK)
+    block_widths = np.repeat(widths, blocks)
+    real = np.full(block_widths.size, BLOCK)
+    partial = counts % BLOCK > 0
+    real[np.cumsum(blocks)[partial] - 1] = counts[partial] % BLOCK
+    return block_widths, real
+
+
+def _pack_rows(rows: np.ndarray, bits: int) -> np.ndarray:
+    """Pack each row of `BLOCK` codes into ``bits`` bytes, LSB-first, via 64-bit words."""
+    words = np.zeros((rows.shape[0], -(-bits // 8)), dtype="<u8")
+    for k in range(BLOCK):
+        word, shift = divmod(k * bits, 64)
+        code = rows[:, k].astype(np.uint64)
+        words[:, word] |= code << np.uint64(shift)
+        if shift + bits > 64:
+            words[:, word + 1] |= code >> np.uint64(64 - shift)
+    return words.view(np.uint8)[:, :bits]
+
+
+def _unpack_rows(rows: np.ndarray, bits: int) -> np.ndarray:
+    """Invert `_pack_rows`: read `BLOCK` codes of ``bits`` bits from each row of bytes."""
+    buffer = np.zeros((rows.shape[0], 8 * -(-bits // 8)), dtype=np.uint8)
+    buffer[:, :bits] = rows
+    words = buffer.view("<u8")
+    codes = np.empty((rows.shape[0], BLOCK), dtype=np.uint64)
+    for k in range(BLOCK):
+        word, shift = divmod(k * bits, 64)
+        codes[:, k] = words[:, word] >> np.uint64(shift)
+        if shift + bits > 64:
+            codes[:, k] |= words[:, word + 1] << np.uint64(64 - shift)
+    return codes & np.uint64(2**bits - 1)
+
+
+def _width_groups(block_widths: np.ndarray) -> list[tuple[int, np.ndarray | slice]]:
+    """``(width, rows)`` of every distinct block width (all rows when there is one)."""
+    distinct = np.unique(block_widths)
+    if distinct.size == 1:
+        return [(int(distinct[0]), slice(None))]
+    return [(int(w), np.flatnonzero(block_widths == w)) for w in distinct]
+
+
+def _pack_blocks(codes: np.ndarray, widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Pack segments of codes at their widths (the work of `pack_segments`).
+
+    The blocks of one width are packed in one go; a partial block is padded
+    with zero codes and cut to its ``ceil(real * w / 8)`` bytes.
+    """
+    block_widths, real = _block_layout(widths, counts)
+    if not block_widths.size:
+        return np.zeros(0, np.uint8)
+    valid = np.arange(BLOCK) < real[:, None]
+    if valid.all():
+        blocks = codes.reshape(-1, BLOCK)
+    else:
+        blocks = np.zeros(valid.shape, codes.dtype)
+        blocks[valid] = codes
+    nbytes = (block_widths * real + 7) // 8
+    out = np.zeros((block_widths.size, int(block_widths.max())), np.uint8)
+    for bits, rows in _width_groups(block_widths):
+        group = blocks[rows]
+        if int(group.min()) < 0 or int(group.max()) >> bits:
+            raise CodecError(f"codes must lie in [0, {2**bits}) to fit in {bits} bits")
+        out[rows, :bits] = _pack_rows(group, bits)
+    return out[np.arange(out.shape[1]) < nbytes[:, None]]
+
+
+def _unpack_blocks(packed: np.ndarray, widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Invert `_pack_blocks` (``packed`` has the right size); check the padding bits."""
+    block_widths, real = _block_layout(widths, counts)
+    if not block_widths.size:
+        return np.zeros(0, np.int64)
+    nbytes = (block_widths * real + 7) // 8
+    stream = np.zeros((block_widths.size, int(block_widths.max())), np.uint8)
+    stream[np.arange(stream.shape[1]) < nbytes[:, None]] = packed
+    blocks = np.empty((block_widths.size, BLOCK), np.uint64)
+    for bits, rows in _width_groups(block_widths):
+        blocks[rows] = _unpack_rows(stream[rows, :bits], bits)
+    valid = np.arange(BLOCK) < real[:, None]
+    if valid.all():
+        return blocks.reshape(-1).astype(np.int64)
+    if blocks[~valid].any():
         raise CodecError("padding bits after the last code are not zero")
-    word = _word_dtype(bits)
-    bit_matrix = np.zeros((count, 8 * word.itemsize), dtype=np.uint8)
-    bit_matrix[:, :bits] = stream[: bits * count].reshape(count, bits)
-    words = np.packbits(bit_matrix, axis=1, bitorder="little").view(word).reshape(count)
-    return words.astype(np.int64)
-
-
-def _word_dtype(bits: int) -> np.dtype:
-    """Smallest little-endian unsigned dtype that holds ``bits`` bits."""
-    return np.dtype("<u1" if bits <= 8 else "<u2" if bits <= 16 else "<u4")
+    return blocks[valid].astype(np.int64)
 
 
 def segments_nbytes(widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -176,6 +246,8 @@ def _check_segments(widths: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray,
         raise CodecError("segment widths and counts must be 1-D arrays of the same length")
     if counts.size and counts.min() < 0:
         raise CodecError("segment counts must be >= 0")
+    if widths.size and (widths.min() < 1 or widths.max() > MAX_BITS):
+        raise CodecError(f"segment widths must lie in 1..{MAX_BITS}")
     return widths, counts
 
 
@@ -204,12 +276,10 @@ def pack_segments(codes: np.ndarray, widths: np.ndarray, counts: np.ndarray) -> 
         If the counts do not add up to the codes or a code does not fit its width.
     """
     widths, counts = _check_segments(widths, counts)
-    codes = np.asarray(codes).reshape(-1)
+    codes = _check_codes(codes)
     if codes.size != int(counts.sum()):
         raise CodecError(f"expected {int(counts.sum())} codes, got {codes.size}")
-    pieces = np.split(codes, np.cumsum(counts)[:-1]) if counts.size else []
-    packed = [pack_bits(piece, int(w)) for piece, w in zip(pieces, widths, strict=True)]
-    return np.concatenate([np.zeros(0, np.uint8), *packed])
+    return _pack_blocks(codes, widths, counts)
 
 
 def unpack_segments(packed: np.ndarray, widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -242,9 +312,4 @@ def unpack_segments(packed: np.ndarray, widths: np.ndarray, counts: np.ndarray) 
             f"packed segments must be a 1-D uint8 array of {int(sizes.sum())} bytes, "
             f"got {packed.dtype} {packed.shape}"
         )
-    pieces = np.split(packed, np.cumsum(sizes)[:-1]) if sizes.size else []
-    codes = [
-        unpack_bits(piece, int(w), int(n))
-        for piece, w, n in zip(pieces, widths, counts, strict=True)
-    ]
-    return np.concatenate([np.zeros(0, np.int64), *codes])
+    return _unpack_blocks(packed, widths, counts)
