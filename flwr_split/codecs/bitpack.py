@@ -146,46 +146,79 @@ def _block_layout(widths: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, n
     return block_widths, real
 
 
-def _pack_rows(rows: np.ndarray, bits: int) -> np.ndarray:
-    """Pack each row of `BLOCK` codes into ``bits`` bytes, LSB-first, via 64-bit words."""
-    words = np.zeros((rows.shape[0], -(-bits // 8)), dtype="<u8")
-    for k in range(BLOCK):
-        word, shift = divmod(k * bits, 64)
-        code = rows[:, k].astype(np.uint64)
-        words[:, word] |= code << np.uint64(shift)
-        if shift + bits > 64:
-            words[:, word + 1] |= code >> np.uint64(64 - shift)
-    return words.view(np.uint8)[:, :bits]
+def _bit_offsets(block_widths: np.ndarray) -> tuple[np.ndarray, int]:
+    """Bit offset ``k * w`` of code ``k`` of every block (``(BLOCK, blocks)``), and words per block.
+
+    A block of width ``w`` fills the low ``w`` bytes of its little-endian 64-bit
+    words. Arrays are code-major so numpy loops run along the blocks.
+    """
+    offsets = np.arange(BLOCK, dtype=np.uint64)[:, None] * block_widths.view(np.uint64)
+    return offsets, -(-int(block_widths.max()) // 8)
 
 
-def _unpack_rows(rows: np.ndarray, bits: int) -> np.ndarray:
-    """Invert `_pack_rows`: read `BLOCK` codes of ``bits`` bits from each row of bytes."""
-    buffer = np.zeros((rows.shape[0], 8 * -(-bits // 8)), dtype=np.uint8)
-    buffer[:, :bits] = rows
-    words = buffer.view("<u8")
-    codes = np.empty((rows.shape[0], BLOCK), dtype=np.uint64)
-    for k in range(BLOCK):
-        word, shift = divmod(k * bits, 64)
-        codes[:, k] = words[:, word] >> np.uint64(shift)
-        if shift + bits > 64:
-            codes[:, k] |= words[:, word + 1] << np.uint64(64 - shift)
-    return codes & np.uint64(2**bits - 1)
+def _pack_words(blocks: np.ndarray, block_widths: np.ndarray) -> np.ndarray:
+    """Pack each block of unsigned codes LSB-first into its ``(blocks, 8 * words)`` bytes."""
+    offsets, words = _bit_offsets(block_widths)
+    codes = blocks.T.astype(np.uint64)
+    if words == 1:
+        return (codes << offsets).sum(0)[:, None].astype("<u8", copy=False).view(np.uint8)
+    word, shift = offsets >> np.uint64(6), offsets & np.uint64(63)
+    low = codes << shift
+    high = (codes >> np.uint64(1)) >> (np.uint64(63) - shift)  # bits spilling into the next word
+    packed = [
+        np.where(word == j, low, 0).sum(0) + np.where(word == j - 1, high, 0).sum(0)
+        for j in range(words)
+    ]
+    return np.stack(packed, 1).astype("<u8", copy=False).view(np.uint8)
 
 
-def _width_groups(block_widths: np.ndarray) -> list[tuple[int, np.ndarray | slice]]:
-    """``(width, rows)`` of every distinct block width (all rows when there is one)."""
-    distinct = np.unique(block_widths)
-    if distinct.size == 1:
-        return [(int(distinct[0]), slice(None))]
-    return [(int(w), np.flatnonzero(block_widths == w)) for w in distinct]
+def _unpack_words(stream: np.ndarray, block_widths: np.ndarray) -> np.ndarray:
+    """Invert `_pack_words`: read `BLOCK` codes from each row of ``8 * words`` bytes."""
+    offsets, words = _bit_offsets(block_widths)
+    packed = stream.view("<u8").astype(np.uint64, copy=False).T
+    mask = (np.uint64(1) << block_widths.view(np.uint64)) - np.uint64(1)
+    if words == 1:
+        return ((packed >> offsets) & mask).T
+    word, shift = (offsets >> np.uint64(6)).view(np.int64), offsets & np.uint64(63)
+    codes = np.take_along_axis(packed, word, 0) >> shift
+    following = np.take_along_axis(packed, np.minimum(word + 1, words - 1), 0)
+    spilled = (following << np.uint64(1)) << (np.uint64(63) - shift)
+    codes |= np.where(word + 1 < words, spilled, 0)
+    return (codes & mask).T
+
+
+def _check_fit(codes: np.ndarray, widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Raise `CodecError` unless every code fits its segment's width; return them unsigned."""
+    if not codes.size:
+        return codes
+    if codes.dtype.kind == "i":
+        if int(codes.min()) < 0:
+            raise CodecError("negative codes do not fit in any width")
+        codes = codes.view(f"u{codes.dtype.itemsize}")  # numpy's int64 -> uint64 cast is slow
+    filled = counts > 0
+    largest = np.maximum.reduceat(codes, (np.cumsum(counts) - counts)[filled])
+    misfits = np.flatnonzero(largest.astype(np.uint64) >> widths[filled].view(np.uint64))
+    if misfits.size:
+        bits = int(widths[filled][misfits[0]])
+        raise CodecError(f"codes must lie in [0, {2**bits}) to fit in {bits} bits")
+    return codes
+
+
+def _byte_index(nbytes: np.ndarray, row_bytes: int) -> np.ndarray:
+    """Flat index, in rows of ``row_bytes`` bytes, of the first ``nbytes[r]`` bytes of each row."""
+    start = np.cumsum(nbytes) - nbytes
+    return np.repeat(np.arange(nbytes.size) * row_bytes - start, nbytes) + np.arange(
+        start[-1] + nbytes[-1]
+    )
 
 
 def _pack_blocks(codes: np.ndarray, widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Pack segments of codes at their widths (the work of `pack_segments`).
 
-    The blocks of one width are packed in one go; a partial block is padded
+    All blocks are packed at once, each at its width; a partial block is padded
     with zero codes and cut to its ``ceil(real * w / 8)`` bytes.
     """
+    codes = _check_fit(codes, widths, counts)
     block_widths, real = _block_layout(widths, counts)
     if not block_widths.size:
         return np.zeros(0, np.uint8)
@@ -195,14 +228,9 @@ def _pack_blocks(codes: np.ndarray, widths: np.ndarray, counts: np.ndarray) -> n
     else:
         blocks = np.zeros(valid.shape, codes.dtype)
         blocks[valid] = codes
+    packed = _pack_words(blocks, block_widths)
     nbytes = (block_widths * real + 7) // 8
-    out = np.zeros((block_widths.size, int(block_widths.max())), np.uint8)
-    for bits, rows in _width_groups(block_widths):
-        group = blocks[rows]
-        if int(group.min()) < 0 or int(group.max()) >> bits:
-            raise CodecError(f"codes must lie in [0, {2**bits}) to fit in {bits} bits")
-        out[rows, :bits] = _pack_rows(group, bits)
-    return out[np.arange(out.shape[1]) < nbytes[:, None]]
+    return np.take(packed.reshape(-1), _byte_index(nbytes, packed.shape[1]))
 
 
 def _unpack_blocks(packed: np.ndarray, widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -211,17 +239,15 @@ def _unpack_blocks(packed: np.ndarray, widths: np.ndarray, counts: np.ndarray) -
     if not block_widths.size:
         return np.zeros(0, np.int64)
     nbytes = (block_widths * real + 7) // 8
-    stream = np.zeros((block_widths.size, int(block_widths.max())), np.uint8)
-    stream[np.arange(stream.shape[1]) < nbytes[:, None]] = packed
-    blocks = np.empty((block_widths.size, BLOCK), np.uint64)
-    for bits, rows in _width_groups(block_widths):
-        blocks[rows] = _unpack_rows(stream[rows, :bits], bits)
+    stream = np.zeros((block_widths.size, 8 * -(-int(block_widths.max()) // 8)), np.uint8)
+    stream.reshape(-1)[_byte_index(nbytes, stream.shape[1])] = packed
+    blocks = _unpack_words(stream, block_widths)
     valid = np.arange(BLOCK) < real[:, None]
     if valid.all():
-        return blocks.reshape(-1).astype(np.int64)
+        return blocks.reshape(-1).view(np.int64)
     if blocks[~valid].any():
         raise CodecError("padding bits after the last code are not zero")
-    return blocks[valid].astype(np.int64)
+    return blocks[valid].view(np.int64)
 
 
 def segments_nbytes(widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
