@@ -212,6 +212,11 @@ def _byte_index(nbytes: np.ndarray, row_bytes: int) -> np.ndarray:
     )
 
 
+def _real_codes(real: np.ndarray) -> np.ndarray | None:
+    """``(blocks, BLOCK)`` mask of the real codes, or None when every block is full."""
+    return None if (real == BLOCK).all() else np.arange(BLOCK) < real[:, None]
+
+
 def _pack_blocks(codes: np.ndarray, widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Pack segments of codes at their widths (the work of `pack_segments`).
 
@@ -222,8 +227,8 @@ def _pack_blocks(codes: np.ndarray, widths: np.ndarray, counts: np.ndarray) -> n
     block_widths, real = _block_layout(widths, counts)
     if not block_widths.size:
         return np.zeros(0, np.uint8)
-    valid = np.arange(BLOCK) < real[:, None]
-    if valid.all():
+    valid = _real_codes(real)
+    if valid is None:
         blocks = codes.reshape(-1, BLOCK)
     else:
         blocks = np.zeros(valid.shape, codes.dtype)
@@ -242,8 +247,8 @@ def _unpack_blocks(packed: np.ndarray, widths: np.ndarray, counts: np.ndarray) -
     stream = np.zeros((block_widths.size, 8 * -(-int(block_widths.max()) // 8)), np.uint8)
     stream.reshape(-1)[_byte_index(nbytes, stream.shape[1])] = packed
     blocks = _unpack_words(stream, block_widths)
-    valid = np.arange(BLOCK) < real[:, None]
-    if valid.all():
+    valid = _real_codes(real)
+    if valid is None:
         return blocks.reshape(-1).view(np.int64)
     if blocks[~valid].any():
         raise CodecError("padding bits after the last code are not zero")
