@@ -123,7 +123,9 @@ class Quantized:
     lo, hi : torch.Tensor
         float64 minimum and maximum per component (float32 values).
     codes : torch.Tensor
-        int64 codes of the components with ``bits > 0``, in wire order.
+        Integer codes of the components with ``bits > 0``, in wire order
+        (``uint8`` from `SLFAC.quantize` when ``bmax <= 8``, else ``int32``;
+        int64 from `SLFAC.parse`).
     """
 
     shape: tuple[int, ...]
