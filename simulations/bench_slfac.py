@@ -13,12 +13,14 @@ named in ``sweep_partition`` it also runs the theta sweep and the ablations
 ratio to fp32, accuracy, and the training bytes needed to first reach the
 target accuracy. Per codec it measures the encode+decode time of one client
 batch of activations and of gradients against that batch's bottom
-forward+backward. Writes ``runs.csv``, ``histories.csv``, ``codecs.csv``,
-``accuracy.png``, ``theta.png`` and ``env.json``.
+forward+backward, at every cut in ``timing_cuts`` (one thread for both).
+Writes ``runs.csv``, ``histories.csv``, ``codecs.csv``, ``accuracy.png``,
+``theta.png`` and ``env.json``.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from pathlib import Path
@@ -162,11 +164,14 @@ def run(bench: dict) -> tuple[pd.DataFrame, dict]:
 def codec_costs(bench: dict, specs: dict[str, list[str]]) -> pd.DataFrame:
     """Encode+decode time of activations and gradients vs the bottom forward+backward.
 
-    ``specs`` maps each task name to the codec specs timed on it.
+    ``specs`` maps each task name to the codec specs timed on it; every task is
+    timed at each cut of ``bench["timing_cuts"]``, as the median of
+    ``bench["timing_repeats"]`` calls on one batch of ``bench["batch_size"]``.
     """
     rows = []
-    for entry in bench["tasks"]:
-        task = TaskConfig(task=entry["task"], cut=entry["cut"], seed=bench["seed"])
+    repeats = bench["timing_repeats"]
+    for entry, cut in itertools.product(bench["tasks"], bench["timing_cuts"]):
+        task = TaskConfig(task=entry["task"], cut=cut, seed=bench["seed"])
         bottom, top = build_model(task)
         train, _ = client_data(task, 0, 1)
         x = torch.from_numpy(train.x[: bench["batch_size"]])
@@ -181,11 +186,11 @@ def codec_costs(bench: dict, specs: dict[str, list[str]]) -> pd.DataFrame:
             out = bottom(x)
             out.backward(torch.ones_like(out))
 
-        bottom_s = median_seconds(bottom_step)
+        bottom_s = median_seconds(bottom_step, repeats)
         for spec in specs[task.task]:
             codec = get_codec(spec)
             for direction, tensor in (("up", acts.detach()), ("down", grads)):
-                seconds = median_seconds(lambda c=codec, t=tensor: c.decode(c.encode(t)))
+                seconds = median_seconds(lambda c=codec, t=tensor: c.decode(c.encode(t)), repeats)
                 rows.append(
                     {
                         "task": task.task,

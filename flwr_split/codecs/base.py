@@ -117,12 +117,17 @@ class Codec(ABC):
         return f"{type(self).__name__}({options})"
 
 
-def check_finite(tensor: torch.Tensor) -> None:
-    """Raise `CodecError` unless ``tensor`` is a float tensor of finite values."""
+def check_float_tensor(tensor: torch.Tensor) -> None:
+    """Raise `CodecError` unless ``tensor`` is a floating-point ``torch.Tensor``."""
     if not isinstance(tensor, torch.Tensor):
         raise CodecError(f"expected a torch.Tensor, got {type(tensor).__name__}")
     if not tensor.is_floating_point():
         raise CodecError(f"expected a floating-point tensor, got {tensor.dtype}")
+
+
+def check_finite(tensor: torch.Tensor) -> None:
+    """Raise `CodecError` unless ``tensor`` is a float tensor of finite values."""
+    check_float_tensor(tensor)
     if tensor.numel() and not bool(torch.isfinite(tensor).all()):
         raise CodecError("tensor holds NaN or inf values; refusing to encode")
 

@@ -77,22 +77,8 @@ def pack_bits(codes: np.ndarray, bits: int) -> np.ndarray:
         If ``bits`` is out of range or a code does not fit in ``bits`` bits.
     """
     _check_bits(bits)
-    codes = np.asarray(codes).reshape(-1)
-    if codes.dtype == np.bool_ or not np.issubdtype(codes.dtype, np.integer):
-        raise CodecError(f"codes must be integers, got dtype {codes.dtype}")
-    if codes.size and (int(codes.min()) < 0 or int(codes.max()) >> bits):
-        raise CodecError(f"codes must lie in [0, {2**bits}) to fit in {bits} bits")
-    if 8 % bits == 0:  # whole codes per byte: shift them into place
-        per_byte = 8 // bits
-        padded = np.zeros(-(-codes.size // per_byte) * per_byte, dtype=np.uint8)
-        padded[: codes.size] = codes
-        groups = padded.reshape(-1, per_byte)
-        shifts = np.arange(per_byte, dtype=np.uint8) * bits
-        return np.bitwise_or.reduce(groups << shifts, axis=1).astype(np.uint8)
-    word = _word_dtype(bits)
-    as_bytes = np.ascontiguousarray(codes, dtype=word).view(np.uint8).reshape(-1, word.itemsize)
-    bit_matrix = np.unpackbits(as_bytes, axis=1, bitorder="little")[:, :bits]
-    return np.packbits(bit_matrix.reshape(-1), bitorder="little")
+    codes = _check_codes(codes)
+    return _pack_blocks(codes, np.array([bits]), np.array([codes.size]))
 
 
 def unpack_bits(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
@@ -133,25 +119,140 @@ def unpack_bits(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
             f"packed bits hold {packed.size} bytes, expected {expected} "
             f"for {count} codes of {bits} bits"
         )
-    if 8 % bits == 0:  # whole codes per byte: shift them out
-        shifts = np.arange(8 // bits, dtype=np.uint8) * bits
-        codes = ((packed[:, None] >> shifts) & np.uint8(2**bits - 1)).reshape(-1)
-        if codes[count:].any():
-            raise CodecError("padding bits after the last code are not zero")
-        return codes[:count].astype(np.int64)
-    stream = np.unpackbits(packed, bitorder="little")
-    if stream[bits * count :].any():
+    return _unpack_blocks(packed, np.array([bits]), np.array([count]))
+
+
+BLOCK = 8
+"""Codes per block: `BLOCK` codes of ``w`` bits fill exactly ``w`` bytes."""
+
+
+def _check_codes(codes: np.ndarray) -> np.ndarray:
+    codes = np.asarray(codes).reshape(-1)
+    if codes.dtype == np.bool_ or not np.issubdtype(codes.dtype, np.integer):
+        raise CodecError(f"codes must be integers, got dtype {codes.dtype}")
+    return codes
+
+
+def _block_layout(widths: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cut every segment into blocks of `BLOCK` codes (its last one may be partial).
+
+    Returns the width of each block and how many of its codes are real.
+    """
+    blocks = -(-counts // BLOCK)
+    block_widths = np.repeat(widths, blocks)
+    real = np.full(block_widths.size, BLOCK)
+    partial = counts % BLOCK > 0
+    real[np.cumsum(blocks)[partial] - 1] = counts[partial] % BLOCK
+    return block_widths, real
+
+
+def _bit_offsets(block_widths: np.ndarray) -> tuple[np.ndarray, int]:
+    """Bit offset ``k * w`` of code ``k`` of every block (``(BLOCK, blocks)``), and words per block.
+
+    A block of width ``w`` fills the low ``w`` bytes of its little-endian 64-bit
+    words. Arrays are code-major so numpy loops run along the blocks.
+    """
+    offsets = np.arange(BLOCK, dtype=np.uint64)[:, None] * block_widths.view(np.uint64)
+    return offsets, -(-int(block_widths.max()) // 8)
+
+
+def _pack_words(blocks: np.ndarray, block_widths: np.ndarray) -> np.ndarray:
+    """Pack each block of unsigned codes LSB-first into its ``(blocks, 8 * words)`` bytes."""
+    offsets, words = _bit_offsets(block_widths)
+    codes = blocks.T.astype(np.uint64)
+    if words == 1:
+        return (codes << offsets).sum(0)[:, None].astype("<u8", copy=False).view(np.uint8)
+    word, shift = offsets >> np.uint64(6), offsets & np.uint64(63)
+    low = codes << shift
+    high = (codes >> np.uint64(1)) >> (np.uint64(63) - shift)  # bits spilling into the next word
+    packed = [
+        np.where(word == j, low, 0).sum(0) + np.where(word == j - 1, high, 0).sum(0)
+        for j in range(words)
+    ]
+    return np.stack(packed, 1).astype("<u8", copy=False).view(np.uint8)
+
+
+def _unpack_words(stream: np.ndarray, block_widths: np.ndarray) -> np.ndarray:
+    """Invert `_pack_words`: read `BLOCK` codes from each row of ``8 * words`` bytes."""
+    offsets, words = _bit_offsets(block_widths)
+    packed = stream.view("<u8").astype(np.uint64, copy=False).T
+    mask = (np.uint64(1) << block_widths.view(np.uint64)) - np.uint64(1)
+    if words == 1:
+        return ((packed >> offsets) & mask).T
+    word, shift = (offsets >> np.uint64(6)).view(np.int64), offsets & np.uint64(63)
+    codes = np.take_along_axis(packed, word, 0) >> shift
+    following = np.take_along_axis(packed, np.minimum(word + 1, words - 1), 0)
+    spilled = (following << np.uint64(1)) << (np.uint64(63) - shift)
+    codes |= np.where(word + 1 < words, spilled, 0)
+    return (codes & mask).T
+
+
+def _check_fit(codes: np.ndarray, widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Raise `CodecError` unless every code fits its segment's width; return them unsigned."""
+    if not codes.size:
+        return codes
+    if codes.dtype.kind == "i":
+        if int(codes.min()) < 0:
+            raise CodecError("negative codes do not fit in any width")
+        codes = codes.view(f"u{codes.dtype.itemsize}")  # numpy's int64 -> uint64 cast is slow
+    filled = counts > 0
+    largest = np.maximum.reduceat(codes, (np.cumsum(counts) - counts)[filled])
+    misfits = np.flatnonzero(largest.astype(np.uint64) >> widths[filled].view(np.uint64))
+    if misfits.size:
+        bits = int(widths[filled][misfits[0]])
+        raise CodecError(f"codes must lie in [0, {2**bits}) to fit in {bits} bits")
+    return codes
+
+
+def _byte_index(nbytes: np.ndarray, row_bytes: int) -> np.ndarray:
+    """Flat index, in rows of ``row_bytes`` bytes, of the first ``nbytes[r]`` bytes of each row."""
+    start = np.cumsum(nbytes) - nbytes
+    return np.repeat(np.arange(nbytes.size) * row_bytes - start, nbytes) + np.arange(
+        start[-1] + nbytes[-1]
+    )
+
+
+def _real_codes(real: np.ndarray) -> np.ndarray | None:
+    """``(blocks, BLOCK)`` mask of the real codes, or None when every block is full."""
+    return None if (real == BLOCK).all() else np.arange(BLOCK) < real[:, None]
+
+
+def _pack_blocks(codes: np.ndarray, widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Pack segments of codes at their widths (the work of `pack_segments`).
+
+    All blocks are packed at once, each at its width; a partial block is padded
+    with zero codes and cut to its ``ceil(real * w / 8)`` bytes.
+    """
+    codes = _check_fit(codes, widths, counts)
+    block_widths, real = _block_layout(widths, counts)
+    if not block_widths.size:
+        return np.zeros(0, np.uint8)
+    valid = _real_codes(real)
+    if valid is None:
+        blocks = codes.reshape(-1, BLOCK)
+    else:
+        blocks = np.zeros(valid.shape, codes.dtype)
+        blocks[valid] = codes
+    packed = _pack_words(blocks, block_widths)
+    nbytes = (block_widths * real + 7) // 8
+    return np.take(packed.reshape(-1), _byte_index(nbytes, packed.shape[1]))
+
+
+def _unpack_blocks(packed: np.ndarray, widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Invert `_pack_blocks` (``packed`` has the right size); check the padding bits."""
+    block_widths, real = _block_layout(widths, counts)
+    if not block_widths.size:
+        return np.zeros(0, np.int64)
+    nbytes = (block_widths * real + 7) // 8
+    stream = np.zeros((block_widths.size, 8 * -(-int(block_widths.max()) // 8)), np.uint8)
+    stream.reshape(-1)[_byte_index(nbytes, stream.shape[1])] = packed
+    blocks = _unpack_words(stream, block_widths)
+    valid = _real_codes(real)
+    if valid is None:
+        return blocks.reshape(-1).view(np.int64)
+    if blocks[~valid].any():
         raise CodecError("padding bits after the last code are not zero")
-    word = _word_dtype(bits)
-    bit_matrix = np.zeros((count, 8 * word.itemsize), dtype=np.uint8)
-    bit_matrix[:, :bits] = stream[: bits * count].reshape(count, bits)
-    words = np.packbits(bit_matrix, axis=1, bitorder="little").view(word).reshape(count)
-    return words.astype(np.int64)
-
-
-def _word_dtype(bits: int) -> np.dtype:
-    """Smallest little-endian unsigned dtype that holds ``bits`` bits."""
-    return np.dtype("<u1" if bits <= 8 else "<u2" if bits <= 16 else "<u4")
+    return blocks[valid].view(np.int64)
 
 
 def segments_nbytes(widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -176,6 +277,8 @@ def _check_segments(widths: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray,
         raise CodecError("segment widths and counts must be 1-D arrays of the same length")
     if counts.size and counts.min() < 0:
         raise CodecError("segment counts must be >= 0")
+    if widths.size and (widths.min() < 1 or widths.max() > MAX_BITS):
+        raise CodecError(f"segment widths must lie in 1..{MAX_BITS}")
     return widths, counts
 
 
@@ -204,12 +307,10 @@ def pack_segments(codes: np.ndarray, widths: np.ndarray, counts: np.ndarray) -> 
         If the counts do not add up to the codes or a code does not fit its width.
     """
     widths, counts = _check_segments(widths, counts)
-    codes = np.asarray(codes).reshape(-1)
+    codes = _check_codes(codes)
     if codes.size != int(counts.sum()):
         raise CodecError(f"expected {int(counts.sum())} codes, got {codes.size}")
-    pieces = np.split(codes, np.cumsum(counts)[:-1]) if counts.size else []
-    packed = [pack_bits(piece, int(w)) for piece, w in zip(pieces, widths, strict=True)]
-    return np.concatenate([np.zeros(0, np.uint8), *packed])
+    return _pack_blocks(codes, widths, counts)
 
 
 def unpack_segments(packed: np.ndarray, widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -242,9 +343,4 @@ def unpack_segments(packed: np.ndarray, widths: np.ndarray, counts: np.ndarray) 
             f"packed segments must be a 1-D uint8 array of {int(sizes.sum())} bytes, "
             f"got {packed.dtype} {packed.shape}"
         )
-    pieces = np.split(packed, np.cumsum(sizes)[:-1]) if sizes.size else []
-    codes = [
-        unpack_bits(piece, int(w), int(n))
-        for piece, w, n in zip(pieces, widths, counts, strict=True)
-    ]
-    return np.concatenate([np.zeros(0, np.int64), *codes])
+    return _unpack_blocks(packed, widths, counts)

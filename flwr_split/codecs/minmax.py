@@ -35,13 +35,30 @@ def quantize(
     torch.Tensor
         int64 codes in ``[0, levels]``; all zero where ``hi == lo``.
     """
+    return quantize_(values.to(torch.float64, copy=True), lo, hi, levels, noise).to(torch.int64)
+
+
+def quantize_(
+    values: torch.Tensor,
+    lo: torch.Tensor | float,
+    hi: torch.Tensor | float,
+    levels: torch.Tensor | float,
+    noise: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """In-place `quantize`: overwrite ``values`` with their codes, as float64, and return it.
+
+    ``values`` must have the full broadcast shape; no temporary of its size is made.
+    """
     lo, hi, levels = (torch.as_tensor(t, dtype=torch.float64) for t in (lo, hi, levels))
     span = hi - lo
     flat = span == 0
-    scaled = (values - lo) / torch.where(flat, 1.0, span / levels)
-    rounded = torch.floor(scaled + noise) if noise is not None else torch.round(scaled)
-    rounded = torch.where(flat, 0.0, rounded).clamp_(min=0)
-    return torch.minimum(rounded, levels).to(torch.int64)
+    values.sub_(lo).div_(torch.where(flat, 1.0, span / levels))
+    if noise is not None:
+        values.add_(noise).floor_()
+    else:
+        values.round_()
+    values.masked_fill_(flat, 0.0).clamp_(min=0)
+    return torch.minimum(values, levels, out=values)
 
 
 def dequantize(
@@ -64,6 +81,16 @@ def dequantize(
     torch.Tensor
         The float64 reconstruction; exactly ``lo`` where ``hi == lo``.
     """
+    return dequantize_(codes.to(torch.float64), lo, hi, levels)
+
+
+def dequantize_(
+    codes: torch.Tensor,
+    lo: torch.Tensor | float,
+    hi: torch.Tensor | float,
+    levels: torch.Tensor | float,
+) -> torch.Tensor:
+    """In-place `dequantize` of float64 ``codes`` (full broadcast shape); return it."""
     lo, hi, levels = (torch.as_tensor(t, dtype=torch.float64) for t in (lo, hi, levels))
-    values = lo + codes.to(torch.float64) * ((hi - lo) / levels)
-    return torch.minimum(torch.maximum(values, lo), hi)
+    codes.mul_((hi - lo) / levels).add_(lo)
+    return torch.minimum(torch.maximum(codes, lo, out=codes), hi, out=codes)

@@ -14,6 +14,7 @@ from flwr_split.codecs.base import (
     CodecError,
     Encoded,
     check_finite,
+    check_float_tensor,
     flat_float32,
     require_array,
     require_finite,
@@ -21,7 +22,7 @@ from flwr_split.codecs.base import (
 )
 from flwr_split.codecs.bitpack import pack_segments, segments_nbytes, unpack_segments
 from flwr_split.codecs.dct import band_layout, dct2, idct2
-from flwr_split.codecs.minmax import dequantize, quantize
+from flwr_split.codecs.minmax import dequantize_, quantize_
 from flwr_split.codecs.registry import register_codec
 
 MAX_BITS = 24
@@ -54,41 +55,57 @@ def planes_shape(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
 class Layout:
     """Where each coefficient goes: components ``L_0, H_0, L_1, H_1, ...`` in wire order.
 
+    ``p`` below is a position in `band_layout` order. Within a component the
+    stream runs over samples, then positions.
+
     Attributes
     ----------
-    counts : torch.Tensor
+    counts : np.ndarray
         int64 coefficients per component (``2C`` entries; zero for an empty one).
-    dest : torch.Tensor
-        For each coefficient in ``(c, b, band position)`` order, its index in the
-        stream of all components laid end to end.
-    component : torch.Tensor
-        The component of each stream entry.
+    component : np.ndarray
+        ``(C, P)`` int64 component of position ``p`` of channel ``c``.
+    within : np.ndarray
+        ``(C, P)`` int64 index of position ``p`` among its component's positions.
+    per_sample : np.ndarray
+        ``(C, P)`` int64 positions per sample of that component.
     """
 
-    counts: torch.Tensor
-    dest: torch.Tensor
-    component: torch.Tensor
+    counts: np.ndarray
+    component: np.ndarray
+    within: np.ndarray
+    per_sample: np.ndarray
+
+    def stream(self, sent: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """Index the stream of the ``sent`` components (a mask over the ``2C``).
+
+        Returns
+        -------
+        start, step : np.ndarray
+            ``(C, P)`` int64: sample ``b`` of position ``p`` of channel ``c`` is
+            stream entry ``start[c, p] + b * step[c, p]``; positions of
+            components that are not sent all map to entry ``total``.
+        total : int
+            Coefficients in the stream.
+        """
+        sizes = np.where(sent, self.counts, 0)
+        offsets = np.cumsum(sizes) - sizes
+        total = int(sizes.sum())
+        on = sent[self.component]
+        start = np.where(on, offsets[self.component] + self.within, total)
+        return start, np.where(on, self.per_sample, 0), total
 
 
-def component_layout(batch: int, low: torch.Tensor, positions: int) -> Layout:
+def component_layout(batch: int, low: np.ndarray, positions: int) -> Layout:
     """Build the `Layout` of ``C`` channels with ``low[c]`` low-band positions each."""
-    channels = low.numel()
-    high_count = positions - low
-    counts = torch.stack([batch * low, batch * high_count], 1).reshape(-1)
-    offsets = torch.cumsum(counts, 0) - counts
-    p = torch.arange(positions)
-    is_high = p[None, :] >= low[:, None]
-    within = torch.where(is_high, p - low[:, None], p)
-    per_sample = torch.where(is_high, high_count[:, None], low[:, None])
-    comp = 2 * torch.arange(channels)[:, None] + is_high
-    dest = (
-        offsets[comp][:, None, :]
-        + torch.arange(batch)[None, :, None] * per_sample[:, None, :]
-        + within[:, None, :]
+    p = np.arange(positions)
+    low = low[:, None]
+    high = p >= low
+    return Layout(
+        counts=batch * np.concatenate([low, positions - low], 1).reshape(-1),
+        component=2 * np.arange(low.size)[:, None] + high,
+        within=np.where(high, p - low, p),
+        per_sample=np.where(high, positions - low, low),
     )
-    # np.repeat: torch.repeat_interleave costs ~25 ms per call on a loaded CPU.
-    component = torch.from_numpy(np.repeat(np.arange(2 * channels), counts.numpy()))
-    return Layout(counts, dest.reshape(-1), component)
 
 
 @dataclass
@@ -106,7 +123,9 @@ class Quantized:
     lo, hi : torch.Tensor
         float64 minimum and maximum per component (float32 values).
     codes : torch.Tensor
-        int64 codes of the components with ``bits > 0``, in wire order.
+        Integer codes of the components with ``bits > 0``, in wire order
+        (``uint8`` from `SLFAC.quantize` when ``bmax <= 8``, else ``int32``;
+        int64 from `SLFAC.parse`).
     """
 
     shape: tuple[int, ...]
@@ -272,48 +291,53 @@ class SLFAC(Codec):
 
     def quantize(self, tensor: torch.Tensor, ctx: CodecContext) -> Quantized:
         """Run AFD and FQC on ``tensor``; return what `encode` serializes."""
-        check_finite(tensor)
+        check_float_tensor(tensor)
         shape = tuple(tensor.shape)
         batch, channels, height, width = planes_shape(shape)
         _check_sides(height, width)
         x = tensor.detach().to(torch.float32).cpu().reshape(batch, channels, height, width)
-        if not bool(torch.isfinite(x).all()):
+        if not np.isfinite(x.numpy()).all():
+            check_finite(tensor)  # names NaN or inf in the input first
             raise CodecError("tensor values overflow float32; refusing to encode")
         if x.numel() == 0:
             count = channels if self.cutoff_scope == "channel" else 1
             none = torch.zeros(2 * channels, dtype=torch.int64)
             cutoffs, codes = torch.zeros(count, dtype=torch.int64), none[:0]
             return Quantized(shape, cutoffs, none, none.double(), none.double(), codes)
-        order, band, _ = band_layout(height, width)
-        coeffs = dct2(x).reshape(batch, channels, height * width)[:, :, order]
-        if not bool(torch.isfinite(coeffs).all()):
+        coeffs = _in_band_order(dct2(x))
+        if not np.isfinite(coeffs).all():
             raise CodecError("DCT coefficients overflow float32; refusing to encode")
-        cutoffs = self._cutoffs(coeffs, band, height + width - 1)
+        values = torch.from_numpy(coeffs.astype(np.float64))
+        squares = values.square()
+        cutoffs = self._cutoffs(squares.sum(0), band_layout(height, width)[1], height + width - 1)
         if cutoffs.numel() and int(cutoffs.max()) > np.iinfo(np.uint16).max:
             raise CodecError("a cutoff band does not fit the uint16 wire field")
         layout = self._layout(shape, cutoffs)
-        stream = torch.empty(layout.dest.numel(), dtype=torch.float64)
-        stream[layout.dest] = coeffs.transpose(0, 1).reshape(-1).to(torch.float64)
-        comps = layout.counts.numel()
-        energy = torch.zeros(comps, dtype=torch.float64).index_add_(
-            0, layout.component, stream.square()
-        )
-        lo = _segment_extreme(stream, layout.component, comps, "amin")
-        hi = _segment_extreme(stream, layout.component, comps, "amax")
-        bits = self._allocate(energy, layout.counts)
-        sent, component = _sent_values(bits, layout)
+        component = np.broadcast_to(layout.component, coeffs.shape)
+        # bincount adds each component's squares in stream order (samples, then positions).
+        energy = np.bincount(component.reshape(-1), squares.numpy().reshape(-1), len(layout.counts))
+        lo, hi = _component_ranges(coeffs, layout)
+        bits = self._allocate(torch.from_numpy(energy), torch.from_numpy(layout.counts))
+        start, step, total = layout.stream(bits.numpy() > 0)
+        dest = start + np.arange(batch)[:, None, None] * step
         noise = None
         if self.stochastic:
-            noise = torch.rand(component.numel(), generator=ctx.generator(), dtype=torch.float64)
-        levels = (2.0**bits - 1)[component]
-        codes = quantize(stream[sent], lo[component], hi[component], levels, noise)
-        return Quantized(shape, cutoffs, bits, lo, hi, codes)
+            draws = torch.rand(total, generator=ctx.generator(), dtype=torch.float64)
+            noise = torch.from_numpy(np.append(draws.numpy(), 0.0)[dest])
+        grid = torch.from_numpy(layout.component)
+        quantize_(values, lo[grid], hi[grid], (2.0**bits - 1)[grid], noise)
+        codes = np.empty(total + 1, self._code_dtype())
+        codes[dest] = values.numpy()  # whole numbers in [0, 2**bmax)
+        return Quantized(shape, cutoffs, bits, lo, hi, torch.from_numpy(codes[:total]))
 
-    def _cutoffs(self, coeffs: torch.Tensor, band: torch.Tensor, bands: int) -> torch.Tensor:
-        """First band per channel (or tensor) whose cumulative energy reaches ``theta``."""
-        channels = coeffs.shape[1]
+    def _cutoffs(self, squares: torch.Tensor, band: torch.Tensor, bands: int) -> torch.Tensor:
+        """First band per channel (or tensor) whose cumulative energy reaches ``theta``.
+
+        ``squares`` holds the ``(C, P)`` energy of each position, pooled over the batch.
+        """
+        channels = squares.shape[0]
         energy = torch.zeros(channels, max(bands, 1), dtype=torch.float64)
-        energy.index_add_(1, band, coeffs.to(torch.float64).square().sum(0))
+        energy.index_add_(1, band, squares)
         if self.cutoff_scope == "tensor":
             energy = energy.sum(0, keepdim=True)
         cumulative = torch.cumsum(energy, 1)
@@ -410,23 +434,29 @@ class SLFAC(Codec):
         if math.prod(shape) == 0:
             return torch.zeros(shape)
         layout = self._layout(shape, quantized.cutoffs)
-        sent, component = _sent_values(quantized.bits, layout)
-        levels = (2.0**quantized.bits - 1)[component]
-        values = dequantize(
-            quantized.codes, quantized.lo[component], quantized.hi[component], levels
-        )
-        stream = torch.zeros(layout.dest.numel(), dtype=torch.float32)
-        stream[sent] = values.to(torch.float32)
-        ordered = stream[layout.dest].reshape(channels, batch, height * width).transpose(0, 1)
-        order, _, _ = band_layout(height, width)
-        coeffs = torch.empty_like(ordered)
-        coeffs[:, :, order] = ordered
+        start, step, total = layout.stream(quantized.bits.numpy() > 0)
+        rank = np.argsort(band_layout(height, width)[0].numpy())  # band position of each (u, v)
+        start, step = start[:, None, rank], step[:, None, rank]
+        dest = start + np.arange(batch)[:, None] * step  # (C, B, H * W)
+        codes = np.append(quantized.codes.numpy().astype(self._code_dtype()), 0)[dest]
+        grid = torch.from_numpy(layout.component[:, None, rank])
+        levels = (2.0**quantized.bits - 1).clamp(min=1)[grid]
+        values = torch.from_numpy(codes.astype(np.float64))
+        dequantize_(values, quantized.lo[grid], quantized.hi[grid], levels)
+        # Channel-major memory, as the inverse DCT has always received it: torch's matmul
+        # takes another path, with other rounding, for other strides.
+        coeffs = torch.from_numpy(values.numpy().astype(np.float32)).transpose(0, 1)
         return idct2(coeffs.reshape(batch, channels, height, width)).reshape(shape)
 
     # ------------------------------------------------------------------ layout
+    def _code_dtype(self) -> type[np.integer]:
+        """Smallest integer type of the codes in the planes: ``uint8`` up to 8 bits."""
+        return np.uint8 if self.bmax <= 8 else np.int32
+
     def _layout(self, shape: tuple[int, ...], cutoffs: torch.Tensor) -> Layout:
-        batch, channels, height, width = planes_shape(shape)
-        return component_layout(batch, self._low_counts(shape, cutoffs), height * width)
+        batch, _, height, width = planes_shape(shape)
+        low = self._low_counts(shape, cutoffs).numpy()
+        return component_layout(batch, low, height * width)
 
     def _low_counts(self, shape: tuple[int, ...], cutoffs: torch.Tensor) -> torch.Tensor:
         """Low-band positions ``P(r*_c)`` of each channel."""
@@ -450,17 +480,27 @@ def _check_sides(height: int, width: int) -> None:
         )
 
 
-def _sent_values(bits: torch.Tensor, layout: Layout) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return the stream mask of values with bits > 0 and their components."""
-    if bool(((bits > 0) | (layout.counts == 0)).all()):
-        return torch.ones_like(layout.component, dtype=torch.bool), layout.component
-    sent = (bits > 0)[layout.component]
-    return sent, layout.component[sent]
+def _in_band_order(planes: torch.Tensor) -> np.ndarray:
+    """``(B, C, H * W)`` coefficients of ``(B, C, H, W)`` planes in `band_layout` order.
+
+    One gather from memory: `dct2` may leave each plane transposed in memory.
+    """
+    batch, channels, height, width = planes.shape
+    order = band_layout(height, width)[0].numpy()
+    array = planes.numpy()
+    if height > 1 and width > 1 and array.strides[-2] < array.strides[-1]:
+        array = array.swapaxes(-1, -2)
+        order = order % width * height + order // width
+    return np.take(array.reshape(batch, channels, height * width), order, axis=2)
 
 
-def _segment_extreme(
-    stream: torch.Tensor, component: torch.Tensor, comps: int, reduce: str
-) -> torch.Tensor:
-    """Minimum (``"amin"``) or maximum (``"amax"``) of each component; 0 when empty."""
-    out = torch.zeros(comps, dtype=stream.dtype)
-    return out.scatter_reduce_(0, component, stream, reduce, include_self=False)
+def _component_ranges(coeffs: np.ndarray, layout: Layout) -> tuple[torch.Tensor, torch.Tensor]:
+    """float64 minimum and maximum of each component of ``coeffs`` ``(B, C, P)``; 0 if empty."""
+    high = layout.component % 2 == 1
+    empty = layout.counts == 0
+
+    def extreme(per_position: np.ndarray, reduce: np.ufunc, fill: float) -> torch.Tensor:
+        parts = [reduce.reduce(np.where(part, per_position, fill), 1) for part in (~high, high)]
+        return torch.from_numpy(np.where(empty, 0.0, np.stack(parts, 1).reshape(-1).astype(float)))
+
+    return extreme(coeffs.min(0), np.minimum, np.inf), extreme(coeffs.max(0), np.maximum, -np.inf)

@@ -9,7 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flwr_split.codecs import CodecContext, CodecError, get_codec
+from flwr_split.codecs.bitpack import pack_bits
 from flwr_split.codecs.dct import band_layout, dct2, dct_matrix, idct2
+from flwr_split.codecs.minmax import dequantize, quantize
 from flwr_split.codecs.quant import Quant
 from flwr_split.codecs.slfac import SLFAC, planes_shape
 
@@ -31,6 +33,27 @@ def _band_energy(x: torch.Tensor) -> torch.Tensor:
     coeffs = dct2(x).reshape(x.shape[0], channels, -1)[:, :, order].double()
     energy = torch.zeros(channels, height + width - 1, dtype=torch.float64)
     return energy.index_add_(1, band, coeffs.square().sum(0))
+
+
+def _wire_stream(x: torch.Tensor, cutoffs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """float64 coefficients in wire order and their components, channel by channel.
+
+    Components ``L_0, H_0, L_1, ...``; each runs over samples, then band positions.
+    """
+    batch, channels, height, width = planes_shape(tuple(x.shape))
+    order, _, prefix = band_layout(height, width)
+    planes = dct2(x.reshape(batch, channels, height, width)).reshape(batch, channels, -1)
+    coeffs = planes[:, :, order].double()
+    low = prefix[cutoffs].expand(channels).tolist()
+    parts = [
+        part
+        for c in range(channels)
+        for part in (coeffs[:, c, : low[c]].reshape(-1), coeffs[:, c, low[c] :].reshape(-1))
+    ]
+    component = torch.arange(2 * channels).repeat_interleave(
+        torch.tensor([p.numel() for p in parts])
+    )
+    return torch.cat(parts), component
 
 
 def _formula_nbytes(codec: SLFAC, x: torch.Tensor) -> int:
@@ -128,14 +151,8 @@ def test_log_density_bits_are_monotone_in_density():
     codec = SLFAC()
     quantized = codec.quantize(x, CodecContext())
     counts = codec._counts_for(tuple(x.shape), quantized.cutoffs)
-    layout = codec._layout(tuple(x.shape), quantized.cutoffs)
-    order = band_layout(8, 8)[0]
-    coeffs = dct2(x).reshape(8, 6, 64)[:, :, order].transpose(0, 1).reshape(-1).double()
-    stream = torch.empty_like(coeffs)
-    stream[layout.dest] = coeffs
-    stream_energy = torch.zeros(12, dtype=torch.float64).index_add_(
-        0, layout.component, stream.square()
-    )
+    stream, component = _wire_stream(x, quantized.cutoffs)
+    stream_energy = torch.zeros(12, dtype=torch.float64).index_add_(0, component, stream.square())
     present = counts > 0
     density = (stream_energy.numpy() / np.maximum(counts, 1))[present]
     bits = quantized.bits.numpy()[present]
@@ -164,12 +181,7 @@ def test_quantizer_error_bound_and_parseval(bits, seed):
     quantized = codec.quantize(x, CodecContext())
     sent = quantized.bits > 0
     assert int(quantized.codes.min()) >= 0 and int(quantized.codes.max()) <= 2**bits - 1
-    layout = codec._layout(tuple(x.shape), quantized.cutoffs)
-    order = band_layout(5, 7)[0]
-    coeffs = dct2(x).reshape(3, 4, 35)[:, :, order].transpose(0, 1).reshape(-1).double()
-    stream = torch.empty_like(coeffs)
-    stream[layout.dest] = coeffs
-    component = layout.component
+    stream, component = _wire_stream(x, quantized.cutoffs)
     step = ((quantized.hi - quantized.lo) / (2**bits - 1))[component]
     decoded_stream = quantized.lo[component] + quantized.codes * step
     assert bool(sent[component].all())
@@ -406,3 +418,82 @@ def test_coefficients_that_overflow_float32_are_refused():
 def test_too_long_axes_are_refused():
     with pytest.raises(CodecError, match="at most"):
         SLFAC().encode(torch.zeros(1, 5000))
+
+
+# ------------------------------------------------------------------ reference
+def _reference_payload(codec: SLFAC, x: torch.Tensor, seed: int) -> dict[str, np.ndarray]:
+    """The payload built component by component (how slfac worked before it was vectorized)."""
+    batch, channels, height, width = planes_shape(tuple(x.shape))
+    energy = _band_energy(x.reshape(batch, channels, height, width))
+    if codec.cutoff_scope == "tensor":
+        energy = energy.sum(0, keepdim=True)
+    cumulative = torch.cumsum(energy, 1)
+    below = cumulative < codec.theta * cumulative[:, -1:]
+    cutoffs = below.sum(1).clamp(max=height + width - 2)
+    stream, component = _wire_stream(x, cutoffs)
+    counts = torch.bincount(component, minlength=2 * channels)
+    squares = torch.zeros(2 * channels, dtype=torch.float64)
+    bits = codec._allocate(squares.index_add_(0, component, stream.square()), counts)
+    noise = torch.rand(
+        int(counts[bits > 0].sum()), generator=CodecContext(seed).generator(), dtype=torch.float64
+    )
+    ranges, packed = [], []
+    for g in torch.nonzero(bits).flatten().tolist():
+        values, width_g = stream[component == g], int(bits[g])
+        lo, hi = float(values.min()), float(values.max())
+        draws, noise = noise[: values.numel()], noise[values.numel() :]
+        codes = quantize(values, lo, hi, 2.0**width_g - 1, draws if codec.stochastic else None)
+        ranges += [lo, hi]
+        packed.append(pack_bits(codes.numpy(), width_g))
+    return {
+        "cutoffs": cutoffs.numpy().astype(np.uint16),
+        "bits": bits[counts > 0].numpy().astype(np.uint8),
+        "ranges": np.array(ranges, dtype=np.float32),
+        "codes": np.concatenate([np.zeros(0, np.uint8), *packed]),
+    }
+
+
+def _reference_decode(codec: SLFAC, x: torch.Tensor, seed: int) -> torch.Tensor:
+    """Dequantize the reference payload channel by channel; inverse DCT of channel-major memory."""
+    batch, channels, height, width = planes_shape(tuple(x.shape))
+    quantized = codec.quantize(x, CodecContext(seed))
+    stream, component = _wire_stream(x, quantized.cutoffs)
+    levels = (2.0**quantized.bits - 1).clamp(min=1)[component]
+    sent = quantized.bits[component] > 0
+    values = torch.zeros_like(stream)
+    values[sent] = dequantize(
+        quantized.codes, quantized.lo[component][sent], quantized.hi[component][sent], levels[sent]
+    )
+    order, _, prefix = band_layout(height, width)
+    low = prefix[quantized.cutoffs].expand(channels).tolist()
+    coeffs = torch.zeros(channels, batch, height * width)
+    for c, block in enumerate(values.float().split(batch * height * width)):
+        low_part, high_part = block.split([batch * low[c], batch * (height * width - low[c])])
+        band_ordered = torch.cat([low_part.reshape(batch, low[c]), high_part.reshape(batch, -1)], 1)
+        coeffs[c][:, order] = band_ordered
+    planes = coeffs.transpose(0, 1).reshape(batch, channels, height, width)
+    return idct2(planes).reshape(x.shape)
+
+
+@pytest.mark.parametrize(
+    ("options", "shape"),
+    [
+        ({}, (16, 6, 8, 8)),
+        ({"stochastic": True}, (5, 3, 6, 7)),
+        ({"hf_drop": True, "theta": 0.7}, (8, 4, 4, 4)),
+        ({"cutoff_scope": "tensor", "alloc": "two_level"}, (3, 5, 5, 5)),
+        ({"alloc": "rd_log", "bmin": 3, "bmax": 12, "mean_bits": 5.5}, (7, 4, 3, 9)),
+        ({}, (9, 8, 40)),
+        ({"theta": 0.99, "stochastic": True}, (6, 20)),
+    ],
+)
+def test_payload_and_decoding_match_the_component_by_component_reference(options, shape):
+    codec = SLFAC(**options)
+    x = _randn(*shape, seed=11).relu() + 0.1 * _randn(*shape, seed=12)
+    encoded = codec.encode(x, CodecContext(5))
+    reference = _reference_payload(codec, x, 5)
+    assert encoded.arrays.keys() == reference.keys()
+    for name, array in reference.items():
+        assert encoded.arrays[name].dtype == array.dtype
+        np.testing.assert_array_equal(encoded.arrays[name], array, err_msg=name)
+    assert torch.equal(codec.decode(encoded), _reference_decode(codec, x, 5))
