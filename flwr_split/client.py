@@ -18,7 +18,7 @@ from functools import lru_cache, wraps
 
 import numpy as np
 import torch
-from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Error, Message, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, RecordDict
 from flwr.clientapp import ClientApp
 from torch import nn
 
@@ -51,6 +51,7 @@ from flwr_split.protocol import (
 from flwr_split.seeds import codec_seed
 from flwr_split.session_cache import SESSION_CACHE
 from flwr_split.tasks import build_model, client_data
+from flwr_split.wire_arrays import to_array
 
 logger = logging.getLogger("flwr").getChild(__name__)
 
@@ -205,8 +206,8 @@ class ClientSession:
         if order.bwd_mode == "return":
             return ArrayRecord(
                 {
-                    name: Array(
-                        p.grad.detach().numpy().copy()
+                    name: to_array(
+                        p.grad.detach().numpy()
                         if p.grad is not None
                         else np.zeros(tuple(p.shape), np.float32)
                     )

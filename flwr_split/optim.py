@@ -6,7 +6,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
-from flwr.app import Array, ArrayRecord
+from flwr.app import ArrayRecord
+
+from flwr_split.wire_arrays import from_array, to_array
 
 OPTIMIZERS = ("sgd", "adam")
 
@@ -47,7 +49,7 @@ class OptimizerConfig:
 def optimizer_state_to_record(optimizer: torch.optim.Optimizer) -> ArrayRecord:
     """Flatten the per-parameter state (momentum buffers, Adam moments) into arrays."""
     arrays = {
-        f"{index}.{name}": Array(value.detach().cpu().numpy().copy())
+        f"{index}.{name}": to_array(value.detach().cpu().numpy())
         for index, entry in optimizer.state_dict()["state"].items()
         for name, value in entry.items()
         if isinstance(value, torch.Tensor)
@@ -60,7 +62,7 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, record: ArrayRecord) 
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, array in record.items():
         index, _, name = key.partition(".")
-        state.setdefault(int(index), {})[name] = torch.from_numpy(array.numpy().copy())
+        state.setdefault(int(index), {})[name] = torch.from_numpy(from_array(array))
     optimizer.load_state_dict(
         {"state": state, "param_groups": optimizer.state_dict()["param_groups"]}
     )

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.supercore.inflatable.inflatable_object import (
     get_all_nested_objects,
     no_object_id_recompute,
@@ -40,6 +40,7 @@ from flwr_split.codecs.base import shape_from_meta
 from flwr_split.optim import OptimizerConfig
 from flwr_split.tasks import TaskConfig
 from flwr_split.typed_values import as_kind
+from flwr_split.wire_arrays import from_array, to_array
 
 MSG_HELLO = "query.sl_hello"
 MSG_STEP = "train.sl_step"
@@ -212,7 +213,7 @@ def require_record(content: RecordDict, key: str, kind: type) -> Any:
 
 def put_encoded(content: RecordDict, key: str, encoded: Encoded) -> None:
     """Store an encoded tensor under ``key`` (arrays) and ``key.meta`` (JSON metadata)."""
-    content[key] = ArrayRecord({name: Array(arr) for name, arr in encoded.arrays.items()})
+    content[key] = ArrayRecord({name: to_array(arr) for name, arr in encoded.arrays.items()})
     content[key + META_SUFFIX] = ConfigRecord({"json": json.dumps(encoded.meta)})
 
 
@@ -222,7 +223,7 @@ def get_encoded(content: RecordDict, key: str) -> Encoded:
     meta_record = require_record(content, key + META_SUFFIX, ConfigRecord)
     try:
         meta = json.loads(_typed(meta_record, "json", str))
-        payload = {name: array.numpy() for name, array in arrays.items()}
+        payload = {name: from_array(array) for name, array in arrays.items()}
     except (ValueError, TypeError) as exc:
         raise ProtocolError(f"'{key}' payload is unreadable: {exc}") from exc
     if not isinstance(meta, dict):
@@ -270,7 +271,7 @@ def labels_dtype(num_classes: int) -> np.dtype:
 
 def put_labels(content: RecordDict, labels: np.ndarray, num_classes: int) -> None:
     """Store labels in the smallest unsigned dtype."""
-    content[KEY_LABELS] = ArrayRecord({"y": Array(labels.astype(labels_dtype(num_classes)))})
+    content[KEY_LABELS] = ArrayRecord({"y": to_array(labels.astype(labels_dtype(num_classes)))})
 
 
 def get_labels(content: RecordDict, count: int, num_classes: int) -> torch.Tensor:
@@ -279,7 +280,7 @@ def get_labels(content: RecordDict, count: int, num_classes: int) -> torch.Tenso
     if "y" not in record:
         raise ProtocolError(f"'{KEY_LABELS}' has no array 'y'")
     try:
-        labels = record["y"].numpy()
+        labels = from_array(record["y"])
     except (ValueError, TypeError) as exc:
         raise ProtocolError(f"labels are unreadable: {exc}") from exc
     if labels.dtype != labels_dtype(num_classes):
@@ -296,7 +297,7 @@ def get_labels(content: RecordDict, count: int, num_classes: int) -> torch.Tenso
 def weights_to_record(model: nn.Module) -> ArrayRecord:
     """Return the model's parameters and buffers as an ArrayRecord."""
     return ArrayRecord(
-        {k: Array(v.detach().cpu().numpy().copy()) for k, v in model.state_dict().items()}
+        {k: to_array(v.detach().cpu().numpy()) for k, v in model.state_dict().items()}
     )
 
 
@@ -309,7 +310,7 @@ def read_tensors(
     tensors = {}
     for name, ref in expected.items():
         try:
-            value = torch.from_numpy(record[name].numpy().copy())
+            value = torch.from_numpy(from_array(record[name]))
         except (ValueError, TypeError) as exc:
             raise ProtocolError(f"{what}[{name}] is unreadable: {exc}") from exc
         if value.shape != ref.shape or value.dtype != ref.dtype:
