@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from flwr_split.codecs.base import CodecError
@@ -82,13 +84,19 @@ def pack_bits(codes: np.ndarray, bits: int) -> np.ndarray:
         raise CodecError(f"codes must be integers, got dtype {codes.dtype}")
     if codes.size and (int(codes.min()) < 0 or int(codes.max()) >> bits):
         raise CodecError(f"codes must lie in [0, {2**bits}) to fit in {bits} bits")
-    if 8 % bits == 0:  # whole codes per byte: shift them into place
+    if bits == 1:
+        return np.packbits(codes, bitorder="little")
+    if 8 % bits == 0:  # whole codes per byte: merge the bytes of one word
         per_byte = 8 // bits
         padded = np.zeros(-(-codes.size // per_byte) * per_byte, dtype=np.uint8)
         padded[: codes.size] = codes
-        groups = padded.reshape(-1, per_byte)
-        shifts = np.arange(per_byte, dtype=np.uint8) * bits
-        return np.bitwise_or.reduce(groups << shifts, axis=1).astype(np.uint8)
+        # Word i holds code j of byte i in its byte j; shifting it down by
+        # j * (8 - bits) lands the code at bit j * bits of the low byte.
+        words = padded.view(np.dtype(f"<u{per_byte}"))
+        merged = words.copy()
+        for j in range(1, per_byte):
+            merged |= words >> (j * (8 - bits))
+        return merged.astype(np.uint8)
     word = _word_dtype(bits)
     as_bytes = np.ascontiguousarray(codes, dtype=word).view(np.uint8).reshape(-1, word.itemsize)
     bit_matrix = np.unpackbits(as_bytes, axis=1, bitorder="little")[:, :bits]
@@ -119,6 +127,34 @@ def unpack_bits(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
         If ``packed`` is not a 1-D ``uint8`` array of the exact length, or its
         padding bits are set.
     """
+    return unpack_codes(packed, bits, count).astype(np.int64)
+
+
+def unpack_codes(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
+    """Read codes like `unpack_bits`, into the narrowest unsigned dtype that holds them.
+
+    Parameters
+    ----------
+    packed : np.ndarray
+        One-dimensional ``uint8`` stream of exactly ``ceil(bits * count / 8)``
+        bytes whose unused trailing bits are zero.
+    bits : int
+        Bits per code, 1..32.
+    count : int
+        Number of codes to read.
+
+    Returns
+    -------
+    np.ndarray
+        ``count`` codes as ``uint8`` (``bits <= 8``), ``uint16`` (``<= 16``) or
+        ``uint32``.
+
+    Raises
+    ------
+    CodecError
+        If ``packed`` is not a 1-D ``uint8`` array of the exact length, or its
+        padding bits are set.
+    """
     _check_bits(bits)
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise CodecError(f"count must be a non-negative int, got {count!r}")
@@ -133,20 +169,36 @@ def unpack_bits(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
             f"packed bits hold {packed.size} bytes, expected {expected} "
             f"for {count} codes of {bits} bits"
         )
-    if 8 % bits == 0:  # whole codes per byte: shift them out
-        shifts = np.arange(8 // bits, dtype=np.uint8) * bits
-        codes = ((packed[:, None] >> shifts) & np.uint8(2**bits - 1)).reshape(-1)
+    if 8 % bits == 0:  # whole codes per byte: look each byte's codes up
+        codes = _split_bytes(packed, bits)
         if codes[count:].any():
             raise CodecError("padding bits after the last code are not zero")
-        return codes[:count].astype(np.int64)
+        return codes[:count]
     stream = np.unpackbits(packed, bitorder="little")
     if stream[bits * count :].any():
         raise CodecError("padding bits after the last code are not zero")
     word = _word_dtype(bits)
     bit_matrix = np.zeros((count, 8 * word.itemsize), dtype=np.uint8)
     bit_matrix[:, :bits] = stream[: bits * count].reshape(count, bits)
-    words = np.packbits(bit_matrix, axis=1, bitorder="little").view(word).reshape(count)
-    return words.astype(np.int64)
+    return np.packbits(bit_matrix, axis=1, bitorder="little").view(word).reshape(count)
+
+
+def _split_bytes(packed: np.ndarray, bits: int) -> np.ndarray:
+    """Return every code of a ``uint8`` stream of ``bits``-bit codes (``8 % bits == 0``)."""
+    if bits == 1:
+        return np.unpackbits(packed, bitorder="little")
+    if bits == 8:
+        return packed.copy()
+    return _byte_codes(bits).take(packed, axis=0).reshape(-1)
+
+
+@functools.cache
+def _byte_codes(bits: int) -> np.ndarray:
+    """Table ``(256, 8 // bits)`` of the ``uint8`` codes each byte holds, lowest bits first."""
+    shifts = np.arange(8 // bits, dtype=np.uint8) * bits
+    table = (np.arange(256, dtype=np.uint8)[:, None] >> shifts) & np.uint8(2**bits - 1)
+    table.flags.writeable = False
+    return table
 
 
 def _word_dtype(bits: int) -> np.dtype:
