@@ -189,12 +189,25 @@ def _split_bytes(packed: np.ndarray, bits: int) -> np.ndarray:
         return np.unpackbits(packed, bitorder="little")
     if bits == 8:
         return packed.copy()
-    return _byte_codes(bits).take(packed, axis=0).reshape(-1)
+    return byte_codes(bits).take(packed, axis=0).reshape(-1)
 
 
 @functools.cache
-def _byte_codes(bits: int) -> np.ndarray:
-    """Table ``(256, 8 // bits)`` of the ``uint8`` codes each byte holds, lowest bits first."""
+def byte_codes(bits: int) -> np.ndarray:
+    """Return the codes each byte value holds, for ``bits`` in 1, 2, 4, 8.
+
+    Parameters
+    ----------
+    bits : int
+        Bits per code; a divisor of 8.
+
+    Returns
+    -------
+    np.ndarray
+        Read-only ``uint8`` table of shape ``(256, 8 // bits)``: row ``b`` holds
+        the codes of byte ``b`` in stream order (lowest bits first), so
+        ``byte_codes(bits)[packed].reshape(-1)`` unpacks a stream.
+    """
     shifts = np.arange(8 // bits, dtype=np.uint8) * bits
     table = (np.arange(256, dtype=np.uint8)[:, None] >> shifts) & np.uint8(2**bits - 1)
     table.flags.writeable = False

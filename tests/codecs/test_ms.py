@@ -701,3 +701,28 @@ def test_empty_tensor_with_a_huge_axis_round_trips_without_allocating(scope):
     encoded.meta["shape"] = [2**64, 0]
     with pytest.raises(CodecError, match="dimension above"):
         codec.decode(encoded)
+
+
+@pytest.mark.parametrize("rounding", ["nearest", "floor"])
+@pytest.mark.parametrize("bits", [2, 3])
+def test_level_edges_are_the_exact_float32_boundaries_of_the_float64_codes(bits, rounding):
+    """Codes counted from edges equal the float64 rule ``Q(v L / T)`` at every float32."""
+    codec = MaskSparsification(bits=bits, rounding=rounding)
+    rng = np.random.default_rng(0)
+    special = [2**-149, 3 * 2**-149, 2**-126, 1.0, 2.0, 3.0, 0.75, 2.1, 3.4e38]
+    mantissas = rng.random(4000) + 1
+    thresholds = np.concatenate([special, mantissas * 2.0 ** rng.integers(-149, 127, 4000)])
+    thresholds = thresholds.astype(np.float32).astype(np.float64)
+    thresholds = thresholds[thresholds > 0]
+    edges = codec._edges(thresholds)
+    levels = codec.levels
+    rule = np.rint if rounding == "nearest" else np.floor
+
+    def code(v: np.ndarray) -> np.ndarray:
+        return rule(v.astype(np.float64) * levels / thresholds[:, None])
+
+    target = np.arange(1, levels)
+    below = np.nextafter(edges, np.float32(0))
+    assert np.all(code(edges) >= target)
+    assert np.all(code(below) < target)
+    assert np.all(codec._edges(np.array([0.0, -1.0])) == np.inf)
