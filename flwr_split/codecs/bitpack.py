@@ -90,13 +90,14 @@ def pack_bits(codes: np.ndarray, bits: int) -> np.ndarray:
         per_byte = 8 // bits
         padded = np.zeros(-(-codes.size // per_byte) * per_byte, dtype=np.uint8)
         padded[: codes.size] = codes
-        # Word i holds code j of byte i in its byte j; shifting it down by
-        # j * (8 - bits) lands the code at bit j * bits of the low byte.
+        # Word i holds code j of byte i at bit 8 j. Multiplying by the sum of
+        # 2**(m (8 - bits)), m < per_byte, puts a copy of code j at every bit
+        # 8 j + m (8 - bits): all distinct multiples of bits, so the copies
+        # never overlap or carry, and m = per_byte - 1 - j lands code j at bit
+        # j * bits of the byte that starts at (per_byte - 1) (8 - bits).
         words = padded.view(np.dtype(f"<u{per_byte}"))
-        merged = words.copy()
-        for j in range(1, per_byte):
-            merged |= words >> (j * (8 - bits))
-        return merged.astype(np.uint8)
+        spread = words.dtype.type(sum(1 << (m * (8 - bits)) for m in range(per_byte)))
+        return ((words * spread) >> ((per_byte - 1) * (8 - bits))).astype(np.uint8)
     word = _word_dtype(bits)
     as_bytes = np.ascontiguousarray(codes, dtype=word).view(np.uint8).reshape(-1, word.itemsize)
     bit_matrix = np.unpackbits(as_bytes, axis=1, bitorder="little")[:, :bits]
