@@ -156,6 +156,9 @@ class MaskSparsification(Codec):
         self.rounding = rounding
         self.scope = scope
         self.signed = signed
+        self._edge_codes = np.arange(1, self.levels, dtype=np.float64)
+        offset = 0.5 if rounding == "nearest" else 0.0
+        self._edge_shares = (self._edge_codes - offset) / self.levels
 
     @property
     def levels(self) -> int:
@@ -254,19 +257,16 @@ class MaskSparsification(Codec):
         Edge ``j`` is the smallest float32 whose float64 code ``Q(v * L / T)`` is
         at least ``j``. The code passes ``j`` within a float64 rounding of the
         real ``e = (j - 1/2) T / L`` (``j T / L`` for floor), far closer than one
-        float32 step; the estimate ``g``, ``e`` rounded to float32, is within
-        half a step of ``e``. So the edge is ``g`` if ``g`` reaches code ``j``,
-        else the next float32 up. Rows with ``T <= 0`` get infinite edges (all
-        their codes are 0).
+        float32 step; the estimate ``g``, ``e`` in float64 rounded to float32, is
+        within half a step (and a few float64 roundings) of ``e``. So the edge
+        is ``g`` if ``g`` reaches code ``j``, else the next float32 up. Rows with
+        ``T <= 0`` get infinite edges (all their codes are 0).
         """
-        target = np.arange(1, self.levels, dtype=np.float64)
         positive = threshold[:, None] > 0
         scale = np.where(positive, threshold[:, None], 1.0)
-        offset = 0.5 if self.rounding == "nearest" else 0.0
-        guess = ((target - offset) * scale / self.levels).astype(np.float32)
-        edges = np.where(
-            self._quantize(guess, scale) >= target, guess, np.nextafter(guess, np.float32(np.inf))
-        )
+        guess = (self._edge_shares * scale).astype(np.float32)
+        reached = self._quantize(guess, scale) >= self._edge_codes
+        edges = np.where(reached, guess, np.nextafter(guess, np.float32(np.inf)))
         return np.where(positive, edges, np.float32(np.inf))
 
     def decode(self, encoded: Encoded, ctx: CodecContext | None = None) -> torch.Tensor:
@@ -293,7 +293,8 @@ class MaskSparsification(Codec):
         codes = unpack_codes(packed, self.width, numel).reshape(rows, width)
         magnitude = codes & self.levels if self.signed else codes
         top = magnitude == self.levels
-        counts = np.count_nonzero(top, axis=1)
+        positions = np.flatnonzero(top)
+        counts = np.bincount(positions // width, minlength=rows)
         bad = np.flatnonzero(counts != k)
         if bad.size:
             raise CodecError(
@@ -314,7 +315,7 @@ class MaskSparsification(Codec):
             out = table[0][byte_codes(self.width)].take(packed, axis=0).reshape(1, -1)[:, :numel]
         else:
             out = np.take_along_axis(table, codes.astype(np.intp), axis=1)
-        out.reshape(-1)[np.flatnonzero(top)] = values
+        out.reshape(-1)[positions] = values
         return torch.from_numpy(out).reshape(shape)
 
     def _decoded_levels(self, threshold: np.ndarray) -> np.ndarray:
@@ -325,7 +326,7 @@ class MaskSparsification(Codec):
         """
         codes = np.arange(2**self.width)
         levels = ((codes & self.levels) * threshold[:, None] / self.levels).astype(np.float32)
-        return np.where(codes >> self.bits, -levels, levels)
+        return np.where(codes >> self.bits, -levels, levels) if self.signed else levels
 
     def _check_options(self, encoded: Encoded) -> None:
         """Raise `CodecError` unless ``bits``, ``scope`` and ``signed`` match this codec."""
