@@ -98,6 +98,14 @@ def pack_bits(codes: np.ndarray, bits: int) -> np.ndarray:
         words = padded.view(np.dtype(f"<u{per_byte}"))
         spread = words.dtype.type(sum(1 << (m * (8 - bits)) for m in range(per_byte)))
         return ((words * spread) >> ((per_byte - 1) * (8 - bits))).astype(np.uint8)
+    if bits < 8:  # eight codes fill ``bits`` bytes: build them in one 64-bit word
+        groups = np.zeros((-(-codes.size // 8), 8), dtype=np.uint64)
+        groups.reshape(-1)[: codes.size] = codes
+        words = groups[:, 0].copy()
+        for j in range(1, 8):
+            words |= groups[:, j] << np.uint64(j * bits)
+        as_bytes = words.astype("<u8").view(np.uint8).reshape(-1, 8)[:, :bits]
+        return as_bytes.reshape(-1)[: packed_nbytes(bits, codes.size)].copy()
     word = _word_dtype(bits)
     as_bytes = np.ascontiguousarray(codes, dtype=word).view(np.uint8).reshape(-1, word.itemsize)
     bit_matrix = np.unpackbits(as_bytes, axis=1, bitorder="little")[:, :bits]
@@ -172,6 +180,17 @@ def unpack_codes(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
         )
     if 8 % bits == 0:  # whole codes per byte: look each byte's codes up
         codes = _split_bytes(packed, bits)
+        if codes[count:].any():
+            raise CodecError("padding bits after the last code are not zero")
+        return codes[:count]
+    if bits < 8:  # ``bits`` bytes hold eight codes: read them from one 64-bit word
+        stream = np.zeros(-(-count // 8) * bits, dtype=np.uint8)
+        stream[: packed.size] = packed
+        as_bytes = np.zeros((stream.size // bits, 8), dtype=np.uint8)
+        as_bytes[:, :bits] = stream.reshape(-1, bits)
+        words = as_bytes.view("<u8")
+        shifts = np.arange(8, dtype=np.uint64) * np.uint64(bits)
+        codes = ((words >> shifts) & np.uint64(2**bits - 1)).astype(np.uint8).reshape(-1)
         if codes[count:].any():
             raise CodecError("padding bits after the last code are not zero")
         return codes[:count]
