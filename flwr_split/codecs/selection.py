@@ -20,8 +20,8 @@ def kth_largest(rows: np.ndarray, k: int) -> np.ndarray:
     rows = np.ascontiguousarray(rows)
     if rows.shape[0] == 1:
         rows = _prune(rows[0], k)[None, :]
-    top = torch.from_numpy(rows).topk(k, dim=1, sorted=False).values
-    return top.min(dim=1, keepdim=True).values.numpy()
+    top = torch.from_numpy(rows).topk(k, dim=1, sorted=False).values.numpy()
+    return top.min(axis=1, keepdims=True)
 
 
 def _prune(values: np.ndarray, k: int) -> np.ndarray:
@@ -38,7 +38,7 @@ def _prune(values: np.ndarray, k: int) -> np.ndarray:
     if group < MIN_GROUP:
         return values
     maxima = torch.from_numpy(values.reshape(group, -1).max(axis=0))
-    bound = maxima.topk(k, sorted=False).values.min().item()
+    bound = maxima.topk(k, sorted=False).values.numpy().min()
     return values[values >= bound]
 
 
