@@ -34,7 +34,8 @@ def _prune(values: np.ndarray, k: int) -> np.ndarray:
     ``k``-th largest of the kept entries is the same value. Groups smaller than
     `MIN_GROUP` prune too little to pay off; ``values`` is then returned whole.
     """
-    group = min(values.size & -values.size, 1 << ((values.size // k).bit_length() - 1))
+    spread = 1 << (values.size // k).bit_length() >> 1  # largest power of two <= n / k, or 0
+    group = min(values.size & -values.size, spread)
     if group < MIN_GROUP:
         return values
     maxima = torch.from_numpy(values.reshape(group, -1).max(axis=0))
