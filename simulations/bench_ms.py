@@ -11,8 +11,10 @@ activation bytes needed to first reach the baseline's accuracy (the paper's
 Table 1 metric; INF if never) and the saving multiplier against the baseline.
 Per codec it also measures the relative l2 error of the activations of the
 trained fp32 bottom, and the encode+decode time of one client batch against
-that batch's bottom forward+backward. Writes ``runs.csv``, ``codecs.csv``,
-``histories.csv``, ``accuracy_vs_bytes.png`` and ``env.json``.
+that batch's bottom forward+backward (medians of 200 calls, one torch thread;
+pin the process to one core with ``taskset -c 0`` on a shared machine).
+Writes ``runs.csv``, ``codecs.csv``, ``histories.csv``,
+``accuracy_vs_bytes.png`` and ``env.json``.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ from simulations.common import (  # noqa: E402
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "bench_ms.toml"
 BASELINE = "identity"
+TIMING_THREADS = 1
+"""Torch threads while timing the bottom and the codecs (one client runs on one core)."""
+TIMING_REPEATS = 200
+"""Calls whose median time is reported, for the bottom step and for each codec."""
 
 
 def topk_nbytes(k: int, n: int) -> int:
@@ -103,9 +109,21 @@ def bytes_to_reach(history: pd.DataFrame, target: float) -> float:
 
 
 def codec_costs(task: TaskConfig, bottom_state: dict, specs: list[str], batch: int) -> pd.DataFrame:
-    """Relative l2 error on trained activations and encode+decode time vs bottom fwd+bwd."""
+    """Relative l2 error on trained activations and encode+decode time vs bottom fwd+bwd.
+
+    Both are timed with `TIMING_THREADS` torch threads; the caller's setting is restored.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(TIMING_THREADS)
+    try:
+        return _measure_costs(task, bottom_state, specs, batch)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _measure_costs(task: TaskConfig, state: dict, specs: list[str], batch: int) -> pd.DataFrame:
     bottom, _ = build_model(task)
-    bottom.load_state_dict({k: torch.from_numpy(v) for k, v in bottom_state.items()})
+    bottom.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
     _, test = client_data(task, 0, 1)
     inputs = torch.from_numpy(test.x)
     with torch.no_grad():
@@ -117,7 +135,7 @@ def codec_costs(task: TaskConfig, bottom_state: dict, specs: list[str], batch: i
         out = bottom(x)
         out.backward(torch.ones_like(out))
 
-    bottom_s = median_seconds(bottom_step)
+    bottom_s = median_seconds(bottom_step, TIMING_REPEATS)
     rows = []
     for spec in specs:
         codec = get_codec(spec)
@@ -127,7 +145,9 @@ def codec_costs(task: TaskConfig, bottom_state: dict, specs: list[str], batch: i
             for c in chunks
         ]
         first = chunks[0]
-        codec_s = median_seconds(lambda codec=codec, first=first: codec.decode(codec.encode(first)))
+        codec_s = median_seconds(
+            lambda codec=codec, first=first: codec.decode(codec.encode(first)), TIMING_REPEATS
+        )
         rows.append(
             {
                 "codec": spec,
@@ -262,7 +282,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         costs = timing_only(config)
         out = output_dir("bench_ms_timing", args.results)
         costs.to_csv(out / "codecs.csv", index=False)
-        write_env(out, config=config, quick=args.quick, threads=torch.get_num_threads())
+        write_env(out, config=config, quick=args.quick, timing_threads=TIMING_THREADS)
         print(costs.to_string(index=False))
         print(f"results in {out}")
         return costs
@@ -272,7 +292,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     pd.concat(histories.values(), ignore_index=True).to_csv(out / "histories.csv", index=False)
     costs.to_csv(out / "codecs.csv", index=False)
     plot(runs, histories, out / "accuracy_vs_bytes.png")
-    write_env(out, config=config, quick=args.quick)
+    write_env(out, config=config, quick=args.quick, timing_threads=TIMING_THREADS)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(runs.drop(columns=["target_accuracy"]).to_string(index=False))
         print(costs.to_string(index=False))

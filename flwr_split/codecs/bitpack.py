@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from flwr_split.codecs.base import CodecError
@@ -78,7 +80,32 @@ def pack_bits(codes: np.ndarray, bits: int) -> np.ndarray:
     """
     _check_bits(bits)
     codes = _check_codes(codes)
-    return _pack_blocks(codes, np.array([bits]), np.array([codes.size]))
+    if bits > 8:
+        return _pack_blocks(codes, np.array([bits]), np.array([codes.size]))
+    if codes.size and (int(codes.min()) < 0 or int(codes.max()) >> bits):
+        raise CodecError(f"codes must lie in [0, {2**bits}) to fit in {bits} bits")
+    if bits == 1:
+        return np.packbits(codes, bitorder="little")
+    if 8 % bits == 0:  # whole codes per byte: merge the bytes of one word
+        per_byte = 8 // bits
+        padded = np.zeros(-(-codes.size // per_byte) * per_byte, dtype=np.uint8)
+        padded[: codes.size] = codes
+        # Word i holds code j of byte i at bit 8 j. Multiplying by the sum of
+        # 2**(m (8 - bits)), m < per_byte, puts a copy of code j at every bit
+        # 8 j + m (8 - bits): all distinct multiples of bits, so the copies
+        # never overlap or carry, and m = per_byte - 1 - j lands code j at bit
+        # j * bits of the byte that starts at (per_byte - 1) (8 - bits).
+        words = padded.view(np.dtype(f"<u{per_byte}"))
+        spread = words.dtype.type(sum(1 << (m * (8 - bits)) for m in range(per_byte)))
+        return ((words * spread) >> ((per_byte - 1) * (8 - bits))).astype(np.uint8)
+    # 3, 5, 6 or 7 bits: eight codes fill ``bits`` bytes; build them in one 64-bit word
+    groups = np.zeros((-(-codes.size // 8), 8), dtype=np.uint64)
+    groups.reshape(-1)[: codes.size] = codes
+    words = groups[:, 0].copy()
+    for j in range(1, 8):
+        words |= groups[:, j] << np.uint64(j * bits)
+    as_bytes = words.astype("<u8").view(np.uint8).reshape(-1, 8)[:, :bits]
+    return as_bytes.reshape(-1)[: packed_nbytes(bits, codes.size)].copy()
 
 
 def unpack_bits(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
@@ -105,6 +132,34 @@ def unpack_bits(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
         If ``packed`` is not a 1-D ``uint8`` array of the exact length, or its
         padding bits are set.
     """
+    return unpack_codes(packed, bits, count).astype(np.int64)
+
+
+def unpack_codes(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
+    """Read codes like `unpack_bits`, into the narrowest unsigned dtype that holds them.
+
+    Parameters
+    ----------
+    packed : np.ndarray
+        One-dimensional ``uint8`` stream of exactly ``ceil(bits * count / 8)``
+        bytes whose unused trailing bits are zero.
+    bits : int
+        Bits per code, 1..32.
+    count : int
+        Number of codes to read.
+
+    Returns
+    -------
+    np.ndarray
+        ``count`` codes as ``uint8`` (``bits <= 8``), ``uint16`` (``<= 16``) or
+        ``uint32``.
+
+    Raises
+    ------
+    CodecError
+        If ``packed`` is not a 1-D ``uint8`` array of the exact length, or its
+        padding bits are set.
+    """
     _check_bits(bits)
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise CodecError(f"count must be a non-negative int, got {count!r}")
@@ -119,7 +174,59 @@ def unpack_bits(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
             f"packed bits hold {packed.size} bytes, expected {expected} "
             f"for {count} codes of {bits} bits"
         )
-    return _unpack_blocks(packed, np.array([bits]), np.array([count]))
+    if 8 % bits == 0:  # whole codes per byte: look each byte's codes up
+        codes = _split_bytes(packed, bits)
+        if codes[count:].any():
+            raise CodecError("padding bits after the last code are not zero")
+        return codes[:count]
+    if bits < 8:  # ``bits`` bytes hold eight codes: read them from one 64-bit word
+        stream = np.zeros(-(-count // 8) * bits, dtype=np.uint8)
+        stream[: packed.size] = packed
+        as_bytes = np.zeros((stream.size // bits, 8), dtype=np.uint8)
+        as_bytes[:, :bits] = stream.reshape(-1, bits)
+        words = as_bytes.view("<u8")
+        shifts = np.arange(8, dtype=np.uint64) * np.uint64(bits)
+        codes = ((words >> shifts) & np.uint64(2**bits - 1)).astype(np.uint8).reshape(-1)
+        if codes[count:].any():
+            raise CodecError("padding bits after the last code are not zero")
+        return codes[:count]
+    return _unpack_blocks(packed, np.array([bits]), np.array([count])).astype(_word_dtype(bits))
+
+
+def _split_bytes(packed: np.ndarray, bits: int) -> np.ndarray:
+    """Return every code of a ``uint8`` stream of ``bits``-bit codes (``8 % bits == 0``)."""
+    if bits == 1:
+        return np.unpackbits(packed, bitorder="little")
+    if bits == 8:
+        return packed.copy()
+    return byte_codes(bits).take(packed, axis=0).reshape(-1)
+
+
+@functools.cache
+def byte_codes(bits: int) -> np.ndarray:
+    """Return the codes each byte value holds, for ``bits`` in 1, 2, 4, 8.
+
+    Parameters
+    ----------
+    bits : int
+        Bits per code; a divisor of 8.
+
+    Returns
+    -------
+    np.ndarray
+        Read-only ``uint8`` table of shape ``(256, 8 // bits)``: row ``b`` holds
+        the codes of byte ``b`` in stream order (lowest bits first), so
+        ``byte_codes(bits)[packed].reshape(-1)`` unpacks a stream.
+    """
+    shifts = np.arange(8 // bits, dtype=np.uint8) * bits
+    table = (np.arange(256, dtype=np.uint8)[:, None] >> shifts) & np.uint8(2**bits - 1)
+    table.flags.writeable = False
+    return table
+
+
+def _word_dtype(bits: int) -> np.dtype:
+    """Smallest little-endian unsigned dtype that holds ``bits`` bits."""
+    return np.dtype("<u1" if bits <= 8 else "<u2" if bits <= 16 else "<u4")
 
 
 BLOCK = 8

@@ -19,7 +19,7 @@ from flwr_split.codecs.base import (
     require_scalar,
     shape_from_meta,
 )
-from flwr_split.codecs.bitpack import pack_bits, packed_nbytes, unpack_bits
+from flwr_split.codecs.bitpack import byte_codes, pack_bits, packed_nbytes, unpack_codes
 from flwr_split.codecs.registry import register_codec
 from flwr_split.codecs.selection import kth_largest
 
@@ -30,27 +30,30 @@ ROUNDINGS = ("nearest", "floor")
 SCOPES = ("batch", "sample")
 
 
-def _top_mask(mag: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mark the ``k`` largest entries of each row of ``mag``; return ``(mask, T)``.
+EDGE_LEVELS = 7
+"""Largest ``L`` for which codes are counted from level edges instead of divided out."""
 
-    ``mask`` has exactly ``k`` ``True`` entries per row; among equal values at
-    the cut-off, lower positions win. ``T`` (shape ``(rows,)``, float64) is
-    the smallest kept value of each row, zero when ``k == 0``.
+
+def _top_positions(mag: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return the flat positions of the ``k`` largest entries of each row, and ``T``.
+
+    Positions are ascending; among equal values at the cut-off, lower positions
+    win. ``T`` (shape ``(rows,)``, float64) is the smallest kept value of each
+    row, zero when ``k == 0``.
     """
     rows, width = mag.shape
     if k == 0:
-        return np.zeros(mag.shape, dtype=bool), np.zeros(rows)
-    if k == width:
-        return np.ones(mag.shape, dtype=bool), mag.min(axis=1).astype(np.float64)
+        return np.zeros(0, dtype=np.int64), np.zeros(rows)
     cutoff = kth_largest(mag, k)
-    top = mag > cutoff
-    need = k - np.count_nonzero(top, axis=1, keepdims=True)
-    ties = mag == cutoff
-    if np.array_equal(np.count_nonzero(ties, axis=1, keepdims=True), need):
-        top |= ties
-    else:
-        top |= ties & (np.cumsum(ties, axis=1, dtype=np.int64) <= need)
-    return top, cutoff[:, 0].astype(np.float64)
+    positions = np.flatnonzero(mag >= cutoff)
+    if positions.size > rows * k:  # more entries equal the cut-off than fit
+        row = positions // width
+        tie = mag.reshape(-1)[positions] == cutoff[row, 0]
+        ties = np.bincount(row[tie], minlength=rows)
+        spare = k - (np.bincount(row, minlength=rows) - ties)  # ties that fit per row
+        rank = np.cumsum(tie) - (np.cumsum(ties) - ties)[row]  # 1-based among the row's ties
+        positions = positions[~tie | (rank <= spare[row])]
+    return positions, cutoff[:, 0].astype(np.float64)
 
 
 @register_codec
@@ -148,10 +151,14 @@ class MaskSparsification(Codec):
         if not isinstance(signed, bool):
             raise CodecError(f"ms signed must be a bool, got {signed!r}")
         self.ratio = float(ratio)
+        self._kept_share = 1 - Fraction(repr(self.ratio))
         self.bits = bits
         self.rounding = rounding
         self.scope = scope
         self.signed = signed
+        self._edge_codes = np.arange(1, self.levels, dtype=np.float64)
+        offset = 0.5 if rounding == "nearest" else 0.0
+        self._edge_shares = (self._edge_codes - offset) / self.levels
 
     @property
     def levels(self) -> int:
@@ -181,7 +188,7 @@ class MaskSparsification(Codec):
 
     def keep_count(self, numel: int) -> int:
         """Return ``k = floor((1 - ratio) * numel)``, computed in exact arithmetic."""
-        return math.floor((1 - Fraction(repr(self.ratio))) * numel)
+        return self._kept_share.numerator * numel // self._kept_share.denominator
 
     def units(self, shape: tuple[int, ...]) -> tuple[int, int]:
         """Return ``(units, entries per unit)`` for a tensor of ``shape``."""
@@ -212,24 +219,55 @@ class MaskSparsification(Codec):
             return Encoded({"values": flat[:0].copy(), "mask": np.zeros(0, np.uint8)}, meta)
         signal = flat.reshape(rows, width)
         mag = np.abs(signal) if self.signed else signal
-        top, threshold = _top_mask(mag, k)
-        codes = self._codes(mag, top, threshold)
+        positions, threshold = _top_positions(mag, k)
+        codes = self._codes(mag, threshold)
         if self.signed:
-            negative = (signal < 0) & (codes > 0) & ~top
-            codes |= negative.astype(codes.dtype) << self.bits
-        arrays = {"values": signal[top], "mask": pack_bits(codes, self.width)}
+            codes |= ((signal < 0) & (codes > 0)).astype(codes.dtype) << self.bits
+        codes.reshape(-1)[positions] = self.levels  # also clears the sign bit of kept entries
+        arrays = {"values": flat[positions], "mask": pack_bits(codes, self.width)}
         return Encoded(arrays, meta)
 
-    def _codes(self, mag: np.ndarray, top: np.ndarray, threshold: np.ndarray) -> np.ndarray:
-        """Return the magnitude codes (``uint16``): ``L`` on ``top``, levels elsewhere."""
+    def _quantize(self, mag: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+        """Return ``Q(mag * L / T)`` in float64 (``threshold`` is ``T``, broadcast, positive)."""
+        scaled = mag.astype(np.float64) * self.levels / threshold
+        return np.rint(scaled) if self.rounding == "nearest" else np.floor(scaled)
+
+    def _codes(self, mag: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+        """Return the magnitude code of every entry as if none were kept (0..L-1).
+
+        The dtype is the narrowest that holds a ``width``-bit code. For small
+        ``L`` each code counts the level edges (`_edges`) at or below the
+        entry, which gives the float64 rule's codes without its divisions.
+        """
         levels = self.levels
-        threshold = threshold[:, None]
-        scaled = np.zeros(mag.shape, dtype=np.float64)
-        np.divide(mag.astype(np.float64) * levels, threshold, out=scaled, where=threshold > 0)
-        rounded = np.rint(scaled) if self.rounding == "nearest" else np.floor(scaled)
-        codes = np.minimum(rounded, levels - 1).astype(np.uint16)
-        codes[top] = levels
+        codes = np.zeros(mag.shape, dtype=np.uint8 if self.width <= 8 else np.uint16)
+        if levels <= EDGE_LEVELS:
+            for edge in self._edges(threshold).T:
+                codes += mag >= edge[:, None]
+            return codes
+        positive = threshold[:, None] > 0
+        quantized = self._quantize(mag, np.where(positive, threshold[:, None], 1.0))
+        np.minimum(quantized, levels - 1, out=quantized, where=positive)
+        codes[...] = np.where(positive, quantized, 0)
         return codes
+
+    def _edges(self, threshold: np.ndarray) -> np.ndarray:
+        """Return ``(rows, L - 1)`` float32 edges: code ``>= j`` iff the entry is ``>= edge j``.
+
+        Edge ``j`` is the smallest float32 whose float64 code ``Q(v * L / T)`` is
+        at least ``j``. The code passes ``j`` within a float64 rounding of the
+        real ``e = (j - 1/2) T / L`` (``j T / L`` for floor), far closer than one
+        float32 step; the estimate ``g``, ``e`` in float64 rounded to float32, is
+        within half a step (and a few float64 roundings) of ``e``. So the edge
+        is ``g`` if ``g`` reaches code ``j``, else the next float32 up. Rows with
+        ``T <= 0`` get infinite edges (all their codes are 0).
+        """
+        positive = threshold[:, None] > 0
+        scale = np.where(positive, threshold[:, None], 1.0)
+        guess = (self._edge_shares * scale).astype(np.float32)
+        reached = self._quantize(guess, scale) >= self._edge_codes
+        edges = np.where(reached, guess, np.nextafter(guess, np.float32(np.inf)))
+        return np.where(positive, edges, np.float32(np.inf))
 
     def decode(self, encoded: Encoded, ctx: CodecContext | None = None) -> torch.Tensor:
         """Fill kept values in order and rebuild the others as ``code * T / L``."""
@@ -252,10 +290,11 @@ class MaskSparsification(Codec):
                 return torch.zeros(shape)
             except (TypeError, RuntimeError) as exc:
                 raise CodecError(f"shape {list(shape)} does not fit a tensor: {exc}") from exc
-        codes = unpack_bits(packed, self.width, numel).reshape(rows, width)
-        magnitude = codes & self.levels
+        codes = unpack_codes(packed, self.width, numel).reshape(rows, width)
+        magnitude = codes & self.levels if self.signed else codes
         top = magnitude == self.levels
-        counts = np.count_nonzero(top, axis=1)
+        positions = np.flatnonzero(top)
+        counts = np.bincount(positions // width, minlength=rows)
         bad = np.flatnonzero(counts != k)
         if bad.size:
             raise CodecError(
@@ -264,17 +303,30 @@ class MaskSparsification(Codec):
             )
         kept = values.reshape(rows, k)
         threshold = np.abs(kept).min(axis=1).astype(np.float64) if k else np.zeros(rows)
-        if np.any((magnitude[threshold <= 0] > 0) & ~top[threshold <= 0]):
+        empty = threshold <= 0
+        if empty.any() and np.count_nonzero(magnitude[empty]) > np.count_nonzero(top[empty]):
             raise CodecError("mask has non-zero codes in a unit whose smallest kept value is 0")
-        dense = (magnitude * threshold[:, None]) / self.levels
         if self.signed:
-            sign = codes >> self.bits
-            if np.any((sign != 0) & (top | (magnitude == 0))):
+            sign = 1 << self.bits
+            if np.any((codes == sign) | (codes == sign | self.levels)):
                 raise CodecError("sign bit set on a kept entry or on a zero code")
-            dense[sign != 0] *= -1
-        out = dense.astype(np.float32)
-        out[top] = values
+        table = self._decoded_levels(threshold)
+        if rows == 1 and 8 % self.width == 0:  # look up whole bytes: all their codes at once
+            out = table[0][byte_codes(self.width)].take(packed, axis=0).reshape(1, -1)[:, :numel]
+        else:
+            out = np.take_along_axis(table, codes.astype(np.intp), axis=1)
+        out.reshape(-1)[positions] = values
         return torch.from_numpy(out).reshape(shape)
+
+    def _decoded_levels(self, threshold: np.ndarray) -> np.ndarray:
+        """Return ``(rows, 2**width)`` float32: what each code decodes to (kept codes give ``T``).
+
+        ``code * T / L`` in float64, rounded once to float32, negated if the sign
+        bit is set.
+        """
+        codes = np.arange(2**self.width)
+        levels = ((codes & self.levels) * threshold[:, None] / self.levels).astype(np.float32)
+        return np.where(codes >> self.bits, -levels, levels) if self.signed else levels
 
     def _check_options(self, encoded: Encoded) -> None:
         """Raise `CodecError` unless ``bits``, ``scope`` and ``signed`` match this codec."""

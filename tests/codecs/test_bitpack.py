@@ -7,12 +7,14 @@ from hypothesis import strategies as st
 
 from flwr_split.codecs import CodecError
 from flwr_split.codecs.bitpack import (
+    byte_codes,
     index_bits,
     pack_bits,
     pack_segments,
     packed_nbytes,
     segments_nbytes,
     unpack_bits,
+    unpack_codes,
     unpack_segments,
 )
 
@@ -34,6 +36,30 @@ def test_unpack_inverts_pack_with_exact_byte_count(case):
     decoded = unpack_bits(packed, bits, codes.size)
     assert decoded.dtype == np.int64
     np.testing.assert_array_equal(decoded, codes)
+
+
+@settings(max_examples=150, deadline=None)
+@given(codes_and_bits(), st.integers(0, 300))
+def test_pack_matches_a_bit_by_bit_reference_and_unpack_codes_is_narrow(case, extra):
+    codes, bits = case
+    codes = np.concatenate([codes, np.full(extra, 2**bits - 1)])  # long runs of all-ones codes
+    stream = (codes[:, None] >> np.arange(bits)) & 1
+    expected = np.packbits(stream.reshape(-1).astype(np.uint8), bitorder="little")
+    packed = pack_bits(codes, bits)
+    np.testing.assert_array_equal(packed, expected)
+    narrow = unpack_codes(packed, bits, codes.size)
+    assert narrow.dtype == (np.uint8 if bits <= 8 else np.uint16 if bits <= 16 else np.uint32)
+    np.testing.assert_array_equal(narrow, codes)
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4, 8])
+def test_byte_codes_lists_the_codes_of_each_byte_lowest_bits_first(bits):
+    table = byte_codes(bits)
+    assert table.shape == (256, 8 // bits) and table.dtype == np.uint8
+    assert not table.flags.writeable
+    mask = 2**bits - 1
+    expected = [[byte >> (j * bits) & mask for j in range(8 // bits)] for byte in range(256)]
+    assert table.tolist() == expected
 
 
 def test_bit_order_is_little_endian():

@@ -14,7 +14,7 @@ from torch import nn
 
 from flwr_split.codecs import CodecError, Encoded, get_codec
 from flwr_split.codecs.bitpack import index_bits, pack_bits, packed_nbytes, unpack_bits
-from flwr_split.codecs.ms import MaskSparsification
+from flwr_split.codecs.ms import ROUNDINGS, MaskSparsification
 from flwr_split.codecs.topk import TopK
 
 FIG1 = [[2.2, 0.8, 1.2, 0.4], [1.8, 0.2, 3.1, 2.0], [2.1, 0.2, 1.1, 1.7], [0.3, 2.8, 1.4, 0.9]]
@@ -701,3 +701,67 @@ def test_empty_tensor_with_a_huge_axis_round_trips_without_allocating(scope):
     encoded.meta["shape"] = [2**64, 0]
     with pytest.raises(CodecError, match="dimension above"):
         codec.decode(encoded)
+
+
+@pytest.mark.parametrize("rounding", ["nearest", "floor"])
+@pytest.mark.parametrize("bits", [2, 3])
+def test_level_edges_are_the_exact_float32_boundaries_of_the_float64_codes(bits, rounding):
+    """Codes counted from edges equal the float64 rule ``Q(v L / T)`` at every float32."""
+    codec = MaskSparsification(bits=bits, rounding=rounding)
+    rng = np.random.default_rng(0)
+    special = [2**-149, 3 * 2**-149, 2**-126, 1.0, 2.0, 3.0, 0.75, 2.1, 3.4e38]
+    mantissas = rng.random(4000) + 1
+    thresholds = np.concatenate([special, mantissas * 2.0 ** rng.integers(-149, 127, 4000)])
+    thresholds = thresholds.astype(np.float32).astype(np.float64)
+    thresholds = thresholds[thresholds > 0]
+    edges = codec._edges(thresholds)
+    levels = codec.levels
+    rule = np.rint if rounding == "nearest" else np.floor
+
+    def code(v: np.ndarray) -> np.ndarray:
+        return rule(v.astype(np.float64) * levels / thresholds[:, None])
+
+    target = np.arange(1, levels)
+    below = np.nextafter(edges, np.float32(0))
+    assert np.all(code(edges) >= target)
+    assert np.all(code(below) < target)
+    assert np.all(codec._edges(np.array([0.0, -1.0])) == np.inf)
+
+
+def _reference_payload(x: np.ndarray, codec: MaskSparsification) -> tuple[bytes, bytes, bytes]:
+    """Values bytes, mask bytes and decoded bytes of MS, from `_reference` and bit loops."""
+    units = _units(codec, x)
+    k = codec.keep_count(units.shape[1])
+    codes, kept, decoded = [], [], np.zeros(units.shape, np.float32)
+    for row, unit in enumerate(units):
+        magnitude, values = _reference(unit, k, codec.bits, codec.rounding)
+        sign = (unit < 0) & (magnitude > 0) & (magnitude < codec.levels) & codec.signed
+        codes.append(magnitude | sign.astype(np.int64) << codec.bits)
+        kept.append(values)
+        threshold = float(np.abs(values).min()) if k else 0.0
+        level = (magnitude * threshold / codec.levels).astype(np.float32)
+        decoded[row] = np.where(sign, -level, level)
+        decoded[row][magnitude == codec.levels] = values
+    stream = [(int(c) >> j) & 1 for c in np.concatenate(codes) for j in range(codec.width)]
+    mask = np.packbits(np.array(stream, np.uint8), bitorder="little")
+    return np.concatenate(kept).astype(np.float32).tobytes(), mask.tobytes(), decoded.tobytes()
+
+
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("scope", ["batch", "sample"])
+@pytest.mark.parametrize("bits", range(1, 9))
+@pytest.mark.parametrize(("shape", "ratio"), [((16, 16, 8, 8), 0.99), ((16, 32, 20), 0.95)])
+def test_payload_and_decode_pinned_to_the_reference_on_benchmark_shapes(
+    shape, ratio, bits, scope, signed
+):
+    """Fast paths (pruned top-k, level edges, word packing, byte lookup) change no byte."""
+    rng = np.random.default_rng(bits)
+    x = np.round(rng.standard_normal(shape) * 4).astype(np.float32) / 4  # many ties, zeros
+    x = x if signed else np.maximum(x, 0)
+    for rounding in ROUNDINGS:
+        codec = MaskSparsification(ratio, bits, rounding, scope, signed)
+        encoded = codec.encode(torch.from_numpy(x))
+        values, mask, decoded = _reference_payload(x, codec)
+        assert encoded.arrays["values"].tobytes() == values
+        assert encoded.arrays["mask"].tobytes() == mask
+        assert codec.decode(encoded).numpy().tobytes() == decoded
