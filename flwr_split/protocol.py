@@ -36,7 +36,7 @@ from flwr.supercore.inflatable.inflatable_object import (
 from torch import nn
 
 from flwr_split.codecs import CodecError, Encoded
-from flwr_split.codecs.base import shape_from_meta
+from flwr_split.codecs.base import all_finite, shape_from_meta
 from flwr_split.optim import OptimizerConfig
 from flwr_split.tasks import TaskConfig
 from flwr_split.typed_values import as_kind
@@ -257,7 +257,7 @@ def decode_tensor(codec: Any, encoded: Encoded, shape: tuple[int, ...], what: st
         raise ProtocolError(f"{what} has shape {tuple(tensor.shape)}, expected {shape}")
     if tensor.dtype != torch.float32:
         raise ProtocolError(f"{what} has dtype {tensor.dtype}, expected float32")
-    if tensor.numel() and not bool(torch.isfinite(tensor).all()):
+    if not all_finite(tensor):
         raise ProtocolError(f"{what} holds NaN or inf values")
     return tensor
 
@@ -318,7 +318,7 @@ def read_tensors(
                 f"{what}[{name}] is {value.dtype}{tuple(value.shape)}, "
                 f"expected {ref.dtype}{tuple(ref.shape)}"
             )
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        if value.is_floating_point() and not all_finite(value):
             raise ProtocolError(f"{what}[{name}] holds NaN or inf values")
         tensors[name] = value
     return tensors

@@ -125,10 +125,22 @@ def check_float_tensor(tensor: torch.Tensor) -> None:
         raise CodecError(f"expected a floating-point tensor, got {tensor.dtype}")
 
 
+def all_finite(tensor: torch.Tensor) -> bool:
+    """Return True if no value of a float ``tensor`` is NaN or infinite.
+
+    One numpy pass over a CPU tensor (several times faster than
+    ``torch.isfinite(t).all()`` on the 10^4-10^5 values of a cut-layer batch);
+    torch's own check for what numpy cannot view (bfloat16, other devices).
+    """
+    if tensor.device.type != "cpu" or tensor.dtype == torch.bfloat16:
+        return bool(torch.isfinite(tensor).all())
+    return bool(np.isfinite(tensor.detach().numpy()).all())
+
+
 def check_finite(tensor: torch.Tensor) -> None:
     """Raise `CodecError` unless ``tensor`` is a float tensor of finite values."""
     check_float_tensor(tensor)
-    if tensor.numel() and not bool(torch.isfinite(tensor).all()):
+    if not all_finite(tensor):
         raise CodecError("tensor holds NaN or inf values; refusing to encode")
 
 

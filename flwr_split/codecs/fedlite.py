@@ -12,6 +12,7 @@ from flwr_split.codecs.base import (
     CodecContext,
     CodecError,
     Encoded,
+    all_finite,
     check_finite,
     require_array,
     require_finite,
@@ -169,7 +170,7 @@ class FedLite(Codec):
         values = tensor.detach().cpu().reshape(rows, width)
         if values.dtype != torch.float32:
             values = values.to(torch.float32)
-            if not bool(torch.isfinite(values).all()):
+            if not all_finite(values):
                 raise CodecError("tensor values overflow float32; refusing to encode")
         padded = torch.nn.functional.pad(values, (0, self.q * sub - width))
         points = self._to_groups(padded.reshape(rows, self.q, sub))
