@@ -117,17 +117,28 @@ def time_torch_steps(
     return times
 
 
-def run(client_counts: list[int], steps: int, warmup: int) -> pd.DataFrame:
-    """Measure both step times for every client count; return one row per count."""
+def run(client_counts: list[int], steps: int, warmup: int, threads: int) -> pd.DataFrame:
+    """Measure both step times for every client count; return one row per count.
+
+    The SL run and the per-client bottoms use one torch thread (the in-process
+    clients set ``client-threads = 1`` for the whole process); the PyTorch
+    union step is timed with one and with ``threads`` threads, and the faster
+    is the baseline of the ratio.
+    """
     rows = []
     for clients in client_counts:
         batch_size = max(1, min(16, 1437 // clients // 2))
+        torch.set_num_threads(1)
         split = time_split_steps(clients, batch_size, steps + warmup)[warmup:]
         unmeasured = time_split_steps(clients, batch_size, steps + warmup, False)[warmup:]
-        torch_step = float(
-            np.median(time_torch_steps(clients, batch_size, steps + warmup)[warmup:])
-        )
         split_compute = time_torch_steps(clients, batch_size, steps + warmup, True)[warmup:]
+        union_times = {}
+        for count in sorted({1, threads}):
+            torch.set_num_threads(count)
+            union_times[count] = float(
+                np.median(time_torch_steps(clients, batch_size, steps + warmup)[warmup:])
+            )
+        torch_threads, torch_step = min(union_times.items(), key=lambda item: item[1])
         echo = time_echo_steps(clients, batch_size * 1024, steps + warmup)[warmup:]
         row = {
             "clients": clients,
@@ -137,6 +148,8 @@ def run(client_counts: list[int], steps: int, warmup: int) -> pd.DataFrame:
             "split_step_s": float(np.median(split)),
             "split_no_msg_size_step_s": float(np.median(unmeasured)),
             "torch_step_s": torch_step,
+            "torch_threads": torch_threads,
+            "torch_1_thread_step_s": union_times[1],
             "split_compute_step_s": float(np.median(split_compute)),
             "echo_floor_step_s": float(np.median(echo)),
         }
@@ -146,7 +159,7 @@ def run(client_counts: list[int], steps: int, warmup: int) -> pd.DataFrame:
         print(
             f"{clients:4d} clients x {batch_size:2d}: split {row['split_step_s'] * 1e3:7.2f} ms "
             f"({row['split_no_msg_size_step_s'] * 1e3:7.2f} ms without message sizes), "
-            f"torch {torch_step * 1e3:6.2f} ms (per-client bottoms "
+            f"torch {torch_step * 1e3:6.2f} ms on {torch_threads} thread(s) (per-client bottoms "
             f"{row['split_compute_step_s'] * 1e3:6.2f} ms), Flower echo floor "
             f"{row['echo_floor_step_s'] * 1e3:6.2f} ms, ratio {row['ratio']:.2f}x "
             f"({row['ratio_no_msg_size']:.2f}x)",
@@ -166,10 +179,14 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     logging.getLogger("flwr").setLevel(logging.WARNING)
     if args.quick:
         args.clients, args.steps, args.warmup = [2, 4], 3, 1
-    frame = run(args.clients, args.steps, args.warmup)
+    threads = torch.get_num_threads()
+    try:
+        frame = run(args.clients, args.steps, args.warmup, threads)
+    finally:
+        torch.set_num_threads(threads)
     out = output_dir("bench_step_time", args.results)
     frame.to_csv(out / "runs.csv", index=False)
-    write_env(out, threads=torch.get_num_threads(), steps=args.steps)
+    write_env(out, default_threads=threads, steps=args.steps)
     fig, ax = plt.subplots(figsize=(5, 3.5))
     labels = [str(c) for c in frame["clients"]]
     positions = np.arange(len(labels))
