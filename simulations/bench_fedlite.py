@@ -1,7 +1,7 @@
 """Benchmark: FedLite (product quantization + gradient correction) against fp32 activations.
 
 Usage: ``python -m simulations.bench_fedlite [--config simulations/configs/bench_fedlite.toml]
-[--quick] [--workers N]``
+[--quick] [--workers N] [--timing-only]``
 
 For every task of the config, parallel SL runs on the in-process grid (gradients go down
 uncompressed): the fp32 baseline, every FedLite setting of the task's ``grid`` without
@@ -13,7 +13,8 @@ with the best λ of each swept setting. Per setting it also times, on the traine
 and one client batch, the FedLite encode (at the configured Lloyd iteration caps) against that
 batch's bottom forward+backward (medians of repeats, one thread). Writes ``runs.csv``,
 ``ablation.csv``, ``timing.csv``, ``histories.csv``, ``accuracy_vs_bytes.png``,
-``accuracy_vs_ratio.png`` and ``env.json``.
+``accuracy_vs_ratio.png`` and ``env.json``. ``--timing-only`` trains just the fp32 baselines
+and writes ``timing.csv`` and ``env.json``.
 """
 
 from __future__ import annotations
@@ -64,11 +65,16 @@ def task_config(entry: dict, seed: int) -> TaskConfig:
     )
 
 
-def plan(bench: dict) -> list[Job]:
-    """Return the runs: per task fp32, the grid at λ = 0, the sweep at every other λ."""
+def plan(bench: dict, baselines_only: bool = False) -> list[Job]:
+    """Return the runs: per task fp32, the grid at λ = 0, the sweep at every other λ.
+
+    With ``baselines_only`` just the fp32 run of every task (what the timing needs).
+    """
     jobs = []
     for entry in bench["tasks"]:
         jobs.append(Job(entry, BASELINE, 0.0))
+        if baselines_only:
+            continue
         jobs.extend(Job(entry, spec, 0.0) for spec in entry["grid"])
         jobs.extend(
             Job(entry, spec, lam) for spec in entry["sweep"] for lam in bench["lambdas"] if lam
@@ -247,42 +253,54 @@ def plot_tradeoff(runs: pd.DataFrame, path: Path) -> None:
     _task_panels(runs, path, draw, xlabel, ylabel)
 
 
-def run(config: dict, workers: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
-    """Train every run, then time the codecs; return runs, ablation, timing and histories."""
-    bench = config["bench"]
-    jobs = plan(bench)
+def train(jobs: list[Job], bench: dict, workers: int) -> list[tuple[pd.DataFrame, float, dict]]:
+    """Train every job in ``workers`` processes; return ``_train``'s outputs in job order."""
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        outputs = list(pool.map(_train, [(job, bench) for job in jobs]))
-    runs, histories = summarize(jobs, outputs)
+        return list(pool.map(_train, [(job, bench) for job in jobs]))
+
+
+def timing_table(jobs: list[Job], outputs: list, bench: dict) -> pd.DataFrame:
+    """Time every task's grid on the bottom its fp32 run trained (`timing`, one table)."""
     tables = []
     for job, (_, _, state) in zip(jobs, outputs, strict=True):
         if job.uplink == BASELINE:
             task = task_config(job.entry, bench["seed"])
             tables.append(timing(task, state, job.entry["grid"], bench))
-    return runs, ablation(runs, bench), pd.concat(tables, ignore_index=True), histories
+    return pd.concat(tables, ignore_index=True)
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
+    """Run the benchmark; return the runs table (the timing table with ``--timing-only``)."""
     parser = config_parser(__doc__, DEFAULT_CONFIG)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--timing-only", action="store_true", help="train only fp32, write only timing.csv"
+    )
     args = parser.parse_args(argv)
     logging.getLogger("flwr").setLevel(logging.WARNING)
     config = load_config(args)
-    runs, ablations, timings, histories = run(config, args.workers)
+    bench = config["bench"]
+    jobs = plan(bench, baselines_only=args.timing_only)
+    outputs = train(jobs, bench, args.workers)
+    timings = timing_table(jobs, outputs, bench)
     out = output_dir("bench_fedlite", args.results)
-    runs.to_csv(out / "runs.csv", index=False)
-    ablations.to_csv(out / "ablation.csv", index=False)
     timings.to_csv(out / "timing.csv", index=False)
-    pd.concat(histories.values(), ignore_index=True).to_csv(out / "histories.csv", index=False)
-    plot_curves(runs, histories, out / "accuracy_vs_bytes.png")
-    plot_tradeoff(runs, out / "accuracy_vs_ratio.png")
-    write_env(out, config=config, quick=args.quick)
+    write_env(out, config=config, quick=args.quick, timing_only=args.timing_only)
     with pd.option_context("display.width", 250, "display.max_columns", 30):
-        print(runs.to_string(index=False))
-        print(ablations.to_string(index=False))
+        if not args.timing_only:
+            runs, histories = summarize(jobs, outputs)
+            ablations = ablation(runs, bench)
+            runs.to_csv(out / "runs.csv", index=False)
+            ablations.to_csv(out / "ablation.csv", index=False)
+            frame = pd.concat(histories.values(), ignore_index=True)
+            frame.to_csv(out / "histories.csv", index=False)
+            plot_curves(runs, histories, out / "accuracy_vs_bytes.png")
+            plot_tradeoff(runs, out / "accuracy_vs_ratio.png")
+            print(runs.to_string(index=False))
+            print(ablations.to_string(index=False))
         print(timings.to_string(index=False))
     print(f"results in {out}")
-    return runs
+    return timings if args.timing_only else runs
 
 
 if __name__ == "__main__":
