@@ -11,7 +11,7 @@ with compressed activations (as trained) and without (the trained bottom and top
 test inputs), and the drop against fp32 in points. The correction ablation compares λ = 0
 with the best λ of each swept setting. Per setting it also times, on the trained fp32 bottom
 and one client batch, the FedLite encode (at the configured Lloyd iteration caps) against that
-batch's bottom forward+backward (medians of repeats, one thread). Writes ``runs.csv``,
+batch's bottom forward+backward (medians, timed in turns, one thread). Writes ``runs.csv``,
 ``ablation.csv``, ``timing.csv``, ``histories.csv``, ``accuracy_vs_bytes.png``,
 ``accuracy_vs_ratio.png`` and ``env.json``. ``--timing-only`` trains just the fp32 baselines
 and writes ``timing.csv`` and ``env.json``.
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -47,6 +48,8 @@ from simulations.common import (  # noqa: E402
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "bench_fedlite.toml"
 BASELINE = "identity"
+TIMING_ROUNDS = 5
+"""Turns of `interleaved_ms`."""
 
 
 @dataclass(frozen=True)
@@ -169,8 +172,26 @@ def ablation(runs: pd.DataFrame, bench: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def interleaved_ms(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median milliseconds of every function, measured in turns so load changes hit all alike.
+
+    ``TIMING_ROUNDS`` rounds each take the median of ``repeats // TIMING_ROUNDS``
+    calls (at least one) of every function in turn; the result is the median over rounds.
+    """
+    calls = max(1, repeats // TIMING_ROUNDS)
+    rounds = {name: [] for name in fns}
+    for _ in range(TIMING_ROUNDS):
+        for name, fn in fns.items():
+            rounds[name].append(median_seconds(fn, calls) * 1e3)
+    return {name: float(np.median(values)) for name, values in rounds.items()}
+
+
 def timing(task: TaskConfig, bottom_state: dict, specs: list[str], bench: dict) -> pd.DataFrame:
-    """Encode and decode time of each spec against the bottom forward+backward of one batch."""
+    """Encode and decode time of each spec against the bottom forward+backward of one batch.
+
+    The bottom step, the encode and the decode of each setting are timed in turns
+    (`interleaved_ms`), so each row's share compares times taken under the same load.
+    """
     torch.set_num_threads(1)
     bottom, _ = build_model(task)
     bottom.load_state_dict(bottom_state)
@@ -184,25 +205,27 @@ def timing(task: TaskConfig, bottom_state: dict, specs: list[str], bench: dict) 
         out = bottom(inputs)
         out.backward(torch.ones_like(out))
 
-    repeats = bench["timing_repeats"]
-    bottom_s = median_seconds(bottom_step, repeats)
     rows = []
     for spec in specs:
         for iters in bench["timing_iters"]:
             codec = get_codec(f"{spec},iters={iters}")
             ctx = CodecContext(seed=1)
             encoded = codec.encode(acts, ctx)
-            encode_s = median_seconds(lambda c=codec, x=ctx: c.encode(acts, x), repeats)
-            decode_s = median_seconds(lambda c=codec, e=encoded: c.decode(e), repeats)
+            fns = {
+                "bottom": bottom_step,
+                "encode": lambda c=codec, x=ctx: c.encode(acts, x),
+                "decode": lambda c=codec, e=encoded: c.decode(e),
+            }
+            ms = interleaved_ms(fns, bench["timing_repeats"])
             rows.append(
                 {
                     "task": task.task,
                     "codec": spec,
                     "iters": iters,
-                    "encode_ms": encode_s * 1e3,
-                    "decode_ms": decode_s * 1e3,
-                    "bottom_fwd_bwd_ms": bottom_s * 1e3,
-                    "encode_share": encode_s / bottom_s,
+                    "encode_ms": ms["encode"],
+                    "decode_ms": ms["decode"],
+                    "bottom_fwd_bwd_ms": ms["bottom"],
+                    "encode_share": ms["encode"] / ms["bottom"],
                 }
             )
     return pd.DataFrame(rows)
