@@ -1,7 +1,7 @@
 """Benchmark: FedLite (product quantization + gradient correction) against fp32 activations.
 
 Usage: ``python -m simulations.bench_fedlite [--config simulations/configs/bench_fedlite.toml]
-[--quick] [--workers N] [--seed S] [--timing-only]``
+[--quick] [--workers N] [--seed S] [--task NAME] [--timing-only]``
 
 For every task of the config, parallel SL runs on the in-process grid (gradients go down
 uncompressed): the fp32 baseline, every FedLite setting of the task's ``grid`` without
@@ -300,12 +300,15 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         "--timing-only", action="store_true", help="train only fp32, write only timing.csv"
     )
     parser.add_argument("--seed", type=int, help="the config's seed replaced by this one")
+    parser.add_argument("--task", action="append", help="only this task of the config (repeatable)")
     args = parser.parse_args(argv)
     logging.getLogger("flwr").setLevel(logging.WARNING)
     config = load_config(args)
     bench = config["bench"]
     if args.seed is not None:
         bench["seed"] = args.seed
+    if args.task:
+        bench["tasks"] = [entry for entry in bench["tasks"] if entry["task"] in args.task]
     jobs = plan(bench, baselines_only=args.timing_only)
     outputs = train(jobs, bench, args.workers)
     timings = timing_table(jobs, outputs, bench)
