@@ -1,7 +1,8 @@
 """Benchmark: FedLite (product quantization + gradient correction) against fp32 activations.
 
 Usage: ``python -m simulations.bench_fedlite [--config simulations/configs/bench_fedlite.toml]
-[--quick] [--workers N] [--seed S] [--task NAME] [--timing-only]``
+[--quick] [--workers N] [--seed S] [--task NAME]
+[--grid SPEC] [--timing-only]``
 
 For every task of the config, parallel SL runs on the in-process grid (gradients go down
 uncompressed): the fp32 baseline, every FedLite setting of the task's ``grid`` without
@@ -301,6 +302,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     )
     parser.add_argument("--seed", type=int, help="the config's seed replaced by this one")
     parser.add_argument("--task", action="append", help="only this task of the config (repeatable)")
+    parser.add_argument(
+        "--grid", action="append", help="only this grid setting, no sweep (repeatable)"
+    )
     args = parser.parse_args(argv)
     logging.getLogger("flwr").setLevel(logging.WARNING)
     config = load_config(args)
@@ -309,6 +313,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         bench["seed"] = args.seed
     if args.task:
         bench["tasks"] = [entry for entry in bench["tasks"] if entry["task"] in args.task]
+    for entry in bench["tasks"] if args.grid else ():
+        entry["grid"] = [spec for spec in entry["grid"] if spec in args.grid]
+        entry["sweep"] = []
     jobs = plan(bench, baselines_only=args.timing_only)
     outputs = train(jobs, bench, args.workers)
     timings = timing_table(jobs, outputs, bench)

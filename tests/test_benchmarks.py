@@ -106,7 +106,8 @@ def test_fedlite_benchmark_quick_runs_the_grid_sweep_and_timing(tmp_path):
 
 
 def test_fedlite_benchmark_timing_only_trains_the_chosen_baseline_and_writes_the_timing(tmp_path):
-    args = ["--quick", "--timing-only", "--task", "digits", "--workers", "1"]
+    grid = "fedlite:q=64,clusters=4"
+    args = ["--quick", "--timing-only", "--task", "digits", "--grid", grid, "--workers", "1"]
     timings = bench_fedlite.main([*args, "--results", str(tmp_path)])
     assert list(zip(timings["task"], timings["codec"], strict=True)) == [
         ("digits", "fedlite:q=64,clusters=4")
