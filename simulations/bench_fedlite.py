@@ -1,7 +1,8 @@
 """Benchmark: FedLite (product quantization + gradient correction) against fp32 activations.
 
 Usage: ``python -m simulations.bench_fedlite [--config simulations/configs/bench_fedlite.toml]
-[--quick] [--workers N]``
+[--quick] [--workers N] [--seed S] [--task NAME]
+[--grid SPEC] [--timing-only]``
 
 For every task of the config, parallel SL runs on the in-process grid (gradients go down
 uncompressed): the fp32 baseline, every FedLite setting of the task's ``grid`` without
@@ -11,9 +12,10 @@ with compressed activations (as trained) and without (the trained bottom and top
 test inputs), and the drop against fp32 in points. The correction ablation compares λ = 0
 with the best λ of each swept setting. Per setting it also times, on the trained fp32 bottom
 and one client batch, the FedLite encode (at the configured Lloyd iteration caps) against that
-batch's bottom forward+backward (medians of repeats, one thread). Writes ``runs.csv``,
+batch's bottom forward+backward (medians, timed in turns, one thread). Writes ``runs.csv``,
 ``ablation.csv``, ``timing.csv``, ``histories.csv``, ``accuracy_vs_bytes.png``,
-``accuracy_vs_ratio.png`` and ``env.json``.
+``accuracy_vs_ratio.png`` and ``env.json``. ``--timing-only`` trains just the fp32 baselines
+and writes ``timing.csv`` and ``env.json``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -46,6 +49,8 @@ from simulations.common import (  # noqa: E402
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "bench_fedlite.toml"
 BASELINE = "identity"
+TIMING_ROUNDS = 5
+"""Turns of `interleaved_ms`."""
 
 
 @dataclass(frozen=True)
@@ -64,11 +69,16 @@ def task_config(entry: dict, seed: int) -> TaskConfig:
     )
 
 
-def plan(bench: dict) -> list[Job]:
-    """Return the runs: per task fp32, the grid at λ = 0, the sweep at every other λ."""
+def plan(bench: dict, baselines_only: bool = False) -> list[Job]:
+    """Return the runs: per task fp32, the grid at λ = 0, the sweep at every other λ.
+
+    With ``baselines_only`` just the fp32 run of every task (what the timing needs).
+    """
     jobs = []
     for entry in bench["tasks"]:
         jobs.append(Job(entry, BASELINE, 0.0))
+        if baselines_only:
+            continue
         jobs.extend(Job(entry, spec, 0.0) for spec in entry["grid"])
         jobs.extend(
             Job(entry, spec, lam) for spec in entry["sweep"] for lam in bench["lambdas"] if lam
@@ -163,8 +173,26 @@ def ablation(runs: pd.DataFrame, bench: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def interleaved_ms(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median milliseconds of every function, measured in turns so load changes hit all alike.
+
+    ``TIMING_ROUNDS`` rounds each take the median of ``repeats // TIMING_ROUNDS``
+    calls (at least one) of every function in turn; the result is the median over rounds.
+    """
+    calls = max(1, repeats // TIMING_ROUNDS)
+    rounds = {name: [] for name in fns}
+    for _ in range(TIMING_ROUNDS):
+        for name, fn in fns.items():
+            rounds[name].append(median_seconds(fn, calls) * 1e3)
+    return {name: float(np.median(values)) for name, values in rounds.items()}
+
+
 def timing(task: TaskConfig, bottom_state: dict, specs: list[str], bench: dict) -> pd.DataFrame:
-    """Encode and decode time of each spec against the bottom forward+backward of one batch."""
+    """Encode and decode time of each spec against the bottom forward+backward of one batch.
+
+    The bottom step, the encode and the decode of each setting are timed in turns
+    (`interleaved_ms`), so each row's share compares times taken under the same load.
+    """
     torch.set_num_threads(1)
     bottom, _ = build_model(task)
     bottom.load_state_dict(bottom_state)
@@ -178,25 +206,27 @@ def timing(task: TaskConfig, bottom_state: dict, specs: list[str], bench: dict) 
         out = bottom(inputs)
         out.backward(torch.ones_like(out))
 
-    repeats = bench["timing_repeats"]
-    bottom_s = median_seconds(bottom_step, repeats)
     rows = []
     for spec in specs:
         for iters in bench["timing_iters"]:
             codec = get_codec(f"{spec},iters={iters}")
             ctx = CodecContext(seed=1)
             encoded = codec.encode(acts, ctx)
-            encode_s = median_seconds(lambda c=codec, x=ctx: c.encode(acts, x), repeats)
-            decode_s = median_seconds(lambda c=codec, e=encoded: c.decode(e), repeats)
+            fns = {
+                "bottom": bottom_step,
+                "encode": lambda c=codec, x=ctx: c.encode(acts, x),
+                "decode": lambda c=codec, e=encoded: c.decode(e),
+            }
+            ms = interleaved_ms(fns, bench["timing_repeats"])
             rows.append(
                 {
                     "task": task.task,
                     "codec": spec,
                     "iters": iters,
-                    "encode_ms": encode_s * 1e3,
-                    "decode_ms": decode_s * 1e3,
-                    "bottom_fwd_bwd_ms": bottom_s * 1e3,
-                    "encode_share": encode_s / bottom_s,
+                    "encode_ms": ms["encode"],
+                    "decode_ms": ms["decode"],
+                    "bottom_fwd_bwd_ms": ms["bottom"],
+                    "encode_share": ms["encode"] / ms["bottom"],
                 }
             )
     return pd.DataFrame(rows)
@@ -247,42 +277,66 @@ def plot_tradeoff(runs: pd.DataFrame, path: Path) -> None:
     _task_panels(runs, path, draw, xlabel, ylabel)
 
 
-def run(config: dict, workers: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
-    """Train every run, then time the codecs; return runs, ablation, timing and histories."""
-    bench = config["bench"]
-    jobs = plan(bench)
+def train(jobs: list[Job], bench: dict, workers: int) -> list[tuple[pd.DataFrame, float, dict]]:
+    """Train every job in ``workers`` processes; return ``_train``'s outputs in job order."""
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        outputs = list(pool.map(_train, [(job, bench) for job in jobs]))
-    runs, histories = summarize(jobs, outputs)
+        return list(pool.map(_train, [(job, bench) for job in jobs]))
+
+
+def timing_table(jobs: list[Job], outputs: list, bench: dict) -> pd.DataFrame:
+    """Time every task's grid on the bottom its fp32 run trained (`timing`, one table)."""
     tables = []
     for job, (_, _, state) in zip(jobs, outputs, strict=True):
         if job.uplink == BASELINE:
             task = task_config(job.entry, bench["seed"])
             tables.append(timing(task, state, job.entry["grid"], bench))
-    return runs, ablation(runs, bench), pd.concat(tables, ignore_index=True), histories
+    return pd.concat(tables, ignore_index=True)
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
+    """Run the benchmark; return the runs table (the timing table with ``--timing-only``)."""
     parser = config_parser(__doc__, DEFAULT_CONFIG)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--timing-only", action="store_true", help="train only fp32, write only timing.csv"
+    )
+    parser.add_argument("--seed", type=int, help="the config's seed replaced by this one")
+    parser.add_argument("--task", action="append", help="only this task of the config (repeatable)")
+    parser.add_argument(
+        "--grid", action="append", help="only this grid setting, no sweep (repeatable)"
+    )
     args = parser.parse_args(argv)
     logging.getLogger("flwr").setLevel(logging.WARNING)
     config = load_config(args)
-    runs, ablations, timings, histories = run(config, args.workers)
+    bench = config["bench"]
+    if args.seed is not None:
+        bench["seed"] = args.seed
+    if args.task:
+        bench["tasks"] = [entry for entry in bench["tasks"] if entry["task"] in args.task]
+    for entry in bench["tasks"] if args.grid else ():
+        entry["grid"] = [spec for spec in entry["grid"] if spec in args.grid]
+        entry["sweep"] = []
+    jobs = plan(bench, baselines_only=args.timing_only)
+    outputs = train(jobs, bench, args.workers)
+    timings = timing_table(jobs, outputs, bench)
     out = output_dir("bench_fedlite", args.results)
-    runs.to_csv(out / "runs.csv", index=False)
-    ablations.to_csv(out / "ablation.csv", index=False)
     timings.to_csv(out / "timing.csv", index=False)
-    pd.concat(histories.values(), ignore_index=True).to_csv(out / "histories.csv", index=False)
-    plot_curves(runs, histories, out / "accuracy_vs_bytes.png")
-    plot_tradeoff(runs, out / "accuracy_vs_ratio.png")
-    write_env(out, config=config, quick=args.quick)
+    write_env(out, config=config, quick=args.quick, timing_only=args.timing_only)
     with pd.option_context("display.width", 250, "display.max_columns", 30):
-        print(runs.to_string(index=False))
-        print(ablations.to_string(index=False))
+        if not args.timing_only:
+            runs, histories = summarize(jobs, outputs)
+            ablations = ablation(runs, bench)
+            runs.to_csv(out / "runs.csv", index=False)
+            ablations.to_csv(out / "ablation.csv", index=False)
+            frame = pd.concat(histories.values(), ignore_index=True)
+            frame.to_csv(out / "histories.csv", index=False)
+            plot_curves(runs, histories, out / "accuracy_vs_bytes.png")
+            plot_tradeoff(runs, out / "accuracy_vs_ratio.png")
+            print(runs.to_string(index=False))
+            print(ablations.to_string(index=False))
         print(timings.to_string(index=False))
     print(f"results in {out}")
-    return runs
+    return timings if args.timing_only else runs
 
 
 if __name__ == "__main__":

@@ -105,6 +105,18 @@ def test_fedlite_benchmark_quick_runs_the_grid_sweep_and_timing(tmp_path):
     }
 
 
+def test_fedlite_benchmark_timing_only_trains_the_chosen_baseline_and_writes_the_timing(tmp_path):
+    grid = "fedlite:q=64,clusters=4"
+    args = ["--quick", "--timing-only", "--task", "digits", "--grid", grid, "--workers", "1"]
+    timings = bench_fedlite.main([*args, "--results", str(tmp_path)])
+    assert list(zip(timings["task"], timings["codec"], strict=True)) == [
+        ("digits", "fedlite:q=64,clusters=4")
+    ]
+    assert (timings["encode_ms"] > 0).all()
+    (out,) = (tmp_path / "bench_fedlite").iterdir()
+    assert {p.name for p in out.iterdir()} == {"timing.csv", "env.json"}
+
+
 def test_sampling_benchmark_quick_writes_tables_and_matches_the_inprocess_grid(tmp_path):
     runs = bench_sampling.main(["--quick", "--results", str(tmp_path)])
     assert set(runs["sampler"]) == {"centralized", "ugs", "lds", "fpls", "fls", "lds:c=0.01"}

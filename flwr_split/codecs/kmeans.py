@@ -42,12 +42,12 @@ def assign(points: torch.Tensor, codebooks: torch.Tensor) -> torch.Tensor:
     rows = max(1, CHUNK_ELEMENTS // max(1, groups * clusters))
     transposed = codebooks.transpose(1, 2)
     if rows >= count:
-        return torch.baddbmm(norms, points, transposed, beta=1.0, alpha=-2.0).argmin(dim=2)
+        return torch.baddbmm(norms, points, transposed, beta=1.0, alpha=-2.0).min(dim=2).indices
     codes = torch.empty(groups, count, dtype=torch.int64)
     for start in range(0, count, rows):
         chunk = points[:, start : start + rows]
         scores = torch.baddbmm(norms, chunk, transposed, beta=1.0, alpha=-2.0)
-        codes[:, start : start + rows] = scores.argmin(dim=2)
+        codes[:, start : start + rows] = scores.min(dim=2).indices
     return codes
 
 
@@ -67,8 +67,12 @@ def reconstruct(codebooks: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
 
 def _flat_codes(codes: torch.Tensor, clusters: int) -> torch.Tensor:
     """Codes as row numbers of the ``(G * L, p)`` stack of all codebooks."""
-    offsets = torch.arange(codes.shape[0]).unsqueeze(1) * clusters
-    return (codes + offsets).reshape(-1)
+    return (codes + _offsets(codes.shape[0], clusters)).reshape(-1)
+
+
+def _offsets(groups: int, clusters: int) -> torch.Tensor:
+    """First row of every group's codebook in the ``(G * L, p)`` stack, shape ``(G, 1)``."""
+    return torch.arange(0, groups * clusters, clusters).unsqueeze(1)
 
 
 def update(points: torch.Tensor, codebooks: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
@@ -77,13 +81,20 @@ def update(points: torch.Tensor, codebooks: torch.Tensor, codes: torch.Tensor) -
     The mean is computed as ``c + mean(x - c)``, so a cluster whose points all
     equal its codeword keeps it bit for bit (the lossless limit of the spec).
     """
-    groups, clusters, width = codebooks.shape
-    rows = _flat_codes(codes, clusters)
-    flat_books = codebooks.reshape(groups * clusters, width)
-    residual = points.reshape(-1, width) - flat_books.index_select(0, rows)
-    sums = torch.zeros_like(flat_books).index_add_(0, rows, residual)
-    counts = torch.bincount(rows, minlength=groups * clusters).clamp_min_(1)
-    return (flat_books + sums / counts.unsqueeze(1).to(sums.dtype)).reshape(codebooks.shape)
+    width = codebooks.shape[2]
+    flat_books = codebooks.reshape(-1, width)
+    moved = _update_rows(
+        points.reshape(-1, width), flat_books, _flat_codes(codes, codebooks.shape[1])
+    )
+    return moved.reshape(codebooks.shape)
+
+
+def _update_rows(points: torch.Tensor, books: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """`update` on flat ``(G N, p)`` points, ``(G L, p)`` codewords and codeword rows ``(G N,)``."""
+    residual = points - books.index_select(0, rows)
+    sums = torch.zeros_like(books).index_add_(0, rows, residual)
+    counts = torch.bincount(rows, minlength=books.shape[0]).clamp_min_(1)
+    return sums.div_(counts.unsqueeze(1)).add_(books)
 
 
 def init_random(points: torch.Tensor, clusters: int, generator: torch.Generator) -> torch.Tensor:
@@ -99,8 +110,9 @@ def init_random(points: torch.Tensor, clusters: int, generator: torch.Generator)
     head = torch.gather(points, 1, order[:, :clusters, None].expand(-1, -1, width))
     if head.shape[1] == clusters and _all_distinct(head):
         return head
-    shuffled = torch.gather(points, 1, order.unsqueeze(2).expand(-1, -1, width))
-    return torch.stack([_first_distinct(group, clusters) for group in shuffled])
+    return torch.stack(
+        [_first_distinct(group, rows, clusters) for group, rows in zip(points, order, strict=True)]
+    )
 
 
 def _all_distinct(codebooks: torch.Tensor) -> bool:
@@ -109,14 +121,24 @@ def _all_distinct(codebooks: torch.Tensor) -> bool:
     return int(same.sum()) == codebooks.shape[0] * codebooks.shape[1]
 
 
-def _first_distinct(points: torch.Tensor, clusters: int) -> torch.Tensor:
-    """Return the first ``clusters`` distinct rows of ``points``, the last repeated if short."""
-    _, inverse = torch.unique(points, dim=0, return_inverse=True)
-    first = torch.full((int(inverse.max()) + 1,), points.shape[0], dtype=torch.int64)
-    first.scatter_reduce_(0, inverse, torch.arange(points.shape[0]), reduce="amin")
+def _first_distinct(points: torch.Tensor, order: torch.Tensor, clusters: int) -> torch.Tensor:
+    """Return the first ``clusters`` distinct rows of ``points[order]``, the last repeated if short.
+
+    Only a prefix of ``order`` is deduplicated: it starts at ``2 * clusters``
+    rows and doubles until it holds ``clusters`` distinct rows or all of
+    ``order``. The first ``clusters`` distinct rows of such a prefix are those
+    of the whole sequence, so the result does not depend on where it stopped.
+    """
+    size = 2 * clusters
+    _, inverse = torch.unique(points[order[:size]], dim=0, return_inverse=True)
+    while int(inverse.max()) + 1 < clusters and size < order.numel():
+        size *= 2
+        _, inverse = torch.unique(points[order[:size]], dim=0, return_inverse=True)
+    first = torch.full((int(inverse.max()) + 1,), inverse.numel(), dtype=torch.int64)
+    first.scatter_reduce_(0, inverse, torch.arange(inverse.numel()), reduce="amin")
     chosen = first.sort().values[:clusters]
     chosen = torch.cat([chosen, chosen[-1:].expand(clusters - chosen.numel())])
-    return points[chosen]
+    return points[order[chosen]]
 
 
 def init_kmeanspp(points: torch.Tensor, clusters: int, generator: torch.Generator) -> torch.Tensor:
@@ -174,8 +196,12 @@ def fit_kmeans(
     seeding = init_random if init == "random" else init_kmeanspp
     codebooks = seeding(points, clusters, generator)
     codes = assign(points, codebooks)
+    groups, clusters, width = codebooks.shape
+    flat_points = points.reshape(-1, width)
+    offsets = _offsets(groups, clusters)
     for _ in range(iters):
-        codebooks = update(points, codebooks, codes)
+        rows = (codes + offsets).view(-1)
+        codebooks = _update_rows(flat_points, codebooks.view(-1, width), rows).view(codebooks.shape)
         previous, codes = codes, assign(points, codebooks)
         if torch.equal(previous, codes):
             break
