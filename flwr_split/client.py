@@ -64,7 +64,7 @@ STATE_META = "sl.meta"
 NO_VERSION = -1
 """Weights version of a client that holds no bottom weights yet."""
 THREADS_KEY = "client-threads"
-"""Run-config key: torch threads of a client process (default 1)."""
+"""Run-config key: torch threads of a client process (0 or absent: torch's own setting)."""
 
 
 def batch_indices(
@@ -274,17 +274,17 @@ class ClientSession:
 def limit_torch_threads(context: Context) -> None:
     """Run this process's torch ops on the run config's ``client-threads`` threads.
 
-    A client computes on batches of a few samples, where intra-op threads only
-    synchronize; and Ray actors, the ServerApp and the SuperLink share the
-    machine's cores, where idle threads that spin slow everyone down (a 2-sample
-    conv step went from 0.4 ms to 35 ms on average with 2 threads on a loaded
-    2-core machine). Torch's setting is process-wide, so it is applied only when
-    it differs.
+    The App's config sets 1: Ray actors, the ServerApp and the SuperLink share
+    the machine's cores, where idle intra-op threads that spin slow everyone
+    down (a 2-sample conv step went from 0.4 ms to 35 ms on average with 2
+    threads on a loaded 2-core machine). 0 or no key leaves torch's setting
+    alone (the in-process grid, where server and clients share one process).
+    Torch's setting is process-wide, so it is applied only when it differs.
     """
-    threads = context.run_config.get(THREADS_KEY, 1)
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ProtocolError(f"run config '{THREADS_KEY}' must be a positive int, got {threads!r}")
-    if torch.get_num_threads() != threads:
+    threads = context.run_config.get(THREADS_KEY, 0)
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise ProtocolError(f"run config '{THREADS_KEY}' must be an int >= 0, got {threads!r}")
+    if threads and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
 
 

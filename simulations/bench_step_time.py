@@ -120,15 +120,15 @@ def time_torch_steps(
 def run(client_counts: list[int], steps: int, warmup: int, threads: int) -> pd.DataFrame:
     """Measure both step times for every client count; return one row per count.
 
-    The SL run and the per-client bottoms use one torch thread (the in-process
-    clients set ``client-threads = 1`` for the whole process); the PyTorch
-    union step is timed with one and with ``threads`` threads, and the faster
-    is the baseline of the ratio.
+    The SL run and the per-client bottoms use ``threads`` torch threads (the
+    in-process clients get no ``client-threads`` and leave the setting alone);
+    the PyTorch union step is timed with one and with ``threads`` threads, and
+    the faster is the baseline of the ratio.
     """
     rows = []
     for clients in client_counts:
         batch_size = max(1, min(16, 1437 // clients // 2))
-        torch.set_num_threads(1)
+        torch.set_num_threads(threads)
         split = time_split_steps(clients, batch_size, steps + warmup)[warmup:]
         unmeasured = time_split_steps(clients, batch_size, steps + warmup, False)[warmup:]
         split_compute = time_torch_steps(clients, batch_size, steps + warmup, True)[warmup:]

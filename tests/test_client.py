@@ -151,9 +151,19 @@ def test_client_threads_from_the_run_config_set_torch_threads(threads):
 
 
 @pytest.mark.usefixtures("restore_torch_threads")
-@pytest.mark.parametrize("threads", [0, -1, 1.5, "2", True])
+@pytest.mark.parametrize("threads", [-1, 1.5, "2", True])
 def test_bad_client_threads_are_rejected(threads):
     ctx = context()
     ctx.run_config["client-threads"] = threads
     reply = app(with_weights(StepOrder(step=0, fwd_count=4)), ctx)
-    assert reply.has_error() and "'client-threads' must be a positive int" in reply.error.reason
+    assert reply.has_error() and "'client-threads' must be an int >= 0" in reply.error.reason
+
+
+@pytest.mark.usefixtures("restore_torch_threads")
+@pytest.mark.parametrize("run_config", [{}, {"client-threads": 0}])
+def test_no_client_threads_leave_torch_alone(run_config):
+    torch.set_num_threads(3)
+    ctx = context()
+    ctx.run_config.update(run_config)
+    assert not app(with_weights(StepOrder(step=0, fwd_count=4)), ctx).has_error()
+    assert torch.get_num_threads() == 3
