@@ -109,28 +109,12 @@ def pack_bits(codes: np.ndarray, bits: int) -> np.ndarray:
 
 
 def unpack_bits(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
-    """Invert `pack_bits`: read ``count`` codes of ``bits`` bits from ``packed``.
-
-    Parameters
-    ----------
-    packed : np.ndarray
-        One-dimensional ``uint8`` stream of exactly ``ceil(bits * count / 8)``
-        bytes whose unused trailing bits are zero.
-    bits : int
-        Bits per code, 1..32.
-    count : int
-        Number of codes to read.
+    """Invert `pack_bits`: `unpack_codes` (same parameters and errors), as ``int64``.
 
     Returns
     -------
     np.ndarray
         ``int64`` array of ``count`` codes, each in ``[0, 2**bits)``.
-
-    Raises
-    ------
-    CodecError
-        If ``packed`` is not a 1-D ``uint8`` array of the exact length, or its
-        padding bits are set.
     """
     return unpack_codes(packed, bits, count).astype(np.int64)
 
