@@ -110,7 +110,7 @@ def from_array(array: Array) -> np.ndarray:
         nbytes = math.prod(shape) * np.dtype(array.dtype).itemsize
         header = npy_header(array.dtype, shape)
         data = array.data
-        if len(data) == len(header) + nbytes and data.startswith(header):
+        if len(data) == len(header) + nbytes and data[: len(header)] == header:
             values = np.frombuffer(data, dtype=array.dtype, offset=len(header))
             return values.reshape(shape).copy()
     return array.numpy()
