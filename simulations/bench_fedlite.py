@@ -38,6 +38,7 @@ from flwr_split.codecs import CodecContext, get_codec  # noqa: E402
 from flwr_split.optim import OptimizerConfig  # noqa: E402
 from flwr_split.tasks import TaskConfig, build_model, load_task_data  # noqa: E402
 from simulations.common import (  # noqa: E402
+    bottom_step,
     config_parser,
     load_config,
     median_seconds,
@@ -201,11 +202,6 @@ def timing(task: TaskConfig, bottom_state: dict, specs: list[str], bench: dict) 
     with torch.no_grad():
         acts = bottom(inputs)
 
-    def bottom_step() -> None:
-        bottom.zero_grad()
-        out = bottom(inputs)
-        out.backward(torch.ones_like(out))
-
     rows = []
     for spec in specs:
         for iters in bench["timing_iters"]:
@@ -213,7 +209,7 @@ def timing(task: TaskConfig, bottom_state: dict, specs: list[str], bench: dict) 
             ctx = CodecContext(seed=1)
             encoded = codec.encode(acts, ctx)
             fns = {
-                "bottom": bottom_step,
+                "bottom": bottom_step(bottom, inputs),
                 "encode": lambda c=codec, x=ctx: c.encode(acts, x),
                 "decode": lambda c=codec, e=encoded: c.decode(e),
             }

@@ -37,6 +37,7 @@ from flwr_split.codecs.bitpack import index_bits, packed_nbytes  # noqa: E402
 from flwr_split.optim import OptimizerConfig  # noqa: E402
 from flwr_split.tasks import TaskConfig, build_model, client_data, cut_shape  # noqa: E402
 from simulations.common import (  # noqa: E402
+    bottom_step,
     config_parser,
     load_config,
     median_seconds,
@@ -130,12 +131,7 @@ def _measure_costs(task: TaskConfig, state: dict, specs: list[str], batch: int) 
         acts = bottom(inputs)
     x = inputs[:batch]
 
-    def bottom_step() -> None:
-        bottom.zero_grad()
-        out = bottom(x)
-        out.backward(torch.ones_like(out))
-
-    bottom_s = median_seconds(bottom_step, TIMING_REPEATS)
+    bottom_s = median_seconds(bottom_step(bottom, x), TIMING_REPEATS)
     rows = []
     for spec in specs:
         codec = get_codec(spec)

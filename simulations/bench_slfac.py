@@ -36,6 +36,7 @@ from flwr_split.codecs import get_codec  # noqa: E402
 from flwr_split.optim import OptimizerConfig  # noqa: E402
 from flwr_split.tasks import TaskConfig, build_model, client_data, cut_shape  # noqa: E402
 from simulations.common import (  # noqa: E402
+    bottom_step,
     config_parser,
     load_config,
     median_seconds,
@@ -181,12 +182,7 @@ def codec_costs(bench: dict, specs: dict[str, list[str]]) -> pd.DataFrame:
         torch.nn.functional.cross_entropy(top(smashed), y).backward()
         grads = smashed.grad
 
-        def bottom_step(bottom=bottom, x=x) -> None:
-            bottom.zero_grad()
-            out = bottom(x)
-            out.backward(torch.ones_like(out))
-
-        bottom_s = median_seconds(bottom_step, repeats)
+        bottom_s = median_seconds(bottom_step(bottom, x), repeats)
         for spec in specs[task.task]:
             codec = get_codec(spec)
             for direction, tensor in (("up", acts.detach()), ("down", grads)):

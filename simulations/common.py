@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
 
 from flwr_split.app.client_app import app as client_app
 from flwr_split.inprocess import InProcessGrid
@@ -125,3 +127,18 @@ def median_seconds(fn: Callable[[], object], repeats: int = 30) -> float:
         fn()
         times.append(time.perf_counter() - started)
     return float(np.median(times))
+
+
+def bottom_step(bottom: nn.Module, inputs: torch.Tensor) -> Callable[[], None]:
+    """Return one client step to time against a codec: the bottom's forward and backward.
+
+    The backward takes a gradient of ones at the cut layer, so the step costs what
+    the client computes for a batch, whatever the server sends back.
+    """
+
+    def step() -> None:
+        bottom.zero_grad()
+        out = bottom(inputs)
+        out.backward(torch.ones_like(out))
+
+    return step
