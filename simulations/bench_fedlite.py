@@ -5,17 +5,18 @@ Usage: ``python -m simulations.bench_fedlite [--config simulations/configs/bench
 [--grid SPEC] [--timing-only]``
 
 For every task of the config, parallel SL runs on the in-process grid (gradients go down
-uncompressed): the fp32 baseline, every FedLite setting of the task's ``grid`` without
-correction (λ = 0), and the settings of its ``sweep`` with every λ of ``lambdas``. Per run it
-records the measured uplink activation bytes and their ratio to fp32, the final test accuracy
-with compressed activations (as trained) and without (the trained bottom and top on the raw
-test inputs), and the drop against fp32 in points. The correction ablation compares λ = 0
-with the best λ of each swept setting. Per setting it also times, on the trained fp32 bottom
-and one client batch, the FedLite encode (at the configured Lloyd iteration caps) against that
-batch's bottom forward+backward (medians, timed in turns, one thread). Writes ``runs.csv``,
-``ablation.csv``, ``timing.csv``, ``histories.csv``, ``accuracy_vs_bytes.png``,
-``accuracy_vs_ratio.png`` and ``env.json``. ``--timing-only`` trains just the fp32 baselines
-and writes ``timing.csv`` and ``env.json``.
+uncompressed; batches planned by the config's ``sampler``, default ``"fixed"``): the fp32
+baseline, every FedLite setting of the task's ``grid`` without correction (λ = 0), and the
+settings of its ``sweep`` with every λ of ``lambdas``. Per run it records the measured uplink
+activation bytes and their ratio to fp32, the final test accuracy with compressed activations
+(as trained) and without (the trained bottom and top on the raw test inputs), and the drop
+against fp32 in points. The correction ablation compares λ = 0 with the best λ of each swept
+setting. Per setting it also times, on the trained fp32 bottom and one client batch, the
+FedLite encode (at the configured Lloyd iteration caps) against that batch's bottom
+forward+backward (medians, timed in turns, one thread). Writes ``runs.csv``, ``ablation.csv``,
+``timing.csv``, ``histories.csv``, ``accuracy_vs_bytes.png``, ``accuracy_vs_ratio.png`` and
+``env.json``. ``--timing-only`` trains just the fp32 baselines and writes ``timing.csv`` and
+``env.json``.
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ def _train(job_and_bench: tuple[Job, dict]) -> tuple[pd.DataFrame, float, dict]:
         eval_every=entry["eval_every"],
         optimizer=OptimizerConfig(entry["optimizer"], entry["lr"], entry["momentum"]),
         max_steps=entry.get("max_steps"),
+        sampler=bench.get("sampler", "fixed"),
     )
     _, test = load_task_data(task)
     with torch.no_grad():

@@ -13,7 +13,8 @@ class Sampler(ABC):
 
     ``plan`` returns ``n`` of shape ``(steps, clients)``: client ``k`` sends its
     next ``n[t, k]`` samples at step ``t``. Every planner uses each sample
-    exactly once per epoch: ``n.sum(axis=0) == counts``.
+    exactly once per epoch, ``n.sum(axis=0) == counts``, except
+    ``fixed:drop_last=true``, which skips each client's partial last batch.
     """
 
     sampler_id: ClassVar[str]

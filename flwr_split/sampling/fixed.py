@@ -29,22 +29,38 @@ class FixedLocalBatch(Sampler):
     used, then the next group starts, so at most ``C`` clients take part in a
     step and every sample is still used once per epoch.
 
+    With ``drop_last`` every client skips its last, partial local batch in each
+    epoch, like PyTorch's ``DataLoader(drop_last=True)``: every message then
+    carries exactly ``batch_size`` samples (a per-message cost such as a FedLite
+    codebook is never paid for a 1-sample batch). The skipped samples are the
+    tail of the epoch's permutation, a different set every epoch.
+
     Parameters
     ----------
     clients : int (default: 0)
         Clients per step; ``0`` means all.
+    drop_last : bool (default: False)
+        Skip each client's last local batch of an epoch when it is smaller
+        than ``batch_size`` (a client with fewer samples sends none).
     """
 
     sampler_id = "fixed"
 
-    def __init__(self, clients: int = 0) -> None:
+    def __init__(self, clients: int = 0, drop_last: bool = False) -> None:
         if isinstance(clients, bool) or not isinstance(clients, int) or clients < 0:
             raise ValueError(f"clients must be an int >= 0, got {clients!r}")
+        if not isinstance(drop_last, bool):
+            raise ValueError(f"drop_last must be true or false, got {drop_last!r}")
         self.clients = clients
+        self.drop_last = drop_last
 
     def plan(self, counts: np.ndarray, batch_size: int, seed: int) -> np.ndarray:
         """Plan the epoch: all clients at once, or groups of ``clients`` one after another."""
         counts = check_counts(counts, batch_size)
+        if self.drop_last:
+            counts = counts - counts % batch_size
+            if not counts.any():
+                raise ValueError(f"drop_last: no client holds a full batch of {batch_size}")
         if not self.clients or self.clients >= counts.size:
             return fixed_schedule(counts, batch_size)
         order = np.random.default_rng(seed).permutation(counts.size)
@@ -58,5 +74,5 @@ class FixedLocalBatch(Sampler):
         return np.vstack(blocks)
 
     def get_config(self) -> dict[str, object]:
-        """Return ``{"id": "fixed", "clients": C}``."""
-        return {"id": self.sampler_id, "clients": self.clients}
+        """Return ``{"id": "fixed", "clients": C, "drop_last": D}``."""
+        return {"id": self.sampler_id, "clients": self.clients, "drop_last": self.drop_last}
