@@ -1,7 +1,7 @@
 """Benchmark: SL step time and peak memory at N virtual SuperNodes, beside Flower's echo floor.
 
 Usage: ``python -m simulations.bench_scale [--nodes 10 100 300 1000] [--participants 10 100]
-[--steps 8] [--client-cpus 1] [--quick]``
+[--steps 8] [--client-cpus 1] [--shaped-echo] [--quick]``
 
 For every N, one private loopback SuperLink (``--simulation``, Ray,
 ``--client-cpus`` CPUs per ClientApp actor: 1 gives 2 actors on 2 cores)
@@ -14,12 +14,22 @@ runs, for every K <= N, two Apps through ``flwr run``:
 - **echo** (``simulations/echo_app``): the same node wait, warm-up round to all
   N nodes and, step by step, as many messages as the SL run sent (its
   ``messages`` column) through the same push/pull loop, with empty content and
-  handlers that do nothing: Flower's own floor.
+  handlers that do nothing: Flower's own floor. It runs twice: back to back
+  (``echo``), and ``echo-paced``, idling before each step as long as the SL
+  server computed in that step (its ``server_s``, untimed). Flower's
+  simulation engine picks up new messages every 0.1 s, so a round trip's wait
+  depends on how long the ServerApp was busy before it (the same echo step
+  took 0.198 s after a 30 ms pause, 0.228 s after none, 0.250 s after 80 ms:
+  ``docs/scale.md``); the paced echo is the floor under the SL run's timing.
+  With ``--shaped-echo`` a third, paced run (``echo-sl``) sends and answers
+  the records of an SL step and keeps an SL client's ``context.state``, with
+  no work: what Flower's transport of SL-shaped messages costs.
 
 A step's time is the median over steps 1.. (step 0 pays first-use costs). The
 compute of a step is ``server_s + client_compute_s / actors`` (the clients'
 reported compute runs on ``actors`` actors at once). The goal of issue 4 is
-``sl_step_s <= 1.2 * echo_step_s + compute_s`` at N = 100. Peak RSS (and
+``sl_step_s <= 1.2 * echo_step_s + compute_s`` at N = 100, with the paced echo
+(``overhead_ratio``; ``overhead_ratio_unpaced`` uses the back-to-back one). Peak RSS (and
 PSS) is the sum over the SuperLink and every process it started, sampled every
 0.25 s during each ``flwr run``. Writes ``runs.csv``, ``steps.csv``,
 ``scale.png`` and ``env.json``.
@@ -43,6 +53,8 @@ from simulations.common import ROOT, output_dir, save_figure, write_env  # noqa:
 from simulations.process_memory import PeakMemory  # noqa: E402
 
 ECHO_APP = ROOT / "simulations" / "echo_app"
+SL_BATCH = 2
+"""Samples per client and step in the SL runs."""
 GOAL_FACTOR = 1.2
 """Issue 4: an SL step may cost at most 1.2x the echo step plus the measured compute."""
 
@@ -52,7 +64,7 @@ def sl_run_config(nodes: int, participants: int, steps: int, out: Path) -> dict[
     return {
         "min-nodes": nodes,
         "sampler": f"fixed:clients={participants}",
-        "batch-size": 2,
+        "batch-size": SL_BATCH,
         "epochs": steps,  # at least one step per epoch, so max-steps ends the run
         "max-steps": steps,
         "eval-every": 10**6,
@@ -61,14 +73,25 @@ def sl_run_config(nodes: int, participants: int, steps: int, out: Path) -> dict[
     }
 
 
-def echo_run_config(nodes: int, participants: int, messages: list[int], out: Path) -> dict:
-    """Return the echo App's ``--run-config``: the SL run's messages per step, empty."""
+ECHO_RUNS = {"echo": (False, "empty"), "echo-paced": (True, "empty"), "echo-sl": (True, "sl")}
+"""Echo runs by app name: (paced like the SL run, payload)."""
+
+
+def echo_run_config(
+    app: str, nodes: int, participants: int, sl_steps: pd.DataFrame, out: Path
+) -> dict:
+    """Return the echo App's ``--run-config``: the SL run's messages (and pauses) per step."""
+    paced, payload = ECHO_RUNS[app]
+    pauses = sl_steps["server_s"].fillna(0.0) if paced else []
     return {
         "min-nodes": nodes,
         "participants": participants,
-        "messages": ",".join(str(count) for count in messages),
+        "messages": ",".join(str(count) for count in sl_steps["messages"]),
+        "pauses": ",".join(f"{seconds:.4f}" for seconds in pauses),
+        "payload": payload,
+        "batch-size": SL_BATCH,
         "output-dir": str(out),
-        "run-name": f"echo_n{nodes}_k{participants}",
+        "run-name": f"{app.replace('-', '_')}_n{nodes}_k{participants}",
     }
 
 
@@ -111,32 +134,46 @@ def run_app(
 
 
 def run_cell(
-    superlink: SimulationSuperLink, cell: tuple[int, int, int], steps: int, out: Path
+    superlink: SimulationSuperLink,
+    cell: tuple[int, int, int],
+    steps: int,
+    out: Path,
+    echo_apps: tuple[str, ...] = ("echo", "echo-paced"),
 ) -> tuple[list[dict], pd.DataFrame]:
-    """Run the SL App, then the echo App with the same messages per step, for one (N, K, CPUs)."""
+    """Run the SL App, then the echo runs with the same messages per step, for one (N, K, CPUs)."""
     nodes, participants, _ = cell
     sl_config = sl_run_config(nodes, participants, steps, out)
     sl_row, sl_steps = run_app(superlink, "flwr-split", sl_config, cell, out)
-    echo_config = echo_run_config(nodes, participants, list(sl_steps["messages"]), out)
-    echo_row, echo_steps = run_app(superlink, "echo", echo_config, cell, out)
-    return [sl_row, echo_row], pd.concat([sl_steps, echo_steps], ignore_index=True)
+    rows, frames = [sl_row], [sl_steps]
+    for app in echo_apps:
+        echo_config = echo_run_config(app, nodes, participants, sl_steps, out)
+        echo_row, echo_steps = run_app(superlink, app, echo_config, cell, out)
+        rows.append(echo_row)
+        frames.append(echo_steps)
+    return rows, pd.concat(frames, ignore_index=True)
 
 
 def summarize(runs: pd.DataFrame, actors: int) -> pd.DataFrame:
     """One row per (N, K): SL and echo step times, compute, overhead ratio and the goal check."""
-    sl = runs[runs["app"] == "flwr-split"].set_index(["nodes", "participants"])
-    echo = runs[runs["app"] == "echo"].set_index(["nodes", "participants"])
+    by_app = {app: frame.set_index(["nodes", "participants"]) for app, frame in runs.groupby("app")}
+    sl, echo = by_app["flwr-split"], by_app["echo"]
     table = pd.DataFrame(
         {
             "sl_step_s": sl["step_s"],
-            "echo_step_s": echo["step_s"],
+            "echo_step_s": by_app["echo-paced"]["step_s"],
+            "echo_unpaced_step_s": echo["step_s"],
             "compute_s": sl["server_s"] + sl["client_compute_s"] / actors,
             "sl_peak_rss_gb": sl["peak_rss_gb"],
             "echo_peak_rss_gb": echo["peak_rss_gb"],
             "sl_peak_pss_gb": sl["peak_pss_gb"],
         }
     )
-    table["overhead_ratio"] = (table["sl_step_s"] - table["compute_s"]) / table["echo_step_s"]
+    overhead = table["sl_step_s"] - table["compute_s"]
+    table["overhead_ratio"] = overhead / table["echo_step_s"]
+    table["overhead_ratio_unpaced"] = overhead / table["echo_unpaced_step_s"]
+    if "echo-sl" in by_app:
+        table["echo_sl_step_s"] = by_app["echo-sl"]["step_s"]
+        table["overhead_ratio_sl_shaped"] = overhead / table["echo_sl_step_s"]
     table["goal_met"] = (
         table["sl_step_s"] <= GOAL_FACTOR * table["echo_step_s"] + table["compute_s"]
     )
@@ -149,7 +186,7 @@ def plot(summary: pd.DataFrame, path: Path) -> None:
     for participants, cell in summary.groupby("participants"):
         ax_time.plot(cell["nodes"], cell["sl_step_s"], "o-", label=f"flwr-split, K={participants}")
         ax_time.plot(
-            cell["nodes"], cell["echo_step_s"], "s--", label=f"echo floor, K={participants}"
+            cell["nodes"], cell["echo_step_s"], "s--", label=f"echo floor (paced), K={participants}"
         )
         goal = GOAL_FACTOR * cell["echo_step_s"] + cell["compute_s"]
         ax_time.plot(cell["nodes"], goal, ":", label=f"1.2 x echo + compute, K={participants}")
@@ -181,6 +218,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         default=1,
         help="CPUs per ClientApp actor (1: 2 actors on 2 cores)",
     )
+    parser.add_argument(
+        "--shaped-echo",
+        action="store_true",
+        help="also run the echo App with SL-shaped records (paced): Flower's cost of the content",
+    )
     parser.add_argument("--quick", action="store_true", help="N=4, K=2, 3 steps")
     parser.add_argument("--results", default="results")
     args = parser.parse_args(argv)
@@ -196,7 +238,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                 if participants > nodes and nodes in args.participants:
                     continue  # K > N is the cell (N, N), run already
                 cell = (nodes, min(participants, nodes), args.client_cpus)
-                cell_rows, cell_steps = run_cell(superlink, cell, args.steps, out)
+                echo_apps = ("echo", "echo-paced") + (("echo-sl",) if args.shaped_echo else ())
+                cell_rows, cell_steps = run_cell(superlink, cell, args.steps, out, echo_apps)
                 rows += cell_rows
                 step_frames.append(cell_steps)
                 print(pd.DataFrame(cell_rows).to_string(index=False), flush=True)

@@ -63,20 +63,25 @@ def test_matched_topk_keeps_the_most_values_within_the_budget():
 
 
 @pytest.mark.slow
-def test_scale_benchmark_quick_runs_both_apps_through_flwr_run(tmp_path):
-    summary = bench_scale.main(["--quick", "--results", str(tmp_path)])
+def test_scale_benchmark_quick_runs_the_sl_and_echo_apps_through_flwr_run(tmp_path):
+    summary = bench_scale.main(["--quick", "--shaped-echo", "--results", str(tmp_path)])
     (row,) = summary.to_dict("records")
     assert (row["nodes"], row["participants"]) == (4, 2)
-    assert row["sl_step_s"] > 0 and row["echo_step_s"] > 0 and row["compute_s"] > 0
+    assert row["sl_step_s"] > 0 and row["compute_s"] > 0
+    assert min(row["echo_step_s"], row["echo_unpaced_step_s"], row["echo_sl_step_s"]) > 0
     assert row["sl_peak_rss_gb"] > row["echo_peak_rss_gb"] > 0.1  # torch actors cost memory
     (out,) = (tmp_path / "bench_scale").iterdir()
     steps = pd.read_csv(out / "steps.csv")
-    assert sorted(steps["app"].unique()) == ["echo", "flwr-split"]
+    assert sorted(steps["app"].unique()) == ["echo", "echo-paced", "echo-sl", "flwr-split"]
     assert (steps.groupby("app")["step"].count() == 3).all()
     assert (steps["clients"] == 2).all()
-    echo, sl = steps[steps["app"] == "echo"], steps[steps["app"] == "flwr-split"]
-    assert (echo["replied"] == 2).all()
-    assert list(echo["messages"]) == list(sl["messages"]) == [2, 2, 2]
+    sl = steps[steps["app"] == "flwr-split"]
+    paced = list(sl["server_s"].round(4))
+    for app, pauses in (("echo", [0.0] * 3), ("echo-paced", paced), ("echo-sl", paced)):
+        echo = steps[steps["app"] == app]
+        assert (echo["replied"] == 2).all()
+        assert list(echo["messages"]) == list(sl["messages"]) == [2, 2, 2]
+        assert list(echo["pause_s"]) == pytest.approx(pauses)
     assert {"runs.csv", "summary.csv", "steps.csv", "scale.png", "env.json"} <= {
         p.name for p in out.iterdir()
     }

@@ -1,4 +1,4 @@
-"""Echo ClientApp: answers every message with an empty reply, touching nothing."""
+"""Echo ClientApp: answers every message without work, empty or SL-shaped (``payload``)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,13 @@ def hello(message: Message, _context: Context) -> Message:
 
 
 @app.train("echo_step")
-def step(message: Message, _context: Context) -> Message:
-    """Reply with empty content (one SL step's round trip, without the SL work)."""
-    return Message(RecordDict(), reply_to=message)
+def step(message: Message, context: Context) -> Message:
+    """Reply to a step: empty, or (``payload = "sl"``) as an SL client would, keeping its state."""
+    if context.run_config.get("payload", "empty") != "sl":
+        return Message(RecordDict(), reply_to=message)
+    # Imported here: flwr_split (and torch) stay out of the empty echo's processes.
+    from flwr_split_echo.shaped import reply_content, state_records
+
+    for key, record in state_records().items():
+        context.state[key] = record
+    return Message(reply_content(int(context.run_config["batch-size"])), reply_to=message)

@@ -1,8 +1,15 @@
-"""Echo ServerApp: a warm-up round to every node, then timed steps of empty round trips.
+"""Echo ServerApp: a warm-up round to every node, then timed steps of round trips without work.
 
-Step ``t`` sends one empty message to each of ``messages[t]`` nodes (the run
+Step ``t`` sends one message to each of ``messages[t]`` nodes (the run
 config's comma-separated ``messages``, e.g. an SL run's per-step counts; else
-``participants`` per step), consecutive groups of nodes taking turns. It uses
+``participants`` per step), consecutive groups of nodes taking turns. With
+``pauses`` (comma-separated seconds, e.g. an SL run's per-step server time),
+the App idles ``pauses[t]`` before step ``t``, untimed: Flower's simulation
+engine looks for new messages every 0.1 s, so the time a round trip waits
+depends on how long the ServerApp was busy before it, and an SL step's floor
+is an echo step after the same pause. Messages are empty, or with
+``payload = "sl"`` carry the records of an SL step (`flwr_split_echo.shaped`).
+It uses
 the same node wait and push/pull loop as the SL strategies
 (`strategies.strategy_utils`), so the difference between an SL step and an
 echo step is what flwr-split adds on top of Flower. Writes
@@ -36,9 +43,20 @@ def messages_per_step(config: dict) -> list[int]:
     return [int(config["participants"])] * int(config["steps"])
 
 
-def _round_trip(grid: Grid, nodes: list[int], message_type: str, timeout: float) -> int:
-    """Send an empty message to each node; return how many replied without error."""
-    messages = [Message(RecordDict(), dst_node_id=n, message_type=message_type) for n in nodes]
+def pauses_per_step(config: dict, steps: int) -> list[float]:
+    """Return the untimed pause before each step: ``pauses`` if given (cycled), else zeros."""
+    listed = str(config.get("pauses", "")).strip()
+    if not listed:
+        return [0.0] * steps
+    pauses = [float(seconds) for seconds in listed.split(",")]
+    return [pauses[step % len(pauses)] for step in range(steps)]
+
+
+def _round_trip(
+    grid: Grid, nodes: list[int], message_type: str, timeout: float, content: RecordDict
+) -> int:
+    """Send ``content`` to each node; return how many replied without error."""
+    messages = [Message(content, dst_node_id=n, message_type=message_type) for n in nodes]
     replies = exchange(grid, messages, timeout)
     return sum(not reply.has_error() for reply in replies.values())
 
@@ -49,19 +67,28 @@ def main(grid: Grid, context: Context) -> None:
     config = context.run_config
     timeout = float(config["step-timeout"])
     nodes = wait_for_nodes(grid, int(config["min-nodes"]), timeout)
-    _round_trip(grid, nodes, "query.echo_hello", timeout)
+    _round_trip(grid, nodes, "query.echo_hello", timeout, RecordDict())
+    content = RecordDict()
+    if config.get("payload", "empty") == "sl":
+        from flwr_split_echo.shaped import step_content  # torch only when asked for
+
+        content = step_content(int(config["batch-size"]))
     rows, first = [], 0
-    for step, count in enumerate(messages_per_step(config)):
+    counts = messages_per_step(config)
+    pauses = pauses_per_step(config, len(counts))
+    for step, (count, pause) in enumerate(zip(counts, pauses, strict=True)):
         chosen = step_nodes(nodes, first, count)
         first += count
+        time.sleep(pause)
         started = time.perf_counter()
-        replied = _round_trip(grid, chosen, "train.echo_step", timeout)
+        replied = _round_trip(grid, chosen, "train.echo_step", timeout, content)
         rows.append(
             {
                 "step": step,
                 "clients": len(chosen),
                 "messages": len(chosen),
                 "replied": replied,
+                "pause_s": pause,
                 "wall_s": time.perf_counter() - started,
             }
         )
