@@ -1,18 +1,17 @@
 """Echo ServerApp: a warm-up round to every node, then timed steps of round trips without work.
 
-Step ``t`` sends one message to each of ``messages[t]`` nodes (the run
-config's comma-separated ``messages``, e.g. an SL run's per-step counts; else
+Step ``t`` sends one message to each of ``messages[t]`` nodes (the run config's
+comma-separated ``messages``, e.g. an SL run's per-step counts; else
 ``participants`` per step), consecutive groups of nodes taking turns. With
 ``pauses`` (comma-separated seconds, e.g. an SL run's per-step server time),
 the App idles ``pauses[t]`` before step ``t``, untimed: Flower's simulation
 engine looks for new messages every 0.1 s, so the time a round trip waits
-depends on how long the ServerApp was busy before it, and an SL step's floor
-is an echo step after the same pause. Messages are empty, or with
-``payload = "sl"`` carry the records of an SL step (`flwr_split_echo.shaped`).
-It uses
-the same node wait and push/pull loop as the SL strategies
-(`strategies.strategy_utils`), so the difference between an SL step and an
-echo step is what flwr-split adds on top of Flower. Writes
+depends on how long the ServerApp was busy before it, and an SL step's floor is
+an echo step after the same pause. Messages are empty, or with ``payload="sl"``
+carry the records of an SL step (`flwr_split_echo.shaped`). It uses the same
+node wait and push/pull loop as the SL strategies
+(`strategies.strategy_utils`), so the difference between an SL step and an echo
+step is what flwr-split adds on top of Flower. Writes
 ``<output-dir>/<run-name>_steps.csv`` with one row per step.
 """
 
