@@ -34,20 +34,21 @@ def step_nodes(nodes: list[int], first: int, count: int) -> list[int]:
     return [nodes[(first + i) % len(nodes)] for i in range(min(count, len(nodes)))]
 
 
+def listed_values(config: dict, key: str, kind: type) -> list:
+    """Return the run config's comma-separated ``key`` as a list of ``kind`` (empty if unset)."""
+    listed = str(config.get(key, "")).strip()
+    return [kind(value) for value in listed.split(",")] if listed else []
+
+
 def messages_per_step(config: dict) -> list[int]:
     """Return the per-step message counts: ``messages`` if given, else ``participants`` each."""
-    listed = str(config.get("messages", "")).strip()
-    if listed:
-        return [int(count) for count in listed.split(",")]
-    return [int(config["participants"])] * int(config["steps"])
+    counts = listed_values(config, "messages", int)
+    return counts or [int(config["participants"])] * int(config["steps"])
 
 
 def pauses_per_step(config: dict, steps: int) -> list[float]:
     """Return the untimed pause before each step: ``pauses`` if given (cycled), else zeros."""
-    listed = str(config.get("pauses", "")).strip()
-    if not listed:
-        return [0.0] * steps
-    pauses = [float(seconds) for seconds in listed.split(",")]
+    pauses = listed_values(config, "pauses", float) or [0.0]
     return [pauses[step % len(pauses)] for step in range(steps)]
 
 
