@@ -158,23 +158,26 @@ def unpack_codes(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
             f"packed bits hold {packed.size} bytes, expected {expected} "
             f"for {count} codes of {bits} bits"
         )
-    if 8 % bits == 0:  # whole codes per byte: look each byte's codes up
-        codes = _split_bytes(packed, bits)
-        if codes[count:].any():
-            raise CodecError("padding bits after the last code are not zero")
-        return codes[:count]
-    if bits < 8:  # ``bits`` bytes hold eight codes: read them from one 64-bit word
-        stream = np.zeros(-(-count // 8) * bits, dtype=np.uint8)
-        stream[: packed.size] = packed
-        as_bytes = np.zeros((stream.size // bits, 8), dtype=np.uint8)
-        as_bytes[:, :bits] = stream.reshape(-1, bits)
-        words = as_bytes.view("<u8")
-        shifts = np.arange(8, dtype=np.uint64) * np.uint64(bits)
-        codes = ((words >> shifts) & np.uint64(2**bits - 1)).astype(np.uint8).reshape(-1)
-        if codes[count:].any():
-            raise CodecError("padding bits after the last code are not zero")
-        return codes[:count]
-    return _unpack_blocks(packed, np.array([bits]), np.array([count])).astype(_word_dtype(bits))
+    if bits > 8:
+        return _unpack_blocks(packed, np.array([bits]), np.array([count])).astype(_word_dtype(bits))
+    codes = _split_bytes(packed, bits) if 8 % bits == 0 else _split_words(packed, bits, count)
+    if codes[count:].any():
+        raise CodecError("padding bits after the last code are not zero")
+    return codes[:count]
+
+
+def _split_words(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
+    """Return every code of ``count`` codes of 3, 5, 6 or 7 bits, padding codes included.
+
+    Each ``bits`` bytes hold eight codes; they are read from one 64-bit word.
+    """
+    stream = np.zeros(-(-count // 8) * bits, dtype=np.uint8)
+    stream[: packed.size] = packed
+    as_bytes = np.zeros((stream.size // bits, 8), dtype=np.uint8)
+    as_bytes[:, :bits] = stream.reshape(-1, bits)
+    words = as_bytes.view("<u8")
+    shifts = np.arange(8, dtype=np.uint64) * np.uint64(bits)
+    return ((words >> shifts) & np.uint64(2**bits - 1)).astype(np.uint8).reshape(-1)
 
 
 def _split_bytes(packed: np.ndarray, bits: int) -> np.ndarray:
