@@ -44,6 +44,7 @@ from simulations.common import (  # noqa: E402
     output_dir,
     run_split,
     save_figure,
+    torch_threads,
     write_env,
 )
 
@@ -114,12 +115,8 @@ def codec_costs(task: TaskConfig, bottom_state: dict, specs: list[str], batch: i
 
     Both are timed with `TIMING_THREADS` torch threads; the caller's setting is restored.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(TIMING_THREADS)
-    try:
+    with torch_threads(TIMING_THREADS):
         return _measure_costs(task, bottom_state, specs, batch)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _measure_costs(task: TaskConfig, state: dict, specs: list[str], batch: int) -> pd.DataFrame:

@@ -31,7 +31,7 @@ from torch import nn  # noqa: E402
 from flwr_split.app.client_app import app  # noqa: E402
 from flwr_split.inprocess import InProcessGrid  # noqa: E402
 from flwr_split.tasks import TaskConfig, build_model, load_task_data  # noqa: E402
-from simulations.common import output_dir, save_figure, write_env  # noqa: E402
+from simulations.common import output_dir, save_figure, torch_threads, write_env  # noqa: E402
 from strategies.parallel import ParallelSplitLearning  # noqa: E402
 from strategies.strategy_utils import exchange  # noqa: E402
 
@@ -138,7 +138,7 @@ def run(client_counts: list[int], steps: int, warmup: int, threads: int) -> pd.D
             union_times[count] = float(
                 np.median(time_torch_steps(clients, batch_size, steps + warmup)[warmup:])
             )
-        torch_threads, torch_step = min(union_times.items(), key=lambda item: item[1])
+        union_threads, torch_step = min(union_times.items(), key=lambda item: item[1])
         echo = time_echo_steps(clients, batch_size * 1024, steps + warmup)[warmup:]
         row = {
             "clients": clients,
@@ -148,7 +148,7 @@ def run(client_counts: list[int], steps: int, warmup: int, threads: int) -> pd.D
             "split_step_s": float(np.median(split)),
             "split_no_msg_size_step_s": float(np.median(unmeasured)),
             "torch_step_s": torch_step,
-            "torch_threads": torch_threads,
+            "torch_threads": union_threads,
             "torch_1_thread_step_s": union_times[1],
             "split_compute_step_s": float(np.median(split_compute)),
             "echo_floor_step_s": float(np.median(echo)),
@@ -159,7 +159,7 @@ def run(client_counts: list[int], steps: int, warmup: int, threads: int) -> pd.D
         print(
             f"{clients:4d} clients x {batch_size:2d}: split {row['split_step_s'] * 1e3:7.2f} ms "
             f"({row['split_no_msg_size_step_s'] * 1e3:7.2f} ms without message sizes), "
-            f"torch {torch_step * 1e3:6.2f} ms on {torch_threads} thread(s) (per-client bottoms "
+            f"torch {torch_step * 1e3:6.2f} ms on {union_threads} thread(s) (per-client bottoms "
             f"{row['split_compute_step_s'] * 1e3:6.2f} ms), Flower echo floor "
             f"{row['echo_floor_step_s'] * 1e3:6.2f} ms, ratio {row['ratio']:.2f}x "
             f"({row['ratio_no_msg_size']:.2f}x)",
@@ -180,10 +180,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     if args.quick:
         args.clients, args.steps, args.warmup = [2, 4], 3, 1
     threads = torch.get_num_threads()
-    try:
+    with torch_threads(threads):  # run() changes the setting; put it back after
         frame = run(args.clients, args.steps, args.warmup, threads)
-    finally:
-        torch.set_num_threads(threads)
     out = output_dir("bench_step_time", args.results)
     frame.to_csv(out / "runs.csv", index=False)
     write_env(out, default_threads=threads, steps=args.steps)

@@ -9,7 +9,8 @@ import platform
 import subprocess
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -142,3 +143,14 @@ def bottom_step(bottom: nn.Module, inputs: torch.Tensor) -> Callable[[], None]:
         out.backward(torch.ones_like(out))
 
     return step
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with ``count`` torch intra-op threads; restore the caller's setting after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
