@@ -1,7 +1,7 @@
 """Benchmark: SL step time and peak memory at N virtual SuperNodes, beside Flower's echo floor.
 
 Usage: ``python -m simulations.bench_scale [--nodes 10 100 300 1000] [--participants 10 100]
-[--steps 8] [--client-cpus 1] [--shaped-echo] [--quick]``
+[--steps 8] [--client-cpus 1] [--shaped-echo] [--compute-echo] [--quick]``
 
 For every N, one private loopback SuperLink (``--simulation``, Ray,
 ``--client-cpus`` CPUs per ClientApp actor: 1 gives 2 actors on 2 cores)
@@ -23,13 +23,18 @@ runs, for every K <= N, two Apps through ``flwr run``:
   ``docs/scale.md``); the paced echo is the floor under the SL run's timing.
   With ``--shaped-echo`` a third, paced run (``echo-sl``) sends and answers
   the records of an SL step and keeps an SL client's ``context.state``, with
-  no work: what Flower's transport of SL-shaped messages costs.
+  no work: what Flower's transport of SL-shaped messages costs. With
+  ``--compute-echo`` a fourth, paced run (``echo-compute``) does the same, and
+  each reply first computes (torch, one thread) for the SL run's median client
+  compute per message: Flower's floor when its clients compute as long as ours.
 
 A step's time is the median over steps 1.. (step 0 pays first-use costs). The
 compute of a step is ``server_s + client_compute_s / actors`` (the clients'
 reported compute runs on ``actors`` actors at once). The goal of issue 4 is
 ``sl_step_s <= 1.2 * echo_step_s + compute_s`` at N = 100, with the paced echo
-(``overhead_ratio``; ``overhead_ratio_unpaced`` uses the back-to-back one). Peak RSS (and
+(``overhead_ratio``; ``overhead_ratio_unpaced`` uses the back-to-back one). Against the
+computing echo the floor is its step minus its clients' reported compute per actor
+(``echo_compute_floor_s``, ``overhead_ratio_compute_matched``). Peak RSS (and
 PSS) is the sum over the SuperLink and every process it started, sampled every
 0.25 s during each ``flwr run``. Writes ``runs.csv``, ``steps.csv``,
 ``scale.png`` and ``env.json``.
@@ -73,22 +78,30 @@ def sl_run_config(nodes: int, participants: int, steps: int, out: Path) -> dict[
     }
 
 
-ECHO_RUNS = {"echo": (False, "empty"), "echo-paced": (True, "empty"), "echo-sl": (True, "sl")}
-"""Echo runs by app name: (paced like the SL run, payload)."""
+ECHO_RUNS = {
+    "echo": (False, "empty", False),
+    "echo-paced": (True, "empty", False),
+    "echo-sl": (True, "sl", False),
+    "echo-compute": (True, "sl", True),
+}
+"""Echo runs by app name: (paced like the SL run, payload, clients compute like the SL run's)."""
 
 
 def echo_run_config(
     app: str, nodes: int, participants: int, sl_steps: pd.DataFrame, out: Path
 ) -> dict:
-    """Return the echo App's ``--run-config``: the SL run's messages (and pauses) per step."""
-    paced, payload = ECHO_RUNS[app]
+    """Return the echo App's ``--run-config``: the SL run's messages (pauses, compute) per step."""
+    paced, payload, computes = ECHO_RUNS[app]
     pauses = sl_steps["server_s"].fillna(0.0) if paced else []
+    timed = sl_steps[sl_steps["step"] >= 1]
+    busy = float((timed["client_compute_s"] / timed["messages"]).median()) if computes else 0.0
     return {
         "min-nodes": nodes,
         "participants": participants,
         "messages": ",".join(str(count) for count in sl_steps["messages"]),
         "pauses": ",".join(f"{seconds:.4f}" for seconds in pauses),
         "payload": payload,
+        "busy": busy,
         "batch-size": SL_BATCH,
         "output-dir": str(out),
         "run-name": f"{app.replace('-', '_')}_n{nodes}_k{participants}",
@@ -119,7 +132,7 @@ def run_app(
         "steps": len(frame),
         "messages": int(frame["messages"].sum()),
         "step_s": float(timed["wall_s"].median()),
-        # The echo App has no compute: its steps table has no such columns.
+        # The echo App has no server compute (no such column); its clients may report compute.
         "server_s": float(timed.get("server_s", pd.Series([0.0])).median()),
         "client_compute_s": float(timed.get("client_compute_s", pd.Series([0.0])).median()),
         "run_wall_s": time.perf_counter() - started,
@@ -174,10 +187,19 @@ def summarize(runs: pd.DataFrame, actors: int) -> pd.DataFrame:
     if "echo-sl" in by_app:
         table["echo_sl_step_s"] = by_app["echo-sl"]["step_s"]
         table["overhead_ratio_sl_shaped"] = overhead / table["echo_sl_step_s"]
-    table["goal_met"] = (
-        table["sl_step_s"] <= GOAL_FACTOR * table["echo_step_s"] + table["compute_s"]
-    )
+    if "echo-compute" in by_app:
+        computed = by_app["echo-compute"]
+        table["echo_compute_step_s"] = computed["step_s"]
+        table["echo_compute_floor_s"] = computed["step_s"] - computed["client_compute_s"] / actors
+        table["overhead_ratio_compute_matched"] = overhead / table["echo_compute_floor_s"]
+        table["goal_met_compute_matched"] = within_goal(table, "echo_compute_floor_s")
+    table["goal_met"] = within_goal(table, "echo_step_s")
     return table.reset_index()
+
+
+def within_goal(table: pd.DataFrame, floor: str) -> pd.Series:
+    """Whether ``sl_step_s <= 1.2 * table[floor] + compute_s``, row by row."""
+    return table["sl_step_s"] <= GOAL_FACTOR * table[floor] + table["compute_s"]
 
 
 def plot(summary: pd.DataFrame, path: Path) -> None:
@@ -188,6 +210,13 @@ def plot(summary: pd.DataFrame, path: Path) -> None:
         ax_time.plot(
             cell["nodes"], cell["echo_step_s"], "s--", label=f"echo floor (paced), K={participants}"
         )
+        if "echo_compute_floor_s" in cell:
+            ax_time.plot(
+                cell["nodes"],
+                cell["echo_compute_floor_s"],
+                "^--",
+                label=f"echo floor (clients compute), K={participants}",
+            )
         goal = GOAL_FACTOR * cell["echo_step_s"] + cell["compute_s"]
         ax_time.plot(cell["nodes"], goal, ":", label=f"1.2 x echo + compute, K={participants}")
         ax_memory.plot(
@@ -223,6 +252,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         action="store_true",
         help="also run the echo App with SL-shaped records (paced): Flower's cost of the content",
     )
+    parser.add_argument(
+        "--compute-echo",
+        action="store_true",
+        help="also run the SL-shaped echo whose clients compute as long as the SL run's (paced)",
+    )
     parser.add_argument("--quick", action="store_true", help="N=4, K=2, 3 steps")
     parser.add_argument("--results", default="results")
     args = parser.parse_args(argv)
@@ -239,6 +273,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                     continue  # K > N is the cell (N, N), run already
                 cell = (nodes, min(participants, nodes), args.client_cpus)
                 echo_apps = ("echo", "echo-paced") + (("echo-sl",) if args.shaped_echo else ())
+                echo_apps += ("echo-compute",) if args.compute_echo else ()
                 cell_rows, cell_steps = run_cell(superlink, cell, args.steps, out, echo_apps)
                 rows += cell_rows
                 step_frames.append(cell_steps)

@@ -14,7 +14,12 @@ from flwr_split.tasks import TaskConfig
 from strategies.parallel import ParallelSplitLearning
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "simulations" / "echo_app"))
-from flwr_split_echo.shaped import reply_content, state_records, step_content  # noqa: E402
+from flwr_split_echo.shaped import (  # noqa: E402
+    busy_reply_content,
+    reply_content,
+    state_records,
+    step_content,
+)
 
 BATCH = 2
 
@@ -49,3 +54,10 @@ def test_shaped_echo_records_match_a_real_sl_step():
     assert _layout(state_records()) == state_layout
     assert set(step_content(BATCH)["sl.cfg"].keys()) == set(message.content["sl.cfg"].keys())
     assert np.isfinite(float(reply_content(BATCH)["sl.info"]["compute_s"]))
+
+
+def test_busy_reply_has_the_reply_layout_and_reports_at_least_the_asked_compute():
+    reply = busy_reply_content(BATCH, 0.003)
+    assert _layout(reply) == _layout(reply_content(BATCH))
+    assert 0.003 <= float(reply["sl.info"]["compute_s"]) < 1.0
+    assert float(reply_content(BATCH)["sl.info"]["compute_s"]) == 0.0  # the cached one is untouched

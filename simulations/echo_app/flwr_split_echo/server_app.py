@@ -8,7 +8,9 @@ the App idles ``pauses[t]`` before step ``t``, untimed: Flower's simulation
 engine looks for new messages every 0.1 s, so the time a round trip waits
 depends on how long the ServerApp was busy before it, and an SL step's floor is
 an echo step after the same pause. Messages are empty, or with ``payload="sl"``
-carry the records of an SL step (`flwr_split_echo.shaped`). It uses the same
+carry the records of an SL step (`flwr_split_echo.shaped`); with ``busy``
+(seconds) each such reply also computes that long, like an SL client, and
+the row's ``client_compute_s`` sums the compute the replies report. It uses the same
 node wait and push/pull loop as the SL strategies
 (`strategies.strategy_utils`), so the difference between an SL step and an echo
 step is what flwr-split adds on top of Flower. Writes
@@ -54,11 +56,17 @@ def pauses_per_step(config: dict, steps: int) -> list[float]:
 
 def _round_trip(
     grid: Grid, nodes: list[int], message_type: str, timeout: float, content: RecordDict
-) -> int:
-    """Send ``content`` to each node; return how many replied without error."""
+) -> tuple[int, float]:
+    """Send ``content`` to each node; return how many replied without error and their compute.
+
+    The compute is the sum of the ``compute_s`` the replies report in ``sl.info`` (0 if none).
+    """
     messages = [Message(content, dst_node_id=n, message_type=message_type) for n in nodes]
-    replies = exchange(grid, messages, timeout)
-    return sum(not reply.has_error() for reply in replies.values())
+    good = [reply for reply in exchange(grid, messages, timeout).values() if not reply.has_error()]
+    compute = sum(
+        float(reply.content["sl.info"]["compute_s"]) for reply in good if "sl.info" in reply.content
+    )
+    return len(good), compute
 
 
 @app.main()
@@ -81,7 +89,7 @@ def main(grid: Grid, context: Context) -> None:
         first += count
         time.sleep(pause)
         started = time.perf_counter()
-        replied = _round_trip(grid, chosen, "train.echo_step", timeout, content)
+        replied, compute = _round_trip(grid, chosen, "train.echo_step", timeout, content)
         rows.append(
             {
                 "step": step,
@@ -90,6 +98,7 @@ def main(grid: Grid, context: Context) -> None:
                 "replied": replied,
                 "pause_s": pause,
                 "wall_s": time.perf_counter() - started,
+                "client_compute_s": compute,
             }
         )
     out = Path(str(config["output-dir"])).resolve()

@@ -7,11 +7,14 @@ metadata, labels, ``sl.info``) and keeps what an SL client keeps in
 ``context.state`` (bottom weights, SGD momentum, metadata), all of the digits
 task at the App's batch size. The records are made once per process by
 flwr-split's own protocol functions, so an echo step costs Flower's transport
-of SL-shaped messages and nothing else.
+of SL-shaped messages and nothing else. `busy_compute` stands in for a client's
+compute: torch work on one thread for a given time, with no SL behind it
+(`busy_reply_content`).
 """
 
 from __future__ import annotations
 
+import time
 from functools import lru_cache
 
 import numpy as np
@@ -73,6 +76,27 @@ def state_records() -> dict[str, object]:
         STATE_META: ConfigRecord(meta),
         STATE_OPTIM: optimizer_state_to_record(optimizer),
     }
+
+
+def busy_reply_content(batch: int, seconds: float) -> RecordDict:
+    """Return `reply_content` after `busy_compute` for ``seconds``, its time as ``compute_s``."""
+    content = RecordDict(dict(reply_content(batch)))
+    content[KEY_INFO] = info_record(partition_id=0, compute_s=busy_compute(seconds))
+    return content
+
+
+def busy_compute(seconds: float) -> float:
+    """Run small torch matmuls on one thread (as the SL App's ``client-threads``) for ``seconds``.
+
+    Returns the seconds spent, at least ``seconds``.
+    """
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+    started = time.perf_counter()
+    operand = torch.full((32, 32), 0.01)
+    while time.perf_counter() - started < seconds:
+        operand = torch.tanh(operand @ operand)
+    return time.perf_counter() - started
 
 
 def _encoded_cut_tensor(batch: int) -> Encoded:
