@@ -291,6 +291,16 @@ def timing_table(jobs: list[Job], outputs: list, bench: dict) -> pd.DataFrame:
     return pd.concat(tables, ignore_index=True)
 
 
+def select_grid(tasks: list[dict], specs: list[str]) -> None:
+    """Keep only the grid settings in ``specs`` (each must be in some task's grid), no sweep."""
+    unknown = set(specs) - {spec for entry in tasks for spec in entry["grid"]}
+    if unknown:
+        raise SystemExit(f"--grid {sorted(unknown)} not in the config's grids: add it there first")
+    for entry in tasks:
+        entry["grid"] = [spec for spec in entry["grid"] if spec in specs]
+        entry["sweep"] = []
+
+
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     """Run the benchmark; return the runs table (the timing table with ``--timing-only``)."""
     parser = config_parser(__doc__, DEFAULT_CONFIG)
@@ -311,9 +321,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         bench["seed"] = args.seed
     if args.task:
         bench["tasks"] = [entry for entry in bench["tasks"] if entry["task"] in args.task]
-    for entry in bench["tasks"] if args.grid else ():
-        entry["grid"] = [spec for spec in entry["grid"] if spec in args.grid]
-        entry["sweep"] = []
+    if args.grid:
+        select_grid(bench["tasks"], args.grid)
     jobs = plan(bench, baselines_only=args.timing_only)
     outputs = train(jobs, bench, args.workers)
     timings = timing_table(jobs, outputs, bench)

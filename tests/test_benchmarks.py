@@ -183,3 +183,15 @@ def test_matched_specs_fit_the_bits_per_value():
         "powerquant": "powerquant:bits=3",
         "splitfc": "splitfc:keep=0.875,bits=4",
     }
+
+
+def test_fedlite_benchmark_grid_option_keeps_known_settings_and_refuses_unknown_ones():
+    tasks = [
+        {"task": "digits", "grid": ["fedlite:q=64", "fedlite:q=32"], "sweep": ["fedlite:q=64"]},
+        {"task": "shakespeare", "grid": ["fedlite:q=80"], "sweep": []},
+    ]
+    bench_fedlite.select_grid(tasks, ["fedlite:q=32"])
+    assert [entry["grid"] for entry in tasks] == [["fedlite:q=32"], []]
+    assert [entry["sweep"] for entry in tasks] == [[], []]
+    with pytest.raises(SystemExit, match="not in the config's grids"):
+        bench_fedlite.select_grid(tasks, ["fedlite:q=80,init=kmeans++"])
