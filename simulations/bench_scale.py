@@ -24,9 +24,10 @@ runs, for every K <= N, two Apps through ``flwr run``:
   With ``--shaped-echo`` a third, paced run (``echo-sl``) sends and answers
   the records of an SL step and keeps an SL client's ``context.state``, with
   no work: what Flower's transport of SL-shaped messages costs. With
-  ``--compute-echo`` a fourth, paced run (``echo-compute``) does the same, and
-  each reply first computes (torch, one thread) for the SL run's median client
-  compute per message: Flower's floor when its clients compute as long as ours.
+  ``--compute-echo`` a paced run of empty messages (``echo-compute``) whose
+  handlers compute (torch, one thread) for the SL run's median client compute
+  per message before they reply: Flower's floor when its clients compute as
+  long as ours.
 
 A step's time is the median over steps 1.. (step 0 pays first-use costs). The
 compute of a step is ``server_s + client_compute_s / actors`` (the clients'
@@ -82,7 +83,7 @@ ECHO_RUNS = {
     "echo": (False, "empty", False),
     "echo-paced": (True, "empty", False),
     "echo-sl": (True, "sl", False),
-    "echo-compute": (True, "sl", True),
+    "echo-compute": (True, "empty", True),
 }
 """Echo runs by app name: (paced like the SL run, payload, clients compute like the SL run's)."""
 
@@ -255,7 +256,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument(
         "--compute-echo",
         action="store_true",
-        help="also run the SL-shaped echo whose clients compute as long as the SL run's (paced)",
+        help="also run the echo whose clients compute as long as the SL run's (paced, empty)",
     )
     parser.add_argument("--quick", action="store_true", help="N=4, K=2, 3 steps")
     parser.add_argument("--results", default="results")

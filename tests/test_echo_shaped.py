@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from flwr.app import ArrayRecord, Context, Message
+from flwr.app import ArrayRecord, Context, Message, RecordDict
 
 from flwr_split.app.client_app import app as client_app
 from flwr_split.inprocess import InProcessGrid
@@ -15,10 +15,10 @@ from strategies.parallel import ParallelSplitLearning
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "simulations" / "echo_app"))
 from flwr_split_echo.shaped import (  # noqa: E402
-    busy_reply_content,
     reply_content,
     state_records,
     step_content,
+    with_compute,
 )
 
 BATCH = 2
@@ -56,8 +56,9 @@ def test_shaped_echo_records_match_a_real_sl_step():
     assert np.isfinite(float(reply_content(BATCH)["sl.info"]["compute_s"]))
 
 
-def test_busy_reply_has_the_reply_layout_and_reports_at_least_the_asked_compute():
-    reply = busy_reply_content(BATCH, 0.003)
+def test_with_compute_keeps_the_layout_and_reports_at_least_the_asked_compute():
+    reply = with_compute(reply_content(BATCH), 0.003)
     assert _layout(reply) == _layout(reply_content(BATCH))
     assert 0.003 <= float(reply["sl.info"]["compute_s"]) < 1.0
     assert float(reply_content(BATCH)["sl.info"]["compute_s"]) == 0.0  # the cached one is untouched
+    assert list(with_compute(RecordDict(), 0.001).keys()) == ["sl.info"]

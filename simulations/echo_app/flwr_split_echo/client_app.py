@@ -18,18 +18,20 @@ def hello(message: Message, _context: Context) -> Message:
 def step(message: Message, context: Context) -> Message:
     """Reply to a step: empty, or (``payload = "sl"``) as an SL client would, keeping its state.
 
-    With ``busy`` > 0 (seconds) an SL-shaped reply first computes that long and
+    With ``busy`` > 0 (seconds) the reply is sent after computing that long and
     reports the time in ``sl.info`` as ``compute_s``, as an SL client reports
-    its compute (`flwr_split_echo.shaped.busy_reply_content`).
+    its compute (`flwr_split_echo.shaped.with_compute`).
     """
-    if context.run_config.get("payload", "empty") != "sl":
+    shaped = context.run_config.get("payload", "empty") == "sl"
+    busy = float(context.run_config.get("busy", 0.0))
+    if not shaped and busy <= 0:
         return Message(RecordDict(), reply_to=message)
     # Imported here: flwr_split (and torch) stay out of the empty echo's processes.
-    from flwr_split_echo.shaped import busy_reply_content, reply_content, state_records
+    from flwr_split_echo.shaped import reply_content, state_records, with_compute
 
-    busy = float(context.run_config.get("busy", 0.0))
-    for key, record in state_records().items():
-        context.state[key] = record
-    batch = int(context.run_config["batch-size"])
-    content = busy_reply_content(batch, busy) if busy > 0 else reply_content(batch)
-    return Message(content, reply_to=message)
+    content = RecordDict()
+    if shaped:
+        for key, record in state_records().items():
+            context.state[key] = record
+        content = reply_content(int(context.run_config["batch-size"]))
+    return Message(with_compute(content, busy) if busy > 0 else content, reply_to=message)

@@ -9,8 +9,8 @@ engine looks for new messages every 0.1 s, so the time a round trip waits
 depends on how long the ServerApp was busy before it, and an SL step's floor is
 an echo step after the same pause. Messages are empty, or with ``payload="sl"``
 carry the records of an SL step (`flwr_split_echo.shaped`); with ``busy``
-(seconds) each such reply also computes that long, like an SL client, and
-the row's ``client_compute_s`` sums the compute the replies report. It uses the same
+(seconds) each reply is sent after computing that long, like an SL client's,
+and the row's ``client_compute_s`` sums the compute the replies report. It uses the same
 node wait and push/pull loop as the SL strategies
 (`strategies.strategy_utils`), so the difference between an SL step and an echo
 step is what flwr-split adds on top of Flower. Writes

@@ -9,7 +9,7 @@ task at the App's batch size. The records are made once per process by
 flwr-split's own protocol functions, so an echo step costs Flower's transport
 of SL-shaped messages and nothing else. `busy_compute` stands in for a client's
 compute: torch work on one thread for a given time, with no SL behind it
-(`busy_reply_content`).
+(`with_compute`).
 """
 
 from __future__ import annotations
@@ -78,9 +78,12 @@ def state_records() -> dict[str, object]:
     }
 
 
-def busy_reply_content(batch: int, seconds: float) -> RecordDict:
-    """Return `reply_content` after `busy_compute` for ``seconds``, its time as ``compute_s``."""
-    content = RecordDict(dict(reply_content(batch)))
+def with_compute(content: RecordDict, seconds: float) -> RecordDict:
+    """Return a copy of ``content`` after `busy_compute` for ``seconds``, its time in ``sl.info``.
+
+    ``sl.info`` holds ``compute_s``, as an SL client's reply does.
+    """
+    content = RecordDict(dict(content))
     content[KEY_INFO] = info_record(partition_id=0, compute_s=busy_compute(seconds))
     return content
 
