@@ -37,7 +37,7 @@ from flwr_split.protocol import (
     put_labels,
     weights_to_record,
 )
-from flwr_split.tasks import TaskConfig, build_model, cut_shape
+from flwr_split.tasks import TaskConfig, build_model, cut_shape, load_task_data
 
 TASK = TaskConfig()
 
@@ -89,17 +89,30 @@ def with_compute(content: RecordDict, seconds: float) -> RecordDict:
 
 
 def busy_compute(seconds: float) -> float:
-    """Run small torch matmuls on one thread (as the SL App's ``client-threads``) for ``seconds``.
+    """Train the digits bottom on random batches, on one thread, for ``seconds``.
 
-    Returns the seconds spent, at least ``seconds``.
+    The work of an SL client without SL: forward, backward and an optimizer step
+    of the same bottom model (one thread, as the SL App's ``client-threads``),
+    repeated until ``seconds`` have passed. Returns the seconds spent, at least
+    ``seconds``.
     """
     if torch.get_num_threads() != 1:
         torch.set_num_threads(1)
+    bottom, optimizer, inputs = _busy_model()
     started = time.perf_counter()
-    operand = torch.full((32, 32), 0.01)
     while time.perf_counter() - started < seconds:
-        operand = torch.tanh(operand @ operand)
+        optimizer.zero_grad()
+        bottom(inputs).square().mean().backward()
+        optimizer.step()
     return time.perf_counter() - started
+
+
+@lru_cache(maxsize=1)
+def _busy_model() -> tuple[torch.nn.Module, torch.optim.Optimizer, torch.Tensor]:
+    """Return the digits bottom, its optimizer and two training samples of the task."""
+    bottom, _ = build_model(TASK)
+    train, _ = load_task_data(TASK)
+    return bottom, OptimizerConfig().build(bottom.parameters()), torch.from_numpy(train.x[:2])
 
 
 def _encoded_cut_tensor(batch: int) -> Encoded:
