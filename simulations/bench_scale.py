@@ -27,18 +27,19 @@ runs, for every K <= N, two Apps through ``flwr run``:
   ``--compute-echo`` a paced run of empty messages (``echo-compute``) whose
   handlers compute (torch, one thread) for the SL run's median client compute
   per message before they reply: Flower's floor when its clients compute as
-  long as ours.
+  long as ours. Both flags together add ``echo-sl-compute``: SL-shaped records
+  and the same compute.
 
 A step's time is the median over steps 1.. (step 0 pays first-use costs). The
 compute of a step is ``server_s + client_compute_s / actors`` (the clients'
 reported compute runs on ``actors`` actors at once). The goal of issue 4 is
 ``sl_step_s <= 1.2 * echo_step_s + compute_s`` at N = 100, with the paced echo
 (``overhead_ratio``; ``overhead_ratio_unpaced`` uses the back-to-back one). Against the
-computing echo the floor is its step minus its clients' reported compute per actor
-(``echo_compute_floor_s``, ``overhead_ratio_compute_matched``). Peak RSS (and
-PSS) is the sum over the SuperLink and every process it started, sampled every
-0.25 s during each ``flwr run``. Writes ``runs.csv``, ``steps.csv``,
-``scale.png`` and ``env.json``.
+computing echoes the floor is the step minus the clients' reported compute per actor
+(``echo_compute_floor_s``, ``overhead_ratio_compute_matched``, and the same with
+``sl_compute``). Peak RSS (and PSS) is the sum over the SuperLink and every
+process it started, sampled every 0.25 s during each ``flwr run``. Writes
+``runs.csv``, ``steps.csv``, ``scale.png`` and ``env.json``.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ ECHO_RUNS = {
     "echo-paced": (True, "empty", False),
     "echo-sl": (True, "sl", False),
     "echo-compute": (True, "empty", True),
+    "echo-sl-compute": (True, "sl", True),
 }
 """Echo runs by app name: (paced like the SL run, payload, clients compute like the SL run's)."""
 
@@ -188,12 +190,13 @@ def summarize(runs: pd.DataFrame, actors: int) -> pd.DataFrame:
     if "echo-sl" in by_app:
         table["echo_sl_step_s"] = by_app["echo-sl"]["step_s"]
         table["overhead_ratio_sl_shaped"] = overhead / table["echo_sl_step_s"]
-    if "echo-compute" in by_app:
-        computed = by_app["echo-compute"]
-        table["echo_compute_step_s"] = computed["step_s"]
-        table["echo_compute_floor_s"] = computed["step_s"] - computed["client_compute_s"] / actors
-        table["overhead_ratio_compute_matched"] = overhead / table["echo_compute_floor_s"]
-        table["goal_met_compute_matched"] = within_goal(table, "echo_compute_floor_s")
+    for app, name in (("echo-compute", "compute"), ("echo-sl-compute", "sl_compute")):
+        if app in by_app:  # floor: the step minus the compute its clients report, per actor
+            computed, floor = by_app[app], f"echo_{name}_floor_s"
+            table[f"echo_{name}_step_s"] = computed["step_s"]
+            table[floor] = computed["step_s"] - computed["client_compute_s"] / actors
+            table[f"overhead_ratio_{name}_matched"] = overhead / table[floor]
+            table[f"goal_met_{name}_matched"] = within_goal(table, floor)
     table["goal_met"] = within_goal(table, "echo_step_s")
     return table.reset_index()
 
@@ -275,6 +278,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                 cell = (nodes, min(participants, nodes), args.client_cpus)
                 echo_apps = ("echo", "echo-paced") + (("echo-sl",) if args.shaped_echo else ())
                 echo_apps += ("echo-compute",) if args.compute_echo else ()
+                echo_apps += ("echo-sl-compute",) if args.shaped_echo and args.compute_echo else ()
                 cell_rows, cell_steps = run_cell(superlink, cell, args.steps, out, echo_apps)
                 rows += cell_rows
                 step_frames.append(cell_steps)

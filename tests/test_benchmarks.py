@@ -72,10 +72,11 @@ def test_scale_benchmark_quick_runs_the_sl_and_echo_apps_through_flwr_run(tmp_pa
     assert row["sl_step_s"] > 0 and row["compute_s"] > 0
     assert min(row["echo_step_s"], row["echo_unpaced_step_s"], row["echo_sl_step_s"]) > 0
     assert 0 < row["echo_compute_floor_s"] < row["echo_compute_step_s"]
+    assert 0 < row["echo_sl_compute_floor_s"] < row["echo_sl_compute_step_s"]
     assert row["sl_peak_rss_gb"] > row["echo_peak_rss_gb"] > 0.1  # torch actors cost memory
     (out,) = (tmp_path / "bench_scale").iterdir()
     steps = pd.read_csv(out / "steps.csv")
-    apps = ["echo", "echo-compute", "echo-paced", "echo-sl", "flwr-split"]
+    apps = ["echo", "echo-compute", "echo-paced", "echo-sl", "echo-sl-compute", "flwr-split"]
     assert sorted(steps["app"].unique()) == apps
     assert (steps.groupby("app")["step"].count() == 3).all()
     assert (steps["clients"] == 2).all()
@@ -86,12 +87,12 @@ def test_scale_benchmark_quick_runs_the_sl_and_echo_apps_through_flwr_run(tmp_pa
         assert (echo["replied"] == 2).all()
         assert list(echo["messages"]) == list(sl["messages"]) == [2, 2, 2]
         assert list(echo["pause_s"]) == pytest.approx([0.0] * 3 if app == "echo" else paced)
-        if app != "echo-compute":
+        if not app.endswith("compute"):
             assert (echo["client_compute_s"] == 0).all()
     # each of the 2 replies per step computed at least the SL run's median compute per message
     busy = (sl["client_compute_s"] / sl["messages"])[sl["step"] >= 1].median()
-    computed = steps[steps["app"] == "echo-compute"]["client_compute_s"]
-    assert (computed >= 2 * busy * (1 - 1e-6)).all()
+    computed = steps[steps["app"].str.endswith("compute")]["client_compute_s"]
+    assert len(computed) == 6 and (computed >= 2 * busy * (1 - 1e-6)).all()
     assert {"runs.csv", "summary.csv", "steps.csv", "scale.png", "env.json"} <= {
         p.name for p in out.iterdir()
     }
