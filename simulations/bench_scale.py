@@ -90,6 +90,15 @@ ECHO_RUNS = {
 """Echo runs by app name: (paced like the SL run, payload, clients compute like the SL run's)."""
 
 
+def echo_runs(shaped: bool, computing: bool) -> tuple[str, ...]:
+    """Return the echo runs to make: the empty ones, plus SL-shaped and computing ones if asked."""
+    return tuple(
+        app
+        for app, (_, payload, computes) in ECHO_RUNS.items()
+        if (shaped or payload != "sl") and (computing or not computes)
+    )
+
+
 def echo_run_config(
     app: str, nodes: int, participants: int, sl_steps: pd.DataFrame, out: Path
 ) -> dict:
@@ -269,6 +278,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     out = output_dir("bench_scale", args.results).resolve()  # the ServerApp runs elsewhere
     actors = max(1, (os.cpu_count() or 1) // args.client_cpus)
     write_env(out, client_cpus=args.client_cpus, actors=actors, steps=args.steps)
+    echo_apps = echo_runs(shaped=args.shaped_echo, computing=args.compute_echo)
     rows, step_frames = [], []
     for nodes in args.nodes:
         with SimulationSuperLink(out / f"flwr-home-n{nodes}") as superlink:
@@ -276,9 +286,6 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                 if participants > nodes and nodes in args.participants:
                     continue  # K > N is the cell (N, N), run already
                 cell = (nodes, min(participants, nodes), args.client_cpus)
-                echo_apps = ("echo", "echo-paced") + (("echo-sl",) if args.shaped_echo else ())
-                echo_apps += ("echo-compute",) if args.compute_echo else ()
-                echo_apps += ("echo-sl-compute",) if args.shaped_echo and args.compute_echo else ()
                 cell_rows, cell_steps = run_cell(superlink, cell, args.steps, out, echo_apps)
                 rows += cell_rows
                 step_frames.append(cell_steps)

@@ -1,4 +1,4 @@
-"""Echo ClientApp: answers every message without work, empty or SL-shaped (``payload``)."""
+"""Echo ClientApp: answers every message, empty or SL-shaped (``payload``), after ``busy`` work."""
 
 from __future__ import annotations
 

@@ -89,7 +89,7 @@ def with_compute(content: RecordDict, seconds: float) -> RecordDict:
 
 
 def busy_compute(seconds: float) -> float:
-    """Train the digits bottom on random batches, on one thread, for ``seconds``.
+    """Train the digits bottom on two training samples, on one thread, for ``seconds``.
 
     The work of an SL client without SL: forward, backward and an optimizer step
     of the same bottom model (one thread, as the SL App's ``client-threads``),
