@@ -301,6 +301,17 @@ def select_grid(tasks: list[dict], specs: list[str]) -> None:
         entry["sweep"] = []
 
 
+def check_sweeps(tasks: list[dict]) -> None:
+    """Refuse a sweep setting that is not also in its task's grid (the ablation's λ = 0 run)."""
+    for entry in tasks:
+        missing = [spec for spec in entry["sweep"] if spec not in entry["grid"]]
+        if missing:
+            raise SystemExit(
+                f"{entry['task']}: sweep {missing} not in its grid, which runs them at λ = 0 "
+                "for the ablation: add them to the grid"
+            )
+
+
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     """Run the benchmark; return the runs table (the timing table with ``--timing-only``)."""
     parser = config_parser(__doc__, DEFAULT_CONFIG)
@@ -323,6 +334,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         bench["tasks"] = [entry for entry in bench["tasks"] if entry["task"] in args.task]
     if args.grid:
         select_grid(bench["tasks"], args.grid)
+    check_sweeps(bench["tasks"])
     jobs = plan(bench, baselines_only=args.timing_only)
     outputs = train(jobs, bench, args.workers)
     timings = timing_table(jobs, outputs, bench)
@@ -332,8 +344,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         if not args.timing_only:
             runs, histories = summarize(jobs, outputs)
-            ablations = ablation(runs, bench)
             runs.to_csv(out / "runs.csv", index=False)
+            ablations = ablation(runs, bench)
             ablations.to_csv(out / "ablation.csv", index=False)
             frame = pd.concat(histories.values(), ignore_index=True)
             frame.to_csv(out / "histories.csv", index=False)

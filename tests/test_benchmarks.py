@@ -196,3 +196,11 @@ def test_fedlite_benchmark_grid_option_keeps_known_settings_and_refuses_unknown_
     assert [entry["sweep"] for entry in tasks] == [[], []]
     with pytest.raises(SystemExit, match="not in the config's grids"):
         bench_fedlite.select_grid(tasks, ["fedlite:q=80,init=kmeans++"])
+
+
+def test_fedlite_benchmark_refuses_a_sweep_setting_without_its_lambda_zero_run():
+    tasks = [{"task": "digits", "grid": ["fedlite:q=64"], "sweep": ["fedlite:q=64"]}]
+    bench_fedlite.check_sweeps(tasks)
+    tasks.append({"task": "shakespeare", "grid": [], "sweep": ["fedlite:q=80"]})
+    with pytest.raises(SystemExit, match=r"shakespeare: sweep \['fedlite:q=80'\] not in its grid"):
+        bench_fedlite.check_sweeps(tasks)
