@@ -10,6 +10,7 @@ import pytest
 from simulations import (
     bench_fedlite,
     bench_ms,
+    bench_ray_records,
     bench_sampling,
     bench_scale,
     bench_slfac,
@@ -27,6 +28,25 @@ def test_step_time_benchmark_quick_writes_csv_plot_and_env(tmp_path):
     (out,) = (tmp_path / "bench_step_time").iterdir()
     assert {p.name for p in out.iterdir()} == {"runs.csv", "step_time.png", "env.json"}
     assert json.loads((out / "env.json").read_text())["flwr"]
+
+
+def test_ray_records_benchmark_quick_times_every_variant_against_the_empty_one(tmp_path):
+    summary = bench_ray_records.main(
+        ["--quick", "--busy", "0", "0.001", "--results", str(tmp_path)]
+    )
+    assert list(summary["variant"]) == list(bench_ray_records.VARIANTS) * 2
+    assert (summary["median_ms"] > 0).all()
+    assert (summary.loc[summary["variant"] == "empty", "over_empty_ms"] == 0).all()
+    (out,) = (tmp_path / "bench_ray_records").iterdir()
+    calls = pd.read_csv(out / "calls.csv")
+    assert len(calls) == 2 * 5 * len(bench_ray_records.VARIANTS)
+    assert (calls["round_trip_ms"] >= calls["overhead_ms"]).all()
+    assert {p.name for p in out.iterdir()} == {
+        "calls.csv",
+        "summary.csv",
+        "ray_records.png",
+        "env.json",
+    }
 
 
 def test_run_overrides_keep_quoted_values_with_spaces():
