@@ -1,6 +1,7 @@
 """Benchmark: in-process SL step time against a pure-PyTorch step on the same union batch.
 
-Usage: ``python -m simulations.bench_step_time [--clients 10 100] [--steps 30] [--quick]``
+Usage: ``python -m simulations.bench_step_time [--clients 10 100] [--steps 30] [--max-batch 16]
+[--quick]``
 
 For each client count, one `ParallelSplitLearning` run on the `InProcessGrid`
 (identity codecs, the default ``every_epoch`` sync: one round trip per step)
@@ -117,8 +118,13 @@ def time_torch_steps(
     return times
 
 
-def run(client_counts: list[int], steps: int, warmup: int, threads: int) -> pd.DataFrame:
+def run(
+    client_counts: list[int], steps: int, warmup: int, threads: int, max_batch: int = 16
+) -> pd.DataFrame:
     """Measure both step times for every client count; return one row per count.
+
+    Each client sends ``max_batch`` samples per step, or fewer where its share
+    of digits' 1,437 training samples holds fewer than two such batches.
 
     The SL run and the per-client bottoms use ``threads`` torch threads (the
     in-process clients get no ``client-threads`` and leave the setting alone);
@@ -127,7 +133,7 @@ def run(client_counts: list[int], steps: int, warmup: int, threads: int) -> pd.D
     """
     rows = []
     for clients in client_counts:
-        batch_size = max(1, min(16, 1437 // clients // 2))
+        batch_size = max(1, min(max_batch, 1437 // clients // 2))
         torch.set_num_threads(threads)
         split = time_split_steps(clients, batch_size, steps + warmup)[warmup:]
         unmeasured = time_split_steps(clients, batch_size, steps + warmup, False)[warmup:]
@@ -173,6 +179,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--clients", type=int, nargs="+", default=[10, 100])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--max-batch", type=int, default=16, help="samples per client and step")
     parser.add_argument("--quick", action="store_true", help="2 and 4 clients, 3 steps")
     parser.add_argument("--results", default="results", help="base folder of the output")
     args = parser.parse_args(argv)
@@ -181,7 +188,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         args.clients, args.steps, args.warmup = [2, 4], 3, 1
     threads = torch.get_num_threads()
     with torch_threads(threads):  # run() changes the setting; put it back after
-        frame = run(args.clients, args.steps, args.warmup, threads)
+        frame = run(args.clients, args.steps, args.warmup, threads, args.max_batch)
     out = output_dir("bench_step_time", args.results)
     frame.to_csv(out / "runs.csv", index=False)
     write_env(out, default_threads=threads, steps=args.steps)
