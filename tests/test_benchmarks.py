@@ -22,8 +22,9 @@ from simulations.run import parse_overrides
 
 
 def test_step_time_benchmark_quick_writes_csv_plot_and_env(tmp_path):
-    frame = bench_step_time.main(["--quick", "--results", str(tmp_path)])
+    frame = bench_step_time.main(["--quick", "--max-batch", "4", "--results", str(tmp_path)])
     assert list(frame["clients"]) == [2, 4]
+    assert list(frame["batch_per_client"]) == [4, 4]
     assert (frame["ratio"] > 0).all()
     (out,) = (tmp_path / "bench_step_time").iterdir()
     assert {p.name for p in out.iterdir()} == {"runs.csv", "step_time.png", "env.json"}
