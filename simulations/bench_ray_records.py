@@ -18,7 +18,6 @@ the actor's method; variants take turns, call by call. Writes ``calls.csv``,
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from types import ModuleType
@@ -84,6 +83,7 @@ def _message(variant: str) -> Message:
     shaped = _shaped()
     content = shaped.step_content(BATCH) if variant in ("message", "sl") else RecordDict()
     message = Message(RecordDict(dict(content)), dst_node_id=1, message_type="train.sl_step")
+    # The LinkState stamps every message's id; a reply cites it.
     message.metadata.__dict__["_message_id"] = "0" * 64
     return message
 
@@ -91,7 +91,6 @@ def _message(variant: str) -> Message:
 def measure(calls: int, busy_values: list[float]) -> pd.DataFrame:
     """Time ``calls`` actor calls per variant and ``busy`` value; one row per call."""
     _set_identity(node_id=0)
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         actor = RecordsActor.remote()
