@@ -317,7 +317,8 @@ def test_everything_is_stopped_when_the_body_raises_mid_run(tmp_path):
     for name in ("flower-superlink", "flower-supernode", "flower-superexec", "flwr-serverapp"):
         assert name in names
     assert marked_processes(cluster.launch_id) == set()
-    assert not any(command_line(pid) == cmd for pid, cmd in seen.items())
+    left = {pid: cmd for pid, cmd in seen.items() if command_line(pid) == cmd}
+    assert not left, f"still running after the cluster stopped: {left}"
 
 
 # ----------------------------------------------------------------- a SuperNode dies
