@@ -31,9 +31,8 @@ import ray  # noqa: E402
 from flwr.app import Context, Message, RecordDict  # noqa: E402
 from flwr.supercore.task_identity import TaskIdentity  # noqa: E402
 
-from simulations.common import ROOT, output_dir, save_figure, write_env  # noqa: E402
+from simulations.common import ECHO_APP, output_dir, save_figure, write_env  # noqa: E402
 
-ECHO_APP = ROOT / "simulations" / "echo_app"
 VARIANTS = ("empty", "message", "state", "sl")
 BATCH = 2
 

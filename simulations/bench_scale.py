@@ -56,10 +56,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from flwr_split.launch import SimulationSuperLink  # noqa: E402
-from simulations.common import ROOT, output_dir, save_figure, write_env  # noqa: E402
+from simulations.common import ECHO_APP, ROOT, output_dir, save_figure, write_env  # noqa: E402
 from simulations.process_memory import PeakMemory  # noqa: E402
 
-ECHO_APP = ROOT / "simulations" / "echo_app"
 SL_BATCH = 2
 """Samples per client and step in the SL runs."""
 GOAL_FACTOR = 1.2

@@ -27,6 +27,8 @@ from strategies.parallel import ParallelSplitLearning
 from strategies.result import SplitResult
 
 ROOT = Path(__file__).resolve().parent.parent
+ECHO_APP = ROOT / "simulations" / "echo_app"
+"""The echo App (Flower's floor): run by ``flwr run``, its ``flwr_split_echo`` imported by tools."""
 
 
 def config_parser(doc: str, default_config: Path) -> argparse.ArgumentParser:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 from flwr.app import ArrayRecord, Context, Message, RecordDict
@@ -11,9 +10,10 @@ from flwr.app import ArrayRecord, Context, Message, RecordDict
 from flwr_split.app.client_app import app as client_app
 from flwr_split.inprocess import InProcessGrid
 from flwr_split.tasks import TaskConfig
+from simulations.common import ECHO_APP
 from strategies.parallel import ParallelSplitLearning
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "simulations" / "echo_app"))
+sys.path.insert(0, str(ECHO_APP))
 from flwr_split_echo.shaped import (  # noqa: E402
     reply_content,
     state_records,
