@@ -30,6 +30,7 @@ import sys
 import time
 import urllib.request
 import uuid
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -346,6 +347,10 @@ class FlowerProcesses:
                         pass
             _signal_all(leftover, signal.SIGKILL)
             time.sleep(0.2)
+        else:
+            survivors = {pid: command_line(pid) for pid in remaining()}
+            if survivors:
+                warnings.warn(f"processes still running after SIGKILL: {survivors}", stacklevel=2)
         for process in self.processes.values():
             try:
                 process.wait(timeout=5)

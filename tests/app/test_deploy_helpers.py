@@ -87,3 +87,20 @@ def test_stop_ends_children_in_other_sessions_and_orphans(tmp_path):
     assert marked_processes(processes.launch_id) == set()
     assert processes.alive() == set()
     assert root.returncode is not None
+
+
+def test_stop_warns_naming_the_processes_it_could_not_end(tmp_path, monkeypatch):
+    import flwr_split.launch as launch
+
+    processes = FlowerProcesses(tmp_path, "x", stop_timeout=0.5)
+    sleeper = processes.start("sleeper", [sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        with monkeypatch.context() as signals_lost:
+            signals_lost.setattr(launch, "_signal_all", lambda pids, sig: None)
+            signals_lost.setattr(launch.os, "killpg", lambda pgid, sig: None)
+            named = rf"still running after SIGKILL: {{{sleeper.pid}: "
+            with pytest.warns(UserWarning, match=named):
+                processes.stop()
+    finally:
+        sleeper.kill()
+        sleeper.wait()

@@ -308,7 +308,10 @@ def test_everything_is_stopped_when_the_body_raises_mid_run(tmp_path):
             _start_flwr_run(cluster, run_config)
 
             def clientapp_running() -> bool:
-                seen.update({pid: command_line(pid) for pid in cluster.alive()})
+                # A process caught mid-exec or exiting has an empty command line; it cannot
+                # be told apart later from a gone pid (also ""), so it is not recorded.
+                now = {pid: command_line(pid) for pid in cluster.alive()}
+                seen.update({pid: cmd for pid, cmd in now.items() if cmd})
                 return any("flwr-clientapp" in cmd for cmd in seen.values())
 
             cluster.wait_until(clientapp_running, 300, "a running flwr-clientapp")
