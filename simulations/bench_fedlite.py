@@ -15,8 +15,8 @@ setting. Per setting it also times, on the trained fp32 bottom and one client ba
 FedLite encode (at the configured Lloyd iteration caps) against that batch's bottom
 forward+backward (medians, timed in turns, one thread). Writes ``runs.csv``, ``ablation.csv``,
 ``timing.csv``, ``histories.csv``, ``accuracy_vs_bytes.png``, ``accuracy_vs_ratio.png`` and
-``env.json``. ``--timing-only`` trains just the fp32 baselines and writes ``timing.csv`` and
-``env.json``.
+``env.json``; ``histories.csv`` grows as runs finish. ``--timing-only`` trains just the fp32
+baselines and writes their ``histories.csv``, ``timing.csv`` and ``env.json``.
 """
 
 from __future__ import annotations
@@ -143,8 +143,7 @@ def summarize(jobs: list[Job], outputs: list) -> tuple[pd.DataFrame, dict]:
                 "drop_pp": 100 * (float(base_history["accuracy"].iloc[-1]) - final),
             }
         )
-        key = (name, job.uplink, job.correction)
-        histories[key] = history.assign(task=name, codec=job.uplink, correction=job.correction)
+        histories[(name, job.uplink, job.correction)] = labelled_history(job, history)
     return pd.DataFrame(rows), histories
 
 
@@ -275,10 +274,29 @@ def plot_tradeoff(runs: pd.DataFrame, path: Path) -> None:
     _task_panels(runs, path, draw, xlabel, ylabel)
 
 
-def train(jobs: list[Job], bench: dict, workers: int) -> list[tuple[pd.DataFrame, float, dict]]:
-    """Train every job in ``workers`` processes; return ``_train``'s outputs in job order."""
+def labelled_history(job: Job, history: pd.DataFrame) -> pd.DataFrame:
+    """Return a run's history with its task, codec and correction as columns."""
+    return history.assign(task=job.entry["task"], codec=job.uplink, correction=job.correction)
+
+
+def train(
+    jobs: list[Job], bench: dict, workers: int, out: Path
+) -> list[tuple[pd.DataFrame, float, dict]]:
+    """Train every job in ``workers`` processes; return ``_train``'s outputs in job order.
+
+    ``out/histories.csv`` is rewritten after every run that finishes (in job order), so a
+    benchmark that stops part-way keeps the histories of the runs it finished.
+    """
+    outputs: list[tuple[pd.DataFrame, float, dict]] = []
+    finished: list[pd.DataFrame] = []
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(_train, [(job, bench) for job in jobs]))
+        results = pool.map(_train, [(job, bench) for job in jobs])
+        for job, output in zip(jobs, results, strict=True):
+            outputs.append(output)
+            finished.append(labelled_history(job, output[0]))
+            pd.concat(finished, ignore_index=True).to_csv(out / "histories.csv", index=False)
+            print(f"finished {job.entry['task']} {job.uplink} λ = {job.correction:g}", flush=True)
+    return outputs
 
 
 def timing_table(jobs: list[Job], outputs: list, bench: dict) -> pd.DataFrame:
@@ -317,7 +335,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = config_parser(__doc__, DEFAULT_CONFIG)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
-        "--timing-only", action="store_true", help="train only fp32, write only timing.csv"
+        "--timing-only", action="store_true", help="train only fp32; write the timing"
     )
     parser.add_argument("--seed", type=int, help="the config's seed replaced by this one")
     parser.add_argument("--task", action="append", help="only this task of the config (repeatable)")
@@ -336,9 +354,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         select_grid(bench["tasks"], args.grid)
     check_sweeps(bench["tasks"])
     jobs = plan(bench, baselines_only=args.timing_only)
-    outputs = train(jobs, bench, args.workers)
-    timings = timing_table(jobs, outputs, bench)
     out = output_dir("bench_fedlite", args.results)
+    outputs = train(jobs, bench, args.workers, out)
+    timings = timing_table(jobs, outputs, bench)
     timings.to_csv(out / "timing.csv", index=False)
     write_env(out, config=config, quick=args.quick, timing_only=args.timing_only)
     with pd.option_context("display.width", 250, "display.max_columns", 30):
@@ -347,8 +365,6 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             runs.to_csv(out / "runs.csv", index=False)
             ablations = ablation(runs, bench)
             ablations.to_csv(out / "ablation.csv", index=False)
-            frame = pd.concat(histories.values(), ignore_index=True)
-            frame.to_csv(out / "histories.csv", index=False)
             plot_curves(runs, histories, out / "accuracy_vs_bytes.png")
             plot_tradeoff(runs, out / "accuracy_vs_ratio.png")
             print(runs.to_string(index=False))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import tomllib
 
 import pandas as pd
 import pytest
 
+from flwr_split.codecs.base import CodecError
 from simulations import (
     bench_fedlite,
     bench_ms,
@@ -151,7 +153,19 @@ def test_fedlite_benchmark_timing_only_trains_the_chosen_baseline_and_writes_the
     ]
     assert (timings["encode_ms"] > 0).all()
     (out,) = (tmp_path / "bench_fedlite").iterdir()
-    assert {p.name for p in out.iterdir()} == {"timing.csv", "env.json"}
+    assert {p.name for p in out.iterdir()} == {"timing.csv", "histories.csv", "env.json"}
+    assert set(pd.read_csv(out / "histories.csv")["codec"]) == {"identity"}
+
+
+def test_fedlite_benchmark_keeps_the_histories_of_finished_runs_when_a_later_one_fails(tmp_path):
+    config = tomllib.loads(bench_fedlite.DEFAULT_CONFIG.read_text())
+    bench = {**config["bench"], **config["quick"]}
+    digits = bench["tasks"][0]
+    jobs = [bench_fedlite.Job(digits, "identity", 0.0), bench_fedlite.Job(digits, "nosuch", 0.0)]
+    with pytest.raises(CodecError, match="unknown codec 'nosuch'"):
+        bench_fedlite.train(jobs, bench, 1, tmp_path)
+    history = pd.read_csv(tmp_path / "histories.csv")
+    assert set(history["codec"]) == {"identity"} and len(history) > 0
 
 
 def test_sampling_benchmark_quick_writes_tables_and_matches_the_inprocess_grid(tmp_path):
