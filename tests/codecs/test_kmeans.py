@@ -6,8 +6,10 @@ import hashlib
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from flwr_split.codecs.kmeans import fit_kmeans, init_random
+from flwr_split.codecs.kmeans import _all_distinct, fit_kmeans, init_random
 
 
 def _points(kind: str, groups: int, count: int, width: int, seed: int) -> torch.Tensor:
@@ -63,3 +65,15 @@ def test_kmeans_random_init_takes_the_first_distinct_points_of_the_seeded_order(
                 distinct.append(tuple(row))
         expected = distinct + distinct[-1:] * (clusters - len(distinct))
         assert book.tolist() == [list(row) for row in expected]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 3), st.integers(1, 12), st.integers(1, 5)),
+    values=st.lists(st.sampled_from([0.0, -0.0, 1.0, -1.5, 2.0**-140, 3e38]), min_size=180),
+)
+def test_distinct_codeword_check_agrees_with_comparing_every_pair(shape, values):
+    groups, clusters, width = shape
+    books = torch.tensor(values[: groups * clusters * width]).reshape(shape)
+    pairs = (books.unsqueeze(2) == books.unsqueeze(1)).all(dim=3)
+    assert _all_distinct(books) == (int(pairs.sum()) == groups * clusters)
