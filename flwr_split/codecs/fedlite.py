@@ -20,7 +20,7 @@ from flwr_split.codecs.base import (
     shape_from_meta,
 )
 from flwr_split.codecs.bitpack import pack_bits, packed_nbytes, unpack_bits
-from flwr_split.codecs.kmeans import INITS, assign, fit_kmeans
+from flwr_split.codecs.kmeans import INITS, fit_kmeans
 from flwr_split.codecs.registry import register_codec
 
 PRECISIONS = {"float32": np.float32, "float16": np.float16}
@@ -180,10 +180,11 @@ class FedLite(Codec):
             codes = torch.zeros(points.shape[:2], dtype=torch.int64)
         else:
             generator = (ctx or CodecContext()).generator()
-            fitted, codes = fit_kmeans(points, self.clusters, self.iters, generator, self.init)
+            rounded = None if dtype is np.float32 else self._rounded_codewords
+            fitted, codes = fit_kmeans(  # codes of the codewords the decoder will see
+                points, self.clusters, self.iters, generator, self.init, cast=rounded
+            )
             codebooks = fitted.numpy().astype(dtype)
-            if dtype is not np.float32:  # assign to the codewords the decoder will see
-                codes = assign(points, torch.from_numpy(codebooks.astype(np.float32)))
         flat_codes = self._from_groups(codes, rows).reshape(-1).numpy()
         arrays = {"codebooks": codebooks.reshape(-1), "codes": self._pack(flat_codes)}
         meta = {"shape": list(shape), **{k: v for k, v in self.get_config().items() if k != "id"}}
@@ -209,6 +210,11 @@ class FedLite(Codec):
         looked_up = torch.gather(codebooks, 1, grouped.unsqueeze(2).expand(-1, -1, sub))
         padded = self._from_groups(looked_up, rows).reshape(rows, self.q * sub)
         return padded[:, :width].reshape(shape).contiguous()
+
+    def _rounded_codewords(self, codebooks: torch.Tensor) -> torch.Tensor:
+        """float32 ``codebooks`` rounded to the wire precision, as the decoder reads them."""
+        sent = codebooks.numpy().astype(PRECISIONS[self.precision]).astype(np.float32)
+        return torch.from_numpy(sent)
 
     def _to_groups(self, subvectors: torch.Tensor) -> torch.Tensor:
         """``(B, q, p)`` sub-vectors to ``(R, B q / R, p)`` point sets."""

@@ -8,6 +8,8 @@ same points and the same seeded generator give bit-identical results.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 INITS = ("random", "kmeans++")
@@ -193,11 +195,14 @@ def fit_kmeans(
     iters: int,
     generator: torch.Generator,
     init: str = "random",
+    cast: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Fit one codebook per group with at most ``iters`` Lloyd iterations.
 
     Iterating stops early once an iteration leaves every code unchanged (the
     codebooks are then the means of their clusters and would stay put).
+    With ``cast``, the returned codebooks are ``cast`` of the fitted ones and
+    the returned codes are assigned to them; the fit itself is unchanged.
 
     Parameters
     ----------
@@ -211,6 +216,10 @@ def fit_kmeans(
         Source of the initialization's randomness.
     init : {"random", "kmeans++"}
         Distinct random points (`init_random`) or k-means++ (`init_kmeanspp`).
+    cast : callable, optional
+        The codebooks as they will be used (e.g. rounded to float16). After
+        the last iteration it comes before the assignment, which then serves
+        both; after an early stop or with ``iters = 0`` it costs one more.
 
     Returns
     -------
@@ -224,10 +233,16 @@ def fit_kmeans(
     groups, clusters, width = codebooks.shape
     flat_points = points.reshape(-1, width)
     offsets = _offsets(groups, clusters)
-    for _ in range(iters):
+    for done in range(1, iters + 1):
         rows = (codes + offsets).view(-1)
         codebooks = _update_rows(flat_points, codebooks.view(-1, width), rows).view(codebooks.shape)
+        if done == iters and cast is not None:
+            codebooks = cast(codebooks)
+            return codebooks, assign(points, codebooks)
         previous, codes = codes, assign(points, codebooks)
         if torch.equal(previous, codes):
             break
-    return codebooks, codes
+    if cast is None:
+        return codebooks, codes
+    codebooks = cast(codebooks)
+    return codebooks, assign(points, codebooks)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -307,3 +308,53 @@ def test_float32_codebooks_are_rejected_by_a_float16_codec():
 def test_bad_options_are_rejected(options):
     with pytest.raises(CodecError, match="fedlite"):
         FedLite(**options)
+
+
+# spec, shape -> SHA-256 prefix of (codebooks, codes) for seeds 0 and 1, from the encoder that
+# assigned float32 codewords, rounded them to float16 and assigned again (commit 4fb159a); the
+# 50-iteration case stops early (6 assignments).
+PINNED_PAYLOADS = {
+    ("fedlite:q=8,clusters=16,precision=float16,iters=1", (64, 64)): (
+        "6ea8d787220c7c10",
+        "66787ee0f5b02a0b",
+    ),
+    ("fedlite:q=8,clusters=16,precision=float16,iters=10", (64, 64)): (
+        "e8723c664b06a65f",
+        "38ba21d66d22761a",
+    ),
+    ("fedlite:q=8,clusters=4,precision=float16,iters=50", (40, 16)): (
+        "564e85d5d33827f2",
+        "c0a708bbc0b49572",
+    ),
+    ("fedlite:q=8,clusters=16,precision=float16,iters=0", (64, 64)): (
+        "833949ac628b371b",
+        "ec94402048704c3c",
+    ),
+    ("fedlite:q=4,groups=2,clusters=8,precision=float16,init=kmeans++,iters=3", (32, 8, 6)): (
+        "65b9985eb39211a3",
+        "2f81cc564e63b9ed",
+    ),
+    ("fedlite:q=8,clusters=16,iters=3", (64, 64)): ("c2d8b7033558c1c9", "f0112205b8b6d1f8"),
+}
+
+
+@pytest.mark.parametrize(("case", "digests"), list(PINNED_PAYLOADS.items()), ids=str)
+def test_payloads_are_bit_identical_to_the_pinned_reference(case, digests):
+    spec, shape = case
+    for seed, digest in enumerate(digests):
+        x = torch.randn(*shape, generator=torch.Generator().manual_seed(seed)).relu()
+        if "clusters=4," in spec:
+            x = (x * 4).round() / 4  # few distinct values: k-means converges early
+        encoded = get_codec(spec).encode(x, CodecContext(seed + 3))
+        data = encoded.arrays["codebooks"].tobytes() + encoded.arrays["codes"].tobytes()
+        assert hashlib.sha256(data).hexdigest()[:16] == digest
+
+
+def test_float16_codebooks_cost_one_assignment_per_iteration_plus_the_first(monkeypatch):
+    import flwr_split.codecs.kmeans as kmeans
+
+    calls = []
+    counted = kmeans.assign
+    monkeypatch.setattr(kmeans, "assign", lambda *args: calls.append(1) or counted(*args))
+    get_codec("fedlite:q=8,clusters=16,precision=float16,iters=1").encode(_acts(64, 64))
+    assert len(calls) == 2
