@@ -23,7 +23,8 @@ def parse_spec(spec: str) -> dict[str, Any]:
     Raises
     ------
     ValueError
-        If the string is empty or an option is not ``key=value``.
+        If the string is empty, an option is not ``key=value``, or a key is
+        ``id`` or given twice (the later value would silently win).
 
     Examples
     --------
@@ -36,7 +37,10 @@ def parse_spec(spec: str) -> dict[str, Any]:
     config: dict[str, Any] = {"id": spec_id.strip()}
     for item in filter(None, (part.strip() for part in options.split(","))):
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise ValueError(f"option '{item}' in spec {spec!r} is not key=value")
-        config[key.strip()] = _parse_value(value.strip())
+        if key in config:
+            raise ValueError(f"option '{key}' given twice (or as the id) in spec {spec!r}")
+        config[key] = _parse_value(value.strip())
     return config

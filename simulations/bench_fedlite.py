@@ -206,7 +206,7 @@ def timing(task: TaskConfig, bottom_state: dict, specs: list[str], bench: dict) 
     rows = []
     for spec in specs:
         for iters in bench["timing_iters"]:
-            codec = get_codec(f"{spec},iters={iters}")
+            codec = get_codec({**get_codec(spec).get_config(), "iters": iters})
             ctx = CodecContext(seed=1)
             encoded = codec.encode(acts, ctx)
             fns = {

@@ -28,7 +28,9 @@ def test_spec_string_parses_into_typed_config(spec, config):
     assert parse_spec(spec) == config
 
 
-@pytest.mark.parametrize("spec", ["", "   ", "quant:bits", "quant:=8", None])
+@pytest.mark.parametrize(
+    "spec", ["", "   ", "quant:bits", "quant:=8", None, "quant:bits=8,bits=4", "quant:id=topk"]
+)
 def test_malformed_spec_raises(spec):
     with pytest.raises(ValueError):
         parse_spec(spec)
