@@ -53,10 +53,21 @@ def load_config(args: argparse.Namespace) -> dict:
 
 
 def output_dir(name: str, base: str | Path = "results") -> Path:
-    """Create and return ``<base>/<name>/<timestamp>/``."""
-    path = Path(base) / name / time.strftime("%Y%m%d-%H%M%S")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """Create and return a new ``<base>/<name>/<timestamp>/``.
+
+    A run that starts in the same second as another gets ``<timestamp>-2``
+    (``-3``, ...), never the other run's folder.
+    """
+    stamp = Path(base) / name / time.strftime("%Y%m%d-%H%M%S")
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    path, attempt = stamp, 1
+    while True:
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            attempt += 1
+            path = stamp.with_name(f"{stamp.name}-{attempt}")
 
 
 def write_env(path: Path, **extra: object) -> None:

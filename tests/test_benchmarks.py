@@ -17,6 +17,7 @@ from simulations import (
     bench_scale,
     bench_slfac,
     bench_step_time,
+    common,
 )
 from simulations.bench_ms import matched_topk, topk_nbytes
 from simulations.bench_slfac import matched_specs
@@ -239,3 +240,11 @@ def test_fedlite_benchmark_refuses_a_sweep_setting_without_its_lambda_zero_run()
     tasks.append({"task": "shakespeare", "grid": [], "sweep": ["fedlite:q=80"]})
     with pytest.raises(SystemExit, match=r"shakespeare: sweep \['fedlite:q=80'\] not in its grid"):
         bench_fedlite.check_sweeps(tasks)
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path, monkeypatch):
+    stamp = "20261126-100000"
+    monkeypatch.setattr(common.time, "strftime", lambda _: stamp)
+    folders = [common.output_dir("bench_x", tmp_path) for _ in range(3)]
+    assert [f.name for f in folders] == [stamp, f"{stamp}-2", f"{stamp}-3"]
+    assert all(f.is_dir() and not any(f.iterdir()) for f in folders)
