@@ -136,14 +136,15 @@ def _all_distinct(codebooks: torch.Tensor) -> bool:
 
 
 def _row_hashes(codebooks: torch.Tensor) -> torch.Tensor:
-    """Hash every ``(G, L, p)`` float32 codeword to an ``int64``, shape ``(G, L)``.
+    """Hash every ``(G, L, p)`` codeword to an ``int64``, shape ``(G, L)``.
 
-    The float32 bit patterns (-0.0 turned into 0.0 first), each times a fixed
-    weight below ``2**16``, summed: every term stays below ``2**47``, so sums of
-    up to ``2**16`` values cannot overflow.
+    The bit patterns of the values as float32 (-0.0 turned into 0.0 first; equal
+    values of any float dtype stay equal), each times a fixed weight below
+    ``2**16``, summed: every term stays below ``2**47``, so sums of up to
+    ``2**16`` values cannot overflow.
     """
     width = codebooks.shape[2]
-    bits = (codebooks + 0.0).view(torch.int32).to(torch.int64)
+    bits = (codebooks.float() + 0.0).view(torch.int32).to(torch.int64)
     weights = torch.randint(1, 2**16, (width,), generator=torch.Generator().manual_seed(0))
     return (bits * weights).sum(dim=2)
 

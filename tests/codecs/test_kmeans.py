@@ -71,9 +71,10 @@ def test_kmeans_random_init_takes_the_first_distinct_points_of_the_seeded_order(
 @given(
     shape=st.tuples(st.integers(1, 3), st.integers(1, 12), st.integers(1, 5)),
     values=st.lists(st.sampled_from([0.0, -0.0, 1.0, -1.5, 2.0**-140, 3e38]), min_size=180),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
 )
-def test_distinct_codeword_check_agrees_with_comparing_every_pair(shape, values):
+def test_distinct_codeword_check_agrees_with_comparing_every_pair(shape, values, dtype):
     groups, clusters, width = shape
-    books = torch.tensor(values[: groups * clusters * width]).reshape(shape)
+    books = torch.tensor(values[: groups * clusters * width], dtype=dtype).reshape(shape)
     pairs = (books.unsqueeze(2) == books.unsqueeze(1)).all(dim=3)
     assert _all_distinct(books) == (int(pairs.sum()) == groups * clusters)
