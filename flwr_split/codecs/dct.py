@@ -59,3 +59,43 @@ def band_layout(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor, to
     band = (u + v)[order]
     prefix = torch.cumsum(torch.bincount(band, minlength=max(height + width - 1, 0)), 0)
     return order, band, prefix
+
+
+KRON_MAX_POSITIONS = 256
+"""Planes of at most this many positions are transformed by one matmul (`band_dct_matrix`);
+larger ones separably (`dct2` / `idct2`), where the Kronecker product would cost ``(H W)^2``
+per plane against ``H W (H + W)``."""
+
+
+@lru_cache(maxsize=32)
+def band_dct_matrix(height: int, width: int) -> torch.Tensor:
+    """Return the ``(H W, H W)`` 2-D DCT-II matrix with its rows in `band_layout` order (float32).
+
+    Row ``i`` is the basis of coefficient ``order[i]``: ``kron(D_H, D_W)[order]``,
+    built in float64. Orthonormal, so its transpose inverts it.
+    """
+    full = torch.kron(dct_matrix(height).double(), dct_matrix(width).double())
+    return full[band_layout(height, width)[0]].to(torch.float32)
+
+
+def dct2_bands(planes: torch.Tensor) -> torch.Tensor:
+    """Return the DCT-II coefficients of every ``H x W`` plane in `band_layout` order.
+
+    ``(..., H, W)`` float32 planes give ``(..., H * W)`` coefficients, the same
+    values as `dct2` followed by a gather (up to float32 rounding).
+    """
+    height, width = planes.shape[-2:]
+    positions = height * width
+    shape = (*planes.shape[:-2], positions)
+    if positions <= KRON_MAX_POSITIONS:  # one 2-D matmul: its rounding depends on shapes only
+        return (planes.reshape(-1, positions) @ band_dct_matrix(height, width).T).reshape(shape)
+    return dct2(planes).reshape(shape)[..., band_layout(height, width)[0]]
+
+
+def idct2_bands(coeffs: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Invert `dct2_bands`: ``(..., H * W)`` band-ordered coefficients to ``(..., H, W)`` planes."""
+    shape = (*coeffs.shape[:-1], height, width)
+    if height * width <= KRON_MAX_POSITIONS:
+        return (coeffs.reshape(-1, height * width) @ band_dct_matrix(height, width)).reshape(shape)
+    rank = torch.argsort(band_layout(height, width)[0])  # band position of each (u, v)
+    return idct2(coeffs[..., rank].reshape(shape))

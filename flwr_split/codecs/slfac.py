@@ -21,7 +21,7 @@ from flwr_split.codecs.base import (
     shape_from_meta,
 )
 from flwr_split.codecs.bitpack import pack_segments, segments_nbytes, unpack_segments
-from flwr_split.codecs.dct import band_layout, dct2, idct2
+from flwr_split.codecs.dct import band_layout, dct2_bands, idct2_bands
 from flwr_split.codecs.minmax import dequantize_, quantize_
 from flwr_split.codecs.registry import register_codec
 
@@ -304,7 +304,7 @@ class SLFAC(Codec):
             none = torch.zeros(2 * channels, dtype=torch.int64)
             cutoffs, codes = torch.zeros(count, dtype=torch.int64), none[:0]
             return Quantized(shape, cutoffs, none, none.double(), none.double(), codes)
-        coeffs = _in_band_order(dct2(x))
+        coeffs = dct2_bands(x).numpy()
         if not np.isfinite(coeffs).all():
             raise CodecError("DCT coefficients overflow float32; refusing to encode")
         values = torch.from_numpy(coeffs.astype(np.float64))
@@ -430,23 +430,19 @@ class SLFAC(Codec):
     def reconstruct(self, quantized: Quantized) -> torch.Tensor:
         """Dequantize, scatter the coefficients back and apply the inverse DCT."""
         shape = quantized.shape
-        batch, channels, height, width = planes_shape(shape)
+        batch, _, height, width = planes_shape(shape)
         if math.prod(shape) == 0:
             return torch.zeros(shape)
         layout = self._layout(shape, quantized.cutoffs)
         start, step, total = layout.stream(quantized.bits.numpy() > 0)
-        rank = np.argsort(band_layout(height, width)[0].numpy())  # band position of each (u, v)
-        start, step = start[:, None, rank], step[:, None, rank]
-        dest = start + np.arange(batch)[:, None] * step  # (C, B, H * W)
+        dest = start + np.arange(batch)[:, None, None] * step  # (B, C, P), band order
         codes = np.append(quantized.codes.numpy().astype(self._code_dtype()), 0)[dest]
-        grid = torch.from_numpy(layout.component[:, None, rank])
+        grid = torch.from_numpy(layout.component)
         levels = (2.0**quantized.bits - 1).clamp(min=1)[grid]
         values = torch.from_numpy(codes.astype(np.float64))
         dequantize_(values, quantized.lo[grid], quantized.hi[grid], levels)
-        # Channel-major memory, as the inverse DCT has always received it: torch's matmul
-        # takes another path, with other rounding, for other strides.
-        coeffs = torch.from_numpy(values.numpy().astype(np.float32)).transpose(0, 1)
-        return idct2(coeffs.reshape(batch, channels, height, width)).reshape(shape)
+        coeffs = torch.from_numpy(values.numpy().astype(np.float32))
+        return idct2_bands(coeffs, height, width).reshape(shape)
 
     # ------------------------------------------------------------------ layout
     def _code_dtype(self) -> type[np.integer]:
@@ -478,20 +474,6 @@ def _check_sides(height: int, width: int) -> None:
         raise CodecError(
             f"slfac transforms axes of at most {MAX_SIDE} entries, got {height}x{width}"
         )
-
-
-def _in_band_order(planes: torch.Tensor) -> np.ndarray:
-    """``(B, C, H * W)`` coefficients of ``(B, C, H, W)`` planes in `band_layout` order.
-
-    One gather from memory: `dct2` may leave each plane transposed in memory.
-    """
-    batch, channels, height, width = planes.shape
-    order = band_layout(height, width)[0].numpy()
-    array = planes.numpy()
-    if height > 1 and width > 1 and array.strides[-2] < array.strides[-1]:
-        array = array.swapaxes(-1, -2)
-        order = order % width * height + order // width
-    return np.take(array.reshape(batch, channels, height * width), order, axis=2)
 
 
 def _component_ranges(coeffs: np.ndarray, layout: Layout) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,7 +10,15 @@ from hypothesis import strategies as st
 
 from flwr_split.codecs import CodecContext, CodecError, get_codec
 from flwr_split.codecs.bitpack import pack_bits
-from flwr_split.codecs.dct import band_layout, dct2, dct_matrix, idct2
+from flwr_split.codecs.dct import (
+    KRON_MAX_POSITIONS,
+    band_layout,
+    dct2,
+    dct2_bands,
+    dct_matrix,
+    idct2,
+    idct2_bands,
+)
 from flwr_split.codecs.minmax import dequantize, quantize
 from flwr_split.codecs.quant import Quant
 from flwr_split.codecs.slfac import SLFAC, planes_shape
@@ -29,8 +37,8 @@ def _smooth(batch: int, channels: int, size: int, seed: int = 0) -> torch.Tensor
 def _band_energy(x: torch.Tensor) -> torch.Tensor:
     """Band energies per channel, pooled over the batch (channels x bands)."""
     _, channels, height, width = x.shape
-    order, band, _ = band_layout(height, width)
-    coeffs = dct2(x).reshape(x.shape[0], channels, -1)[:, :, order].double()
+    _, band, _ = band_layout(height, width)
+    coeffs = dct2_bands(x).double()
     energy = torch.zeros(channels, height + width - 1, dtype=torch.float64)
     return energy.index_add_(1, band, coeffs.square().sum(0))
 
@@ -41,9 +49,8 @@ def _wire_stream(x: torch.Tensor, cutoffs: torch.Tensor) -> tuple[torch.Tensor, 
     Components ``L_0, H_0, L_1, ...``; each runs over samples, then band positions.
     """
     batch, channels, height, width = planes_shape(tuple(x.shape))
-    order, _, prefix = band_layout(height, width)
-    planes = dct2(x.reshape(batch, channels, height, width)).reshape(batch, channels, -1)
-    coeffs = planes[:, :, order].double()
+    prefix = band_layout(height, width)[2]
+    coeffs = dct2_bands(x.reshape(batch, channels, height, width)).double()
     low = prefix[cutoffs].expand(channels).tolist()
     parts = [
         part
@@ -83,6 +90,17 @@ def test_dct_is_orthonormal_and_round_trips():
         torch.testing.assert_close(dct_matrix(n) @ dct_matrix(n).T, torch.eye(n), atol=1e-6, rtol=0)
     single = _randn(2, 3, 1, 1)
     assert torch.equal(dct2(single), single)
+
+
+@pytest.mark.parametrize("side", [(4, 4), (1, 40), (8, 8), (5, 7), (16, 17), (1, 300), (1, 1)])
+def test_band_ordered_transform_is_the_dct_in_band_order_and_inverts(side):
+    height, width = side  # (16, 17) and (1, 300) exceed KRON_MAX_POSITIONS: separable path
+    x = _randn(3, 2, height, width, seed=3)
+    coeffs = dct2_bands(x)
+    in_band_order = dct2(x).reshape(3, 2, -1)[..., band_layout(height, width)[0]]
+    torch.testing.assert_close(coeffs, in_band_order, atol=1e-5, rtol=0)
+    torch.testing.assert_close(idct2_bands(coeffs, height, width), x, atol=1e-5, rtol=0)
+    assert (height * width <= KRON_MAX_POSITIONS) == (side not in [(16, 17), (1, 300)])
 
 
 def test_one_dimensional_path_round_trips_vectors_and_sequences():
@@ -454,7 +472,7 @@ def _reference_payload(codec: SLFAC, x: torch.Tensor, seed: int) -> dict[str, np
 
 
 def _reference_decode(codec: SLFAC, x: torch.Tensor, seed: int) -> torch.Tensor:
-    """Dequantize the reference payload channel by channel; inverse DCT of channel-major memory."""
+    """Dequantize the reference payload channel by channel; inverse DCT of band-ordered planes."""
     batch, channels, height, width = planes_shape(tuple(x.shape))
     quantized = codec.quantize(x, CodecContext(seed))
     stream, component = _wire_stream(x, quantized.cutoffs)
@@ -464,15 +482,13 @@ def _reference_decode(codec: SLFAC, x: torch.Tensor, seed: int) -> torch.Tensor:
     values[sent] = dequantize(
         quantized.codes, quantized.lo[component][sent], quantized.hi[component][sent], levels[sent]
     )
-    order, _, prefix = band_layout(height, width)
+    prefix = band_layout(height, width)[2]
     low = prefix[quantized.cutoffs].expand(channels).tolist()
     coeffs = torch.zeros(channels, batch, height * width)
     for c, block in enumerate(values.float().split(batch * height * width)):
         low_part, high_part = block.split([batch * low[c], batch * (height * width - low[c])])
-        band_ordered = torch.cat([low_part.reshape(batch, low[c]), high_part.reshape(batch, -1)], 1)
-        coeffs[c][:, order] = band_ordered
-    planes = coeffs.transpose(0, 1).reshape(batch, channels, height, width)
-    return idct2(planes).reshape(x.shape)
+        coeffs[c] = torch.cat([low_part.reshape(batch, low[c]), high_part.reshape(batch, -1)], 1)
+    return idct2_bands(coeffs.transpose(0, 1).contiguous(), height, width).reshape(x.shape)
 
 
 @pytest.mark.parametrize(
