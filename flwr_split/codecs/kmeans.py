@@ -238,8 +238,7 @@ def fit_kmeans(
         rows = (codes + offsets).view(-1)
         codebooks = _update_rows(flat_points, codebooks.view(-1, width), rows).view(codebooks.shape)
         if done == iters and cast is not None:
-            codebooks = cast(codebooks)
-            return codebooks, assign(points, codebooks)
+            break  # the cast codewords get the final assignment below
         previous, codes = codes, assign(points, codebooks)
         if torch.equal(previous, codes):
             break
