@@ -1,7 +1,10 @@
-"""Shared builders for tests: a small in-process SL run."""
+"""Shared builders for tests: a small in-process SL run, digests of pinned outputs."""
 
 from __future__ import annotations
 
+import hashlib
+
+import numpy as np
 from flwr.clientapp import ClientApp
 
 from flwr_split.app.client_app import app as default_client_app
@@ -27,3 +30,8 @@ def run_inprocess(
     strategy = ParallelSplitLearning(task or TaskConfig(), **strategy_kwargs)
     result = strategy.start(grid, epochs=epochs, min_nodes=num_nodes, max_steps=max_steps)
     return strategy, result, grid
+
+
+def digest(*arrays: np.ndarray) -> str:
+    """First 16 hex digits of the SHA-256 of the arrays' bytes, in order (pinned references)."""
+    return hashlib.sha256(b"".join(array.tobytes() for array in arrays)).hexdigest()[:16]
