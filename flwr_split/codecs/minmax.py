@@ -57,7 +57,9 @@ def quantize_(
         values.add_(noise).floor_()
     else:
         values.round_()
-    values.masked_fill_(flat, 0.0).clamp_(min=0)
+    if bool(flat.any()):
+        values.masked_fill_(flat, 0.0)
+    values.clamp_(min=0)
     return torch.minimum(values, levels, out=values)
 
 

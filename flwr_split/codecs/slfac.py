@@ -24,6 +24,7 @@ from flwr_split.codecs.bitpack import pack_segments, segments_nbytes, unpack_seg
 from flwr_split.codecs.dct import band_layout, dct2_bands, idct2_bands
 from flwr_split.codecs.minmax import dequantize_, quantize_
 from flwr_split.codecs.registry import register_codec
+from flwr_split.codecs.slfac_layout import ComponentLayout
 
 MAX_BITS = 24
 """Widest code: a float32 coefficient carries 24 significant bits."""
@@ -52,63 +53,6 @@ def planes_shape(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
 
 
 @dataclass
-class Layout:
-    """Where each coefficient goes: components ``L_0, H_0, L_1, H_1, ...`` in wire order.
-
-    ``p`` below is a position in `band_layout` order. Within a component the
-    stream runs over samples, then positions.
-
-    Attributes
-    ----------
-    counts : np.ndarray
-        int64 coefficients per component (``2C`` entries; zero for an empty one).
-    component : np.ndarray
-        ``(C, P)`` int64 component of position ``p`` of channel ``c``.
-    within : np.ndarray
-        ``(C, P)`` int64 index of position ``p`` among its component's positions.
-    per_sample : np.ndarray
-        ``(C, P)`` int64 positions per sample of that component.
-    """
-
-    counts: np.ndarray
-    component: np.ndarray
-    within: np.ndarray
-    per_sample: np.ndarray
-
-    def stream(self, sent: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-        """Index the stream of the ``sent`` components (a mask over the ``2C``).
-
-        Returns
-        -------
-        start, step : np.ndarray
-            ``(C, P)`` int64: sample ``b`` of position ``p`` of channel ``c`` is
-            stream entry ``start[c, p] + b * step[c, p]``; positions of
-            components that are not sent all map to entry ``total``.
-        total : int
-            Coefficients in the stream.
-        """
-        sizes = np.where(sent, self.counts, 0)
-        offsets = np.cumsum(sizes) - sizes
-        total = int(sizes.sum())
-        on = sent[self.component]
-        start = np.where(on, offsets[self.component] + self.within, total)
-        return start, np.where(on, self.per_sample, 0), total
-
-
-def component_layout(batch: int, low: np.ndarray, positions: int) -> Layout:
-    """Build the `Layout` of ``C`` channels with ``low[c]`` low-band positions each."""
-    p = np.arange(positions)
-    low = low[:, None]
-    high = p >= low
-    return Layout(
-        counts=batch * np.concatenate([low, positions - low], 1).reshape(-1),
-        component=2 * np.arange(low.size)[:, None] + high,
-        within=np.where(high, p - low, p),
-        per_sample=np.where(high, positions - low, low),
-    )
-
-
-@dataclass
 class Quantized:
     """Everything SL-FAC sends, before serialization (the reference for `decode`).
 
@@ -134,6 +78,11 @@ class Quantized:
     lo: torch.Tensor
     hi: torch.Tensor
     codes: torch.Tensor
+
+    @classmethod
+    def from_arrays(cls, shape: tuple[int, ...], *arrays: np.ndarray) -> Quantized:
+        """Build it from numpy ``cutoffs, bits, lo, hi, codes`` (shared, not copied)."""
+        return cls(shape, *(torch.from_numpy(array) for array in arrays))
 
 
 @register_codec
@@ -276,16 +225,14 @@ class SLFAC(Codec):
             values = flat_float32(tensor).copy()
             return Encoded({"values": values}, {"shape": list(tensor.shape)})
         quantized = self.quantize(tensor, ctx or CodecContext())
-        sent = quantized.bits > 0
-        counts = torch.from_numpy(self._counts_for(quantized.shape, quantized.cutoffs))
-        ranges = torch.stack([quantized.lo[sent], quantized.hi[sent]], 1).reshape(-1)
+        bits, lo, hi = quantized.bits.numpy(), quantized.lo.numpy(), quantized.hi.numpy()
+        sent = bits > 0
+        counts = self._counts_for(quantized.shape, quantized.cutoffs.numpy())
         arrays = {
             "cutoffs": quantized.cutoffs.numpy().astype(np.uint16),
-            "bits": quantized.bits[counts > 0].numpy().astype(np.uint8),
-            "ranges": ranges.numpy().astype(np.float32),
-            "codes": pack_segments(
-                quantized.codes.numpy(), quantized.bits[sent].numpy(), counts[sent].numpy()
-            ),
+            "bits": bits[counts > 0].astype(np.uint8),
+            "ranges": np.stack([lo[sent], hi[sent]], 1).reshape(-1).astype(np.float32),
+            "codes": pack_segments(quantized.codes.numpy(), bits[sent], counts[sent]),
         }
         return Encoded(arrays, {"shape": list(quantized.shape)})
 
@@ -307,69 +254,69 @@ class SLFAC(Codec):
         coeffs = dct2_bands(x).numpy()
         if not np.isfinite(coeffs).all():
             raise CodecError("DCT coefficients overflow float32; refusing to encode")
-        values = torch.from_numpy(coeffs.astype(np.float64))
-        squares = values.square()
-        cutoffs = self._cutoffs(squares.sum(0), band_layout(height, width)[1], height + width - 1)
-        if cutoffs.numel() and int(cutoffs.max()) > np.iinfo(np.uint16).max:
+        values = coeffs.astype(np.float64)
+        pooled = np.square(values).sum(0)  # (C, P) energy of each position over the batch
+        cutoffs = self._cutoffs(pooled, band_layout(height, width)[2].numpy())
+        if cutoffs.size and int(cutoffs.max()) > np.iinfo(np.uint16).max:
             raise CodecError("a cutoff band does not fit the uint16 wire field")
         layout = self._layout(shape, cutoffs)
-        component = np.broadcast_to(layout.component, coeffs.shape)
-        # bincount adds each component's squares in stream order (samples, then positions).
-        energy = np.bincount(component.reshape(-1), squares.numpy().reshape(-1), len(layout.counts))
-        lo, hi = _component_ranges(coeffs, layout)
-        bits = self._allocate(torch.from_numpy(energy), torch.from_numpy(layout.counts))
-        start, step, total = layout.stream(bits.numpy() > 0)
-        dest = start + np.arange(batch)[:, None, None] * step
+        lo, hi = layout.ranges(coeffs.min(0), coeffs.max(0))
+        bits = self._allocate(layout.per_component(pooled), layout.counts)
+        sent = bits > 0
         noise = None
         if self.stochastic:
+            total = int(layout.counts[sent].sum())
             draws = torch.rand(total, generator=ctx.generator(), dtype=torch.float64)
-            noise = torch.from_numpy(np.append(draws.numpy(), 0.0)[dest])
-        grid = torch.from_numpy(layout.component)
-        quantize_(values, lo[grid], hi[grid], (2.0**bits - 1)[grid], noise)
-        codes = np.empty(total + 1, self._code_dtype())
-        codes[dest] = values.numpy()  # whole numbers in [0, 2**bmax)
-        return Quantized(shape, cutoffs, bits, lo, hi, torch.from_numpy(codes[:total]))
+            noise = torch.from_numpy(layout.from_wire(draws.numpy(), sent))
+        grid = layout.component
+        levels = 2.0**bits - 1
+        quantize_(torch.from_numpy(values), lo[grid], hi[grid], levels[grid], noise)
+        codes = layout.to_wire(values.astype(self._code_dtype()), sent)  # whole numbers < 2**bmax
+        return Quantized.from_arrays(shape, cutoffs, bits, lo, hi, codes)
 
-    def _cutoffs(self, squares: torch.Tensor, band: torch.Tensor, bands: int) -> torch.Tensor:
+    def _cutoffs(self, pooled: np.ndarray, prefix: np.ndarray) -> np.ndarray:
         """First band per channel (or tensor) whose cumulative energy reaches ``theta``.
 
-        ``squares`` holds the ``(C, P)`` energy of each position, pooled over the batch.
+        ``pooled`` holds the ``(C, P)`` energy of each position over the batch,
+        ``prefix`` the positions in bands ``0..r`` (`band_layout`); int64 result.
         """
-        channels = squares.shape[0]
-        energy = torch.zeros(channels, max(bands, 1), dtype=torch.float64)
-        energy.index_add_(1, band, squares)
+        energy = np.add.reduceat(pooled, np.concatenate([[0], prefix[:-1]]), axis=1)
         if self.cutoff_scope == "tensor":
-            energy = energy.sum(0, keepdim=True)
-        cumulative = torch.cumsum(energy, 1)
+            energy = energy.sum(0, keepdims=True)
+        cumulative = np.cumsum(energy, 1)
         below = cumulative < self.theta * cumulative[:, -1:]
-        return below.sum(1).clamp_(max=max(bands - 1, 0))
+        return np.minimum(below.sum(1), prefix.size - 1).astype(np.int64)
 
-    def _allocate(self, energy: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-        """Width of each component (0 for empty ones and, with ``hf_drop``, for ``H_c``)."""
+    def _allocate(self, energy: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """Width of each component (0 for empty ones and, with ``hf_drop``, for ``H_c``).
+
+        ``energy`` and ``counts`` are float64 and int64 arrays over the ``2C`` components.
+        """
         present = counts > 0
-        density = energy / counts.clamp(min=1)
-        bits = torch.full_like(counts, self.bmax)
+        density = energy / np.maximum(counts, 1)
+        bits = np.full(counts.shape, self.bmax, np.int64)
         if self.alloc == "two_level":
             bits[1::2] = self.bmin
         elif self.alloc == "rd_log":
             positive = present & (density > 0)
-            if bool(positive.any()):
-                log_gm = torch.log2(density[positive]).mean()
-                rd = torch.round(self.mean_bits + 0.5 * (torch.log2(density) - log_gm))
-                bits = torch.where(positive, rd, self.bmin).to(torch.int64)
+            if positive.any():
+                log_gm = np.log2(density[positive]).mean()
+                with np.errstate(divide="ignore"):
+                    rd = np.round(self.mean_bits + 0.5 * (np.log2(density) - log_gm))
+                bits = np.where(positive, rd, self.bmin).astype(np.int64)
             else:
                 bits[:] = round(self.mean_bits)
-        elif bool(present.any()) and float(energy.sum()) > 0:
+        elif present.any() and energy.sum() > 0:
             mean = float(energy.sum()) / int(counts.sum())
-            score = torch.log1p(density / mean)
+            score = np.log1p(density / mean)
             s_lo, s_hi = score[present].min(), score[present].max()
-            if float(s_hi - s_lo) >= 1e-12:
+            if s_hi - s_lo >= 1e-12:
                 scaled = self.bmin + (self.bmax - self.bmin) * (score - s_lo) / (s_hi - s_lo)
-                bits = torch.round(scaled).to(torch.int64)
-        bits = bits.clamp(self.bmin, self.bmax)
+                bits = np.round(scaled).astype(np.int64)
+        bits = np.clip(bits, self.bmin, self.bmax)
         if self.hf_drop:
             bits[1::2] = 0
-        return torch.where(present, bits, 0)
+        return np.where(present, bits, 0)
 
     # ------------------------------------------------------------------ decoder
     def decode(self, encoded: Encoded, ctx: CodecContext | None = None) -> torch.Tensor:
@@ -391,7 +338,6 @@ class SLFAC(Codec):
             raise CodecError(
                 f"cutoff band {int(cutoffs.max())} is out of range for a {height}x{width} plane"
             )
-        cutoffs = torch.from_numpy(cutoffs)
         counts = self._counts_for(shape, cutoffs)
         present = counts > 0
         raw_bits = require_array(encoded, "bits", np.uint8, int(present.sum()))
@@ -418,55 +364,43 @@ class SLFAC(Codec):
         lo = np.zeros(counts.size)
         hi = np.zeros(counts.size)
         lo[sent], hi[sent] = ranges[:, 0], ranges[:, 1]
-        return Quantized(
-            shape,
-            cutoffs,
-            torch.from_numpy(bits),
-            torch.from_numpy(lo),
-            torch.from_numpy(hi),
-            torch.from_numpy(codes),
-        )
+        return Quantized.from_arrays(shape, cutoffs, bits, lo, hi, codes)
 
     def reconstruct(self, quantized: Quantized) -> torch.Tensor:
         """Dequantize, scatter the coefficients back and apply the inverse DCT."""
         shape = quantized.shape
-        batch, _, height, width = planes_shape(shape)
+        _, _, height, width = planes_shape(shape)
         if math.prod(shape) == 0:
             return torch.zeros(shape)
-        layout = self._layout(shape, quantized.cutoffs)
-        start, step, total = layout.stream(quantized.bits.numpy() > 0)
-        dest = start + np.arange(batch)[:, None, None] * step  # (B, C, P), band order
-        codes = np.append(quantized.codes.numpy().astype(self._code_dtype()), 0)[dest]
+        layout = self._layout(shape, quantized.cutoffs.numpy())
+        bits = quantized.bits.numpy()
+        codes = quantized.codes.numpy().astype(self._code_dtype())
+        values = torch.from_numpy(layout.from_wire(codes, bits > 0).astype(np.float64))
         grid = torch.from_numpy(layout.component)
         levels = (2.0**quantized.bits - 1).clamp(min=1)[grid]
-        values = torch.from_numpy(codes.astype(np.float64))
         dequantize_(values, quantized.lo[grid], quantized.hi[grid], levels)
-        coeffs = torch.from_numpy(values.numpy().astype(np.float32))
-        return idct2_bands(coeffs, height, width).reshape(shape)
+        return idct2_bands(values.to(torch.float32), height, width).reshape(shape)
 
     # ------------------------------------------------------------------ layout
     def _code_dtype(self) -> type[np.integer]:
         """Smallest integer type of the codes in the planes: ``uint8`` up to 8 bits."""
         return np.uint8 if self.bmax <= 8 else np.int32
 
-    def _layout(self, shape: tuple[int, ...], cutoffs: torch.Tensor) -> Layout:
+    def _layout(self, shape: tuple[int, ...], cutoffs: np.ndarray) -> ComponentLayout:
         batch, _, height, width = planes_shape(shape)
-        low = self._low_counts(shape, cutoffs).numpy()
-        return component_layout(batch, low, height * width)
+        return ComponentLayout(batch, self._low_counts(shape, cutoffs), height * width)
 
-    def _low_counts(self, shape: tuple[int, ...], cutoffs: torch.Tensor) -> torch.Tensor:
-        """Low-band positions ``P(r*_c)`` of each channel."""
+    def _low_counts(self, shape: tuple[int, ...], cutoffs: np.ndarray) -> np.ndarray:
+        """Low-band positions ``P(r*_c)`` of each channel (int64)."""
         _, channels, height, width = planes_shape(shape)
         if height * width == 0:
-            return torch.zeros(channels, dtype=torch.int64)
-        _, _, prefix = band_layout(height, width)
-        return prefix[cutoffs].expand(channels)
+            return np.zeros(channels, dtype=np.int64)
+        prefix = band_layout(height, width)[2].numpy()
+        return np.broadcast_to(prefix[cutoffs], (channels,)).copy()
 
-    def _counts_for(self, shape: tuple[int, ...], cutoffs: torch.Tensor) -> np.ndarray:
-        """Coefficients per component (``L_0, H_0, ...``) without building the layout."""
-        batch, _, height, width = planes_shape(shape)
-        low = self._low_counts(shape, cutoffs).numpy()
-        return np.stack([batch * low, batch * (height * width - low)], 1).reshape(-1)
+    def _counts_for(self, shape: tuple[int, ...], cutoffs: np.ndarray) -> np.ndarray:
+        """Coefficients per component (``L_0, H_0, ...``)."""
+        return self._layout(shape, cutoffs).counts
 
 
 def _check_sides(height: int, width: int) -> None:
@@ -474,15 +408,3 @@ def _check_sides(height: int, width: int) -> None:
         raise CodecError(
             f"slfac transforms axes of at most {MAX_SIDE} entries, got {height}x{width}"
         )
-
-
-def _component_ranges(coeffs: np.ndarray, layout: Layout) -> tuple[torch.Tensor, torch.Tensor]:
-    """float64 minimum and maximum of each component of ``coeffs`` ``(B, C, P)``; 0 if empty."""
-    high = layout.component % 2 == 1
-    empty = layout.counts == 0
-
-    def extreme(per_position: np.ndarray, reduce: np.ufunc, fill: float) -> torch.Tensor:
-        parts = [reduce.reduce(np.where(part, per_position, fill), 1) for part in (~high, high)]
-        return torch.from_numpy(np.where(empty, 0.0, np.stack(parts, 1).reshape(-1).astype(float)))
-
-    return extreme(coeffs.min(0), np.minimum, np.inf), extreme(coeffs.max(0), np.maximum, -np.inf)

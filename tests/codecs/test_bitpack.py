@@ -161,6 +161,15 @@ def test_segments_pack_like_concatenated_pack_bits_and_round_trip(segments, seed
     np.testing.assert_array_equal(unpack_segments(packed, widths, counts), codes)
 
 
+@pytest.mark.parametrize("widths", [[3, 2], [9, 2]])
+def test_segments_reject_set_padding_bits(widths):
+    counts = np.array([3, 8])
+    packed = pack_segments(np.zeros(11, np.int64), np.array(widths), counts)
+    packed[segments_nbytes(np.array(widths[:1]), counts[:1])[0] - 1] |= 0x80  # last bit of seg 0
+    with pytest.raises(CodecError, match="padding bits"):
+        unpack_segments(packed, np.array(widths), counts)
+
+
 def test_segments_reject_wrong_totals_and_lengths():
     with pytest.raises(CodecError, match="expected 3 codes"):
         pack_segments(np.zeros(2, np.int64), np.array([2]), np.array([3]))

@@ -1,0 +1,116 @@
+"""Where SL-FAC's coefficients go: low/high components per channel and their wire order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ComponentLayout:
+    """The components ``L_0, H_0, L_1, H_1, ...`` of ``(B, C, P)`` band-ordered coefficients.
+
+    Channel ``c``'s first ``low[c]`` positions form ``L_c``, the others ``H_c``.
+    On the wire a component's coefficients run over samples, then positions,
+    and the components follow each other in the order above.
+
+    Parameters
+    ----------
+    batch : int
+        Samples ``B``.
+    low : np.ndarray
+        int64 low-band positions of each of the ``C`` channels.
+    positions : int
+        Positions ``P`` per plane.
+    """
+
+    batch: int
+    low: np.ndarray
+    positions: int
+
+    @cached_property
+    def high(self) -> np.ndarray:
+        """``(C, P)`` bool: position ``p`` of channel ``c`` belongs to ``H_c``."""
+        return np.arange(self.positions) >= self.low[:, None]
+
+    @cached_property
+    def component(self) -> np.ndarray:
+        """``(C, P)`` int64 component index (``2c`` or ``2c + 1``) of every position."""
+        return 2 * np.arange(self.low.size)[:, None] + self.high
+
+    @cached_property
+    def counts(self) -> np.ndarray:
+        """int64 coefficients per component (``2C`` entries; zero for an empty one)."""
+        return self.batch * np.stack([self.low, self.positions - self.low], 1).reshape(-1)
+
+    def per_component(self, per_position: np.ndarray) -> np.ndarray:
+        """Add a ``(C, P)`` per-position quantity over each component's positions (``2C``)."""
+        return np.bincount(self.component.reshape(-1), per_position.reshape(-1), 2 * self.low.size)
+
+    def ranges(self, lows: np.ndarray, highs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Reduce ``(C, P)`` per-position minima and maxima to float64 ones per component.
+
+        An empty component gets 0 for both.
+        """
+        high, empty = self.high, self.counts == 0
+
+        def extreme(per_position: np.ndarray, reduce: np.ufunc, fill: float) -> np.ndarray:
+            parts = [reduce.reduce(np.where(part, per_position, fill), 1) for part in (~high, high)]
+            return np.where(empty, 0.0, np.stack(parts, 1).reshape(-1).astype(np.float64))
+
+        return extreme(lows, np.minimum, np.inf), extreme(highs, np.maximum, -np.inf)
+
+    @cached_property
+    def _channel_groups(self) -> list[tuple[int, np.ndarray]]:
+        """Channels grouped by their low-band size: ``(low, channel indices)`` pairs."""
+        order = np.argsort(self.low, kind="stable")
+        starts = np.flatnonzero(np.diff(self.low[order], prepend=-1))
+        ends = [*starts[1:].tolist(), order.size]
+        lows = self.low[order[starts]].tolist()
+        return [(low, order[a:b]) for low, a, b in zip(lows, starts.tolist(), ends, strict=True)]
+
+    def _unsent(self, sent: np.ndarray) -> np.ndarray | None:
+        """``(C, B P)`` bool mask of the entries of `_by_channel` rows that go on the wire.
+
+        None when every non-empty component is sent (then the rows are the stream).
+        """
+        if sent[self.counts > 0].all():
+            return None
+        entry = np.arange(self.batch * self.positions)
+        in_low = entry < self.batch * self.low[:, None]
+        return np.where(in_low, sent[0::2, None], sent[1::2, None])
+
+    def to_wire(self, planes: np.ndarray, sent: np.ndarray) -> np.ndarray:
+        """Return the entries of ``(B, C, P)`` ``planes`` that go on the wire, in wire order.
+
+        ``sent`` is a bool mask over the ``2C`` components: those with ``bits > 0``.
+        Row ``c`` of the ``(C, B P)`` channel-major array built here is ``L_c``
+        followed by ``H_c``, so the rows end to end are the stream.
+        """
+        batch, positions = self.batch, self.positions
+        rows = np.empty((self.low.size, batch * positions), planes.dtype)
+        for low, group in self._channel_groups:
+            part = planes[:, group].transpose(1, 0, 2)
+            rows[group, : batch * low] = part[:, :, :low].reshape(group.size, -1)
+            rows[group, batch * low :] = part[:, :, low:].reshape(group.size, -1)
+        keep = self._unsent(sent)
+        return rows.reshape(-1) if keep is None else rows[keep]
+
+    def from_wire(self, stream: np.ndarray, sent: np.ndarray) -> np.ndarray:
+        """Invert `to_wire`: the ``(B, C, P)`` planes, zero at the positions not sent."""
+        batch, positions = self.batch, self.positions
+        keep = self._unsent(sent)
+        if keep is None:
+            rows = stream.reshape(self.low.size, batch * positions)
+        else:
+            rows = np.zeros(keep.shape, stream.dtype)
+            rows[keep] = stream
+        planes = np.empty((batch, self.low.size, positions), stream.dtype)
+        for low, group in self._channel_groups:
+            low_part = rows[group, : batch * low].reshape(group.size, batch, low)
+            high_part = rows[group, batch * low :].reshape(group.size, batch, positions - low)
+            planes[:, group, :low] = low_part.transpose(1, 0, 2)
+            planes[:, group, low:] = high_part.transpose(1, 0, 2)
+        return planes
