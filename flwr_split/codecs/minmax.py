@@ -57,10 +57,8 @@ def quantize_(
         values.add_(noise).floor_()
     else:
         values.round_()
-    if bool(flat.any()):
-        values.masked_fill_(flat, 0.0)
-    values.clamp_(min=0)
-    return torch.minimum(values, levels, out=values)
+    # where hi == lo every value is lo, so it is 0 here already; the upper bound 0 makes sure
+    return values.clamp_(torch.zeros((), dtype=torch.float64), torch.where(flat, 0.0, levels))
 
 
 def dequantize(
@@ -94,5 +92,4 @@ def dequantize_(
 ) -> torch.Tensor:
     """In-place `dequantize` of float64 ``codes`` (full broadcast shape); return it."""
     lo, hi, levels = (torch.as_tensor(t, dtype=torch.float64) for t in (lo, hi, levels))
-    codes.mul_((hi - lo) / levels).add_(lo)
-    return torch.minimum(torch.maximum(codes, lo, out=codes), hi, out=codes)
+    return codes.mul_((hi - lo) / levels).add_(lo).clamp_(lo, hi)
