@@ -18,6 +18,7 @@ from simulations import (
     bench_slfac,
     bench_step_time,
     common,
+    probe_fedlite,
 )
 from simulations.bench_ms import matched_topk, topk_nbytes
 from simulations.bench_slfac import matched_specs
@@ -143,6 +144,31 @@ def test_fedlite_benchmark_quick_runs_the_grid_sweep_and_timing(tmp_path):
         "accuracy_vs_ratio.png",
         "env.json",
     }
+
+
+def test_fedlite_probe_measures_distortion_and_the_best_correction_weight(tmp_path):
+    specs = ["identity", "fedlite:q=64,clusters=4"]
+    args = ["--task", "digits", "--clients", "2", "--batch", "8", "--steps", "2"]
+    args += ["--probe-every", "2", *(f"--spec={spec}" for spec in specs)]
+    frame = probe_fedlite.main([*args, "--results", str(tmp_path)])
+    assert list(zip(frame["step"], frame["spec"], strict=True)) == [
+        (0, specs[0]),
+        (0, specs[1]),
+    ] + [
+        (2, specs[0]),
+        (2, specs[1]),
+    ]
+    lossless, fedlite = frame[frame["spec"] == specs[0]], frame[frame["spec"] == specs[1]]
+    assert (lossless[["relative_mse", "best_lambda"]] == 0).all().all()
+    assert (lossless["grad_error_lambda0"] < 1e-5).all()  # same values, another buffer
+    assert (lossless[["ratio", "top1_agreement"]] == 1).all().all()
+    # 4 float32 codewords of 16 values + 64 two-bit codes per row, 8 rows of 1,024 floats
+    assert (fedlite["ratio"] == 8 * 1024 * 4 / (4 * 16 * 4 + 8 * 64 * 2 / 8)).all()
+    assert (fedlite["relative_mse"] > 0).all()
+    # λ* minimizes |Δ − λ v| over λ, so the error there is never above the one at λ = 0
+    assert (fedlite["grad_error_best_lambda"] <= fedlite["grad_error_lambda0"] + 1e-12).all()
+    (out,) = (tmp_path / "probe_fedlite").iterdir()
+    assert {p.name for p in out.iterdir()} == {"probe.csv", "probe.png", "env.json"}
 
 
 def test_fedlite_benchmark_timing_only_trains_the_chosen_baseline_and_writes_the_timing(tmp_path):
