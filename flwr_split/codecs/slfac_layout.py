@@ -71,8 +71,8 @@ class ComponentLayout:
         lows = self.low[order[starts]].tolist()
         return [(low, order[a:b]) for low, a, b in zip(lows, starts.tolist(), ends, strict=True)]
 
-    def _unsent(self, sent: np.ndarray) -> np.ndarray | None:
-        """``(C, B P)`` bool mask of the entries of `_by_channel` rows that go on the wire.
+    def _wire_entries(self, sent: np.ndarray) -> np.ndarray | None:
+        """``(C, B P)`` bool mask of the entries of `to_wire`'s rows that go on the wire.
 
         None when every non-empty component is sent (then the rows are the stream).
         """
@@ -95,13 +95,13 @@ class ComponentLayout:
             part = planes[:, group].transpose(1, 0, 2)
             rows[group, : batch * low] = part[:, :, :low].reshape(group.size, -1)
             rows[group, batch * low :] = part[:, :, low:].reshape(group.size, -1)
-        keep = self._unsent(sent)
+        keep = self._wire_entries(sent)
         return rows.reshape(-1) if keep is None else rows[keep]
 
     def from_wire(self, stream: np.ndarray, sent: np.ndarray) -> np.ndarray:
         """Invert `to_wire`: the ``(B, C, P)`` planes, zero at the positions not sent."""
         batch, positions = self.batch, self.positions
-        keep = self._unsent(sent)
+        keep = self._wire_entries(sent)
         if keep is None:
             rows = stream.reshape(self.low.size, batch * positions)
         else:
