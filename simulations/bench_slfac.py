@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -33,6 +34,8 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from flwr_split.codecs import get_codec  # noqa: E402
+from flwr_split.codecs.dct import dct2_bands, idct2_bands  # noqa: E402
+from flwr_split.codecs.slfac import planes_shape  # noqa: E402
 from flwr_split.optim import OptimizerConfig  # noqa: E402
 from flwr_split.tasks import TaskConfig, build_model, client_data, cut_shape  # noqa: E402
 from simulations.common import (  # noqa: E402
@@ -162,12 +165,21 @@ def run(bench: dict) -> tuple[pd.DataFrame, dict]:
     return pd.DataFrame(rows), histories
 
 
+def transforms(acts: torch.Tensor) -> Callable[[], torch.Tensor]:
+    """Return a call of SL-FAC's forward and inverse DCT on the planes of ``acts``."""
+    batch, channels, height, width = planes_shape(tuple(acts.shape))
+    planes = acts.reshape(batch, channels, height, width).contiguous()
+    return lambda: idct2_bands(dct2_bands(planes), height, width)
+
+
 def codec_costs(bench: dict, specs: dict[str, list[str]]) -> pd.DataFrame:
     """Encode+decode time of activations and gradients vs the bottom forward+backward.
 
     ``specs`` maps each task name to the codec specs timed on it; every task is
     timed at each cut of ``bench["timing_cuts"]``, as the median of
     ``bench["timing_repeats"]`` calls on one batch of ``bench["batch_size"]``.
+    ``transforms_ms`` is SL-FAC's floor at that cut: its DCT and inverse DCT
+    alone on the batch's planes, without quantization or packing.
     """
     rows = []
     repeats = bench["timing_repeats"]
@@ -183,6 +195,7 @@ def codec_costs(bench: dict, specs: dict[str, list[str]]) -> pd.DataFrame:
         grads = smashed.grad
 
         bottom_s = median_seconds(bottom_step(bottom, x), repeats)
+        transforms_s = median_seconds(transforms(acts.detach()), repeats)
         for spec in specs[task.task]:
             codec = get_codec(spec)
             for direction, tensor in (("up", acts.detach()), ("down", grads)):
@@ -197,6 +210,8 @@ def codec_costs(bench: dict, specs: dict[str, list[str]]) -> pd.DataFrame:
                         "encode_decode_ms": seconds * 1e3,
                         "bottom_fwd_bwd_ms": bottom_s * 1e3,
                         "codec_time_share": seconds / bottom_s,
+                        "transforms_ms": transforms_s * 1e3,
+                        "transforms_share": transforms_s / bottom_s,
                     }
                 )
     return pd.DataFrame(rows)

@@ -229,6 +229,10 @@ def test_slfac_benchmark_quick_matches_baseline_bytes_in_both_directions(tmp_pat
         assert (baselines[column] <= 1.05 * slfac[column]).all()  # no baseline gets more bytes
     assert (runs["up_ratio"].iloc[1:] > 1).all() and (runs["down_ratio"].iloc[1:] > 1).all()
     (out,) = (tmp_path / "bench_slfac").iterdir()
+    costs = pd.read_csv(out / "codecs.csv")
+    assert set(costs["cut"]) == {1, 2} and (costs["transforms_ms"] > 0).all()
+    per_cut = costs.groupby("cut")["transforms_ms"].nunique()
+    assert (per_cut == 1).all()  # one transform time per tensor shape, beside every codec
     assert {p.name for p in out.iterdir()} == {
         "runs.csv",
         "histories.csv",
