@@ -11,6 +11,7 @@ from flwr_split.codecs.base import (
     Encoded,
     check_finite,
     require_array,
+    require_finite,
     shape_from_meta,
 )
 from flwr_split.codecs.registry import register_codec
@@ -29,7 +30,8 @@ class Identity(Codec):
         return Encoded({"values": values.copy()}, {"shape": list(tensor.shape)})
 
     def decode(self, encoded: Encoded, ctx: CodecContext | None = None) -> torch.Tensor:
-        """Rebuild the tensor; raise `CodecError` on a wrong size, dtype or shape."""
+        """Rebuild the tensor; raise `CodecError` on a wrong size, dtype or shape, or NaN/inf."""
         shape = shape_from_meta(encoded)
-        values = require_array(encoded, "values", np.float32, int(np.prod(shape, dtype=np.int64)))
+        numel = int(np.prod(shape, dtype=np.int64))
+        values = require_finite("values", require_array(encoded, "values", np.float32, numel))
         return torch.from_numpy(values.copy()).reshape(shape)

@@ -111,7 +111,10 @@ class Quant(Codec):
         packed = require_array(encoded, "codes", np.uint8, packed_nbytes(self.bits, numel))
         codes = unpack_bits(packed, self.bits, numel)
         values = self.inverse(dequantize(torch.from_numpy(codes), lo, hi, self.levels))
-        return values.to(torch.float32).reshape(shape)
+        decoded = values.to(torch.float32)
+        if not np.isfinite(decoded.numpy()).all():  # e.g. powerquant's inverse of a huge range
+            raise CodecError(f"range [{lo!r}, {hi!r}] decodes to values beyond float32")
+        return decoded.reshape(shape)
 
     def wire_options(self) -> dict[str, int | float]:
         """Options the payload's metadata carries, checked by `decode` (``bits`` here)."""

@@ -220,3 +220,26 @@ def test_absurd_shape_in_metadata_is_a_codec_error(codec_id):
     encoded.meta["shape"] = [2**63, 0]
     with pytest.raises(CodecError):
         codec.decode(encoded)
+
+
+@codec_ids
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_decode_of_corrupted_bytes_raises_codec_error_or_gives_a_finite_tensor(codec_id, data):
+    """Flipped bits in any payload array (untrusted network input): a `CodecError`, or a
+    finite tensor of the encoded shape; never another exception, never NaN or inf."""
+    codec = get_codec(codec_id)
+    x = _sample(codec)
+    encoded = codec.encode(x, CodecContext(1))
+    name = data.draw(st.sampled_from(sorted(encoded.arrays)))
+    array = encoded.arrays[name]
+    raw = array.reshape(-1).view(np.uint8).copy()
+    for position in data.draw(st.lists(st.integers(0, raw.size - 1), min_size=1, max_size=4)):
+        raw[position] ^= data.draw(st.integers(1, 255))
+    encoded.arrays[name] = raw.view(array.dtype).reshape(array.shape)
+    try:
+        out = codec.decode(encoded, CodecContext(1))
+    except CodecError:
+        return
+    assert tuple(out.shape) == tuple(x.shape)
+    assert torch.isfinite(out).all()

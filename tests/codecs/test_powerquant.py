@@ -75,3 +75,11 @@ def test_a_payload_made_with_another_exponent_is_refused():
         get_codec("powerquant:bits=4,alpha=0.25").decode(encoded)
     with pytest.raises(CodecError, match="alpha"):
         get_codec("powerquant:bits=4,alpha=0.5").decode(get_codec("quant:bits=4").encode(tensor))
+
+
+def test_a_range_whose_inverse_overflows_float32_is_refused():
+    codec = get_codec("powerquant:bits=4,alpha=0.5")
+    encoded = codec.encode(torch.linspace(-1, 1, 16))
+    encoded.arrays["range"] = np.array([-3e38, 3e38], np.float32)  # finite, but y**2 is not
+    with pytest.raises(CodecError, match="beyond float32"):
+        codec.decode(encoded)
