@@ -379,7 +379,10 @@ class SLFAC(Codec):
         grid = torch.from_numpy(layout.component)
         levels = (2.0**quantized.bits - 1).clamp(min=1)[grid]
         dequantize_(values, quantized.lo[grid], quantized.hi[grid], levels)
-        return idct2_bands(values.to(torch.float32), height, width).reshape(shape)
+        planes = idct2_bands(values.to(torch.float32), height, width)
+        if not np.isfinite(planes.numpy()).all():  # finite but huge ranges from the network
+            raise CodecError("decoded values overflow float32")
+        return planes.reshape(shape)
 
     # ------------------------------------------------------------------ layout
     def _code_dtype(self) -> type[np.integer]:

@@ -243,3 +243,24 @@ def test_decode_of_corrupted_bytes_raises_codec_error_or_gives_a_finite_tensor(c
         return
     assert tuple(out.shape) == tuple(x.shape)
     assert torch.isfinite(out).all()
+
+
+@codec_ids
+@pytest.mark.parametrize("extreme", [np.finfo(np.float32).max, np.finfo(np.float16).max])
+def test_extreme_finite_floats_in_a_payload_give_a_codec_error_or_a_finite_tensor(
+    codec_id, extreme
+):
+    """Every float payload array set to +-(a huge finite value): no overflow to inf on decode."""
+    codec = get_codec(codec_id)
+    x = _sample(codec)
+    for name, array in codec.encode(x, CodecContext(1)).arrays.items():
+        if array.dtype.kind != "f":
+            continue
+        encoded = codec.encode(x, CodecContext(1))
+        signs = np.where(np.arange(array.size) % 2 == 0, -1.0, 1.0).reshape(array.shape)
+        encoded.arrays[name] = (signs * min(extreme, np.finfo(array.dtype).max)).astype(array.dtype)
+        try:
+            out = codec.decode(encoded, CodecContext(1))
+        except CodecError:
+            continue
+        assert torch.isfinite(out).all(), name
