@@ -115,6 +115,10 @@ class CutBatch:
     labels: torch.Tensor
 
 
+NON_FINITE = "activations give a NaN or inf loss or gradient at the server"
+"""Rejection reason when a client's activations make the top's backward non-finite."""
+
+
 class SplitStrategy(ABC):
     """Base of server-side split-learning strategies.
 
@@ -475,13 +479,22 @@ class SplitStrategy(ABC):
         """Train the top on the union batch; return the encoded gradient per node.
 
         The loss is the mean cross-entropy over the union, so each client's
-        gradient is its slice of d(loss)/d(activations) of the union.
+        gradient is its slice of d(loss)/d(activations) of the union. When the
+        loss or a gradient comes out NaN or inf (finite activations far too
+        large, say), nothing is applied: each client's batch is tried alone,
+        those that are not finite on their own are rejected, and the step runs
+        on the others. A client missing from the result was rejected.
         """
-        acts = torch.cat([b.acts for b in batches]).requires_grad_(True)
-        labels = torch.cat([b.labels for b in batches])
-        self.top_optimizer.zero_grad(set_to_none=True)
-        loss = nn.functional.cross_entropy(self.top(acts), labels)
-        loss.backward()
+        acts, labels, loss = self._top_backward(batches)
+        if not self._finite_backward(acts, loss):
+            batches = [b for b in batches if self._finite_alone(step, b)]
+            acts, labels, loss = self._top_backward(batches)
+            if batches and not self._finite_backward(acts, loss):
+                for batch in batches:
+                    self.reject(step, batch.client, NON_FINITE + " (with the other clients)")
+                batches = []
+            if not batches:
+                return {}
         self.top_optimizer.step()
         self._train_losses.append(float(loss.detach()))
         self._log_batch(labels, len(batches))
@@ -496,6 +509,32 @@ class SplitStrategy(ABC):
             put_encoded(records, KEY_GRAD, self.downlink.encode(grad, ctx))
             grads[batch.client.node_id] = records
         return grads
+
+    def _top_backward(
+        self, batches: list[CutBatch]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Forward and backward of the top on ``batches`` (no step); ``(acts, labels, loss)``."""
+        self.top_optimizer.zero_grad(set_to_none=True)
+        if not batches:
+            return torch.empty(0), torch.empty(0, dtype=torch.int64), torch.tensor(float("nan"))
+        acts = torch.cat([b.acts for b in batches]).requires_grad_(True)
+        labels = torch.cat([b.labels for b in batches])
+        loss = nn.functional.cross_entropy(self.top(acts), labels)
+        loss.backward()
+        return acts, labels, loss
+
+    def _finite_backward(self, acts: torch.Tensor, loss: torch.Tensor) -> bool:
+        """Whether the loss, the cut-layer gradient and every top gradient are finite."""
+        grads = [acts.grad, *(p.grad for p in self.top.parameters() if p.grad is not None)]
+        return bool(torch.isfinite(loss)) and all(bool(torch.isfinite(g).all()) for g in grads)
+
+    def _finite_alone(self, step: int, batch: CutBatch) -> bool:
+        """Run the top backward on ``batch`` alone; reject its client if it is not finite."""
+        acts, _, loss = self._top_backward([batch])
+        if self._finite_backward(acts, loss):
+            return True
+        self.reject(step, batch.client, NON_FINITE)
+        return False
 
     def _log_batch(self, labels: torch.Tensor, active: int) -> None:
         """Note the union batch of this step: size, active clients and batch deviation."""

@@ -80,6 +80,7 @@ class ParallelSplitLearning(SplitStrategy):
                 ),
             )
             for b in batches
+            if b.client.node_id in grads  # not rejected by top_step
         ]
         contents = self._deliver(step, "train", backward)
         expected = {name: p.detach() for name, p in self.bottom.named_parameters()}
@@ -120,10 +121,7 @@ class ParallelSplitLearning(SplitStrategy):
         if batches:
             grads = self.top_step(step, batches)
             self.pending.update(
-                {
-                    b.client.node_id: (slices[b.client.node_id], grads[b.client.node_id])
-                    for b in batches
-                }
+                {node_id: (slices[node_id], records) for node_id, records in grads.items()}
             )
 
     def end_epoch(self, step: int, epoch: int) -> None:
