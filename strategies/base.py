@@ -547,6 +547,31 @@ class SplitStrategy(ABC):
         }
 
     # ----------------------------------------------------------- evaluation
+    def _test_metrics(self, step: int, batches: list[CutBatch]) -> tuple[float, float]:
+        """Test loss and accuracy over ``batches`` (NaN if none).
+
+        A client whose activations give NaN or inf logits is rejected and its
+        rows are left out, so it cannot turn everybody's metrics into NaN.
+        """
+        if not batches:
+            return float("nan"), float("nan")
+        with torch.no_grad():
+            logits = self.top(torch.cat([b.acts for b in batches]))
+        labels = torch.cat([b.labels for b in batches])
+        keep = torch.isfinite(logits).all(1)
+        start = 0
+        for batch in batches:
+            rows = slice(start, start + len(batch.labels))
+            start = rows.stop
+            if not bool(keep[rows].all()):
+                keep[rows] = False
+                self.reject(step, batch.client, "test activations give NaN or inf logits")
+        if not bool(keep.any()):
+            return float("nan"), float("nan")
+        logits, labels = logits[keep], labels[keep]
+        loss = float(nn.functional.cross_entropy(logits, labels))
+        return loss, float((logits.argmax(1) == labels).float().mean())
+
     def _evaluate(self, step: int, epoch: int, progress: bool) -> None:
         clients = [c for c in self.clients if c.test_count > 0]
         messages = [
@@ -560,14 +585,7 @@ class SplitStrategy(ABC):
             if c.node_id in contents
             and (b := self.read_cut_batch(step, c, contents[c.node_id], c.test_count)) is not None
         ]
-        if batches:
-            with torch.no_grad():
-                logits = self.top(torch.cat([b.acts for b in batches]))
-                labels = torch.cat([b.labels for b in batches])
-                loss = float(nn.functional.cross_entropy(logits, labels))
-                accuracy = float((logits.argmax(1) == labels).float().mean())
-        else:
-            loss, accuracy = float("nan"), float("nan")
+        loss, accuracy = self._test_metrics(step, batches)
         row = {
             "step": step,
             "epoch": epoch,

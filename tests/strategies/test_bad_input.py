@@ -237,26 +237,43 @@ def test_flipped_bytes_in_any_reply_array_never_crash_the_server(seed, sync):
     assert all(isinstance(reason, str) and reason for _, _, reason in result.rejected)
 
 
-def test_a_batch_that_makes_the_top_backward_non_finite_costs_only_its_client():
+HUGE = float(np.finfo(np.float32).max)
+
+
+def _overflowing_top() -> ParallelSplitLearning:
+    """A strategy whose top sums its inputs: huge activations give inf logits."""
     strategy = ParallelSplitLearning(TaskConfig(), batch_size=4)
     strategy.top = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(1024, 10))
-    torch.nn.init.constant_(strategy.top[1].weight, 1.0)  # a sum of huge inputs overflows
+    torch.nn.init.constant_(strategy.top[1].weight, 1.0)
+    torch.nn.init.zeros_(strategy.top[1].bias)
     strategy.top_optimizer = strategy.session.optimizer.build(strategy.top.parameters())
+    return strategy
+
+
+def _cut_batch(partition: int, value: float) -> CutBatch:
+    client = ClientInfo(
+        node_id=100 + partition, partition_id=partition, train_count=4, test_count=4
+    )
+    return CutBatch(client, torch.full((4, 16, 8, 8), value), torch.zeros(4, dtype=torch.int64))
+
+
+def test_a_batch_that_makes_the_top_backward_non_finite_costs_only_its_client():
+    strategy = _overflowing_top()
     before = [p.detach().clone() for p in strategy.top.parameters()]
-    labels = torch.zeros(4, dtype=torch.int64)
-
-    def batch(partition: int, value: float) -> CutBatch:
-        client = ClientInfo(
-            node_id=100 + partition, partition_id=partition, train_count=4, test_count=0
-        )
-        return CutBatch(client, torch.full((4, 16, 8, 8), value), labels)
-
-    huge = float(np.finfo(np.float32).max)
-    grads = strategy.top_step(0, [batch(0, huge), batch(1, 0.5), batch(2, 0.25)])
+    batches = [_cut_batch(0, HUGE), _cut_batch(1, 0.5), _cut_batch(2, 0.25)]
+    grads = strategy.top_step(0, batches)
     assert sorted(grads) == [101, 102]
     assert strategy.rejected == [(0, 0, NON_FINITE)]
     after = list(strategy.top.parameters())
     assert all(torch.isfinite(p).all() for p in after)
     assert any(not torch.equal(a, b) for a, b in zip(after, before, strict=True))  # it trained
-    assert strategy.top_step(1, [batch(0, huge)]) == {}  # nobody left: nothing applied
+    assert strategy.top_step(1, [_cut_batch(0, HUGE)]) == {}  # nobody left: nothing applied
     assert strategy.rejected[-1] == (1, 0, NON_FINITE)
+
+
+def test_test_activations_with_non_finite_logits_are_left_out_of_the_metrics():
+    strategy = _overflowing_top()
+    loss, accuracy = strategy._test_metrics(5, [_cut_batch(0, 0.5), _cut_batch(1, HUGE)])
+    assert np.isfinite(loss) and accuracy == 1.0  # every logit equal: argmax is class 0
+    assert strategy.rejected == [(5, 1, "test activations give NaN or inf logits")]
+    assert np.isnan(strategy._test_metrics(6, [_cut_batch(1, HUGE)])).all()
