@@ -7,6 +7,8 @@ import pytest
 import torch
 from flwr.app import Array, ArrayRecord, Context, Message, RecordDict
 from flwr.supercore.task_identity import TaskIdentity
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flwr_split.app.client_app import app
 from flwr_split.client import batch_indices
@@ -167,3 +169,29 @@ def test_no_client_threads_leave_torch_alone(run_config):
     ctx.run_config.update(run_config)
     assert not app(with_weights(StepOrder(step=0, fwd_count=4)), ctx).has_error()
     assert torch.get_num_threads() == 3
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_flipped_bytes_in_the_gradient_get_a_reply_never_an_exception(seed):
+    """The gradient the server sends is untrusted too: whatever its bytes, the client answers
+    (a reasoned error or a reply), and any activations it sends afterwards are finite."""
+    rng = np.random.default_rng(seed)
+    ctx = context()
+    assert not app(with_weights(StepOrder(step=0, fwd_count=4)), ctx).has_error()
+    grad = RecordDict()
+    put_encoded(grad, KEY_GRAD, get_codec("identity").encode(torch.randn(4, 16, 8, 8) * 1e-3))
+    values = grad[KEY_GRAD]["values"].numpy().copy()
+    raw = values.view(np.uint8)
+    positions = rng.integers(0, raw.size, rng.integers(1, 5))
+    raw[positions] ^= rng.integers(1, 256, positions.size).astype(np.uint8)
+    grad[KEY_GRAD] = ArrayRecord({"values": Array(values)})
+    order = StepOrder(step=1, bwd_count=4, fwd_offset=4, fwd_count=4)
+    for message in (
+        step_message(order, **dict(grad.items())),
+        step_message(StepOrder(step=2, fwd_offset=8, fwd_count=4)),
+    ):
+        reply = app(message, ctx)
+        if not reply.has_error():
+            acts = get_codec("identity").decode(get_encoded(reply.content, KEY_ACTS))
+            assert torch.isfinite(acts).all()
