@@ -19,6 +19,7 @@ from torch import nn
 from flwr_split.accounting import DOWN, UP, TrafficLog
 from flwr_split.client import NO_VERSION
 from flwr_split.codecs import CodecContext, get_codec
+from flwr_split.codecs.base import all_finite
 from flwr_split.optim import OptimizerConfig
 from flwr_split.profiles import ClientProfile, ProfileConfig, SimulatedClock
 from flwr_split.protocol import (
@@ -488,11 +489,12 @@ class SplitStrategy(ABC):
         acts, labels, loss = self._top_backward(batches)
         if not self._finite_backward(acts, loss):
             batches = [b for b in batches if self._finite_alone(step, b)]
-            acts, labels, loss = self._top_backward(batches)
-            if batches and not self._finite_backward(acts, loss):
-                for batch in batches:
-                    self.reject(step, batch.client, NON_FINITE + " (with the other clients)")
-                batches = []
+            if batches:
+                acts, labels, loss = self._top_backward(batches)
+                if not self._finite_backward(acts, loss):
+                    for batch in batches:
+                        self.reject(step, batch.client, NON_FINITE + " (with the other clients)")
+                    batches = []
             if not batches:
                 return {}
         self.top_optimizer.step()
@@ -515,8 +517,6 @@ class SplitStrategy(ABC):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Forward and backward of the top on ``batches`` (no step); ``(acts, labels, loss)``."""
         self.top_optimizer.zero_grad(set_to_none=True)
-        if not batches:
-            return torch.empty(0), torch.empty(0, dtype=torch.int64), torch.tensor(float("nan"))
         acts = torch.cat([b.acts for b in batches]).requires_grad_(True)
         labels = torch.cat([b.labels for b in batches])
         loss = nn.functional.cross_entropy(self.top(acts), labels)
@@ -526,7 +526,7 @@ class SplitStrategy(ABC):
     def _finite_backward(self, acts: torch.Tensor, loss: torch.Tensor) -> bool:
         """Whether the loss, the cut-layer gradient and every top gradient are finite."""
         grads = [acts.grad, *(p.grad for p in self.top.parameters() if p.grad is not None)]
-        return bool(torch.isfinite(loss)) and all(bool(torch.isfinite(g).all()) for g in grads)
+        return all_finite(loss) and all(all_finite(g) for g in grads)
 
     def _finite_alone(self, step: int, batch: CutBatch) -> bool:
         """Run the top backward on ``batch`` alone; reject its client if it is not finite."""

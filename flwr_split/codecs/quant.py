@@ -12,6 +12,7 @@ from flwr_split.codecs.base import (
     CodecContext,
     CodecError,
     Encoded,
+    all_finite,
     flat_float32,
     require_array,
     require_finite,
@@ -112,7 +113,7 @@ class Quant(Codec):
         codes = unpack_bits(packed, self.bits, numel)
         values = self.inverse(dequantize(torch.from_numpy(codes), lo, hi, self.levels))
         decoded = values.to(torch.float32)
-        if not np.isfinite(decoded.numpy()).all():  # e.g. powerquant's inverse of a huge range
+        if not all_finite(decoded):  # e.g. powerquant's inverse of a huge range
             raise CodecError(f"range [{lo!r}, {hi!r}] decodes to values beyond float32")
         return decoded.reshape(shape)
 

@@ -13,6 +13,7 @@ from flwr_split.codecs.base import (
     CodecContext,
     CodecError,
     Encoded,
+    all_finite,
     check_finite,
     check_float_tensor,
     flat_float32,
@@ -380,7 +381,7 @@ class SLFAC(Codec):
         levels = (2.0**quantized.bits - 1).clamp(min=1)[grid]
         dequantize_(values, quantized.lo[grid], quantized.hi[grid], levels)
         planes = idct2_bands(values.to(torch.float32), height, width)
-        if not np.isfinite(planes.numpy()).all():  # finite but huge ranges from the network
+        if not all_finite(planes):  # finite but huge ranges from the network
             raise CodecError("decoded values overflow float32")
         return planes.reshape(shape)
 
