@@ -95,7 +95,7 @@ def probe(args: argparse.Namespace) -> pd.DataFrame:
             for spec in args.spec or DEFAULT_SPECS:
                 measured = probe_codec(spec, top, acts, labels[probe_rows], args.batch)
                 rows.append({"step": step, "spec": spec, **measured})
-                print(pd.Series(rows[-1]).to_dict(), flush=True)
+                print(rows[-1], flush=True)
         if step < args.steps:
             batch_rows = torch.from_numpy(rng.choice(len(labels), union, replace=False))
             loss = nn.functional.cross_entropy(top(bottom(inputs[batch_rows])), labels[batch_rows])
