@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 import torch
@@ -16,7 +16,7 @@ from flwr_split.data.arrays import LabeledArrays
 from flwr_split.data.digits import load_digits_split
 from flwr_split.data.mnist1d import load_mnist1d_split
 from flwr_split.data.partition import NATURAL, PARTITION_SCHEMES, group_partition, partition_indices
-from flwr_split.models.char_lstm import CHAR_LSTM_CUTS, char_lstm
+from flwr_split.models.char_lstm import LEAF_HIDDEN, char_lstm, char_lstm_cuts
 from flwr_split.models.digits import DIGITS_CUTS, digits_cnn
 from flwr_split.models.mnist1d import MNIST1D_CUTS, mnist1d_cnn
 from flwr_split.models.split import split_layers
@@ -56,14 +56,21 @@ TASKS: dict[str, TaskDefinition] = {
         shakespeare.load_shakespeare_split,
         char_lstm,
         shakespeare.NUM_CLASSES,
-        CHAR_LSTM_CUTS,
+        char_lstm_cuts(),
+        shakespeare.shakespeare_roles,
+    ),
+    "shakespeare_lstm256": TaskDefinition(
+        shakespeare.load_shakespeare_split,
+        partial(char_lstm, hidden=LEAF_HIDDEN),
+        shakespeare.NUM_CLASSES,
+        char_lstm_cuts(LEAF_HIDDEN),
         shakespeare.shakespeare_roles,
     ),
     "shakespeare_leaf": TaskDefinition(
         shakespeare.load_leaf_split,
         char_lstm,
         shakespeare.NUM_CLASSES,
-        CHAR_LSTM_CUTS,
+        char_lstm_cuts(),
         shakespeare.leaf_roles,
     ),
 }

@@ -5,11 +5,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-CHAR_LSTM_CUTS = {1: "after embedding + LSTM layer 1 (80 x 64, every time step)"}
-"""Valid cut values and what the client sends at each."""
-
 EMBEDDING = 8
 HIDDEN = 64
+"""Units per LSTM layer of the default model."""
+LEAF_HIDDEN = 256
+"""Units per LSTM layer of LEAF's Shakespeare model."""
+
+
+def char_lstm_cuts(hidden: int = HIDDEN) -> dict[int, str]:
+    """Return the valid cut values of `char_lstm` and what the client sends at each."""
+    return {1: f"after embedding + LSTM layer 1 (80 x {hidden}, every time step)"}
 
 
 class CharEmbedding(nn.Embedding):
@@ -36,14 +41,24 @@ class LastStep(nn.Module):
         return sequence[:, -1]
 
 
-def char_lstm(num_classes: int, group_norm: bool = False) -> list[nn.Module]:
+def char_lstm(num_classes: int, group_norm: bool = False, hidden: int = HIDDEN) -> list[nn.Module]:
     """Return the character LSTM as a list of blocks.
 
     Block 1 (the client) embeds each character in 8 dimensions and runs an
-    LSTM with 64 units, sending its outputs at all 80 time steps (5,120 floats
-    per sample); block 2 (the server) is a second 64-unit LSTM whose last
-    output a linear layer maps to the next character's logits. LEAF's model
-    is wider (two layers of 256); this one trains in minutes on a CPU.
+    LSTM with ``hidden`` units, sending its outputs at all 80 time steps
+    (5,120 floats per sample at the default 64); block 2 (the server) is a
+    second LSTM of the same width whose last output a linear layer maps to the
+    next character's logits. The default trains in minutes on a CPU; LEAF's
+    model has ``hidden = 256`` (`LEAF_HIDDEN`, about 8x the compute per step).
+
+    Parameters
+    ----------
+    num_classes : int
+        Number of character classes (embedding rows and logits).
+    group_norm : bool (default: False)
+        Must be False (see Raises).
+    hidden : int (default: 64)
+        Units of each LSTM layer, the cut width per time step.
 
     Raises
     ------
@@ -56,11 +71,11 @@ def char_lstm(num_classes: int, group_norm: bool = False) -> list[nn.Module]:
     return [
         nn.Sequential(
             CharEmbedding(num_classes, EMBEDDING),
-            LSTMOutputs(EMBEDDING, HIDDEN, batch_first=True),
+            LSTMOutputs(EMBEDDING, hidden, batch_first=True),
         ),
         nn.Sequential(
-            LSTMOutputs(HIDDEN, HIDDEN, batch_first=True),
+            LSTMOutputs(hidden, hidden, batch_first=True),
             LastStep(),
-            nn.Linear(HIDDEN, num_classes),
+            nn.Linear(hidden, num_classes),
         ),
     ]

@@ -126,14 +126,28 @@ def test_natural_partitioner_needs_a_task_with_natural_groups():
         TaskConfig(task="digits", partitioner="natural")
 
 
-def test_char_lstm_is_cut_after_the_first_lstm_and_predicts_every_class():
-    config = TaskConfig(task="shakespeare", partitioner="natural")
-    assert cut_shape(config) == (SEQ_LEN, 64)
+@pytest.mark.parametrize(("task", "hidden"), [("shakespeare", 64), ("shakespeare_lstm256", 256)])
+def test_char_lstm_is_cut_after_the_first_lstm_and_predicts_every_class(task, hidden):
+    config = TaskConfig(task=task, partitioner="natural")
+    assert cut_shape(config) == (SEQ_LEN, hidden)
+    assert f"80 x {hidden}" in config.definition.cuts[1]
     bottom, top = build_model(config)
+    lstms = [m for m in [*bottom.modules(), *top.modules()] if isinstance(m, torch.nn.LSTM)]
+    assert [(m.input_size, m.hidden_size) for m in lstms] == [(8, hidden), (hidden, hidden)]
     x = torch.from_numpy(shakespeare.load_shakespeare_split(0.2)[0].x[:3])
     acts = bottom(x)
-    assert acts.shape == (3, SEQ_LEN, 64)
+    assert acts.shape == (3, SEQ_LEN, hidden)
     assert top(acts).shape == (3, NUM_CLASSES)
+
+
+def test_the_wide_model_shares_the_default_tasks_data_and_partition():
+    default = TaskConfig(task="shakespeare", partitioner="natural")
+    wide = TaskConfig(task="shakespeare_lstm256", partitioner="natural")
+    for pid in (0, 7):
+        ours, theirs = client_data(default, pid, 10), client_data(wide, pid, 10)
+        for a, b in zip(ours, theirs, strict=True):
+            np.testing.assert_array_equal(a.x, b.x)
+            np.testing.assert_array_equal(a.y, b.y)
 
 
 def _leaf_rows() -> Dataset:
