@@ -1,4 +1,4 @@
-"""Shared builders for tests: a small in-process SL run, digests of pinned outputs."""
+"""Shared test builders: a small in-process SL run, pinned-output digests, corrupted bytes."""
 
 from __future__ import annotations
 
@@ -35,3 +35,12 @@ def run_inprocess(
 def digest(*arrays: np.ndarray) -> str:
     """First 16 hex digits of the SHA-256 of the arrays' bytes, in order (pinned references)."""
     return hashlib.sha256(b"".join(array.tobytes() for array in arrays)).hexdigest()[:16]
+
+
+def flip_bytes(array: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Return a copy of ``array`` with 1-4 of its bytes XORed with random non-zero values."""
+    corrupted = array.copy()
+    raw = corrupted.reshape(-1).view(np.uint8)
+    positions = rng.integers(0, raw.size, rng.integers(1, 5))
+    raw[positions] ^= rng.integers(1, 256, positions.size).astype(np.uint8)
+    return corrupted

@@ -30,6 +30,7 @@ from flwr_split.protocol import (
     weights_to_record,
 )
 from flwr_split.tasks import TaskConfig, build_model
+from tests.helpers import flip_bytes
 
 
 @pytest.fixture(autouse=True)
@@ -181,10 +182,7 @@ def test_flipped_bytes_in_the_gradient_get_a_reply_never_an_exception(seed):
     assert not app(with_weights(StepOrder(step=0, fwd_count=4)), ctx).has_error()
     grad = RecordDict()
     put_encoded(grad, KEY_GRAD, get_codec("identity").encode(torch.randn(4, 16, 8, 8) * 1e-3))
-    values = grad[KEY_GRAD]["values"].numpy().copy()
-    raw = values.view(np.uint8)
-    positions = rng.integers(0, raw.size, rng.integers(1, 5))
-    raw[positions] ^= rng.integers(1, 256, positions.size).astype(np.uint8)
+    values = flip_bytes(grad[KEY_GRAD]["values"].numpy(), rng)
     grad[KEY_GRAD] = ArrayRecord({"values": Array(values)})
     order = StepOrder(step=1, bwd_count=4, fwd_offset=4, fwd_count=4)
     for message in (

@@ -18,7 +18,7 @@ from flwr_split.protocol import KEY_ACTS, KEY_INFO, KEY_LABELS, META_SUFFIX, MSG
 from flwr_split.tasks import TaskConfig
 from strategies.base import NON_FINITE, ClientInfo, CutBatch
 from strategies.parallel import ParallelSplitLearning
-from tests.helpers import run_inprocess
+from tests.helpers import flip_bytes, run_inprocess
 
 BAD_PARTITION = 0
 
@@ -213,11 +213,7 @@ def _flip_bytes(seed: int) -> Callable[[RecordDict], None]:
             if array.numpy().size
         ]
         key, name = targets[rng.integers(len(targets))]
-        array = content[key][name].numpy().copy()
-        raw = array.reshape(-1).view(np.uint8)
-        positions = rng.integers(0, raw.size, rng.integers(1, 5))
-        raw[positions] ^= rng.integers(1, 256, positions.size).astype(np.uint8)
-        content[key][name] = Array(array)
+        content[key][name] = Array(flip_bytes(content[key][name].numpy(), rng))
 
     return corrupt
 
