@@ -70,6 +70,7 @@ class RunSettings:
             dirichlet_alpha=_get(run_config, "dirichlet-alpha", float, 0.5),
             classes_per_client=_get(run_config, "classes-per-client", int, 2),
             group_norm=_get(run_config, "group-norm", bool, False),
+            channels_last=_get(run_config, "channels-last", bool, False),
             seed=_get(run_config, "seed", int, 0),
         )
         optimizer = OptimizerConfig(

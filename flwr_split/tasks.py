@@ -40,6 +40,10 @@ class TaskDefinition:
     natural_groups : Callable[[float, int], np.ndarray] or None (default: None)
         ``natural_groups(test_fraction, seed)`` returns the natural group (e.g.
         speaking role) of every training sample, for ``partitioner="natural"``.
+    channel_maps : bool (default: True)
+        The cut-layer activations are ``(channels, *spatial)`` maps, so
+        ``TaskConfig.channels_last`` can reorder them (a sequence model's
+        ``(time, features)`` output already keeps each step's features together).
     """
 
     load: Callable[[float, int], tuple[LabeledArrays, LabeledArrays]]
@@ -47,6 +51,7 @@ class TaskDefinition:
     num_classes: int
     cuts: dict[int, str]
     natural_groups: Callable[[float, int], np.ndarray] | None = None
+    channel_maps: bool = True
 
 
 TASKS: dict[str, TaskDefinition] = {
@@ -58,6 +63,7 @@ TASKS: dict[str, TaskDefinition] = {
         shakespeare.NUM_CLASSES,
         char_lstm_cuts(),
         shakespeare.shakespeare_roles,
+        channel_maps=False,
     ),
     "shakespeare_lstm256": TaskDefinition(
         shakespeare.load_shakespeare_split,
@@ -65,6 +71,7 @@ TASKS: dict[str, TaskDefinition] = {
         shakespeare.NUM_CLASSES,
         char_lstm_cuts(LEAF_HIDDEN),
         shakespeare.shakespeare_roles,
+        channel_maps=False,
     ),
     "shakespeare_leaf": TaskDefinition(
         shakespeare.load_leaf_split,
@@ -72,6 +79,7 @@ TASKS: dict[str, TaskDefinition] = {
         shakespeare.NUM_CLASSES,
         char_lstm_cuts(),
         shakespeare.leaf_roles,
+        channel_maps=False,
     ),
 }
 
@@ -98,6 +106,12 @@ class TaskConfig:
     group_norm : bool (default: False)
         Put a GroupNorm after the first convolution (client side), as global
         sampling needs when local batches can be of size 1.
+    channels_last : bool (default: False)
+        Send the cut-layer maps of a convolutional task channels last, so each
+        position's channel vector is contiguous on the wire (the layout of
+        TensorFlow's default ``channels_last`` format); the model's function is
+        unchanged. Codecs that cut rows into contiguous pieces (``fedlite``'s
+        sub-vectors) then see per-position feature vectors.
     seed : int (default: 0)
         Seed of the train/test split, the partitions and the model initialization.
     """
@@ -109,6 +123,7 @@ class TaskConfig:
     dirichlet_alpha: float = 0.5
     classes_per_client: int = 2
     group_norm: bool = False
+    channels_last: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -124,6 +139,8 @@ class TaskConfig:
             raise ValueError(f"partitioner must be one of {(*PARTITION_SCHEMES, NATURAL)}")
         if self.partitioner == NATURAL and TASKS[self.task].natural_groups is None:
             raise ValueError(f"task {self.task!r} has no natural partition")
+        if self.channels_last and not self.definition.channel_maps:
+            raise ValueError(f"task {self.task!r} has no channel maps at the cut to reorder")
         if self.dirichlet_alpha <= 0:
             raise ValueError(f"dirichlet_alpha must be > 0, got {self.dirichlet_alpha}")
         if self.classes_per_client < 1:
@@ -186,7 +203,7 @@ def _initial_model(config: TaskConfig) -> tuple[nn.Sequential, nn.Sequential]:
         layers = config.definition.layers(
             config.definition.num_classes, group_norm=config.group_norm
         )
-    return split_layers(layers, config.cut)
+    return split_layers(layers, config.cut, channels_last=config.channels_last)
 
 
 def build_model(config: TaskConfig) -> tuple[nn.Sequential, nn.Sequential]:

@@ -67,7 +67,11 @@ class Job:
 def task_config(entry: dict, seed: int) -> TaskConfig:
     """Return the `TaskConfig` of a task entry of the config."""
     return TaskConfig(
-        task=entry["task"], cut=entry["cut"], partitioner=entry["partitioner"], seed=seed
+        task=entry["task"],
+        cut=entry["cut"],
+        partitioner=entry["partitioner"],
+        channels_last=entry.get("channels_last", False),
+        seed=seed,
     )
 
 
