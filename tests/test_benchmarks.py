@@ -7,8 +7,11 @@ import tomllib
 
 import pandas as pd
 import pytest
+import torch
 
-from flwr_split.codecs.base import CodecError
+from flwr_split.codecs import get_codec
+from flwr_split.codecs.base import Codec, CodecError
+from flwr_split.tasks import cut_shape
 from simulations import (
     bench_fedlite,
     bench_ms,
@@ -193,6 +196,29 @@ def test_fedlite_benchmark_keeps_the_histories_of_finished_runs_when_a_later_one
         bench_fedlite.train(jobs, bench, 1, tmp_path)
     history = pd.read_csv(tmp_path / "histories.csv")
     assert set(history["codec"]) == {"identity"} and len(history) > 0
+
+
+@pytest.mark.parametrize(
+    "path", sorted(bench_fedlite.DEFAULT_CONFIG.parent.glob("bench_fedlite*.toml")), ids=str
+)
+def test_every_fedlite_config_names_valid_tasks_and_codecs(path):
+    bench = tomllib.loads(path.read_text())["bench"]
+    for entry in bench["tasks"]:
+        bench_fedlite.task_config(entry, bench["seed"])  # raises on a bad task entry
+        for spec in entry["grid"]:
+            get_codec(spec)
+
+
+def test_digits_channels_last_config_sends_4_bits_per_position_at_102x():
+    path = bench_fedlite.DEFAULT_CONFIG.parent / "bench_fedlite_digits_cl_b64.toml"
+    bench = tomllib.loads(path.read_text())["bench"]
+    (entry,) = bench["tasks"]
+    task = bench_fedlite.task_config(entry, bench["seed"])
+    shape = (bench["batch_size"], *cut_shape(task))
+    assert shape == (64, 8, 8, 16)
+    encoded = get_codec(entry["grid"][0]).encode(torch.rand(shape))
+    raw = 64 * 1024 * 4
+    assert Codec.nbytes(encoded) == 16 * 16 * 2 + 64 * 64 * 4 // 8 == raw / 102.4
 
 
 def test_sampling_benchmark_quick_writes_tables_and_matches_the_inprocess_grid(tmp_path):
