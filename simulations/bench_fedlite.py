@@ -36,8 +36,8 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from flwr_split.codecs import CodecContext, get_codec  # noqa: E402
-from flwr_split.optim import OptimizerConfig  # noqa: E402
 from flwr_split.tasks import TaskConfig, build_model, load_task_data  # noqa: E402
+from flwr_split.tasks.optim import OptimizerConfig  # noqa: E402
 from simulations.common import (  # noqa: E402
     bottom_step,
     config_parser,

@@ -34,8 +34,8 @@ import torch  # noqa: E402
 
 from flwr_split.codecs import get_codec  # noqa: E402
 from flwr_split.codecs.bitpack import index_bits, packed_nbytes  # noqa: E402
-from flwr_split.optim import OptimizerConfig  # noqa: E402
 from flwr_split.tasks import TaskConfig, build_model, client_data, cut_shape  # noqa: E402
+from flwr_split.tasks.optim import OptimizerConfig  # noqa: E402
 from simulations.common import (  # noqa: E402
     bottom_step,
     config_parser,

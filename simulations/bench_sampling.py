@@ -6,13 +6,13 @@ Usage: ``python -m simulations.bench_sampling [--config simulations/configs/benc
 For every task, client count K, global batch B, partition (IID, mild and
 severe extended Dirichlet) and sampler, the model with a GroupNorm client side
 trains on the union batches the sampler plans, client k serving its own
-per-epoch permutation exactly as `flwr_split.client` does. That is the
+per-epoch permutation exactly as `flwr_split.client.session` does. That is the
 computation of `ParallelSplitLearning` with ``sync="every_step"`` (one PSL
 step is one centralized step on the union batch; the `crosscheck` cell runs
 it on the in-process grid too and records both accuracies). Per run it
 records test accuracy, mean batch deviation, steps per epoch and the
 simulated training time of the schedules without and with stragglers
-(`flwr_split.profiles.planned_step_seconds`). Writes ``runs.csv``,
+(`flwr_split.metrics.profiles.planned_step_seconds`). Writes ``runs.csv``,
 ``histories.csv``, ``crosscheck.csv``, ``table.md`` (samplers x partitions x
 K), ``accuracy_vs_time.png`` and ``env.json`` under ``results/bench_sampling/<timestamp>/``.
 """
@@ -32,12 +32,12 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from flwr_split.optim import OptimizerConfig  # noqa: E402
-from flwr_split.profiles import ProfileConfig, planned_step_seconds, straggler_extra  # noqa: E402
-from flwr_split.replay import EpochReplay  # noqa: E402
+from flwr_split.common.seeds import epoch_seed  # noqa: E402
+from flwr_split.metrics.profiles import ProfileConfig, planned_step_seconds, straggler_extra  # noqa: E402
 from flwr_split.sampling import batch_deviation, class_shares, get_sampler  # noqa: E402
-from flwr_split.seeds import epoch_seed  # noqa: E402
 from flwr_split.tasks import TaskConfig, build_model, load_task_data  # noqa: E402
+from flwr_split.tasks.optim import OptimizerConfig  # noqa: E402
+from flwr_split.testing.replay import EpochReplay  # noqa: E402
 from simulations.common import (  # noqa: E402
     config_parser,
     load_config,

@@ -36,8 +36,8 @@ import torch  # noqa: E402
 from flwr_split.codecs import get_codec  # noqa: E402
 from flwr_split.codecs.dct import dct2_bands, idct2_bands  # noqa: E402
 from flwr_split.codecs.slfac import planes_shape  # noqa: E402
-from flwr_split.optim import OptimizerConfig  # noqa: E402
 from flwr_split.tasks import TaskConfig, build_model, client_data, cut_shape  # noqa: E402
+from flwr_split.tasks.optim import OptimizerConfig  # noqa: E402
 from simulations.common import (  # noqa: E402
     bottom_step,
     config_parser,

@@ -29,12 +29,12 @@ from flwr.app import Array, ArrayRecord, Context, Message, RecordDict  # noqa: E
 from flwr.clientapp import ClientApp  # noqa: E402
 from torch import nn  # noqa: E402
 
-from flwr_split.app.client_app import app  # noqa: E402
-from flwr_split.inprocess import InProcessGrid  # noqa: E402
+from flwr_split.client.app import app  # noqa: E402
+from flwr_split.server.nodes import exchange  # noqa: E402
 from flwr_split.tasks import TaskConfig, build_model, load_task_data  # noqa: E402
+from flwr_split.testing.inprocess import InProcessGrid  # noqa: E402
 from simulations.common import output_dir, save_figure, torch_threads, write_env  # noqa: E402
 from strategies.parallel import ParallelSplitLearning  # noqa: E402
-from strategies.strategy_utils import exchange  # noqa: E402
 
 
 def time_split_steps(

@@ -19,12 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from flwr_split.app.client_app import app as client_app
-from flwr_split.inprocess import InProcessGrid
-from flwr_split.optim import OptimizerConfig
+from flwr_split.client.app import app as client_app
+from flwr_split.server.result import SplitResult
 from flwr_split.tasks import TaskConfig
+from flwr_split.tasks.optim import OptimizerConfig
+from flwr_split.testing.inprocess import InProcessGrid
 from strategies.parallel import ParallelSplitLearning
-from strategies.result import SplitResult
 
 ROOT = Path(__file__).resolve().parent.parent
 ECHO_APP = ROOT / "simulations" / "echo_app"

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from flwr_split.deploy import Certificates, DeploymentCluster
+from flwr_split.launch.deployment import Certificates, DeploymentCluster
 from simulations.run import parse_overrides
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -12,35 +11,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, Message, RecordDict
 from flwr.serverapp import Grid
 from torch import nn
 
-from flwr_split.accounting import DOWN, UP, TrafficLog
-from flwr_split.client import NO_VERSION
 from flwr_split.codecs import CodecContext, get_codec
 from flwr_split.codecs.base import all_finite
-from flwr_split.optim import OptimizerConfig
-from flwr_split.profiles import ClientProfile, ProfileConfig, SimulatedClock
-from flwr_split.protocol import (
-    ERROR_CODE_STALE_WEIGHTS,
-    KEY_ACTS,
-    KEY_BOTTOM,
-    KEY_CONFIG,
-    KEY_GRAD,
-    KEY_INFO,
-    KEY_ORDER,
-    MSG_EVAL,
-    MSG_HELLO,
-    ProtocolError,
-    SessionConfig,
-    StepOrder,
-    decode_tensor,
-    get_encoded,
-    get_labels,
-    put_encoded,
-    weights_to_record,
-)
+from flwr_split.common.seeds import codec_seed, epoch_seed
+from flwr_split.metrics.profiles import ClientProfile, ProfileConfig, SimulatedClock
+from flwr_split.metrics.traffic import DOWN, UP, TrafficLog
 from flwr_split.sampling import (
     Sampler,
     batch_deviation,
@@ -48,63 +27,38 @@ from flwr_split.sampling import (
     get_sampler,
     plan_offsets,
 )
-from flwr_split.seeds import codec_seed, epoch_seed
+from flwr_split.server.nodes import exchange, wait_for_nodes
+from flwr_split.server.result import SplitResult
 from flwr_split.tasks import TaskConfig, build_model, cut_shape, load_task_data
-from strategies.result import SplitResult
-from strategies.strategy_utils import exchange, wait_for_nodes
+from flwr_split.tasks.optim import OptimizerConfig
+from flwr_split.wire import (
+    ERROR_CODE_STALE_WEIGHTS,
+    KEY_ACTS,
+    KEY_BOTTOM,
+    KEY_CONFIG,
+    KEY_GRAD,
+    KEY_ORDER,
+    MSG_EVAL,
+    MSG_HELLO,
+    NO_VERSION,
+    ClientInfo,
+    ProtocolError,
+    SessionConfig,
+    StepOrder,
+    compute_seconds,
+    decode_tensor,
+    get_encoded,
+    get_labels,
+    put_encoded,
+    read_client_info,
+    weights_to_record,
+)
 
 logger = logging.getLogger("flwr").getChild(__name__)
 
 SYNC_POLICIES = ("every_step", "every_epoch", "never")
 TIMED_PHASES = ("train", "sync")
 """Phases the simulated clock counts (evaluation and the hello are not training time)."""
-
-
-def _compute_seconds(content: RecordDict) -> float:
-    """Return the client's reported compute time (0 if absent or not a sane number)."""
-    info = content.get(KEY_INFO)
-    value = info.get("compute_s") if isinstance(info, MetricRecord) else None
-    if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0:
-        return float(value)
-    return 0.0
-
-
-@dataclass(frozen=True)
-class ClientInfo:
-    """A client as the server knows it after ``query.sl_hello``."""
-
-    node_id: int
-    partition_id: int
-    train_count: int
-    test_count: int
-
-
-MAX_PARTITIONS = 10**6
-"""Largest number of partitions a hello reply may claim."""
-
-
-def read_client_info(node_id: int, content: RecordDict) -> ClientInfo:
-    """Read a ``query.sl_hello`` reply; raise `ProtocolError` unless its numbers are sane.
-
-    ``sl.info`` must hold integral ``partition_id`` in ``[0, num_partitions)``,
-    ``num_partitions`` in ``[1, MAX_PARTITIONS]`` and non-negative counts.
-    """
-    info = content.get(KEY_INFO)
-    if not isinstance(info, MetricRecord):
-        raise ProtocolError(f"missing '{KEY_INFO}' MetricRecord")
-    values = {}
-    for name in ("partition_id", "num_partitions", "train_count", "test_count"):
-        value = info.get(name)
-        if not isinstance(value, (int, float)) or not math.isfinite(value) or value != int(value):
-            raise ProtocolError(f"'{name}' must be an integer, got {value!r}")
-        values[name] = int(value)
-    if not 1 <= values["num_partitions"] <= MAX_PARTITIONS:
-        raise ProtocolError(f"num_partitions {values['num_partitions']} is out of range")
-    if not 0 <= values["partition_id"] < values["num_partitions"]:
-        raise ProtocolError(f"partition_id {values['partition_id']} is out of range")
-    if min(values["train_count"], values["test_count"]) < 0:
-        raise ProtocolError("sample counts must be >= 0")
-    return ClientInfo(node_id, values["partition_id"], values["train_count"], values["test_count"])
 
 
 @dataclass
@@ -260,7 +214,7 @@ class SplitStrategy(ABC):
         ----------
         grid : Grid
             Any Flower Grid: the simulation's, a deployed SuperLink's, or
-            `flwr_split.inprocess.InProcessGrid`.
+            `flwr_split.testing.inprocess.InProcessGrid`.
         epochs : int (default: 1)
             Passes over every client's training data.
         min_nodes : int (default: 1)
@@ -404,7 +358,7 @@ class SplitStrategy(ABC):
                 bytes_up = self.traffic.record(step, phase, client.partition_id, UP, reply)
                 if phase in TIMED_PHASES:
                     profile = self.profiles[client.partition_id]
-                    compute_s = _compute_seconds(reply.content)
+                    compute_s = compute_seconds(reply.content)
                     self._client_compute += compute_s
                     timings.append((profile, bytes_down[node_id], compute_s, bytes_up))
                     timed_ids.append(client.partition_id)

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from flwr.app import ArrayRecord, RecordDict
 
-from flwr_split.client import Slice
-from flwr_split.protocol import (
+from flwr_split.client.session import Slice
+from flwr_split.wire import (
     KEY_BOTTOM,
     KEY_BOTTOM_GRAD,
     MSG_STEP,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from flwr_split.launch import FLOWER_ENV
+from flwr_split.launch.processes import FLOWER_ENV
 
 for _key, _value in FLOWER_ENV.items():
     os.environ.setdefault(_key, _value)

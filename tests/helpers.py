@@ -7,11 +7,11 @@ import hashlib
 import numpy as np
 from flwr.clientapp import ClientApp
 
-from flwr_split.app.client_app import app as default_client_app
-from flwr_split.inprocess import InProcessGrid
+from flwr_split.client.app import app as default_client_app
+from flwr_split.server.result import SplitResult
 from flwr_split.tasks import TaskConfig
+from flwr_split.testing.inprocess import InProcessGrid
 from strategies.parallel import ParallelSplitLearning
-from strategies.result import SplitResult
 
 
 def run_inprocess(

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from flwr_split.codecs import get_codec
-from flwr_split.config import RunSettings
+from flwr_split.options import RunSettings
 from flwr_split.tasks import TaskConfig, build_model, cut_shape, load_task_data
 
 

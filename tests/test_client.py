@@ -10,11 +10,11 @@ from flwr.supercore.task_identity import TaskIdentity
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flwr_split.app.client_app import app
-from flwr_split.client import batch_indices
+from flwr_split.client.app import app
 from flwr_split.codecs import get_codec
-from flwr_split.optim import OptimizerConfig
-from flwr_split.protocol import (
+from flwr_split.tasks import TaskConfig, build_model
+from flwr_split.tasks.optim import OptimizerConfig
+from flwr_split.wire import (
     ERROR_CODE_BAD_MESSAGE,
     ERROR_CODE_STALE_WEIGHTS,
     KEY_ACTS,
@@ -25,11 +25,11 @@ from flwr_split.protocol import (
     MSG_STEP,
     SessionConfig,
     StepOrder,
+    batch_indices,
     get_encoded,
     put_encoded,
     weights_to_record,
 )
-from flwr_split.tasks import TaskConfig, build_model
 from tests.helpers import flip_bytes
 
 

@@ -6,13 +6,14 @@ import pytest
 import torch
 from flwr.app import ConfigRecord, RecordDict
 
-from flwr_split.app.client_app import app
-from flwr_split.client import batch_indices
+from flwr_split.client.app import app
+from flwr_split.client.correction import QuantizationResidual
+from flwr_split.client.session_cache import SESSION_CACHE
 from flwr_split.codecs import CodecContext, get_codec
-from flwr_split.config import RunSettings
-from flwr_split.correction import QuantizationResidual
-from flwr_split.optim import OptimizerConfig
-from flwr_split.protocol import (
+from flwr_split.options import RunSettings
+from flwr_split.tasks import TaskConfig, build_model, client_data
+from flwr_split.tasks.optim import OptimizerConfig
+from flwr_split.wire import (
     KEY_ACTS,
     KEY_BOTTOM,
     KEY_BOTTOM_GRAD,
@@ -20,12 +21,11 @@ from flwr_split.protocol import (
     ProtocolError,
     SessionConfig,
     StepOrder,
+    batch_indices,
     get_encoded,
     put_encoded,
     weights_to_record,
 )
-from flwr_split.session_cache import SESSION_CACHE
-from flwr_split.tasks import TaskConfig, build_model, client_data
 from tests.helpers import run_inprocess
 from tests.test_client import context, step_message, task_identity  # noqa: F401
 

@@ -7,9 +7,9 @@ import sys
 import numpy as np
 from flwr.app import ArrayRecord, Context, Message, RecordDict
 
-from flwr_split.app.client_app import app as client_app
-from flwr_split.inprocess import InProcessGrid
+from flwr_split.client.app import app as client_app
 from flwr_split.tasks import TaskConfig
+from flwr_split.testing.inprocess import InProcessGrid
 from simulations.common import ECHO_APP
 from strategies.parallel import ParallelSplitLearning
 

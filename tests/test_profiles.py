@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flwr_split.profiles import MBPS, ClientProfile, ProfileConfig, SimulatedClock
+from flwr_split.metrics.profiles import MBPS, ClientProfile, ProfileConfig, SimulatedClock
 from tests.helpers import run_inprocess
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from flwr_split.codecs import Encoded, get_codec
-from flwr_split.protocol import ProtocolError, decode_tensor
+from flwr_split.wire import ProtocolError, decode_tensor
 
 CODECS = ["identity", "quant:bits=4", "fedlite:q=1,clusters=1", "slfac:theta=0.9,bmin=2,bmax=8"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flwr_split.seeds import codec_seed, derive_seed, epoch_seed
+from flwr_split.common.seeds import codec_seed, derive_seed, epoch_seed
 
 
 def test_derived_seeds_are_numpys_seed_sequence_of_the_parts():

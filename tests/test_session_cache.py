@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from flwr_split.session_cache import SESSION_CACHE, SessionCache
+from flwr_split.client.session_cache import SESSION_CACHE, SessionCache
 from tests.helpers import run_inprocess
 
 

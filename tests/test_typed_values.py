@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from flwr_split.config import RunSettings
-from flwr_split.typed_values import as_kind
+from flwr_split.common.typed_values import as_kind
+from flwr_split.options import RunSettings
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from flwr_split.wire_arrays import FAST_DTYPES, MAX_DIMS, from_array, npy_header, to_array
+from flwr_split.wire.arrays import FAST_DTYPES, MAX_DIMS, from_array, npy_header, to_array
 
 dtypes = st.sampled_from(sorted(FAST_DTYPES))
 shapes = hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=5)

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from flwr_split.typed_values import as_kind
+from flwr_split.common.typed_values import as_kind
 
 Scalar = int | float | str | bool
 """A metadata value: what a Flower `ConfigRecord` can hold without lists."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flwr_split.codecs.base import Codec, CodecError
-from flwr_split.spec_strings import parse_spec
+from flwr_split.common.spec_strings import parse_spec
 
 _REGISTRY: dict[str, type[Codec]] = {}
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from flwr_split.common.spec_strings import parse_spec
 from flwr_split.sampling.base import Sampler, plan_offsets
 from flwr_split.sampling.deviation import batch_deviation, class_shares
 from flwr_split.sampling.fixed import FixedLocalBatch
 from flwr_split.sampling.lds import LatentDirichlet
 from flwr_split.sampling.local import FixedLocal, FixedProportionalLocal
 from flwr_split.sampling.ugs import UniformGlobal
-from flwr_split.spec_strings import parse_spec
 
 _SAMPLERS: dict[str, type[Sampler]] = {
     cls.sampler_id: cls

@@ -12,8 +12,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from flwr_split.deploy import DeploymentCluster, make_certificates, make_node_keys
-from flwr_split.launch import FlowerProcesses, descendants, marked_processes
+from flwr_split.launch.deployment import DeploymentCluster, make_certificates, make_node_keys
+from flwr_split.launch.processes import FlowerProcesses, descendants, marked_processes
 
 
 def test_certificates_chain_to_the_ca_and_name_loopback(tmp_path):
@@ -90,7 +90,7 @@ def test_stop_ends_children_in_other_sessions_and_orphans(tmp_path):
 
 
 def test_stop_warns_naming_the_processes_it_could_not_end(tmp_path, monkeypatch):
-    import flwr_split.launch as launch
+    import flwr_split.launch.processes as launch
 
     processes = FlowerProcesses(tmp_path, "x", stop_timeout=0.5)
     sleeper = processes.start("sleeper", [sys.executable, "-c", "import time; time.sleep(120)"])

@@ -24,11 +24,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flwr_split.app.client_app import app as client_app
-from flwr_split.config import RunSettings
-from flwr_split.deploy import DeploymentCluster, make_certificates, make_node_keys
-from flwr_split.inprocess import InProcessGrid
-from flwr_split.launch import (
+from flwr_split.client.app import app as client_app
+from flwr_split.launch.deployment import DeploymentCluster, make_certificates, make_node_keys
+from flwr_split.launch.processes import (
     _executable,
     command_line,
     descendants,
@@ -36,7 +34,9 @@ from flwr_split.launch import (
     marked_processes,
     toml_overrides,
 )
-from flwr_split.protocol import MSG_EVAL, MSG_HELLO, MSG_STEP
+from flwr_split.options import RunSettings
+from flwr_split.testing.inprocess import InProcessGrid
+from flwr_split.wire import MSG_EVAL, MSG_HELLO, MSG_STEP
 from strategies.parallel import ParallelSplitLearning
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,10 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flwr_split.app.client_app import app as client_app
-from flwr_split.config import RunSettings
-from flwr_split.inprocess import InProcessGrid
-from flwr_split.launch import SimulationSuperLink
+from flwr_split.client.app import app as client_app
+from flwr_split.launch.processes import SimulationSuperLink
+from flwr_split.options import RunSettings
+from flwr_split.testing.inprocess import InProcessGrid
 from strategies.parallel import ParallelSplitLearning
 
 ROOT = Path(__file__).resolve().parents[2]

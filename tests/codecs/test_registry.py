@@ -6,7 +6,7 @@ from flwr_split.codecs import Codec, CodecError, get_codec, registered_codecs
 from flwr_split.codecs.quant import Quant
 from flwr_split.codecs.registry import register_codec
 from flwr_split.codecs.topk import TopK
-from flwr_split.spec_strings import parse_spec
+from flwr_split.common.spec_strings import parse_spec
 
 
 def test_built_in_codecs_are_registered():

@@ -6,8 +6,8 @@ import random
 
 import numpy as np
 
-from flwr_split.data import mnist1d
 from flwr_split.tasks import TaskConfig, build_model, cut_shape
+from flwr_split.tasks.data import mnist1d
 
 
 def test_generated_split_is_cached_reproducible_and_rng_neutral(tmp_path, monkeypatch):

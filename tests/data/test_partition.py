@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flwr_split.data.partition import partition_indices
 from flwr_split.tasks import TaskConfig, client_data, load_task_data
+from flwr_split.tasks.data.partition import partition_indices
 
 
 @pytest.mark.parametrize("scheme", ["iid", "dirichlet"])

@@ -7,9 +7,10 @@ import pytest
 import torch
 from datasets import Dataset
 
-from flwr_split.data import shakespeare
-from flwr_split.data.partition import group_partition
-from flwr_split.data.shakespeare import (
+from flwr_split.tasks import TaskConfig, build_model, client_data, cut_shape
+from flwr_split.tasks.data import shakespeare
+from flwr_split.tasks.data.partition import group_partition
+from flwr_split.tasks.data.shakespeare import (
     NUM_CLASSES,
     SEQ_LEN,
     STRIDE,
@@ -21,8 +22,7 @@ from flwr_split.data.shakespeare import (
     split_by_role,
     windows,
 )
-from flwr_split.protocol import labels_dtype
-from flwr_split.tasks import TaskConfig, build_model, client_data, cut_shape
+from flwr_split.wire import labels_dtype
 
 PLAY = """First Citizen:
 Before we proceed any further, hear me speak.

@@ -12,12 +12,12 @@ import pytest
 import torch
 from torch import nn
 
-from flwr_split.client import STATE_WEIGHTS
-from flwr_split.optim import OptimizerConfig
-from flwr_split.replay import EpochReplay
+from flwr_split.client.state import STATE_WEIGHTS
+from flwr_split.common.seeds import epoch_seed
 from flwr_split.sampling import get_sampler
-from flwr_split.seeds import epoch_seed
 from flwr_split.tasks import TaskConfig, build_model
+from flwr_split.tasks.optim import OptimizerConfig
+from flwr_split.testing.replay import EpochReplay
 from tests.helpers import run_inprocess
 
 TASK = TaskConfig(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flwr_split.profiles import (
+from flwr_split.metrics.profiles import (
     ClientProfile,
     ProfileConfig,
     SimulatedClock,

@@ -12,11 +12,19 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricR
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flwr_split.app.client_app import app as default_app
+from flwr_split.client.app import app as default_app
 from flwr_split.codecs import CodecError
-from flwr_split.protocol import KEY_ACTS, KEY_INFO, KEY_LABELS, META_SUFFIX, MSG_HELLO, MSG_STEP
 from flwr_split.tasks import TaskConfig
-from strategies.base import NON_FINITE, ClientInfo, CutBatch
+from flwr_split.wire import (
+    KEY_ACTS,
+    KEY_INFO,
+    KEY_LABELS,
+    META_SUFFIX,
+    MSG_HELLO,
+    MSG_STEP,
+    ClientInfo,
+)
+from strategies.base import NON_FINITE, CutBatch
 from strategies.parallel import ParallelSplitLearning
 from tests.helpers import flip_bytes, run_inprocess
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from flwr_split.client import batch_indices
-from flwr_split.optim import OptimizerConfig
 from flwr_split.sampling import get_sampler
 from flwr_split.tasks import TaskConfig, build_model, client_data
+from flwr_split.tasks.optim import OptimizerConfig
+from flwr_split.wire import batch_indices
 from tests.helpers import run_inprocess
 
 NUM_CLIENTS, BATCH, STEPS = 4, 8, 20

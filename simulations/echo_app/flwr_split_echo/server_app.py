@@ -12,7 +12,7 @@ carry the records of an SL step (`flwr_split_echo.shaped`); with ``busy``
 (seconds) each reply is sent after computing that long, like an SL client's,
 and the row's ``client_compute_s`` sums the compute the replies report. It uses the same
 node wait and push/pull loop as the SL strategies
-(`strategies.strategy_utils`), so the difference between an SL step and an echo
+(`flwr_split.server.nodes`), so the difference between an SL step and an echo
 step is what flwr-split adds on top of Flower. Writes
 ``<output-dir>/<run-name>_steps.csv`` with one row per step.
 """
@@ -26,7 +26,7 @@ import pandas as pd
 from flwr.app import Context, Message, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
-from strategies.strategy_utils import exchange, wait_for_nodes
+from flwr_split.server.nodes import exchange, wait_for_nodes
 
 app = ServerApp()
 

@@ -21,10 +21,16 @@ import numpy as np
 import torch
 from flwr.app import ConfigRecord, RecordDict
 
-from flwr_split.client import STATE_META, STATE_OPTIM, STATE_WEIGHTS
+from flwr_split.client.state import (
+    STATE_META,
+    STATE_OPTIM,
+    STATE_WEIGHTS,
+    optimizer_state_to_record,
+)
 from flwr_split.codecs import Encoded, get_codec
-from flwr_split.optim import OptimizerConfig, optimizer_state_to_record
-from flwr_split.protocol import (
+from flwr_split.tasks import TaskConfig, build_model, cut_shape, load_task_data
+from flwr_split.tasks.optim import OptimizerConfig
+from flwr_split.wire import (
     KEY_ACTS,
     KEY_CONFIG,
     KEY_GRAD,
@@ -37,7 +43,6 @@ from flwr_split.protocol import (
     put_labels,
     weights_to_record,
 )
-from flwr_split.tasks import TaskConfig, build_model, cut_shape, load_task_data
 
 TASK = TaskConfig()
 

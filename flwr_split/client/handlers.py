@@ -1,0 +1,132 @@
+"""The ClientApp handlers of split learning: hello, training step and evaluation forward.
+
+Every handler turns any failure into an error reply (`reject_bad_messages`), so
+a bad message never takes the ClientApp down.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from functools import wraps
+
+import torch
+from flwr.app import ConfigRecord, Context, Error, Message, RecordDict
+from flwr.clientapp import ClientApp
+
+from flwr_split.client.session import SESSION_CACHE, ClientSession, partition_of
+from flwr_split.wire import (
+    ERROR_CODE_BAD_MESSAGE,
+    KEY_BOTTOM,
+    KEY_BOTTOM_GRAD,
+    KEY_INFO,
+    KEY_ORDER,
+    ProtocolError,
+    StepOrder,
+    info_record,
+    require_record,
+    weights_to_record,
+)
+
+logger = logging.getLogger("flwr").getChild(__name__)
+
+
+def _order(message: Message) -> StepOrder:
+    return StepOrder.from_record(require_record(message.content, KEY_ORDER, ConfigRecord))
+
+
+Handler = Callable[[Message, Context], Message]
+
+
+def reject_bad_messages(handler: Handler) -> Handler:
+    """Turn any failure of ``handler`` into an error reply that names the reason."""
+
+    @wraps(handler)
+    def guarded(message: Message, context: Context) -> Message:
+        code = ERROR_CODE_BAD_MESSAGE
+        try:
+            return handler(message, context)
+        except ProtocolError as exc:
+            code, reason = exc.code, f"{message.metadata.message_type} rejected: {exc}"
+            logger.warning(reason)
+        except Exception as exc:  # noqa: BLE001 - any failure must become a reply
+            reason = f"{message.metadata.message_type} failed: {type(exc).__name__}: {exc}"
+            logger.exception(reason)
+        return Message(Error(code=code, reason=reason), reply_to=message)
+
+    return guarded
+
+
+@reject_bad_messages
+def handle_hello(message: Message, context: Context) -> Message:
+    """Reply with the client's partition id and sample counts (``query.sl_hello``)."""
+    session = ClientSession.open(message, context)
+    _, num_partitions = partition_of(context)
+    info = info_record(
+        partition_id=session.partition_id,
+        num_partitions=num_partitions,
+        train_count=len(session.train),
+        test_count=len(session.test),
+        version=session.version,
+    )
+    return Message(RecordDict({KEY_INFO: info}), reply_to=message)
+
+
+def _serve_order(
+    message: Message, context: Context, work: Callable[[ClientSession, StepOrder, RecordDict], None]
+) -> Message:
+    """Open the session, adopt weights, check the version, do ``work``, save, reply."""
+    started = time.perf_counter()
+    session = ClientSession.open(message, context)
+    try:
+        order = _order(message)
+        session.adopt_weights(message.content, order.version)
+        session.check_version(order.version)
+        reply = RecordDict()
+        work(session, order, reply)
+    except BaseException:
+        SESSION_CACHE.evict((context.run_id, context.node_id, session.token))
+        raise
+    session.save(context)
+    reply[KEY_INFO] = info_record(
+        partition_id=session.partition_id, compute_s=time.perf_counter() - started
+    )
+    return Message(reply, reply_to=message)
+
+
+@reject_bad_messages
+def handle_step(message: Message, context: Context) -> Message:
+    """Run one SL step (``train.sl_step``): backward of an earlier slice, then forward."""
+
+    def step(session: ClientSession, order: StepOrder, reply: RecordDict) -> None:
+        if order.bwd_count:
+            bottom_grad = session.backward(message.content, order)
+            if bottom_grad is not None:
+                reply[KEY_BOTTOM_GRAD] = bottom_grad
+        if order.return_weights:
+            reply[KEY_BOTTOM] = weights_to_record(session.bottom)
+        if order.fwd_count:
+            fwd_slice = (order.fwd_epoch, order.fwd_offset, order.fwd_count)
+            inputs, labels = session.batch(*fwd_slice)
+            session.forward(inputs, labels, order.step, reply, train_slice=fwd_slice)
+
+    return _serve_order(message, context, step)
+
+
+@reject_bad_messages
+def handle_evaluate(message: Message, context: Context) -> Message:
+    """Send activations and labels of the client's whole test shard (``evaluate.sl_forward``)."""
+
+    def evaluate(session: ClientSession, order: StepOrder, reply: RecordDict) -> None:
+        session.forward(torch.from_numpy(session.test.x), session.test.y, order.step, reply)
+
+    return _serve_order(message, context, evaluate)
+
+
+def register_split_handlers(app: ClientApp) -> ClientApp:
+    """Register the SL handlers on a user's ``ClientApp`` and return it."""
+    app.query("sl_hello")(handle_hello)
+    app.train("sl_step")(handle_step)
+    app.evaluate("sl_forward")(handle_evaluate)
+    return app

@@ -1,0 +1,1 @@
+"""Small helpers every layer shares: derived seeds, spec strings, typed config values."""

@@ -1,0 +1,1 @@
+"""Starting Flower processes on this machine: a simulation SuperLink, a deployment cluster."""

@@ -1,0 +1,62 @@
+"""Save a run's tables as CSV and draw accuracy against bytes and steps (PNG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def save_run(
+    history: pd.DataFrame,
+    traffic: pd.DataFrame,
+    output_dir: str | Path,
+    name: str,
+    steps: pd.DataFrame | None = None,
+) -> dict[str, Path]:
+    """Write a run's history CSV, its traffic CSV and its plot; return the paths.
+
+    Files: ``<name>.csv`` (history), ``<name>_traffic.csv`` (bytes summed per
+    step, phase, direction and kind), ``<name>.png`` and, if ``steps`` is
+    given, ``<name>_steps.csv`` (one row per training step, see
+    `flwr_split.server.result.SplitResult`).
+    """
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "history": out / f"{name}.csv",
+        "traffic": out / f"{name}_traffic.csv",
+        "plot": out / f"{name}.png",
+    }
+    history.to_csv(paths["history"], index=False)
+    summary = traffic.groupby(["step", "phase", "direction", "kind"], as_index=False)[
+        "nbytes"
+    ].sum()
+    summary.to_csv(paths["traffic"], index=False)
+    plot_history({name: history}, paths["plot"])
+    if steps is not None:
+        paths["steps"] = out / f"{name}_steps.csv"
+        steps.to_csv(paths["steps"], index=False)
+    return paths
+
+
+def plot_history(histories: dict[str, pd.DataFrame], path: str | Path) -> None:
+    """Plot test accuracy against cumulative training bytes and against steps, one line per run."""
+    fig, (ax_bytes, ax_steps) = plt.subplots(1, 2, figsize=(11, 4))
+    for label, history in histories.items():
+        total_mb = (history["bytes_up"] + history["bytes_down"]) / 1e6
+        ax_bytes.plot(total_mb, history["accuracy"], marker=".", label=label)
+        ax_steps.plot(history["step"], history["accuracy"], marker=".", label=label)
+    ax_bytes.set_xlabel("cumulative training traffic, up + down (MB)")
+    ax_steps.set_xlabel("step")
+    for ax in (ax_bytes, ax_steps):
+        ax.set_ylabel("test accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,38 @@
+"""The embedded default data set: scikit-learn's 8x8 handwritten digits (offline)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
+from flwr_split.tasks.data.arrays import LabeledArrays
+
+
+@lru_cache(maxsize=4)
+def load_digits_split(
+    test_fraction: float = 0.2, seed: int = 0
+) -> tuple[LabeledArrays, LabeledArrays]:
+    """Load the 1,797 digits as ``(train, test)``, split stratified by label.
+
+    Parameters
+    ----------
+    test_fraction : float (default: 0.2)
+        Fraction of the samples held out for the test set.
+    seed : int (default: 0)
+        Seed of the split.
+
+    Returns
+    -------
+    tuple[LabeledArrays, LabeledArrays]
+        Images as float32 of shape (n, 1, 8, 8) scaled to [0, 1], labels as int64.
+    """
+    bunch = load_digits()
+    images = (bunch.images.astype(np.float32) / 16.0)[:, None, :, :]
+    labels = bunch.target.astype(np.int64)
+    x_train, x_test, y_train, y_test = train_test_split(
+        images, labels, test_size=test_fraction, random_state=seed, stratify=labels
+    )
+    return LabeledArrays(x_train, y_train), LabeledArrays(x_test, y_test)

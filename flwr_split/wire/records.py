@@ -1,0 +1,150 @@
+"""Records on the wire: encoded tensors, labels and weights, validated as they are read."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
+from torch import nn
+
+from flwr_split.codecs import CodecError, Encoded
+from flwr_split.codecs.base import all_finite, shape_from_meta
+from flwr_split.wire.arrays import from_array, to_array
+from flwr_split.wire.contract import KEY_LABELS, META_SUFFIX, ProtocolError
+from flwr_split.wire.orders import typed_field
+
+
+def require_record(content: RecordDict, key: str, kind: type) -> Any:
+    """Return ``content[key]``, checking that it exists and is a ``kind`` record."""
+    if key not in content:
+        raise ProtocolError(f"message has no '{key}' record")
+    record = content[key]
+    if not isinstance(record, kind):
+        raise ProtocolError(f"'{key}' must be a {kind.__name__}, got {type(record).__name__}")
+    return record
+
+
+def put_encoded(content: RecordDict, key: str, encoded: Encoded) -> None:
+    """Store an encoded tensor under ``key`` (arrays) and ``key.meta`` (JSON metadata)."""
+    content[key] = ArrayRecord({name: to_array(arr) for name, arr in encoded.arrays.items()})
+    content[key + META_SUFFIX] = ConfigRecord({"json": json.dumps(encoded.meta)})
+
+
+def get_encoded(content: RecordDict, key: str) -> Encoded:
+    """Read an encoded tensor stored by `put_encoded`; raise `ProtocolError` if malformed."""
+    arrays = require_record(content, key, ArrayRecord)
+    meta_record = require_record(content, key + META_SUFFIX, ConfigRecord)
+    try:
+        meta = json.loads(typed_field(meta_record, "json", str))
+        payload = {name: from_array(array) for name, array in arrays.items()}
+    except (ValueError, TypeError) as exc:
+        raise ProtocolError(f"'{key}' payload is unreadable: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise ProtocolError(f"'{key}' metadata must be a JSON object")
+    return Encoded(payload, meta)
+
+
+DECODE_FAILURES = (ValueError, TypeError, IndexError, RuntimeError, MemoryError, OverflowError)
+"""What a codec's ``decode`` may raise on a hostile payload (`CodecError` is a ValueError)."""
+
+
+def decode_tensor(codec: Any, encoded: Encoded, shape: tuple[int, ...], what: str) -> torch.Tensor:
+    """Decode and check that the tensor has ``shape`` and only finite values.
+
+    The payload's declared ``meta["shape"]`` (every codec writes it) must be
+    ``shape`` before anything is decoded, so a payload cannot make the decoder
+    allocate more than the expected tensor; any failure of the decoder
+    becomes a `ProtocolError`.
+    """
+    try:
+        declared = shape_from_meta(encoded)
+    except CodecError as exc:
+        raise ProtocolError(f"{what}: {exc}") from exc
+    if declared != shape:
+        raise ProtocolError(f"{what} declares shape {declared}, expected {shape}")
+    try:
+        tensor = codec.decode(encoded)
+    except DECODE_FAILURES as exc:
+        raise ProtocolError(f"{what}: undecodable payload: {type(exc).__name__}: {exc}") from exc
+    if tuple(tensor.shape) != shape:
+        raise ProtocolError(f"{what} has shape {tuple(tensor.shape)}, expected {shape}")
+    if tensor.dtype != torch.float32:
+        raise ProtocolError(f"{what} has dtype {tensor.dtype}, expected float32")
+    if not all_finite(tensor):
+        raise ProtocolError(f"{what} holds NaN or inf values")
+    return tensor
+
+
+def labels_dtype(num_classes: int) -> np.dtype:
+    """Return the smallest unsigned dtype that holds labels ``0..num_classes-1``."""
+    return np.dtype(
+        np.uint8 if num_classes <= 256 else np.uint16 if num_classes <= 65536 else np.int64
+    )
+
+
+def put_labels(content: RecordDict, labels: np.ndarray, num_classes: int) -> None:
+    """Store labels in the smallest unsigned dtype."""
+    content[KEY_LABELS] = ArrayRecord({"y": to_array(labels.astype(labels_dtype(num_classes)))})
+
+
+def get_labels(content: RecordDict, count: int, num_classes: int) -> torch.Tensor:
+    """Read ``count`` labels in ``[0, num_classes)``; raise `ProtocolError` otherwise."""
+    record = require_record(content, KEY_LABELS, ArrayRecord)
+    if "y" not in record:
+        raise ProtocolError(f"'{KEY_LABELS}' has no array 'y'")
+    try:
+        labels = from_array(record["y"])
+    except (ValueError, TypeError) as exc:
+        raise ProtocolError(f"labels are unreadable: {exc}") from exc
+    if labels.dtype != labels_dtype(num_classes):
+        raise ProtocolError(
+            f"labels have dtype {labels.dtype}, expected {labels_dtype(num_classes)}"
+        )
+    if labels.shape != (count,):
+        raise ProtocolError(f"labels have shape {labels.shape}, expected ({count},)")
+    if count and int(labels.max()) >= num_classes:
+        raise ProtocolError(f"label {int(labels.max())} out of range [0, {num_classes})")
+    return torch.from_numpy(labels.astype(np.int64))
+
+
+def weights_to_record(model: nn.Module) -> ArrayRecord:
+    """Return the model's parameters and buffers as an ArrayRecord."""
+    return ArrayRecord(
+        {k: to_array(v.detach().cpu().numpy()) for k, v in model.state_dict().items()}
+    )
+
+
+def read_tensors(
+    record: ArrayRecord, expected: dict[str, torch.Tensor], what: str
+) -> dict[str, torch.Tensor]:
+    """Read tensors named and shaped like ``expected``; raise `ProtocolError` on any mismatch."""
+    if set(record.keys()) != set(expected):
+        raise ProtocolError(f"{what} keys {sorted(record.keys())} != expected {sorted(expected)}")
+    tensors = {}
+    for name, ref in expected.items():
+        try:
+            value = torch.from_numpy(from_array(record[name]))
+        except (ValueError, TypeError) as exc:
+            raise ProtocolError(f"{what}[{name}] is unreadable: {exc}") from exc
+        if value.shape != ref.shape or value.dtype != ref.dtype:
+            raise ProtocolError(
+                f"{what}[{name}] is {value.dtype}{tuple(value.shape)}, "
+                f"expected {ref.dtype}{tuple(ref.shape)}"
+            )
+        if value.is_floating_point() and not all_finite(value):
+            raise ProtocolError(f"{what}[{name}] holds NaN or inf values")
+        tensors[name] = value
+    return tensors
+
+
+def load_weights(model: nn.Module, record: ArrayRecord, what: str) -> None:
+    """Load weights into ``model``; raise `ProtocolError` on missing keys, shapes or NaN."""
+    model.load_state_dict(read_tensors(record, model.state_dict(), what))
+
+
+def info_record(**values: int | float) -> MetricRecord:
+    """Return a MetricRecord of the given scalars."""
+    return MetricRecord({k: v for k, v in values.items()})

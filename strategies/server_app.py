@@ -1,0 +1,41 @@
+"""The ServerApp that `flwr run .` starts: parallel SL configured from the run config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flwr.app import Context
+from flwr.serverapp import Grid, ServerApp
+
+from flwr_split.metrics.results import save_run
+from flwr_split.options import RunSettings
+from strategies.parallel import ParallelSplitLearning
+
+app = ServerApp()
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    """Run parallel split learning and save its history, traffic and plot."""
+    settings = RunSettings.from_run_config(dict(context.run_config))
+    strategy = ParallelSplitLearning(
+        settings.task, optimizer=settings.optimizer, **settings.strategy
+    )
+    result = strategy.start(
+        grid,
+        epochs=settings.epochs,
+        min_nodes=settings.min_nodes,
+        max_steps=settings.max_steps,
+        progress=True,
+    )
+    paths = save_run(
+        result.history,
+        result.traffic,
+        Path(settings.output_dir).resolve(),
+        settings.run_name,
+        result.steps,
+    )
+    print(
+        f"final test accuracy {result.final_accuracy:.4f}; results in {paths['history']}",
+        flush=True,
+    )
