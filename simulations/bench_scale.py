@@ -55,7 +55,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from flwr_split.launch.processes import SimulationSuperLink  # noqa: E402
+from flwr_split.launch.simulation import SimulationSuperLink  # noqa: E402
 from simulations.common import ECHO_APP, ROOT, output_dir, save_figure, write_env  # noqa: E402
 from simulations.process_memory import PeakMemory  # noqa: E402
 

@@ -11,7 +11,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from flwr_split.launch.processes import SimulationSuperLink
+from flwr_split.launch.simulation import SimulationSuperLink
 
 ROOT = Path(__file__).resolve().parent.parent
 

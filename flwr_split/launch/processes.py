@@ -1,4 +1,4 @@
-"""Start Flower processes on loopback and run the App with `flwr run`, cleaning up after.
+"""Flower processes on loopback with a log each, `flwr` CLI calls, and a stop that leaves none.
 
 `flwr run` with the ``:local:`` connection leaves a detached SuperLink daemon
 behind on a fixed port. `SimulationSuperLink` instead starts its own
@@ -14,7 +14,8 @@ ServerApp/ClientApp processes, so killing our process groups is not enough.
 Every process of ours therefore carries a launch id in its environment
 (`LAUNCH_ID_VAR`, inherited by everything it spawns), and `FlowerProcesses.stop`
 also ends every process on the machine that carries it (Linux ``/proc``).
-`flwr_split.launch.deployment.DeploymentCluster` builds on the same base.
+`flwr_split.launch.simulation.SimulationSuperLink` and
+`flwr_split.launch.deployment.DeploymentCluster` build on it.
 """
 
 from __future__ import annotations
@@ -370,7 +371,6 @@ class FlowerProcesses:
         self.stop()
 
 
-# --------------------------------------------------------------------- simulation
 def superlink_command(port: int, *mode_args: str) -> list[str]:
     """Return a ``flower-superlink`` command on 127.0.0.1:``port`` with an in-memory state.
 
@@ -390,77 +390,3 @@ def superlink_command(port: int, *mode_args: str) -> list[str]:
         ":flwr-in-memory:",
         "--disable-runtime-dependency-installation",
     ]
-
-
-class SimulationSuperLink(FlowerProcesses):
-    """A ``flower-superlink --simulation`` on a free loopback port, for one ``with`` block.
-
-    Parameters
-    ----------
-    flwr_home : Path
-        Project-local ``FLWR_HOME``; holds ``config.toml`` and the SuperLink log.
-    connection : str (default: "sim")
-        Name of the SuperLink connection written to ``config.toml``.
-    startup_timeout : float (default: 60.0)
-        Seconds to wait for the SuperLink to answer its health check.
-    """
-
-    def __init__(
-        self, flwr_home: Path, connection: str = "sim", startup_timeout: float = 60.0
-    ) -> None:
-        super().__init__(flwr_home, connection)
-        self.startup_timeout = startup_timeout
-        self.port = free_port()
-        self.log_path = self.flwr_home / "superlink.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> SimulationSuperLink:
-        self.write_connection(f"127.0.0.1:{self.port}", insecure=True)
-        command = superlink_command(self.port, "--insecure", "--simulation")
-        self.process = self.start("superlink", command)
-        try:
-            self.wait_healthy(self.port, self.startup_timeout)
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def run(
-        self,
-        app_dir: Path,
-        run_config: Mapping[str, object],
-        num_supernodes: int,
-        client_cpus: int = 1,
-        timeout: float | None = None,
-        extra_federation_config: Mapping[str, object] | None = None,
-    ) -> subprocess.CompletedProcess[str]:
-        """Run ``flwr run APP sim --stream`` and return the finished process.
-
-        Parameters
-        ----------
-        app_dir : Path
-            Folder of the Flower App (holds ``pyproject.toml``).
-        run_config : Mapping[str, object]
-            ``--run-config`` overrides.
-        num_supernodes : int
-            Virtual SuperNodes of the simulation.
-        client_cpus : int (default: 1)
-            CPUs per ClientApp actor (2 actors on a 2-core machine with 1).
-        timeout : float or None
-            Seconds before the run is killed.
-        extra_federation_config : Mapping[str, object] or None
-            More ``--federation-config`` keys (e.g. ``init-args-num-cpus``).
-        """
-        federation = {"num-supernodes": num_supernodes, "client-resources-num-cpus": client_cpus}
-        federation.update(extra_federation_config or {})
-        return self.flwr_run(
-            app_dir,
-            run_config,
-            ["--federation-config", toml_overrides(federation)],
-            timeout=timeout,
-        )
-
-    def stop(self) -> None:
-        """Stop the SuperLink and everything it started (SuperExec, simulation, Ray)."""
-        super().stop()
-        self.process = None

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from flwr_split.client.app import app as client_app
-from flwr_split.launch.processes import SimulationSuperLink
+from flwr_split.launch.simulation import SimulationSuperLink
 from flwr_split.options import RunSettings
 from flwr_split.testing.inprocess import InProcessGrid
 from strategies.parallel import ParallelSplitLearning
