@@ -6,17 +6,18 @@ import numpy as np
 import torch
 from flwr.app import ArrayRecord, RecordDict
 
-from flwr_split.client.session import Slice
 from flwr_split.wire import (
     KEY_BOTTOM,
     KEY_BOTTOM_GRAD,
     MSG_STEP,
+    ClientInfo,
     ProtocolError,
+    Slice,
     StepOrder,
     read_tensors,
     require_record,
 )
-from strategies.base import ClientInfo, SplitStrategy
+from strategies.base import SplitStrategy
 
 
 class ParallelSplitLearning(SplitStrategy):
@@ -95,7 +96,7 @@ class ParallelSplitLearning(SplitStrategy):
                     total[name] += grad
                 contributed = True
             except ProtocolError as exc:
-                self.reject(step, client, str(exc))
+                self.messenger.reject(step, client, str(exc))
         if contributed:
             self.bottom_optimizer.zero_grad(set_to_none=False)
             for name, param in self.bottom.named_parameters():
@@ -146,7 +147,7 @@ class ParallelSplitLearning(SplitStrategy):
                 record = require_record(contents[client.node_id], KEY_BOTTOM, ArrayRecord)
                 tensors = read_tensors(record, expected, "bottom weights")
             except ProtocolError as exc:
-                self.reject(step, client, str(exc))
+                self.messenger.reject(step, client, str(exc))
                 continue
             for name, value in tensors.items():
                 weighted[name] += weight * value
@@ -201,9 +202,10 @@ class ParallelSplitLearning(SplitStrategy):
     ) -> dict[int, RecordDict]:
         """Send step orders; book the backward slices that clients acknowledged."""
         messages = [
-            (c, self.new_message(c, MSG_STEP, order, records)) for c, (order, records) in requests
+            (c, self.messenger.new_message(c, MSG_STEP, order, records))
+            for c, (order, records) in requests
         ]
-        contents = self.send(step, phase, messages)
+        contents = self.messenger.send(step, phase, messages)
         for client, (order, _) in requests:
             if client.node_id in contents and order.bwd_count and order.bwd_mode == "apply":
                 self.trained[client.node_id] = self.trained.get(client.node_id, 0) + order.bwd_count

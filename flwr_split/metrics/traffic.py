@@ -85,6 +85,15 @@ class TrafficLog:
         """Total payload bytes of training traffic in one direction so far."""
         return sum(self._totals[direction, kind] for kind in TRAINING_KINDS)
 
+    def training_columns(self) -> dict[str, int]:
+        """Cumulative training bytes up and down, and of activations and gradients."""
+        return {
+            "bytes_up": self.training_bytes(UP),
+            "bytes_down": self.training_bytes(DOWN),
+            "activation_bytes": self.kind_bytes(UP, "activations"),
+            "gradient_bytes": self.kind_bytes(DOWN, "gradients"),
+        }
+
     def kind_bytes(self, direction: str, kind: str) -> int:
         """Total payload bytes of one kind in one direction so far."""
         return self._totals[direction, kind]

@@ -28,16 +28,16 @@ CLIENTS = 6
 
 def record_union_labels(monkeypatch) -> list[np.ndarray]:
     """Capture the labels of every union batch the server trains on."""
-    from strategies.base import SplitStrategy
+    from flwr_split.server.history import RunHistory
 
     seen: list[np.ndarray] = []
-    original = SplitStrategy._log_batch
+    original = RunHistory.note_batch
 
-    def log_batch(self, labels, active):
+    def note_batch(self, labels, active):
         seen.append(labels.numpy().copy())
         original(self, labels, active)
 
-    monkeypatch.setattr(SplitStrategy, "_log_batch", log_batch)
+    monkeypatch.setattr(RunHistory, "note_batch", note_batch)
     return seen
 
 

@@ -14,6 +14,9 @@ from hypothesis import strategies as st
 
 from flwr_split.client.app import app as default_app
 from flwr_split.codecs import CodecError
+from flwr_split.server.batches import CutBatch
+from flwr_split.server.evaluation import NON_FINITE_OUTPUTS
+from flwr_split.server.top import NON_FINITE
 from flwr_split.tasks import TaskConfig
 from flwr_split.wire import (
     KEY_ACTS,
@@ -24,7 +27,6 @@ from flwr_split.wire import (
     MSG_STEP,
     ClientInfo,
 )
-from strategies.base import NON_FINITE, CutBatch
 from strategies.parallel import ParallelSplitLearning
 from tests.helpers import flip_bytes, run_inprocess
 
@@ -247,10 +249,11 @@ HUGE = float(np.finfo(np.float32).max)
 def _overflowing_top() -> ParallelSplitLearning:
     """A strategy whose top sums its inputs: huge activations give inf logits."""
     strategy = ParallelSplitLearning(TaskConfig(), batch_size=4)
-    strategy.top = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(1024, 10))
-    torch.nn.init.constant_(strategy.top[1].weight, 1.0)
-    torch.nn.init.zeros_(strategy.top[1].bias)
-    strategy.top_optimizer = strategy.session.optimizer.build(strategy.top.parameters())
+    top = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(1024, 10))
+    torch.nn.init.constant_(top[1].weight, 1.0)
+    torch.nn.init.zeros_(top[1].bias)
+    strategy.trainer.top = top
+    strategy.trainer.optimizer = strategy.session.optimizer.build(top.parameters())
     return strategy
 
 
@@ -277,7 +280,8 @@ def test_a_batch_that_makes_the_top_backward_non_finite_costs_only_its_client():
 
 def test_test_activations_with_non_finite_logits_are_left_out_of_the_metrics():
     strategy = _overflowing_top()
-    loss, accuracy = strategy._test_metrics(5, [_cut_batch(0, 0.5), _cut_batch(1, HUGE)])
-    assert np.isfinite(loss) and accuracy == 1.0  # every logit equal: argmax is class 0
-    assert strategy.rejected == [(5, 1, "test activations give NaN or inf logits")]
-    assert np.isnan(strategy._test_metrics(6, [_cut_batch(1, HUGE)])).all()
+    score = strategy.evaluator.score
+    scores = score(5, strategy.top, [_cut_batch(0, 0.5), _cut_batch(1, HUGE)])
+    assert np.isfinite(scores["loss"]) and scores["accuracy"] == 1.0  # equal logits: class 0
+    assert strategy.rejected == [(5, 1, NON_FINITE_OUTPUTS)]
+    assert np.isnan(list(score(6, strategy.top, [_cut_batch(1, HUGE)]).values())).all()

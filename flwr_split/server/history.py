@@ -1,0 +1,80 @@
+"""`RunHistory`: the rows a run produces, one per training step and one per evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from flwr_split.sampling import batch_deviation, class_shares
+
+DEVIATION_COLUMNS = {
+    "batch_deviation": "deviation_l1",
+    "batch_deviation_l2": "deviation_l2",
+    "batch_deviation_max": "deviation_max",
+    "mean_batch": "batch",
+}
+"""History column: the step-row key it averages since the previous evaluation."""
+
+
+class RunHistory:
+    """Step rows, evaluation rows and the running training loss of one run.
+
+    Parameters
+    ----------
+    num_classes : int
+        Label classes, for the batch deviation.
+    pooled_shares : np.ndarray or None (default: None)
+        Class distribution of all clients' training data together, the
+        reference of the batch deviation; set it once the clients are known.
+    """
+
+    def __init__(self, num_classes: int, pooled_shares: np.ndarray | None = None) -> None:
+        self.num_classes = num_classes
+        self.pooled_shares = pooled_shares
+        self.steps: list[dict[str, float | int]] = []
+        self.evaluations: list[dict[str, object]] = []
+        self.train_losses: list[float] = []
+        self.batch_row: dict[str, float | int] = {}
+        """Union batch and batch deviation of the running step (`note_batch`)."""
+        self._eval_from = 0
+
+    def note_batch(self, labels: torch.Tensor, active: int) -> None:
+        """Note the union batch of this step: size, active clients and batch deviation."""
+        row: dict[str, float | int] = {"batch": len(labels), "active_clients": active}
+        if self.pooled_shares is not None:
+            shares = class_shares(labels.numpy(), self.num_classes)
+            deviation = batch_deviation(shares, self.pooled_shares)
+            row.update({f"deviation_{name}": value for name, value in deviation.items()})
+        self.batch_row = row
+
+    def take_batch_row(self) -> dict[str, float | int]:
+        """Return the union batch noted during the running step (empty if none) and forget it."""
+        row, self.batch_row = self.batch_row, {}
+        return row
+
+    def add_evaluation(
+        self, scores: dict[str, object], books: dict[str, object], config: dict[str, object]
+    ) -> dict[str, object]:
+        """Append and return an evaluation row.
+
+        The row holds ``scores`` (step, epoch, metrics, loss), the mean training
+        loss since the previous row, ``books`` (bytes, samples, times), the mean
+        batch deviation and union batch since the previous row, and ``config``.
+        """
+        losses = self.train_losses
+        train_loss = float(np.mean(losses)) if losses else float("nan")
+        row = {**scores, "train_loss": train_loss, **books}
+        recent = self.steps[self._eval_from :]
+        for name, key in DEVIATION_COLUMNS.items():
+            values = [r[key] for r in recent if key in r]  # absent if no client answered
+            row[name] = float(np.mean(values)) if values else float("nan")
+        row.update(config)
+        self.train_losses.clear()
+        self._eval_from = len(self.steps)
+        self.evaluations.append(row)
+        return row
+
+    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Return ``(evaluations, steps)`` as DataFrames."""
+        return pd.DataFrame(self.evaluations), pd.DataFrame(self.steps)

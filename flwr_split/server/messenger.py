@@ -1,0 +1,193 @@
+"""`Messenger`: the server's side of every exchange: push, pull, bytes, time, versions, rejects."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
+from flwr.serverapp import Grid
+
+from flwr_split.metrics import DOWN, UP, ClientProfile, SimulatedClock, TrafficLog
+from flwr_split.server.nodes import exchange
+from flwr_split.wire import (
+    ERROR_CODE_STALE_WEIGHTS,
+    KEY_BOTTOM,
+    KEY_CONFIG,
+    KEY_ORDER,
+    MSG_HELLO,
+    NO_VERSION,
+    ClientInfo,
+    ProtocolError,
+    StepOrder,
+    compute_seconds,
+    read_client_info,
+)
+
+logger = logging.getLogger("flwr").getChild(__name__)
+
+TIMED_PHASES = ("train", "sync")
+"""Phases the simulated clock counts (evaluation and the hello are not training time)."""
+
+
+class Messenger:
+    """Exchanges messages with the clients over a Grid and keeps the books of each exchange.
+
+    For every exchange it books the bytes of each message and reply in the
+    traffic log, the clients' reported compute time and the simulated transfer
+    time on the clock (training phases only), the bottom-weights version each
+    client acknowledged, and every dropped reply with its reason.
+
+    Parameters
+    ----------
+    traffic : TrafficLog
+        Where the bytes of every message go.
+    clock : SimulatedClock
+        The simulated clock of the run.
+    step_timeout : float
+        Seconds to wait for the replies of one exchange; late clients are dropped.
+    session : ConfigRecord
+        ``sl.cfg``, sent with every message (built once; never mutated).
+    weights : Callable[[], ArrayRecord]
+        Returns the server's bottom weights of the current version, sent to a
+        client whose copy is of another version than the order assumes.
+    """
+
+    def __init__(
+        self,
+        traffic: TrafficLog,
+        clock: SimulatedClock,
+        step_timeout: float,
+        session: ConfigRecord,
+        weights: Callable[[], ArrayRecord],
+    ) -> None:
+        self.traffic = traffic
+        self.session = session
+        self.weights = weights
+        self.clock = clock
+        self.step_timeout = step_timeout
+        self.grid: Grid | None = None
+        self.profiles: list[ClientProfile] = []
+        """Virtual resources of each partition, set once the clients are known."""
+        self.client_versions: dict[int, int] = {}
+        """Bottom-weights version each node holds, as far as the server knows."""
+        self.rejected: list[tuple[int, int, str]] = []
+        """``(step, partition_id, reason)`` of every dropped reply."""
+        self.exchange_wall = 0.0
+        """Wall seconds spent waiting for exchanges (push to last reply)."""
+        self.client_compute = 0.0
+        """Sum of the compute seconds clients reported for training exchanges."""
+        self.messages_sent = 0
+        """Messages pushed in training exchanges."""
+
+    def new_message(
+        self,
+        client: ClientInfo,
+        message_type: str,
+        order: StepOrder,
+        records: RecordDict | None = None,
+    ) -> Message:
+        """Build a message with ``sl.cfg``, ``sl.order`` and any extra records.
+
+        The server's bottom weights ride along when the client's copy is not of
+        ``order.version``.
+        """
+        content = RecordDict({KEY_CONFIG: self.session, KEY_ORDER: order.to_record()})
+        for key, record in (records or {}).items():
+            content[key] = record
+        if self.client_versions.get(client.node_id, NO_VERSION) != order.version:
+            content[KEY_BOTTOM] = self.weights()
+        return Message(
+            content, dst_node_id=client.node_id, message_type=message_type, group_id=str(order.step)
+        )
+
+    def send(
+        self, step: int, phase: str, messages: list[tuple[ClientInfo, Message]]
+    ) -> dict[int, RecordDict]:
+        """Exchange messages; return the contents of good replies by node id.
+
+        Error replies and missing replies are logged and recorded in
+        ``rejected``. A client that reports stale weights gets the server's
+        weights with its next message.
+        """
+        assert self.grid is not None, "the grid is set when the run starts"
+        timed = phase in TIMED_PHASES
+        bytes_down = {
+            client.node_id: self.traffic.record(step, phase, client.partition_id, DOWN, message)
+            for client, message in messages
+        }
+        if timed:
+            self.messages_sent += len(messages)
+        started = time.perf_counter()
+        replies = exchange(self.grid, [m for _, m in messages], self.step_timeout)
+        self.exchange_wall += time.perf_counter() - started
+        contents: dict[int, RecordDict] = {}
+        timings, timed_ids = [], []
+        for client, sent in messages:
+            reply = replies.get(client.node_id)
+            if reply is None:
+                self.reject(step, client, "no reply before the step timeout")
+                continue
+            if reply.has_error():
+                self.reject(step, client, f"error reply: {reply.error.reason}")
+                if reply.error.code == ERROR_CODE_STALE_WEIGHTS:
+                    self.client_versions.pop(client.node_id, None)
+                continue
+            bytes_up = self.traffic.record(step, phase, client.partition_id, UP, reply)
+            if timed:
+                compute_s = compute_seconds(reply.content)
+                self.client_compute += compute_s
+                profile = self.profiles[client.partition_id]
+                timings.append((profile, bytes_down[client.node_id], compute_s, bytes_up))
+                timed_ids.append(client.partition_id)
+            contents[client.node_id] = reply.content
+            if phase != "hello":
+                order = StepOrder.from_record(sent.content[KEY_ORDER])
+                self.client_versions[client.node_id] = order.version
+        if timed:
+            self.clock.exchange(timings, timed_ids)
+            if len(replies) < len(messages):  # the barrier waited for the timeout
+                self.clock.server(self.step_timeout)
+        return contents
+
+    def reject(self, step: int, client: ClientInfo, reason: str) -> None:
+        """Drop ``client`` from ``step``: log and record the reason."""
+        logger.warning(
+            "step %d: dropping partition %d (node %d): %s",
+            step,
+            client.partition_id,
+            client.node_id,
+            reason,
+        )
+        self.rejected.append((step, client.partition_id, reason))
+
+    def hello(self, node_ids: list[int]) -> list[ClientInfo]:
+        """Send ``query.sl_hello`` to ``node_ids``; return the clients by partition id.
+
+        Bad replies, and every claimant of a partition claimed twice, are
+        rejected. Raises `RuntimeError` if no client is left.
+        """
+        probes = [ClientInfo(n, -1, 0, 0) for n in node_ids]
+        content = RecordDict({KEY_CONFIG: self.session})
+        messages = [
+            (c, Message(content, dst_node_id=c.node_id, message_type=MSG_HELLO)) for c in probes
+        ]
+        claims: dict[int, list[ClientInfo]] = {}
+        for node_id, reply in self.send(0, "hello", messages).items():
+            try:
+                client = read_client_info(node_id, reply)
+            except ProtocolError as exc:
+                self.reject(0, ClientInfo(node_id, -1, 0, 0), f"bad hello reply: {exc}")
+                continue
+            claims.setdefault(client.partition_id, []).append(client)
+        clients = {}
+        for partition_id, claimants in claims.items():
+            if len(claimants) == 1:
+                clients[partition_id] = claimants[0]
+                continue
+            for client in claimants:  # the server cannot tell which one is honest
+                self.reject(0, client, f"bad hello reply: partition {partition_id} claimed twice")
+        if not clients:
+            raise RuntimeError("no client answered query.sl_hello")
+        return [clients[k] for k in sorted(clients)]

@@ -1,0 +1,122 @@
+"""`TopTrainer`: the server's half of the model, trained on the union of the clients' batches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from flwr.app import RecordDict
+from torch import nn
+
+from flwr_split.codecs import Codec, CodecContext
+from flwr_split.codecs.base import all_finite
+from flwr_split.common.seeds import codec_seed
+from flwr_split.server.batches import CutBatch
+from flwr_split.tasks.objectives import LossFn
+from flwr_split.wire import KEY_GRAD, ClientInfo, put_encoded
+
+NON_FINITE = "activations give a NaN or inf loss or gradient at the server"
+"""Rejection reason when a client's activations make the top's backward non-finite."""
+
+Reject = Callable[[int, ClientInfo, str], None]
+"""``reject(step, client, reason)``: drop a client from a step."""
+
+
+@dataclass
+class TopUpdate:
+    """One applied step of the top: the batches it used, their labels and the loss."""
+
+    batches: list[CutBatch]
+    labels: torch.Tensor
+    loss: float
+    cut_grad: torch.Tensor
+    """d(loss)/d(activations) of the union, rows in the order of ``batches``."""
+
+
+class TopTrainer:
+    """Forward and backward of the top on a union batch, one optimizer step, gradients back.
+
+    The loss is the mean over the union, so each client's gradient is its slice
+    of d(loss)/d(activations) of the union. When the loss or a gradient comes
+    out NaN or inf (finite activations far too large, say), nothing is applied:
+    each client's batch is tried alone, those that are not finite on their own
+    are rejected, and the step runs on the others.
+
+    Parameters
+    ----------
+    top : nn.Module
+        The server's half of the model.
+    optimizer : torch.optim.Optimizer
+        Optimizer over ``top``'s parameters.
+    downlink : Codec
+        Codec of the cut-layer gradients sent back.
+    loss_fn : LossFn
+        ``loss_fn(outputs, targets)``, a mean over the batch.
+    seed : int
+        Run seed; the downlink codec of client ``k`` at step ``t`` is seeded
+        from ``(seed + 1, t, k)``.
+    """
+
+    def __init__(
+        self,
+        top: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        downlink: Codec,
+        loss_fn: LossFn,
+        seed: int,
+    ) -> None:
+        self.top = top
+        self.optimizer = optimizer
+        self.downlink = downlink
+        self.loss_fn = loss_fn
+        self.seed = seed
+
+    def train(self, step: int, batches: list[CutBatch], reject: Reject) -> TopUpdate | None:
+        """Apply one optimizer step on the union of ``batches``; None if none was finite."""
+        acts, labels, loss = self._backward(batches)
+        if not self._finite(acts, loss):
+            batches = [b for b in batches if self._finite_alone(step, b, reject)]
+            if batches:
+                acts, labels, loss = self._backward(batches)
+                if not self._finite(acts, loss):
+                    for batch in batches:
+                        reject(step, batch.client, NON_FINITE + " (with the other clients)")
+                    batches = []
+            if not batches:
+                return None
+        self.optimizer.step()
+        return TopUpdate(batches, labels, float(loss.detach()), acts.grad)
+
+    def encode_gradients(self, step: int, update: TopUpdate) -> dict[int, RecordDict]:
+        """Encode each client's slice of the cut-layer gradient; records by node id."""
+        sizes = [len(b.labels) for b in update.batches]
+        grads: dict[int, RecordDict] = {}
+        for batch, grad in zip(update.batches, torch.split(update.cut_grad, sizes), strict=True):
+            ctx = CodecContext(seed=codec_seed(self.seed + 1, step, batch.client.partition_id))
+            records = RecordDict()
+            put_encoded(records, KEY_GRAD, self.downlink.encode(grad, ctx))
+            grads[batch.client.node_id] = records
+        return grads
+
+    def _backward(self, batches: list[CutBatch]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Forward and backward of the top on ``batches`` (no step); ``(acts, labels, loss)``."""
+        self.optimizer.zero_grad(set_to_none=True)
+        acts = torch.cat([b.acts for b in batches]).requires_grad_(True)
+        labels = torch.cat([b.labels for b in batches])
+        loss = self.loss_fn(self.top(acts), labels)
+        loss.backward()
+        return acts, labels, loss
+
+    def _finite(self, acts: torch.Tensor, loss: torch.Tensor) -> bool:
+        """Whether the loss, the cut-layer gradient and every top gradient are finite."""
+        grads = [acts.grad, *(p.grad for p in self.top.parameters() if p.grad is not None)]
+        return all_finite(loss) and all(all_finite(g) for g in grads)
+
+    def _finite_alone(self, step: int, batch: CutBatch, reject: Reject) -> bool:
+        """Run the top backward on ``batch`` alone; reject its client if it is not finite."""
+        acts, _, loss = self._backward([batch])
+        if self._finite(acts, loss):
+            return True
+        reject(step, batch.client, NON_FINITE)
+        return False
