@@ -125,9 +125,10 @@ def run_split(
         sync=sync,
         sampler=sampler,
         measure_messages=False,
+        min_available_nodes=clients,
     )
     result = strategy.start(
-        InProcessGrid(client_app, clients), epochs=epochs, min_nodes=clients, max_steps=max_steps
+        InProcessGrid(client_app, clients), num_epochs=epochs, max_steps=max_steps
     )
     return strategy, result
 

@@ -19,14 +19,13 @@ def main(grid: Grid, context: Context) -> None:
     """Run parallel split learning and save its history, traffic and plot."""
     settings = RunSettings.from_run_config(dict(context.run_config))
     strategy = ParallelSplitLearning(
-        settings.task, optimizer=settings.optimizer, **settings.strategy
+        settings.task,
+        optimizer=settings.optimizer,
+        min_available_nodes=settings.min_nodes,
+        **settings.strategy,
     )
     result = strategy.start(
-        grid,
-        epochs=settings.epochs,
-        min_nodes=settings.min_nodes,
-        max_steps=settings.max_steps,
-        progress=True,
+        grid, num_epochs=settings.epochs, max_steps=settings.max_steps, progress=True
     )
     paths = save_run(
         result.history,

@@ -27,8 +27,9 @@ def run_inprocess(
     grid = InProcessGrid(client_app or default_client_app, num_nodes)
     strategy_kwargs.setdefault("batch_size", 8)
     strategy_kwargs.setdefault("eval_every", 1000)
+    strategy_kwargs.setdefault("min_available_nodes", num_nodes)
     strategy = ParallelSplitLearning(task or TaskConfig(), **strategy_kwargs)
-    result = strategy.start(grid, epochs=epochs, min_nodes=num_nodes, max_steps=max_steps)
+    result = strategy.start(grid, num_epochs=epochs, max_steps=max_steps)
     return strategy, result, grid
 
 

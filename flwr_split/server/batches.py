@@ -8,7 +8,15 @@ import torch
 from flwr.app import RecordDict
 
 from flwr_split.codecs import Codec
-from flwr_split.wire import KEY_ACTS, ClientInfo, decode_tensor, get_encoded, get_labels
+from flwr_split.server.messenger import Messenger
+from flwr_split.wire import (
+    KEY_ACTS,
+    ClientInfo,
+    ProtocolError,
+    decode_tensor,
+    get_encoded,
+    get_labels,
+)
 
 
 @dataclass
@@ -20,14 +28,36 @@ class CutBatch:
     labels: torch.Tensor
 
 
-def read_cut_batch(
-    uplink: Codec,
-    client: ClientInfo,
-    content: RecordDict,
-    shape: tuple[int, ...],
-    num_classes: int,
-) -> CutBatch:
-    """Decode a reply's activations of ``shape`` and its labels; raise `ProtocolError` if bad."""
-    acts = decode_tensor(uplink, get_encoded(content, KEY_ACTS), shape, "activations")
-    labels = get_labels(content, shape[0], num_classes)
-    return CutBatch(client, acts, labels)
+@dataclass
+class CutReader:
+    """Reads replies that carry activations and labels; rejects the clients of bad ones.
+
+    Parameters
+    ----------
+    messenger : Messenger
+        Where rejections go.
+    uplink : Codec
+        Codec of the activations.
+    cut_shape : tuple[int, ...]
+        Per-sample shape of the activations.
+    num_classes : int
+        Labels must lie in ``[0, num_classes)``.
+    """
+
+    messenger: Messenger
+    uplink: Codec
+    cut_shape: tuple[int, ...]
+    num_classes: int
+
+    def read(
+        self, step: int, client: ClientInfo, content: RecordDict, count: int
+    ) -> CutBatch | None:
+        """Decode ``count`` samples' activations and labels; None (client rejected) if bad."""
+        try:
+            encoded = get_encoded(content, KEY_ACTS)
+            acts = decode_tensor(self.uplink, encoded, (count, *self.cut_shape), "activations")
+            labels = get_labels(content, count, self.num_classes)
+        except ProtocolError as exc:
+            self.messenger.reject(step, client, str(exc))
+            return None
+        return CutBatch(client, acts, labels)
