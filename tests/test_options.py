@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import simulations.common
 from flwr_split.client.session import THREADS_KEY
 from flwr_split.metrics.profiles import ProfileConfig
 from flwr_split.options import OPTIONS, Group, RunSettings, read_options
@@ -52,6 +53,27 @@ def test_defaults_are_those_of_the_config_classes_and_the_strategy():
     for name, value in DEFAULTS.strategy.items():
         if name != "profiles":
             assert parameters[name].default == value, name
+
+
+def test_run_split_takes_the_declared_defaults(monkeypatch):
+    built = {}
+
+    class Recorder:
+        def __init__(self, task, **kwargs):
+            built.update(kwargs, task=task)
+
+        def start(self, grid, **kwargs):
+            return "result"
+
+    monkeypatch.setattr(simulations.common, "ParallelSplitLearning", Recorder)
+    simulations.common.run_split(TaskConfig(), clients=2, epochs=1, uplink="fp16")
+    expected = {**DEFAULTS.strategy, "uplink": "fp16", "eval_every": 20}
+    assert built == {
+        "task": TaskConfig(),
+        "optimizer": DEFAULTS.optimizer,
+        "measure_messages": False,
+        **expected,
+    }
 
 
 def test_every_value_reaches_its_field():
