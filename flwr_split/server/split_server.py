@@ -55,7 +55,7 @@ class SplitServer:
         Bottom-model sync policy: ``"every_step"``, ``"every_epoch"`` or ``"never"``.
     eval_every : int (default: 20)
         Evaluate on the clients' test shards every this many steps (and at the end).
-    min_available_nodes : int (default: 1)
+    min_available_nodes : int (default: 2)
         Wait until this many nodes are registered before the first message.
     step_timeout : float (default: 300.0)
         Seconds to wait for the replies of one exchange; late clients are dropped.
@@ -82,7 +82,7 @@ class SplitServer:
         batch_size: int = 16,
         sync: str = "every_epoch",
         eval_every: int = 20,
-        min_available_nodes: int = 1,
+        min_available_nodes: int = 2,
         step_timeout: float = 300.0,
         node_timeout: float = 300.0,
         measure_messages: bool = True,

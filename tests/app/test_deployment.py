@@ -189,10 +189,7 @@ def test_deployment_matches_the_inprocess_grid(insecure):
     deployed = pd.read_csv(insecure.out / "deploy.csv")
     settings = RunSettings.from_run_config(_app_run_config(insecure.run_config))
     strategy = ParallelSplitLearning(
-        settings.task,
-        optimizer=settings.optimizer,
-        min_available_nodes=settings.min_nodes,
-        **settings.strategy,
+        settings.task, optimizer=settings.optimizer, **settings.strategy
     )
     local = strategy.start(
         InProcessGrid(client_app, 3), num_epochs=settings.epochs, max_steps=settings.max_steps
