@@ -87,9 +87,10 @@ def test_every_value_reaches_its_field():
     assert settings.strategy["profiles"].latency_ms == 2.0
 
 
-def test_client_threads_is_the_client_option_the_clientapp_reads():
-    assert [o.key for o in OPTIONS if Group.CLIENT in o.groups] == [THREADS_KEY]
-    assert read_options({THREADS_KEY: 4})[Group.CLIENT] == {"client_threads": 4}
+def test_device_and_client_threads_are_the_options_the_clientapp_reads():
+    assert [o.key for o in OPTIONS if Group.CLIENT in o.groups] == ["device", THREADS_KEY]
+    client = read_options({THREADS_KEY: 4})[Group.CLIENT]
+    assert client == {"device": "cpu", "client_threads": 4}
 
 
 def test_choices_are_named_in_the_help():

@@ -244,6 +244,13 @@ OPTIONS: tuple[RunOption, ...] = (
         choices=STRAGGLER_DELAYS,
     ),
     RunOption(
+        "device",
+        "cpu",
+        (Group.STRATEGY, Group.CLIENT),
+        "where the server's top and each client's bottom compute: `cpu`, `cuda`, `cuda:N` or "
+        "`auto` (CUDA if there is one); tensors cross to the CPU only at the codec boundary",
+    ),
+    RunOption(
         "client-threads",
         1,
         CLIENT,

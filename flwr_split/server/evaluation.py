@@ -10,6 +10,7 @@ from torch import nn
 
 from flwr_split.server.batches import CutBatch, CutReader
 from flwr_split.server.callbacks import EvaluateFn
+from flwr_split.server.top import CPU
 from flwr_split.tasks.objectives import LossFn, MetricFn
 from flwr_split.wire import ClientInfo
 
@@ -28,10 +29,19 @@ class Evaluator:
         The task's loss (reported as ``loss``).
     metrics : Mapping[str, MetricFn]
         The task's metrics, each reported under its name.
+    device : torch.device (default: CPU)
+        Where the top computes.
     """
 
-    def __init__(self, reader: CutReader, loss_fn: LossFn, metrics: Mapping[str, MetricFn]) -> None:
+    def __init__(
+        self,
+        reader: CutReader,
+        loss_fn: LossFn,
+        metrics: Mapping[str, MetricFn],
+        device: torch.device = CPU,
+    ) -> None:
         self.reader = reader
+        self.device = device
         self.messenger = reader.messenger
         self.loss_fn = loss_fn
         self.metrics = dict(metrics)
@@ -99,8 +109,8 @@ class Evaluator:
         if not batches:
             return nan
         with torch.no_grad():
-            outputs = top(torch.cat([b.acts for b in batches]))
-        labels = torch.cat([b.labels for b in batches])
+            outputs = top(torch.cat([b.acts for b in batches]).to(self.device))
+        labels = torch.cat([b.labels for b in batches]).to(self.device)
         keep = torch.isfinite(outputs.reshape(len(outputs), -1)).all(1)
         start = 0
         for batch in batches:

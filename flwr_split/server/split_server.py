@@ -6,6 +6,7 @@ from flwr.app import RecordDict
 from torch import nn
 
 from flwr_split.codecs import get_codec
+from flwr_split.common.devices import resolve_device
 from flwr_split.metrics import ProfileConfig, TrafficLog
 from flwr_split.sampling import Sampler, class_shares, get_sampler
 from flwr_split.server.batches import CutReader
@@ -68,6 +69,10 @@ class SplitServer:
         (``None``: every client as `ProfileConfig()` describes). Before each
         epoch the sampler gets each client's mean simulated exchange time of
         the previous epoch (`Sampler.set_delays`).
+    device : str (default: "cpu")
+        Where the top computes: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or
+        ``"auto"`` (CUDA if there is one). Tensors cross to the CPU only at the
+        codec boundary; the server's copy of the bottom stays on the CPU.
     """
 
     def __init__(
@@ -87,6 +92,7 @@ class SplitServer:
         node_timeout: float = 300.0,
         measure_messages: bool = True,
         profiles: ProfileConfig | None = None,
+        device: str = "cpu",
     ) -> None:
         if sync not in SYNC_POLICIES:
             raise ValueError(f"sync must be one of {SYNC_POLICIES}, got {sync!r}")
@@ -103,7 +109,9 @@ class SplitServer:
         self.profile_config = profiles or ProfileConfig()
         self.clock = self.profile_config.clock()
         self.traffic = TrafficLog(measure_messages=measure_messages)
+        self.device = resolve_device(device)
         bottom, top = build_model(task)
+        top.to(self.device)
         self.server_bottom = ServerBottom(bottom)
         """The server's copy of the bottom and its weights version."""
         self.messenger = Messenger(
@@ -115,11 +123,13 @@ class SplitServer:
         )
         optimizer_of_top = self.session.optimizer.build(top.parameters())
         self.trainer = TopTrainer(
-            top, optimizer_of_top, self.downlink, CLASSIFICATION_LOSS, task.seed
+            top, optimizer_of_top, self.downlink, CLASSIFICATION_LOSS, task.seed, self.device
         )
         num_classes = task.definition.num_classes
         self.reader = CutReader(self.messenger, self.uplink, cut_shape(task), num_classes)
-        self.evaluator = Evaluator(self.reader, CLASSIFICATION_LOSS, CLASSIFICATION_METRICS)
+        self.evaluator = Evaluator(
+            self.reader, CLASSIFICATION_LOSS, CLASSIFICATION_METRICS, self.device
+        )
         self.history = RunHistory(num_classes, class_shares(load_task_data(task)[0].y, num_classes))
         self.clients: list[ClientInfo] = []
         self._started = 0.0
