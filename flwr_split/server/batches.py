@@ -17,6 +17,8 @@ from flwr_split.wire import (
     get_encoded,
     get_labels,
 )
+from flwr_split.wire.guard import untrusted
+from flwr_split.wire.layouts import payload_layout
 
 
 @dataclass
@@ -52,11 +54,18 @@ class CutReader:
     def read(
         self, step: int, client: ClientInfo, content: RecordDict, count: int
     ) -> CutBatch | None:
-        """Decode ``count`` samples' activations and labels; None (client rejected) if bad."""
+        """Decode ``count`` samples' activations and labels; None (client rejected) if bad.
+
+        The payload is checked against the uplink codec's layout for exactly
+        ``count`` samples before it is copied or decoded; nothing raises.
+        """
+        shape = (count, *self.cut_shape)
+        layout = payload_layout(self.uplink, shape)
         try:
-            encoded = get_encoded(content, KEY_ACTS)
-            acts = decode_tensor(self.uplink, encoded, (count, *self.cut_shape), "activations")
-            labels = get_labels(content, count, self.num_classes)
+            with untrusted("unreadable activations"):
+                encoded = get_encoded(content, KEY_ACTS, layout.max_bytes if layout else None)
+                acts = decode_tensor(self.uplink, encoded, shape, "activations")
+                labels = get_labels(content, count, self.num_classes)
         except ProtocolError as exc:
             self.messenger.reject(step, client, str(exc))
             return None

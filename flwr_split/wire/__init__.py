@@ -28,7 +28,6 @@ from flwr_split.wire.contract import (
 from flwr_split.wire.hello import MAX_PARTITIONS, ClientInfo, compute_seconds, read_client_info
 from flwr_split.wire.orders import SessionConfig, StepOrder, typed_field
 from flwr_split.wire.records import (
-    DECODE_FAILURES,
     decode_tensor,
     get_encoded,
     get_labels,
@@ -44,7 +43,6 @@ from flwr_split.wire.records import (
 from flwr_split.wire.sizes import message_nbytes, payload_nbytes
 
 __all__ = [
-    "DECODE_FAILURES",
     "ERROR_CODE_BAD_MESSAGE",
     "ERROR_CODE_STALE_WEIGHTS",
     "KEY_ACTS",

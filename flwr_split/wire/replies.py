@@ -1,0 +1,82 @@
+"""What a reply may hold, known from the message it answers: record names, sizes, counts.
+
+The server checks every reply against its request before reading or counting
+anything in it: only the records the request asked for (`allowed_reply_keys`),
+at most `MAX_REPLY_BYTES` of array data and text (`check_reply`), and hello
+counts within `MAX_SAMPLES` (`check_counts`).
+"""
+
+from __future__ import annotations
+
+from flwr.app import ArrayRecord, Message, RecordDict
+
+from flwr_split.wire.arrays import array_nbytes
+from flwr_split.wire.contract import (
+    KEY_ACTS,
+    KEY_BOTTOM,
+    KEY_BOTTOM_GRAD,
+    KEY_INFO,
+    KEY_LABELS,
+    KEY_ORDER,
+    META_SUFFIX,
+    MSG_EVAL,
+    MSG_HELLO,
+    ProtocolError,
+)
+from flwr_split.wire.hello import ClientInfo
+from flwr_split.wire.limits import MAX_REPLY_BYTES, MAX_SAMPLES
+from flwr_split.wire.orders import StepOrder
+
+
+def allowed_reply_keys(request: Message) -> frozenset[str]:
+    """Return the record names a good reply to ``request`` may hold.
+
+    A hello reply holds ``sl.info``; a step or evaluation reply ``sl.info``,
+    plus activations and labels for a forward, ``sl.bottom_grad`` for a
+    backward in ``"return"`` mode and ``sl.bottom`` when weights are asked for.
+    """
+    if request.metadata.message_type == MSG_HELLO:
+        return frozenset({KEY_INFO})
+    order = StepOrder.from_record(request.content[KEY_ORDER])
+    keys = {KEY_INFO}
+    if request.metadata.message_type == MSG_EVAL or order.fwd_count:
+        keys |= {KEY_ACTS, KEY_ACTS + META_SUFFIX, KEY_LABELS}
+    if order.bwd_count and order.bwd_mode == "return":
+        keys.add(KEY_BOTTOM_GRAD)
+    if order.return_weights:
+        keys.add(KEY_BOTTOM)
+    return frozenset(keys)
+
+
+def raw_nbytes(content: RecordDict) -> int:
+    """Return the bytes a content holds as it arrived: array data, strings, 8 per number."""
+    total = 0
+    for record in content.values():
+        if isinstance(record, ArrayRecord):
+            total += sum(array_nbytes(array) for array in record.values())
+            continue
+        for value in record.values():
+            items = value if isinstance(value, list) else [value]
+            total += sum(len(v) if isinstance(v, str | bytes) else 8 for v in items)
+    return total
+
+
+def check_reply(request: Message, content: RecordDict) -> None:
+    """Raise `ProtocolError` unless ``content`` holds only records ``request`` asked for.
+
+    Also refuses a content of more than `MAX_REPLY_BYTES` before any of it is read.
+    """
+    extra = set(content.keys()) - allowed_reply_keys(request)
+    if extra:
+        raise ProtocolError(f"unexpected records {sorted(extra)[:4]} in the reply")
+    nbytes = raw_nbytes(content)
+    if nbytes > MAX_REPLY_BYTES:
+        raise ProtocolError(f"reply of {nbytes} bytes exceeds {MAX_REPLY_BYTES}")
+
+
+def check_counts(client: ClientInfo) -> None:
+    """Raise `ProtocolError` if a hello reply claims more than `MAX_SAMPLES` samples."""
+    if max(client.train_count, client.test_count) > MAX_SAMPLES:
+        raise ProtocolError(
+            f"sample counts ({client.train_count}, {client.test_count}) exceed {MAX_SAMPLES}"
+        )
