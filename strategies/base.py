@@ -20,17 +20,16 @@ from flwr.serverapp import Grid
 from flwr_split.codecs import get_codec
 from flwr_split.common.seeds import epoch_seed
 from flwr_split.metrics import ProfileConfig, TrafficLog
-from flwr_split.sampling import Sampler, class_shares, get_sampler, plan_offsets
+from flwr_split.sampling import Sampler, get_sampler, plan_offsets
 from flwr_split.server import SplitResult
 from flwr_split.server.batches import CutBatch, read_cut_batch
 from flwr_split.server.evaluation import Evaluator
 from flwr_split.server.history import RunHistory
 from flwr_split.server.messenger import Messenger
 from flwr_split.server.nodes import wait_for_nodes
+from flwr_split.server.roster import Roster
 from flwr_split.server.top import TopTrainer
-from flwr_split.tasks import TaskConfig, build_model, cut_shape, load_task_data
-from flwr_split.tasks.objectives import CLASSIFICATION_LOSS, CLASSIFICATION_METRICS
-from flwr_split.tasks.optim import OptimizerConfig
+from flwr_split.tasks import Optimization, OptimizerConfig, TaskConfig, build_model
 from flwr_split.wire import (
     MSG_EVAL,
     ClientInfo,
@@ -59,7 +58,11 @@ class SplitStrategy(ABC):
     Parameters
     ----------
     task : TaskConfig
-        Task, cut layer and data partitioning (sent to every client).
+        Task, cut layer and data partitioning (sent to every client). The
+        registered `SplitTask` it names gives the model pair, the loss and
+        metrics of the top, and the optimizer and scheduler factories; the
+        server reads no data: input shape and class counts come with the
+        clients' hello replies (`flwr_split.server.roster.Roster`).
     uplink : str (default: "identity")
         Codec spec for activations, client to server (e.g. ``"quant:bits=8"``).
     downlink : str (default: "identity")
@@ -68,7 +71,7 @@ class SplitStrategy(ABC):
         Weight λ of the clients' gradient correction ``G + λ (Z − Z̃)``
         (FedLite); ``0`` back-propagates the server's gradient as is.
     optimizer : OptimizerConfig (default: SGD, lr 0.05, momentum 0.9)
-        Optimizer of the top and of every bottom.
+        Optimizer of the top and of every bottom, unless the task brings its own.
     sampler : str (default: "fixed")
         Sampler spec; ``"fixed"`` sends ``batch_size`` samples per client per
         step; ``"ugs"``, ``"lds:c=C,delta=D"``, ``"fpls"`` and ``"fls"`` plan
@@ -132,29 +135,27 @@ class SplitStrategy(ABC):
         self.bottom, top = build_model(task)
         self.version = 0
         """Version of the server's bottom weights; clients holding another get them sent."""
+        self.roster = Roster(task)
         self.messenger = Messenger(
-            self.traffic, self.clock, step_timeout, self.session.to_record(), self._weights_record
+            self.traffic,
+            self.clock,
+            step_timeout,
+            self.session.to_record(),
+            self._weights_record,
+            self.roster,
         )
+        definition = task.definition
         self.trainer = TopTrainer(
             top,
-            self.session.optimizer.build(top.parameters()),
+            Optimization(definition, self.session.optimizer, top.parameters()),
             self.downlink,
-            CLASSIFICATION_LOSS,
+            definition.loss,
             task.seed,
         )
-        self.cut_shape = cut_shape(task)
-        self.num_classes = task.definition.num_classes
         self.evaluator = Evaluator(
-            self.messenger,
-            self.uplink,
-            self.cut_shape,
-            self.num_classes,
-            CLASSIFICATION_LOSS,
-            CLASSIFICATION_METRICS,
+            self.messenger, self.uplink, self.roster, definition.loss, definition.metrics
         )
-        self.history = RunHistory(
-            self.num_classes, class_shares(load_task_data(task)[0].y, self.num_classes)
-        )
+        self.history = RunHistory(self.roster)
         self.clients: list[ClientInfo] = []
         self._weights_cache: tuple[int, ArrayRecord] | None = None
         self._started = 0.0
@@ -292,10 +293,11 @@ class SplitStrategy(ABC):
     def read_cut_batch(
         self, step: int, client: ClientInfo, content: RecordDict, count: int
     ) -> CutBatch | None:
-        """Decode and validate a client's activations and labels; None if rejected."""
+        """Decode and validate a client's activations and targets; None if rejected."""
+        assert self.roster.cut_shape is not None, "the hello precedes any step"
         try:
-            shape = (count, *self.cut_shape)
-            return read_cut_batch(self.uplink, client, content, shape, self.num_classes)
+            shape = (count, *self.roster.cut_shape)
+            return read_cut_batch(self.uplink, client, content, shape, self.roster.target)
         except ProtocolError as exc:
             self.messenger.reject(step, client, str(exc))
             return None

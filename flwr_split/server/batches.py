@@ -8,12 +8,13 @@ import torch
 from flwr.app import RecordDict
 
 from flwr_split.codecs import Codec
-from flwr_split.wire import KEY_ACTS, ClientInfo, decode_tensor, get_encoded, get_labels
+from flwr_split.tasks import Target
+from flwr_split.wire import KEY_ACTS, ClientInfo, decode_tensor, get_encoded, get_targets
 
 
 @dataclass
 class CutBatch:
-    """Activations and labels one client sent for one slice."""
+    """Activations and targets (class labels or values) one client sent for one slice."""
 
     client: ClientInfo
     acts: torch.Tensor
@@ -25,9 +26,9 @@ def read_cut_batch(
     client: ClientInfo,
     content: RecordDict,
     shape: tuple[int, ...],
-    num_classes: int,
+    target: Target,
 ) -> CutBatch:
-    """Decode a reply's activations of ``shape`` and its labels; raise `ProtocolError` if bad."""
+    """Decode a reply's activations of ``shape`` and its targets; raise `ProtocolError` if bad."""
     acts = decode_tensor(uplink, get_encoded(content, KEY_ACTS), shape, "activations")
-    labels = get_labels(content, shape[0], num_classes)
+    labels = get_targets(content, shape[0], target)
     return CutBatch(client, acts, labels)

@@ -11,10 +11,11 @@ from torch import nn
 from flwr_split.codecs import Codec
 from flwr_split.server.batches import CutBatch, read_cut_batch
 from flwr_split.server.messenger import Messenger
+from flwr_split.server.roster import Roster
 from flwr_split.tasks.objectives import LossFn, MetricFn
 from flwr_split.wire import ClientInfo, ProtocolError
 
-NON_FINITE_OUTPUTS = "test activations give NaN or inf logits"
+NON_FINITE_OUTPUTS = "test activations give NaN or inf outputs"
 """Rejection reason when a client's test activations make the top's outputs non-finite."""
 
 
@@ -27,10 +28,9 @@ class Evaluator:
         Sends the requests and books their traffic and rejections.
     uplink : Codec
         Codec of the activations.
-    cut_shape : tuple[int, ...]
-        Per-sample shape of the activations.
-    num_classes : int
-        Labels must lie in ``[0, num_classes)``.
+    roster : Roster
+        Knows the per-sample shape of the activations (after the hello) and
+        the kind of targets.
     loss_fn : LossFn
         The task's loss (reported as ``loss``).
     metrics : Mapping[str, MetricFn]
@@ -41,15 +41,13 @@ class Evaluator:
         self,
         messenger: Messenger,
         uplink: Codec,
-        cut_shape: tuple[int, ...],
-        num_classes: int,
+        roster: Roster,
         loss_fn: LossFn,
         metrics: Mapping[str, MetricFn],
     ) -> None:
         self.messenger = messenger
         self.uplink = uplink
-        self.cut_shape = cut_shape
-        self.num_classes = num_classes
+        self.roster = roster
         self.loss_fn = loss_fn
         self.metrics = dict(metrics)
 
@@ -62,11 +60,12 @@ class Evaluator:
         for client, _ in requests:
             if client.node_id not in contents:
                 continue
-            shape = (client.test_count, *self.cut_shape)
+            assert self.roster.cut_shape is not None, "the hello precedes any evaluation"
+            shape = (client.test_count, *self.roster.cut_shape)
             try:
                 content = contents[client.node_id]
                 batches.append(
-                    read_cut_batch(self.uplink, client, content, shape, self.num_classes)
+                    read_cut_batch(self.uplink, client, content, shape, self.roster.target)
                 )
             except ProtocolError as exc:
                 self.messenger.reject(step, client, str(exc))
