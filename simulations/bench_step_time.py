@@ -53,9 +53,7 @@ def time_split_steps(
         times.append(time.perf_counter() - started)
 
     strategy.train_step = timed  # type: ignore[method-assign]
-    strategy.start(
-        InProcessGrid(app, num_clients), epochs=10**6, min_nodes=num_clients, max_steps=steps
-    )
+    strategy.start(InProcessGrid(app, num_clients), num_epochs=10**6, max_steps=steps)
     return times
 
 

@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 from flwr_split.client.app import app as client_app
+from flwr_split.options import RunSettings
 from flwr_split.server.result import SplitResult
 from flwr_split.tasks import TaskConfig
-from flwr_split.tasks.optim import OptimizerConfig
 from flwr_split.testing.inprocess import InProcessGrid
 from strategies.parallel import ParallelSplitLearning
 
@@ -103,31 +103,28 @@ def run_split(
     *,
     clients: int,
     epochs: int,
-    uplink: str = "identity",
-    downlink: str = "identity",
-    batch_size: int = 16,
-    eval_every: int = 25,
-    optimizer: OptimizerConfig | None = None,
-    sync: str = "every_epoch",
-    correction: float = 0.0,
     max_steps: int | None = None,
-    sampler: str = "fixed",
+    **strategy_kwargs: Any,
 ) -> tuple[ParallelSplitLearning, SplitResult]:
-    """Run parallel SL on the in-process grid; return the strategy and its result."""
+    """Run parallel SL on the in-process grid; return the strategy and its result.
+
+    ``strategy_kwargs`` are keyword arguments of `ParallelSplitLearning`; the
+    others (``optimizer`` among them) take the declared run-option defaults
+    (`flwr_split.options.OPTIONS`), and messages are not measured.
+    """
+    defaults = RunSettings.from_run_config({})
     strategy = ParallelSplitLearning(
         task,
-        uplink=uplink,
-        downlink=downlink,
-        correction=correction,
-        batch_size=batch_size,
-        eval_every=eval_every,
-        optimizer=optimizer,
-        sync=sync,
-        sampler=sampler,
-        measure_messages=False,
+        **{
+            "optimizer": defaults.optimizer,
+            **defaults.strategy,
+            "measure_messages": False,
+            "min_available_nodes": clients,
+            **strategy_kwargs,
+        },
     )
     result = strategy.start(
-        InProcessGrid(client_app, clients), epochs=epochs, min_nodes=clients, max_steps=max_steps
+        InProcessGrid(client_app, clients), num_epochs=epochs, max_steps=max_steps
     )
     return strategy, result
 

@@ -105,7 +105,7 @@ class ParallelSplitLearning(SplitStrategy):
             for name, param in self.bottom.named_parameters():
                 param.grad = total[name]
             self.bottom_optimizer.step()
-            self.version += 1
+            self.server_bottom.version += 1
 
     # ------------------------------ every_epoch / never (1 round trip per step)
     def _local_step(self, step: int, slices: dict[int, Slice]) -> None:
@@ -157,7 +157,7 @@ class ParallelSplitLearning(SplitStrategy):
             total += weight
         if total:
             self.bottom.load_state_dict({k: v / total for k, v in weighted.items()})
-            self.version += 1
+            self.server_bottom.version += 1
         self.trained.clear()
 
     def finish(self, step: int) -> None:
@@ -185,7 +185,7 @@ class ParallelSplitLearning(SplitStrategy):
         b_epoch, b_offset, b_count = bwd or (0, 0, 0)
         order = StepOrder(
             step=step,
-            version=self.version,
+            version=self.server_bottom.version,
             fwd_epoch=f_epoch,
             fwd_offset=f_offset,
             fwd_count=f_count,
@@ -223,10 +223,6 @@ class ParallelSplitLearning(SplitStrategy):
             for client, (order, _) in requests
             if order.fwd_count
             and client.node_id in contents
-            and (
-                batch := self.read_cut_batch(
-                    step, client, contents[client.node_id], order.fwd_count
-                )
-            )
+            and (batch := self.reader.read(step, client, contents[client.node_id], order.fwd_count))
             is not None
         ]

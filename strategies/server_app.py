@@ -1,4 +1,4 @@
-"""The ServerApp that `flwr run .` starts: parallel SL configured from the run config."""
+"""The ServerApp that `flwr run .` starts: the run config's strategy, configured from it."""
 
 from __future__ import annotations
 
@@ -9,24 +9,18 @@ from flwr.serverapp import Grid, ServerApp
 
 from flwr_split.metrics.results import save_run
 from flwr_split.options import RunSettings
-from strategies.parallel import ParallelSplitLearning
+from strategies.registry import build_strategy
 
 app = ServerApp()
 
 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
-    """Run parallel split learning and save its history, traffic and plot."""
+    """Run the configured split-learning strategy and save its history, traffic and plot."""
     settings = RunSettings.from_run_config(dict(context.run_config))
-    strategy = ParallelSplitLearning(
-        settings.task, optimizer=settings.optimizer, **settings.strategy
-    )
+    strategy = build_strategy(settings)
     result = strategy.start(
-        grid,
-        epochs=settings.epochs,
-        min_nodes=settings.min_nodes,
-        max_steps=settings.max_steps,
-        progress=True,
+        grid, num_epochs=settings.epochs, max_steps=settings.max_steps, progress=True
     )
     paths = save_run(
         result.history,

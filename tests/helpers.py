@@ -13,6 +13,8 @@ from flwr_split.tasks import TaskConfig
 from flwr_split.testing.inprocess import InProcessGrid
 from strategies.parallel import ParallelSplitLearning
 
+START_ARGUMENTS = ("initial_arrays", "evaluate_fn", "callbacks")
+
 
 def run_inprocess(
     num_nodes: int = 4,
@@ -21,14 +23,21 @@ def run_inprocess(
     task: TaskConfig | None = None,
     epochs: int = 1,
     max_steps: int | None = 4,
-    **strategy_kwargs: object,
+    **kwargs: object,
 ) -> tuple[ParallelSplitLearning, SplitResult, InProcessGrid]:
-    """Run parallel SL on digits in process; return strategy, result and grid."""
+    """Run parallel SL on digits in process; return strategy, result and grid.
+
+    ``kwargs`` go to `ParallelSplitLearning`, but for ``start``'s own
+    (``initial_arrays``, ``evaluate_fn``, ``callbacks``).
+    """
+    start_kwargs = {k: kwargs.pop(k) for k in START_ARGUMENTS if k in kwargs}
+    strategy_kwargs = kwargs
     grid = InProcessGrid(client_app or default_client_app, num_nodes)
     strategy_kwargs.setdefault("batch_size", 8)
     strategy_kwargs.setdefault("eval_every", 1000)
+    strategy_kwargs.setdefault("min_available_nodes", num_nodes)
     strategy = ParallelSplitLearning(task or TaskConfig(), **strategy_kwargs)
-    result = strategy.start(grid, epochs=epochs, min_nodes=num_nodes, max_steps=max_steps)
+    result = strategy.start(grid, num_epochs=epochs, max_steps=max_steps, **start_kwargs)
     return strategy, result, grid
 
 

@@ -46,8 +46,10 @@ def test_shaped_echo_records_match_a_real_sl_step():
             captured.append((message, reply, _layout(context.state)))  # the state changes later
         return reply
 
-    strategy = ParallelSplitLearning(TaskConfig(), batch_size=BATCH, eval_every=10**9)
-    strategy.start(InProcessGrid(capturing, 2), epochs=1, min_nodes=2, max_steps=3)
+    strategy = ParallelSplitLearning(
+        TaskConfig(), batch_size=BATCH, eval_every=10**9, min_available_nodes=2
+    )
+    strategy.start(InProcessGrid(capturing, 2), num_epochs=1, max_steps=3)
     message, reply, state_layout = captured[-1]
     assert _layout(step_content(BATCH)) == _layout(message.content)
     assert _layout(reply_content(BATCH)) == _layout(reply.content)

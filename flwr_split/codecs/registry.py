@@ -1,29 +1,59 @@
-"""Codec registry: ids to classes, spec strings and configs to codec instances."""
+"""Codec registry: ids to classes, spec strings and configs to codec instances.
+
+Built-in codecs register themselves with `register_codec` on import; a codec of
+another installed package is found through the entry-point group
+``flwr_split.codecs`` (see `flwr_split.common.registry`).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from flwr_split.codecs.base import Codec, CodecError
+from flwr_split.common.registry import Registry, RegistryError
 from flwr_split.common.spec_strings import parse_spec
 
-_REGISTRY: dict[str, type[Codec]] = {}
+_CODECS: Registry[type[Codec]] = Registry("codec", "flwr_split.codecs")
 
 
-def register_codec(cls: type[Codec]) -> type[Codec]:
-    """Register ``cls`` under its ``codec_id`` (usable as a class decorator)."""
+def _codec_id(cls: type[Codec]) -> str:
     codec_id = getattr(cls, "codec_id", None)
     if not isinstance(codec_id, str) or not codec_id:
         raise ValueError(f"{cls.__name__} has no codec_id")
-    if _REGISTRY.get(codec_id, cls) is not cls:
-        raise ValueError(f"codec id '{codec_id}' is already registered")
-    _REGISTRY[codec_id] = cls
-    return cls
+    return codec_id
+
+
+def register_codec(cls: type[Codec]) -> type[Codec]:
+    """Register ``cls`` under its ``codec_id`` (usable as a class decorator).
+
+    Raises
+    ------
+    ValueError
+        If ``cls`` has no ``codec_id`` or another class is registered under it.
+    """
+    return _CODECS.register(_codec_id(cls), cls)
 
 
 def registered_codecs() -> list[str]:
-    """Return the ids of all registered codecs, sorted."""
-    return sorted(_REGISTRY)
+    """Return the ids of the registered codecs and of those installed packages declare, sorted."""
+    return _CODECS.names()
+
+
+def _codec_class(codec_id: str) -> type[Codec]:
+    """Return the class registered or declared under ``codec_id``; raise `CodecError` if none."""
+    try:
+        cls = _CODECS.get(codec_id)
+    except RegistryError as exc:
+        raise CodecError(str(exc)) from exc
+    if (
+        not (isinstance(cls, type) and issubclass(cls, Codec))
+        or getattr(cls, "codec_id", None) != codec_id
+    ):
+        raise CodecError(
+            f"codec {codec_id!r} of group '{_CODECS.group}' is {cls!r}, "
+            f"not a Codec class with codec_id {codec_id!r}"
+        )
+    return cls
 
 
 def get_codec(spec: str | dict[str, Any]) -> Codec:
@@ -43,17 +73,16 @@ def get_codec(spec: str | dict[str, Any]) -> Codec:
     Raises
     ------
     CodecError
-        If the id is unknown or the options do not fit the codec.
+        If the id is neither registered nor declared by an installed package
+        (the message names the known ids), or the options do not fit the codec.
     """
     try:
         config = parse_spec(spec) if isinstance(spec, str) else dict(spec)
     except ValueError as exc:
         raise CodecError(f"bad codec spec: {exc}") from exc
     codec_id = config.get("id")
-    if codec_id not in _REGISTRY:
-        registered = ", ".join(registered_codecs())
-        raise CodecError(f"unknown codec {codec_id!r}; registered: {registered}")
+    cls = _codec_class(codec_id)
     try:
-        return _REGISTRY[codec_id].from_config(config)
+        return cls.from_config(config)
     except TypeError as exc:
         raise CodecError(f"bad options for codec '{codec_id}': {exc}") from exc

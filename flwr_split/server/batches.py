@@ -8,8 +8,16 @@ import torch
 from flwr.app import RecordDict
 
 from flwr_split.codecs import Codec
-from flwr_split.tasks import Target
-from flwr_split.wire import KEY_ACTS, ClientInfo, decode_tensor, get_encoded, get_targets
+from flwr_split.server.messenger import Messenger
+from flwr_split.server.roster import Roster
+from flwr_split.wire import (
+    KEY_ACTS,
+    ClientInfo,
+    ProtocolError,
+    decode_tensor,
+    get_encoded,
+    get_targets,
+)
 
 
 @dataclass
@@ -21,14 +29,36 @@ class CutBatch:
     labels: torch.Tensor
 
 
-def read_cut_batch(
-    uplink: Codec,
-    client: ClientInfo,
-    content: RecordDict,
-    shape: tuple[int, ...],
-    target: Target,
-) -> CutBatch:
-    """Decode a reply's activations of ``shape`` and its targets; raise `ProtocolError` if bad."""
-    acts = decode_tensor(uplink, get_encoded(content, KEY_ACTS), shape, "activations")
-    labels = get_targets(content, shape[0], target)
-    return CutBatch(client, acts, labels)
+@dataclass
+class CutReader:
+    """Reads replies that carry activations and targets; rejects the clients of bad ones.
+
+    Parameters
+    ----------
+    messenger : Messenger
+        Where rejections go.
+    uplink : Codec
+        Codec of the activations.
+    roster : Roster
+        Knows, once the clients said hello, the per-sample shape of the
+        activations, and the kind of targets.
+    """
+
+    messenger: Messenger
+    uplink: Codec
+    roster: Roster
+
+    def read(
+        self, step: int, client: ClientInfo, content: RecordDict, count: int
+    ) -> CutBatch | None:
+        """Decode ``count`` samples' activations and targets; None (client rejected) if bad."""
+        cut_shape = self.roster.cut_shape
+        assert cut_shape is not None, "the hello precedes any activations"
+        try:
+            encoded = get_encoded(content, KEY_ACTS)
+            acts = decode_tensor(self.uplink, encoded, (count, *cut_shape), "activations")
+            labels = get_targets(content, count, self.roster.target)
+        except ProtocolError as exc:
+            self.messenger.reject(step, client, str(exc))
+            return None
+        return CutBatch(client, acts, labels)

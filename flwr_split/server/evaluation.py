@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
-from flwr.app import Message
+from flwr.app import Message, MetricRecord, RecordDict
 from torch import nn
 
-from flwr_split.codecs import Codec
-from flwr_split.server.batches import CutBatch, read_cut_batch
-from flwr_split.server.messenger import Messenger
-from flwr_split.server.roster import Roster
+from flwr_split.server.batches import CutBatch, CutReader
+from flwr_split.server.callbacks import EvaluateFn
+from flwr_split.server.top import CPU
 from flwr_split.tasks.objectives import LossFn, MetricFn
-from flwr_split.wire import ClientInfo, ProtocolError
+from flwr_split.wire import ClientInfo
 
-NON_FINITE_OUTPUTS = "test activations give NaN or inf outputs"
+NON_FINITE_OUTPUTS = "test activations give NaN or inf logits"
 """Rejection reason when a client's test activations make the top's outputs non-finite."""
 
 
@@ -24,52 +23,81 @@ class Evaluator:
 
     Parameters
     ----------
-    messenger : Messenger
-        Sends the requests and books their traffic and rejections.
-    uplink : Codec
-        Codec of the activations.
-    roster : Roster
-        Knows the per-sample shape of the activations (after the hello) and
-        the kind of targets.
+    reader : CutReader
+        Reads the replies (and rejects bad ones).
     loss_fn : LossFn
         The task's loss (reported as ``loss``).
     metrics : Mapping[str, MetricFn]
         The task's metrics, each reported under its name.
+    device : torch.device (default: CPU)
+        Where the top computes.
     """
 
     def __init__(
         self,
-        messenger: Messenger,
-        uplink: Codec,
-        roster: Roster,
+        reader: CutReader,
         loss_fn: LossFn,
         metrics: Mapping[str, MetricFn],
+        device: torch.device = CPU,
     ) -> None:
-        self.messenger = messenger
-        self.uplink = uplink
-        self.roster = roster
+        self.reader = reader
+        self.device = device
+        self.messenger = reader.messenger
         self.loss_fn = loss_fn
         self.metrics = dict(metrics)
+        self.evaluate_fn: EvaluateFn | None = None
+        """Centralized evaluation of the run, if any (`centralized`)."""
+        self.server_metrics: dict[int, MetricRecord] = {}
+        """What ``evaluate_fn`` returned, by step."""
 
     def run(
         self, step: int, top: nn.Module, requests: list[tuple[ClientInfo, Message]]
     ) -> tuple[dict[str, float], int]:
         """Send the evaluation requests; return the metrics and the samples they cover."""
         contents = self.messenger.send(step, "eval", requests)
-        batches = []
-        for client, _ in requests:
-            if client.node_id not in contents:
-                continue
-            assert self.roster.cut_shape is not None, "the hello precedes any evaluation"
-            shape = (client.test_count, *self.roster.cut_shape)
-            try:
-                content = contents[client.node_id]
-                batches.append(
-                    read_cut_batch(self.uplink, client, content, shape, self.roster.target)
-                )
-            except ProtocolError as exc:
-                self.messenger.reject(step, client, str(exc))
+        batches = [
+            batch
+            for client, _ in requests
+            if client.node_id in contents
+            and (
+                batch := self.reader.read(step, client, contents[client.node_id], client.test_count)
+            )
+            is not None
+        ]
         return self.score(step, top, batches), sum(len(b.labels) for b in batches)
+
+    def evaluate(
+        self,
+        step: int,
+        top: nn.Module,
+        requests: list[tuple[ClientInfo, Message]],
+        arrays: Callable[[], RecordDict],
+        wall_s: float,
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """Run the requests and the centralized evaluation; return the scores and the books.
+
+        The books are the run's training bytes so far, the evaluated samples,
+        the rejections so far, and the wall and simulated time.
+        """
+        scores, samples = self.run(step, top, requests)
+        books = {
+            **self.messenger.traffic.training_columns(),
+            "eval_samples": samples,
+            "rejected": len(self.messenger.rejected),
+            "wall_s": wall_s,
+            "sim_time_s": self.messenger.clock.seconds,
+        }
+        return {**scores, **self.centralized(step, arrays)}, books
+
+    def centralized(self, step: int, arrays: Callable[[], RecordDict]) -> dict[str, float]:
+        """Run ``evaluate_fn(step, arrays())`` if set; return its metrics as ``server_*`` scores."""
+        if self.evaluate_fn is None:
+            return {}
+        metrics = self.evaluate_fn(step, arrays())
+        if metrics is None:
+            return {}
+        self.server_metrics[step] = MetricRecord(dict(metrics))
+        return {f"server_{name}": float(value) for name, value in metrics.items()}
 
     def score(self, step: int, top: nn.Module, batches: list[CutBatch]) -> dict[str, float]:
         """Metrics and loss of ``top`` over ``batches`` (NaN if none).
@@ -81,8 +109,8 @@ class Evaluator:
         if not batches:
             return nan
         with torch.no_grad():
-            outputs = top(torch.cat([b.acts for b in batches]))
-        labels = torch.cat([b.labels for b in batches])
+            outputs = top(torch.cat([b.acts for b in batches]).to(self.device))
+        labels = torch.cat([b.labels for b in batches]).to(self.device)
         keep = torch.isfinite(outputs.reshape(len(outputs), -1)).all(1)
         start = 0
         for batch in batches:

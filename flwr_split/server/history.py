@@ -7,6 +7,7 @@ import pandas as pd
 import torch
 
 from flwr_split.sampling import batch_deviation, class_shares
+from flwr_split.server.messenger import Books
 from flwr_split.server.roster import Roster
 
 DEVIATION_COLUMNS = {
@@ -48,9 +49,37 @@ class RunHistory:
             row.update({f"deviation_{name}": value for name, value in deviation.items()})
         self.batch_row = row
 
-    def take_batch_row(self) -> dict[str, float | int]:
-        """Return the union batch noted during the running step (empty if none) and forget it."""
-        row, self.batch_row = self.batch_row, {}
+    def add_step(
+        self,
+        step: int,
+        epoch: int,
+        counts: np.ndarray,
+        before: Books,
+        after: Books,
+        wall_s: float,
+    ) -> dict[str, float | int]:
+        """Append and return a training step's row.
+
+        It holds the planned clients and samples, the union batch noted during
+        the step, and what the books moved by between ``before`` and ``after``:
+        messages, exchange, server, client compute and simulated seconds.
+        """
+        exchange_s = after.exchange_wall - before.exchange_wall
+        row = {
+            "step": step,
+            "epoch": epoch,
+            "clients": int(np.count_nonzero(counts)),
+            "samples": int(counts.sum()),
+            **self.batch_row,
+            "messages": after.messages_sent - before.messages_sent,
+            "wall_s": wall_s,
+            "exchange_s": exchange_s,
+            "server_s": wall_s - exchange_s,
+            "client_compute_s": after.client_compute - before.client_compute,
+            "sim_time_s": after.sim_seconds - before.sim_seconds,
+        }
+        self.batch_row = {}
+        self.steps.append(row)
         return row
 
     def add_evaluation(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
@@ -29,6 +30,16 @@ logger = logging.getLogger("flwr").getChild(__name__)
 
 TIMED_PHASES = ("train", "sync")
 """Phases the simulated clock counts (evaluation and the hello are not training time)."""
+
+
+@dataclass(frozen=True)
+class Books:
+    """Running totals of a `Messenger` at one moment (differences give a step's share)."""
+
+    exchange_wall: float
+    client_compute: float
+    messages_sent: int
+    sim_seconds: float
 
 
 class Messenger:
@@ -84,6 +95,12 @@ class Messenger:
         """Sum of the compute seconds clients reported for training exchanges."""
         self.messages_sent = 0
         """Messages pushed in training exchanges."""
+
+    def snapshot(self) -> Books:
+        """Return the running totals now."""
+        return Books(
+            self.exchange_wall, self.client_compute, self.messages_sent, self.clock.seconds
+        )
 
     def new_message(
         self,

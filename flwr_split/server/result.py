@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pandas as pd
+from flwr.app import ArrayRecord, MetricRecord
 
 
 @dataclass
 class SplitResult:
-    """Metric history and traffic of one run.
+    """Metric history, traffic and trained model halves of one run.
 
     Parameters
     ----------
@@ -33,12 +34,25 @@ class SplitResult:
         ``deviation_max``); the messages sent; wall seconds, of which
         exchange (push to last reply) and server time; the compute seconds
         clients reported, summed; simulated seconds.
+    bottom : ArrayRecord
+        The server's bottom weights at the end: the clients' common bottom
+        under ``every_step`` and the FedAvg of their bottoms under
+        ``every_epoch`` (what the final evaluation ran); under ``never`` each
+        client keeps its own bottom and this is the initial one.
+    top : ArrayRecord
+        The trained top.
+    evaluate_metrics_serverapp : dict[int, MetricRecord]
+        What the strategy's ``evaluate_fn`` returned, by step (as Flower's
+        ``Result.evaluate_metrics_serverapp``, with steps for rounds).
     """
 
     history: pd.DataFrame
     traffic: pd.DataFrame
     rejected: list[tuple[int, int, str]] = field(default_factory=list)
     steps: pd.DataFrame = field(default_factory=pd.DataFrame)
+    bottom: ArrayRecord = field(default_factory=ArrayRecord)
+    top: ArrayRecord = field(default_factory=ArrayRecord)
+    evaluate_metrics_serverapp: dict[int, MetricRecord] = field(default_factory=dict)
 
     @property
     def final_accuracy(self) -> float:

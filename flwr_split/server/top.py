@@ -20,6 +20,8 @@ from flwr_split.wire import KEY_GRAD, ClientInfo, put_encoded
 NON_FINITE = "activations give a NaN or inf loss or gradient at the server"
 """Rejection reason when a client's activations make the top's backward non-finite."""
 
+CPU = torch.device("cpu")
+
 Reject = Callable[[int, ClientInfo, str], None]
 """``reject(step, client, reason)``: drop a client from a step."""
 
@@ -57,6 +59,9 @@ class TopTrainer:
     seed : int
         Run seed; the downlink codec of client ``k`` at step ``t`` is seeded
         from ``(seed + 1, t, k)``.
+    device : torch.device (default: CPU)
+        Where the top computes (``top`` must be there already); activations
+        move there after decoding, gradients back to the CPU for encoding.
     """
 
     def __init__(
@@ -66,8 +71,10 @@ class TopTrainer:
         downlink: Codec,
         loss_fn: LossFn,
         seed: int,
+        device: torch.device = CPU,
     ) -> None:
         self.top = top
+        self.device = device
         self.optimization = optimization
         self.downlink = downlink
         self.loss_fn = loss_fn
@@ -87,7 +94,7 @@ class TopTrainer:
             if not batches:
                 return None
         self.optimization.step()
-        return TopUpdate(batches, labels, float(loss.detach()), acts.grad)
+        return TopUpdate(batches, labels, float(loss.detach()), acts.grad.cpu())
 
     def encode_gradients(self, step: int, update: TopUpdate) -> dict[int, RecordDict]:
         """Encode each client's slice of the cut-layer gradient; records by node id."""
@@ -103,9 +110,9 @@ class TopTrainer:
     def _backward(self, batches: list[CutBatch]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Forward and backward of the top on ``batches`` (no step); ``(acts, labels, loss)``."""
         self.optimization.zero_grad()
-        acts = torch.cat([b.acts for b in batches]).requires_grad_(True)
+        acts = torch.cat([b.acts for b in batches]).to(self.device).requires_grad_(True)
         labels = torch.cat([b.labels for b in batches])
-        loss = self.loss_fn(self.top(acts), labels)
+        loss = self.loss_fn(self.top(acts), labels.to(self.device))
         loss.backward()
         return acts, labels, loss
 

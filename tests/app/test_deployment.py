@@ -192,10 +192,7 @@ def test_deployment_matches_the_inprocess_grid(insecure):
         settings.task, optimizer=settings.optimizer, **settings.strategy
     )
     local = strategy.start(
-        InProcessGrid(client_app, 3),
-        epochs=settings.epochs,
-        min_nodes=settings.min_nodes,
-        max_steps=settings.max_steps,
+        InProcessGrid(client_app, 3), num_epochs=settings.epochs, max_steps=settings.max_steps
     ).history
     assert list(deployed["step"]) == list(local["step"])
     for column in ("bytes_up", "bytes_down", "activation_bytes", "gradient_bytes"):

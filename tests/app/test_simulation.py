@@ -43,9 +43,7 @@ def test_ray_simulation_and_inprocess_grid_give_the_same_metrics(tmp_path):
     strategy = ParallelSplitLearning(
         settings.task, optimizer=settings.optimizer, **settings.strategy
     )
-    local = strategy.start(
-        InProcessGrid(client_app, NUM_NODES), epochs=1, min_nodes=NUM_NODES, max_steps=6
-    ).history
+    local = strategy.start(InProcessGrid(client_app, NUM_NODES), num_epochs=1, max_steps=6).history
     assert list(ray["step"]) == list(local["step"]) == [3, 6]
     for column in ("bytes_up", "bytes_down", "eval_samples", "rejected"):
         assert list(ray[column]) == list(local[column]), column

@@ -207,7 +207,12 @@ def test_quantizer_error_bound_and_parseval(bits, seed):
     decoded = codec.decode(codec.encode(x))
     spatial = float((x.double() - decoded.double()).square().sum())
     spectral = float((decoded_stream.float().double() - stream).square().sum())
-    assert spatial == pytest.approx(spectral, rel=1e-4, abs=1e-10)
+    # The float32 inverse DCT rounds each decoded value by a few ulp; at 12 bits that
+    # rounding is no longer small against the quantization error, so allow its effect:
+    # |spatial - spectral| <= 2 ||q|| ||r|| + ||r||^2, r the rounding, q the quantization error.
+    rounding = x.numel() ** 0.5 * 8 * float(torch.finfo(torch.float32).eps) * float(x.abs().max())
+    allowed = 2 * spectral**0.5 * rounding + rounding**2
+    assert spatial == pytest.approx(spectral, rel=1e-4, abs=allowed)
 
 
 # ------------------------------------------------------------------ check 5

@@ -5,16 +5,14 @@ import sys
 import pytest
 
 from flwr_split.common.registry import Registry, RegistryError
+from tests.plugins import write_dist_info
 
 
 @pytest.fixture
 def declared_package(tmp_path, monkeypatch):
     """An installed-looking package that declares ``shout`` in group ``demo.things``."""
     (tmp_path / "demo_pkg.py").write_text("def shout(text):\n    return text.upper()\n")
-    info = tmp_path / "demo_pkg-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: demo-pkg\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[demo.things]\nshout = demo_pkg:shout\n")
+    write_dist_info(tmp_path, "demo_pkg", "[demo.things]\nshout = demo_pkg:shout\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     yield
     sys.modules.pop("demo_pkg", None)

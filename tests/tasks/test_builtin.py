@@ -49,8 +49,8 @@ def test_a_node_with_a_data_path_reads_its_own_file(tmp_path):
     path = tmp_path / "node.npz"
     np.savez(path, x_train=train.x[:10], y_train=train.y[:10], x_test=test.x, y_test=test.y)
     grid = InProcessGrid(app, 2, node_configs=[{}, {"data-path": str(path)}])
-    strategy = ParallelSplitLearning(config, batch_size=4)
-    strategy.start(grid, max_steps=1, min_nodes=2)
+    strategy = ParallelSplitLearning(config, batch_size=4, min_available_nodes=2)
+    strategy.start(grid, max_steps=1)
     assert [c.train_count for c in strategy.clients] == [len(client_data(config, 0, 2)[0]), 10]
 
 
@@ -77,8 +77,8 @@ def clients_only(monkeypatch):
 
 def test_the_server_reads_no_data_and_still_reports_the_batch_deviation(clients_only):
     config = TaskConfig()
-    strategy = ParallelSplitLearning(config, batch_size=8, eval_every=5)
-    result = strategy.start(InProcessGrid(clients_only, 10), max_steps=10, min_nodes=10)
+    strategy = ParallelSplitLearning(config, batch_size=8, eval_every=5, min_available_nodes=10)
+    result = strategy.start(InProcessGrid(clients_only, 10), max_steps=10)
     assert result.rejected == []
     pooled = class_shares(load_task_data(config)[0].y, 10)  # what the server used to read
     assert np.array_equal(strategy.roster.pooled_shares, pooled)

@@ -81,8 +81,10 @@ def test_a_task_from_the_tests_trains_on_each_clients_own_files(client_files):
     grid = InProcessGrid(
         app, NUM_CLIENTS, node_configs=[{"data-path": path} for path in client_files]
     )
-    strategy = ParallelSplitLearning(TaskConfig(task="tests_cifar_like"), batch_size=8)
-    result = strategy.start(grid, epochs=2, min_nodes=NUM_CLIENTS)
+    strategy = ParallelSplitLearning(
+        TaskConfig(task="tests_cifar_like"), batch_size=8, min_available_nodes=NUM_CLIENTS
+    )
+    result = strategy.start(grid, num_epochs=2)
     assert result.rejected == []
     assert [c.train_count for c in strategy.clients] == [40, 48, 56]
     assert strategy.roster.input_spec == ((3, 32, 32), "float32")
@@ -96,7 +98,9 @@ def test_a_task_from_the_tests_trains_on_each_clients_own_files(client_files):
 def test_without_its_file_a_client_rejects_the_hello_with_the_reason(client_files):
     node_configs = [{"data-path": path} for path in client_files[:2]] + [{}]
     grid = InProcessGrid(app, NUM_CLIENTS, node_configs=node_configs)
-    strategy = ParallelSplitLearning(TaskConfig(task="tests_cifar_like"), batch_size=8)
-    result = strategy.start(grid, max_steps=1, min_nodes=NUM_CLIENTS)
+    strategy = ParallelSplitLearning(
+        TaskConfig(task="tests_cifar_like"), batch_size=8, min_available_nodes=NUM_CLIENTS
+    )
+    result = strategy.start(grid, max_steps=1)
     assert [c.partition_id for c in strategy.clients] == [0, 1]
     assert "needs a 'data-path'" in result.rejected[0][2]

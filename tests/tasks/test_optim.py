@@ -54,9 +54,9 @@ def test_the_bottoms_schedule_survives_context_state(monkeypatch, cached):
     monkeypatch.setattr(SESSION_CACHE, "enabled", cached)  # off: every message rebuilds
     grid = InProcessGrid(app, 2)
     strategy = ParallelSplitLearning(
-        TaskConfig(task="tests_digits_decaying"), batch_size=4, sync="never"
+        TaskConfig(task="tests_digits_decaying"), batch_size=4, sync="never", min_available_nodes=2
     )
-    strategy.start(grid, max_steps=5, min_nodes=2)
+    strategy.start(grid, max_steps=5)
     for context in grid.contexts.values():
         schedule = schedule_of(context.state[STATE_SCHEDULE])
         assert schedule["last_epoch"] == 5  # one backward per step (the last at the finish)

@@ -59,8 +59,8 @@ register_task(
 def test_regression_task_trains_and_reports_loss_and_its_metrics():
     grid = InProcessGrid(app, 3)
     task = TaskConfig(task="tests_tabular_regression")
-    strategy = ParallelSplitLearning(task, batch_size=8, eval_every=6)
-    result = strategy.start(grid, epochs=4, min_nodes=3)
+    strategy = ParallelSplitLearning(task, batch_size=8, eval_every=6, min_available_nodes=3)
+    result = strategy.start(grid, num_epochs=4)
     history = result.history
     assert result.rejected == []
     assert {"loss", "mae", "train_loss"} <= set(history.columns)

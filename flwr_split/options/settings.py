@@ -1,0 +1,69 @@
+"""Read the App's run config (``[tool.flwr.app.config]`` + ``--run-config``) into typed settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flwr_split.metrics.profiles import ProfileConfig
+from flwr_split.options.declaration import Group, read_options
+from flwr_split.tasks import TaskConfig
+from flwr_split.tasks.optim import OptimizerConfig
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Every knob of a run, typed and validated (the options of group `Group.CLIENT` aside).
+
+    Parameters
+    ----------
+    task : TaskConfig
+        The options of group `Group.TASK`.
+    optimizer : OptimizerConfig
+        The options of group `Group.OPTIMIZER`.
+    strategy : dict[str, Any]
+        Keyword arguments of `strategies.base.SplitStrategy`: the options of
+        group `Group.STRATEGY`, and ``profiles``, a `ProfileConfig` of the
+        options of group `Group.PROFILES`.
+    strategy_name : str
+        Name of the strategy class in ``strategies.registry.STRATEGIES`` (key ``strategy``).
+    epochs : int
+        Passes over the training data (key ``epochs``).
+    max_steps : int or None
+        Stop after this many steps; ``None`` (key ``max-steps`` = 0) for no limit.
+    output_dir : str
+        Where the run's CSV and plots go (key ``output-dir``).
+    run_name : str
+        Name of the run's files (key ``run-name``).
+    """
+
+    task: TaskConfig
+    optimizer: OptimizerConfig
+    strategy: dict[str, Any]
+    strategy_name: str
+    epochs: int
+    max_steps: int | None
+    output_dir: str
+    run_name: str
+
+    @classmethod
+    def from_run_config(cls, run_config: Mapping[str, Any]) -> RunSettings:
+        """Parse a Flower run config; missing keys take the declared defaults.
+
+        Raises
+        ------
+        ValueError
+            If a key is not a declared option or a value does not fit its option
+            (see `flwr_split.options.declaration.read_options`), or the values do
+            not make a valid task, optimizer or profile config.
+        """
+        values = read_options(run_config)
+        profiles = ProfileConfig(**values[Group.PROFILES])
+        run = values[Group.RUN]
+        return cls(
+            task=TaskConfig(**values[Group.TASK]),
+            optimizer=OptimizerConfig(**values[Group.OPTIMIZER]),
+            strategy={**values[Group.STRATEGY], "profiles": profiles},
+            **{**run, "max_steps": run["max_steps"] or None},
+        )
