@@ -31,7 +31,7 @@ MAX_PARTITIONS = 10**6
 """Largest number of partitions a hello reply may claim."""
 MAX_INPUT_RANK = 8
 """Largest number of axes of one input sample."""
-MAX_INPUT_ELEMENTS = 2**24
+MAX_INPUT_ELEMENTS = 2**22
 """Largest number of elements of one input sample."""
 INPUT_DTYPES = ("float32", "float64", "float16", "int64", "int32", "int16", "int8", "uint8", "bool")
 """Input dtypes a client may report; ``input_dtype`` on the wire is an index into this tuple."""
