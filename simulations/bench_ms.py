@@ -34,7 +34,7 @@ import torch  # noqa: E402
 
 from flwr_split.codecs import get_codec  # noqa: E402
 from flwr_split.codecs.bitpack import index_bits, packed_nbytes  # noqa: E402
-from flwr_split.tasks import TaskConfig, build_model, client_data, cut_shape  # noqa: E402
+from flwr_split.tasks import TaskConfig, build_model, builtin_cut_shape, client_data  # noqa: E402
 from flwr_split.tasks.optim import OptimizerConfig  # noqa: E402
 from simulations.common import (  # noqa: E402
     bottom_step,
@@ -160,7 +160,7 @@ def run(config: dict, workers: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     for task_entry in bench["tasks"]:
         for cut in task_entry["cuts"]:
             task = TaskConfig(task=task_entry["task"], cut=cut, seed=bench["seed"])
-            n = bench["batch_size"] * math.prod(cut_shape(task))
+            n = bench["batch_size"] * math.prod(builtin_cut_shape(task))
             run_cfg = {
                 "clients": bench["clients"],
                 "epochs": task_entry["epochs"],
@@ -220,7 +220,7 @@ def timing_only(config: dict) -> pd.DataFrame:
     for task_entry in bench["tasks"]:
         for cut in task_entry["cuts"]:
             task = TaskConfig(task=task_entry["task"], cut=cut, seed=bench["seed"])
-            n = bench["batch_size"] * math.prod(cut_shape(task))
+            n = bench["batch_size"] * math.prod(builtin_cut_shape(task))
             bottom, _ = build_model(task)
             state = {k: v.numpy() for k, v in bottom.state_dict().items()}
             specs = [spec for _, spec, _ in codec_grid(bench, n)]

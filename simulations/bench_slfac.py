@@ -36,7 +36,7 @@ import torch  # noqa: E402
 from flwr_split.codecs import get_codec  # noqa: E402
 from flwr_split.codecs.dct import dct2_bands, idct2_bands  # noqa: E402
 from flwr_split.codecs.slfac import planes_shape  # noqa: E402
-from flwr_split.tasks import TaskConfig, build_model, client_data, cut_shape  # noqa: E402
+from flwr_split.tasks import TaskConfig, build_model, builtin_cut_shape, client_data  # noqa: E402
 from flwr_split.tasks.optim import OptimizerConfig  # noqa: E402
 from simulations.common import (  # noqa: E402
     bottom_step,
@@ -134,7 +134,7 @@ def run(bench: dict) -> tuple[pd.DataFrame, dict]:
                 ("fp32", "fp32", FP32, FP32, base),
                 ("slfac", "slfac", bench["slfac"], bench["slfac"], slfac),
             ]
-            features = cut_shape(task)[0]
+            features = builtin_cut_shape(task)[0]
             for group, label, up, down in plan(settings, partition, slfac_bits, features):
                 trained.append((group, label, up, down, _train(task, settings, up, down)))
             target = settings["target_accuracy"]
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     bench = config["bench"]
     if args.timing_only:
         task = TaskConfig(task=bench["tasks"][0]["task"], cut=bench["tasks"][0]["cut"])
-        matched = matched_specs(bench["timing_bits"], bench["fc_bits"], cut_shape(task)[0])
+        matched = matched_specs(bench["timing_bits"], bench["fc_bits"], builtin_cut_shape(task)[0])
         specs = [bench["slfac"], *matched.values()]
         costs = codec_costs(bench, {entry["task"]: specs for entry in bench["tasks"]})
         out = output_dir("bench_slfac_timing", args.results)

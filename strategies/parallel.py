@@ -7,6 +7,7 @@ import torch
 from flwr.app import ArrayRecord, RecordDict
 
 from flwr_split.server.fedavg import Upload, average, screen
+from flwr_split.tasks import Optimization
 from flwr_split.wire import (
     KEY_BOTTOM,
     KEY_BOTTOM_GRAD,
@@ -49,7 +50,9 @@ class ParallelSplitLearning(SplitStrategy):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.bottom_optimizer = self.session.optimizer.build(self.bottom.parameters())
+        self.bottom_optimizer = Optimization(
+            self.session.task.definition, self.session.optimizer, self.bottom.parameters()
+        )
         self.pending: dict[int, tuple[Slice, RecordDict]] = {}
         self.trained: dict[int, int] = {}
 

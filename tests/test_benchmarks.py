@@ -11,7 +11,7 @@ import torch
 
 from flwr_split.codecs import get_codec
 from flwr_split.codecs.base import Codec, CodecError
-from flwr_split.tasks import cut_shape
+from flwr_split.tasks import builtin_cut_shape
 from simulations import (
     bench_fedlite,
     bench_ms,
@@ -214,7 +214,7 @@ def test_digits_channels_last_config_sends_4_bits_per_position_at_102x():
     bench = tomllib.loads(path.read_text())["bench"]
     (entry,) = bench["tasks"]
     task = bench_fedlite.task_config(entry, bench["seed"])
-    shape = (bench["batch_size"], *cut_shape(task))
+    shape = (bench["batch_size"], *builtin_cut_shape(task))
     assert shape == (64, 8, 8, 16)
     encoded = get_codec(entry["grid"][0]).encode(torch.rand(shape))
     raw = 64 * 1024 * 4

@@ -7,15 +7,15 @@ import torch
 
 from flwr_split.codecs import get_codec
 from flwr_split.options import RunSettings
-from flwr_split.tasks import TaskConfig, build_model, cut_shape, load_task_data
+from flwr_split.tasks import TaskConfig, build_model, builtin_cut_shape, load_task_data
 
 
 @pytest.mark.parametrize(("task", "cut"), [("digits", 1), ("digits", 2), ("mnist1d", 1)])
 def test_same_function_and_gradients_with_channel_vectors_contiguous(task, cut):
     first = TaskConfig(task=task, cut=cut)
     last = TaskConfig(task=task, cut=cut, channels_last=True)
-    channels, *spatial = cut_shape(first)
-    assert cut_shape(last) == (*spatial, channels)
+    channels, *spatial = builtin_cut_shape(first)
+    assert builtin_cut_shape(last) == (*spatial, channels)
     train, _ = load_task_data(first)
     inputs = torch.from_numpy(train.x[:6])
     labels = torch.from_numpy(train.y[:6])

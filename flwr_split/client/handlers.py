@@ -24,6 +24,7 @@ from flwr_split.wire import (
     KEY_ORDER,
     ProtocolError,
     StepOrder,
+    hello_fields,
     info_record,
     require_record,
     weights_to_record,
@@ -60,15 +61,25 @@ def reject_bad_messages(handler: Handler) -> Handler:
 
 @reject_bad_messages
 def handle_hello(message: Message, context: Context) -> Message:
-    """Reply with the client's partition id and sample counts (``query.sl_hello``)."""
+    """Reply with what the server needs to know of this client (``query.sl_hello``).
+
+    Partition id, sample counts, bottom-weights version, and in place of any
+    data: per-class training counts and the input shape and dtype of one sample.
+    """
     session = ClientSession.open(message, context)
     _, num_partitions = partition_of(context)
+    train = session.train
+    try:
+        described = hello_fields(train.x, train.y, session.config.task.definition.num_classes)
+    except ValueError as exc:
+        raise ProtocolError(str(exc)) from exc
     info = info_record(
         partition_id=session.partition_id,
         num_partitions=num_partitions,
-        train_count=len(session.train),
+        train_count=len(train),
         test_count=len(session.test),
         version=session.version,
+        **described,
     )
     return Message(RecordDict({KEY_INFO: info}), reply_to=message)
 

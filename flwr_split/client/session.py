@@ -22,16 +22,18 @@ from flwr_split.client.session_cache import SESSION_CACHE
 from flwr_split.client.state import (
     STATE_META,
     STATE_OPTIM,
+    STATE_SCHEDULE,
     STATE_WEIGHTS,
     last_forward_of,
     load_optimizer_state,
     optimizer_state_to_record,
+    schedule_of,
+    schedule_to_record,
     state_stamp,
 )
 from flwr_split.codecs import Codec, CodecContext, CodecError, get_codec
 from flwr_split.common.seeds import codec_seed
-from flwr_split.tasks import build_model, client_data
-from flwr_split.tasks.data.arrays import LabeledArrays
+from flwr_split.tasks import LabeledArrays, Optimization, SplitTask, build_model, node_partition
 from flwr_split.wire import (
     KEY_ACTS,
     KEY_BOTTOM,
@@ -48,7 +50,7 @@ from flwr_split.wire import (
     get_encoded,
     load_weights,
     put_encoded,
-    put_labels,
+    put_targets,
     require_record,
     weights_to_record,
 )
@@ -66,8 +68,8 @@ class ClientSession:
     partition_id: int
     train: LabeledArrays
     test: LabeledArrays
-    bottom: nn.Sequential
-    optimizer: torch.optim.Optimizer
+    bottom: nn.Module
+    optimization: Optimization
     uplink: Codec
     downlink: Codec
     version: int
@@ -89,32 +91,34 @@ class ClientSession:
         config = SessionConfig.from_record(
             require_record(message.content, KEY_CONFIG, ConfigRecord)
         )
-        partition_id, num_partitions = partition_of(context)
+        partition_id, _ = partition_of(context)
         token, seq = state_stamp(context)
         cached = SESSION_CACHE.lookup((context.run_id, context.node_id, token), seq)
         if cached is not None and cached.config == config and cached.partition_id == partition_id:
             return cached
         try:
             uplink, downlink = get_codec(config.uplink), get_codec(config.downlink)
-            train, test = client_data(config.task, partition_id, num_partitions)
+            train, test = load_own_data(config.task.definition, context, config)
         except (CodecError, ValueError) as exc:
             raise ProtocolError(str(exc)) from exc
         bottom, _ = build_model(config.task)
-        optimizer = config.optimizer.build(bottom.parameters())
+        optimization = Optimization(config.task.definition, config.optimizer, bottom.parameters())
         version, last_forward = NO_VERSION, None
         if STATE_WEIGHTS in context.state:
             load_weights(bottom, context.state[STATE_WEIGHTS], "stored bottom weights")
             version = int(context.state[STATE_META]["version"])
             last_forward = last_forward_of(context.state[STATE_META])
         if STATE_OPTIM in context.state:
-            load_optimizer_state(optimizer, context.state[STATE_OPTIM])
+            load_optimizer_state(optimization.optimizer, context.state[STATE_OPTIM])
+        if STATE_SCHEDULE in context.state:
+            optimization.load_scheduler_state(schedule_of(context.state[STATE_SCHEDULE]))
         return cls(
             config,
             partition_id,
             train,
             test,
             bottom,
-            optimizer,
+            optimization,
             uplink,
             downlink,
             version,
@@ -124,11 +128,14 @@ class ClientSession:
         )
 
     def adopt_weights(self, content: RecordDict, version: int) -> None:
-        """Load ``sl.bottom`` from the server if present, resetting the optimizer."""
+        """Load ``sl.bottom`` from the server if present, resetting the optimizer.
+
+        A learning-rate schedule goes on where it was.
+        """
         if KEY_BOTTOM not in content:
             return
         load_weights(self.bottom, require_record(content, KEY_BOTTOM, ArrayRecord), KEY_BOTTOM)
-        self.optimizer = self.config.optimizer.build(self.bottom.parameters())
+        self.optimization.restart(self.bottom.parameters())
         self.version = version
         self.graph = None
 
@@ -159,7 +166,7 @@ class ClientSession:
         local optimizer and returns None.
         """
         bwd_slice = (order.bwd_epoch, order.bwd_offset, order.bwd_count)
-        self.optimizer.zero_grad(set_to_none=True)
+        self.optimization.zero_grad()
         if self.graph is not None and self.graph[0] == bwd_slice:
             acts = self.graph[1]
         else:
@@ -182,7 +189,7 @@ class ClientSession:
                     for name, p in self.bottom.named_parameters()
                 }
             )
-        self.optimizer.step()
+        self.optimization.step()
         return None
 
     def residual(self, bwd_slice: Slice, acts: torch.Tensor) -> QuantizationResidual:
@@ -224,7 +231,7 @@ class ClientSession:
         except CodecError as exc:
             raise ProtocolError(f"cannot encode activations: {exc}") from exc
         put_encoded(reply, KEY_ACTS, encoded)
-        put_labels(reply, labels, self.config.task.definition.num_classes)
+        put_targets(reply, labels, self.config.task.definition.target)
 
     def save(self, context: Context) -> None:
         """Persist weights, version and optimizer state in ``context.state``; cache self."""
@@ -235,7 +242,10 @@ class ClientSession:
         if self.last_forward is not None:
             meta["last_forward"] = [*self.last_forward[0], self.last_forward[1]]
         context.state[STATE_META] = ConfigRecord(meta)
-        context.state[STATE_OPTIM] = optimizer_state_to_record(self.optimizer)
+        context.state[STATE_OPTIM] = optimizer_state_to_record(self.optimization.optimizer)
+        schedule = self.optimization.scheduler_state()
+        if schedule is not None:
+            context.state[STATE_SCHEDULE] = schedule_to_record(schedule)
         SESSION_CACHE.store((context.run_id, context.node_id, self.token), self.seq, self)
 
 
@@ -257,13 +267,35 @@ def limit_torch_threads(context: Context) -> None:
 
 
 def partition_of(context: Context) -> tuple[int, int]:
-    """Return ``(partition-id, num-partitions)`` from the node config."""
+    """Return ``(partition-id, num-partitions)`` from the node config; `ProtocolError` if bad."""
     try:
-        partition_id = int(context.node_config["partition-id"])
-        num_partitions = int(context.node_config["num-partitions"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ProtocolError(
-            "node config needs integer 'partition-id' and 'num-partitions' "
-            "(simulation sets them; pass --node-config to flower-supernode)"
-        ) from exc
-    return partition_id, num_partitions
+        return node_partition(context)
+    except ValueError as exc:
+        raise ProtocolError(str(exc)) from exc
+
+
+def load_own_data(
+    task: SplitTask, context: Context, config: SessionConfig
+) -> tuple[LabeledArrays, LabeledArrays]:
+    """Run the task's ``load_partition`` and check what it returns.
+
+    Raises
+    ------
+    ValueError
+        If the loader's result is not two `LabeledArrays` with the same input
+        shape and dtype and targets of the task's kind.
+    """
+    data = task.load_partition(context, config.task)
+    if len(data) != 2 or not all(isinstance(part, LabeledArrays) for part in data):
+        raise ValueError(
+            f"task {task.name!r}: load_partition must return (train, test) LabeledArrays"
+        )
+    train, test = data
+    if train.x.shape[1:] != test.x.shape[1:] or train.x.dtype != test.x.dtype:
+        raise ValueError(
+            f"task {task.name!r}: train inputs are {train.x.dtype}{train.x.shape[1:]}, "
+            f"test inputs {test.x.dtype}{test.x.shape[1:]}"
+        )
+    task.target.check(train.y, "training")
+    task.target.check(test.y, "test")
+    return train, test

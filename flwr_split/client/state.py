@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context
 
@@ -11,6 +14,7 @@ from flwr_split.wire.arrays import from_array, to_array
 STATE_WEIGHTS = "sl.bottom"
 STATE_OPTIM = "sl.optim"
 STATE_META = "sl.meta"
+STATE_SCHEDULE = "sl.schedule"
 
 
 def optimizer_state_to_record(optimizer: torch.optim.Optimizer) -> ArrayRecord:
@@ -33,6 +37,16 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, record: ArrayRecord) 
     optimizer.load_state_dict(
         {"state": state, "param_groups": optimizer.state_dict()["param_groups"]}
     )
+
+
+def schedule_to_record(state: dict[str, Any]) -> ConfigRecord:
+    """Store an LR scheduler's ``state_dict()`` (plain data) as JSON."""
+    return ConfigRecord({"json": json.dumps(state)})
+
+
+def schedule_of(record: ConfigRecord) -> dict[str, Any]:
+    """Read the scheduler state written by `schedule_to_record`."""
+    return json.loads(str(record["json"]))
 
 
 def state_stamp(context: Context) -> tuple[str, int]:

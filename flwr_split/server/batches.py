@@ -9,13 +9,14 @@ from flwr.app import RecordDict
 
 from flwr_split.codecs import Codec
 from flwr_split.server.messenger import Messenger
+from flwr_split.server.roster import Roster
 from flwr_split.wire import (
     KEY_ACTS,
     ClientInfo,
     ProtocolError,
     decode_tensor,
     get_encoded,
-    get_labels,
+    get_targets,
 )
 from flwr_split.wire.guard import untrusted
 from flwr_split.wire.layouts import payload_layout
@@ -23,7 +24,7 @@ from flwr_split.wire.layouts import payload_layout
 
 @dataclass
 class CutBatch:
-    """Activations and labels one client sent for one slice."""
+    """Activations and targets (class labels or values) one client sent for one slice."""
 
     client: ClientInfo
     acts: torch.Tensor
@@ -32,7 +33,7 @@ class CutBatch:
 
 @dataclass
 class CutReader:
-    """Reads replies that carry activations and labels; rejects the clients of bad ones.
+    """Reads replies that carry activations and targets; rejects the clients of bad ones.
 
     Parameters
     ----------
@@ -40,32 +41,32 @@ class CutReader:
         Where rejections go.
     uplink : Codec
         Codec of the activations.
-    cut_shape : tuple[int, ...]
-        Per-sample shape of the activations.
-    num_classes : int
-        Labels must lie in ``[0, num_classes)``.
+    roster : Roster
+        Knows, once the clients said hello, the per-sample shape of the
+        activations, and the kind of targets.
     """
 
     messenger: Messenger
     uplink: Codec
-    cut_shape: tuple[int, ...]
-    num_classes: int
+    roster: Roster
 
     def read(
         self, step: int, client: ClientInfo, content: RecordDict, count: int
     ) -> CutBatch | None:
-        """Decode ``count`` samples' activations and labels; None (client rejected) if bad.
+        """Decode ``count`` samples' activations and targets; None (client rejected) if bad.
 
         The payload is checked against the uplink codec's layout for exactly
         ``count`` samples before it is copied or decoded; nothing raises.
         """
-        shape = (count, *self.cut_shape)
+        cut_shape = self.roster.cut_shape
+        assert cut_shape is not None, "the hello precedes any activations"
+        shape = (count, *cut_shape)
         layout = payload_layout(self.uplink, shape)
         try:
             with untrusted("unreadable activations"):
                 encoded = get_encoded(content, KEY_ACTS, layout.max_bytes if layout else None)
                 acts = decode_tensor(self.uplink, encoded, shape, "activations")
-                labels = get_labels(content, count, self.num_classes)
+                labels = get_targets(content, count, self.roster.target)
         except ProtocolError as exc:
             self.messenger.reject(step, client, str(exc))
             return None

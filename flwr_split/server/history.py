@@ -8,6 +8,7 @@ import torch
 
 from flwr_split.sampling import batch_deviation, class_shares
 from flwr_split.server.messenger import Books
+from flwr_split.server.roster import Roster
 
 DEVIATION_COLUMNS = {
     "batch_deviation": "deviation_l1",
@@ -23,16 +24,14 @@ class RunHistory:
 
     Parameters
     ----------
-    num_classes : int
-        Label classes, for the batch deviation.
-    pooled_shares : np.ndarray or None (default: None)
-        Class distribution of all clients' training data together, the
-        reference of the batch deviation; set it once the clients are known.
+    roster : Roster
+        Holds, once the clients are known, the class distribution of all
+        their training data together: the reference of the batch deviation
+        (none for regression tasks, whose rows have no deviation).
     """
 
-    def __init__(self, num_classes: int, pooled_shares: np.ndarray | None = None) -> None:
-        self.num_classes = num_classes
-        self.pooled_shares = pooled_shares
+    def __init__(self, roster: Roster) -> None:
+        self.roster = roster
         self.steps: list[dict[str, float | int]] = []
         self.evaluations: list[dict[str, object]] = []
         self.train_losses: list[float] = []
@@ -43,9 +42,10 @@ class RunHistory:
     def note_batch(self, labels: torch.Tensor, active: int) -> None:
         """Note the union batch of this step: size, active clients and batch deviation."""
         row: dict[str, float | int] = {"batch": len(labels), "active_clients": active}
-        if self.pooled_shares is not None:
-            shares = class_shares(labels.numpy(), self.num_classes)
-            deviation = batch_deviation(shares, self.pooled_shares)
+        pooled = self.roster.pooled_shares
+        if pooled is not None:
+            shares = class_shares(labels.numpy(), len(pooled))
+            deviation = batch_deviation(shares, pooled)
             row.update({f"deviation_{name}": value for name, value in deviation.items()})
         self.batch_row = row
 

@@ -12,6 +12,7 @@ from flwr.serverapp import Grid
 
 from flwr_split.metrics import DOWN, UP, ClientProfile, SimulatedClock, TrafficLog
 from flwr_split.server.nodes import exchange
+from flwr_split.server.roster import Roster
 from flwr_split.wire import (
     ERROR_CODE_STALE_WEIGHTS,
     KEY_BOTTOM,
@@ -23,7 +24,6 @@ from flwr_split.wire import (
     ProtocolError,
     StepOrder,
     compute_seconds,
-    read_client_info,
 )
 from flwr_split.wire.guard import untrusted
 from flwr_split.wire.limits import MAX_COMPUTE_SECONDS
@@ -66,6 +66,8 @@ class Messenger:
     weights : Callable[[], ArrayRecord]
         Returns the server's bottom weights of the current version, sent to a
         client whose copy is of another version than the order assumes.
+    roster : Roster
+        Reads the hello replies and keeps what the run learns from them.
     """
 
     def __init__(
@@ -75,7 +77,9 @@ class Messenger:
         step_timeout: float,
         session: ConfigRecord,
         weights: Callable[[], ArrayRecord],
+        roster: Roster,
     ) -> None:
+        self.roster = roster
         self.traffic = traffic
         self.session = session
         self.weights = weights
@@ -204,8 +208,9 @@ class Messenger:
     def hello(self, node_ids: list[int]) -> list[ClientInfo]:
         """Send ``query.sl_hello`` to ``node_ids``; return the clients by partition id.
 
-        Bad replies, and every claimant of a partition claimed twice, are
-        rejected. Raises `RuntimeError` if no client is left.
+        Bad replies (see `Roster.read`), and every claimant of a partition
+        claimed twice, are rejected; the roster admits the others. Raises
+        `RuntimeError` if no client is left.
         """
         probes = [ClientInfo(n, -1, 0, 0) for n in node_ids]
         content = RecordDict({KEY_CONFIG: self.session})
@@ -216,7 +221,7 @@ class Messenger:
         for node_id, reply in self.send(0, "hello", messages).items():
             try:
                 with untrusted("unreadable hello reply"):
-                    client = read_client_info(node_id, reply)
+                    client = self.roster.read(node_id, reply)
                     check_counts(client)
             except ProtocolError as exc:
                 self.reject(0, ClientInfo(node_id, -1, 0, 0), f"bad hello reply: {exc}")
@@ -231,4 +236,6 @@ class Messenger:
                 self.reject(0, client, f"bad hello reply: partition {partition_id} claimed twice")
         if not clients:
             raise RuntimeError("no client answered query.sl_hello")
-        return [clients[k] for k in sorted(clients)]
+        admitted = [clients[k] for k in sorted(clients)]
+        self.roster.admit(admitted)
+        return admitted

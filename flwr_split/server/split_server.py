@@ -8,17 +8,16 @@ from torch import nn
 from flwr_split.codecs import get_codec
 from flwr_split.common.devices import resolve_device
 from flwr_split.metrics import ProfileConfig, TrafficLog
-from flwr_split.sampling import Sampler, class_shares, get_sampler
+from flwr_split.sampling import Sampler, get_sampler
 from flwr_split.server.batches import CutReader
 from flwr_split.server.callbacks import SplitCallback
 from flwr_split.server.evaluation import Evaluator
 from flwr_split.server.history import RunHistory
 from flwr_split.server.messenger import Messenger
 from flwr_split.server.model import ServerBottom
+from flwr_split.server.roster import Roster
 from flwr_split.server.top import TopTrainer
-from flwr_split.tasks import TaskConfig, build_model, cut_shape, load_task_data
-from flwr_split.tasks.objectives import CLASSIFICATION_LOSS, CLASSIFICATION_METRICS
-from flwr_split.tasks.optim import OptimizerConfig
+from flwr_split.tasks import Optimization, OptimizerConfig, TaskConfig, build_model
 from flwr_split.wire import ClientInfo, SessionConfig, weights_to_record
 
 SYNC_POLICIES = ("every_step", "every_epoch", "never")
@@ -36,7 +35,11 @@ class SplitServer:
     Parameters
     ----------
     task : TaskConfig
-        Task, cut layer and data partitioning (sent to every client).
+        Task, cut layer and data partitioning (sent to every client). The
+        registered `SplitTask` it names gives the model pair, the loss and
+        metrics of the top, and the optimizer and scheduler factories. The
+        server reads no data: the input shape and the class counts come with
+        the clients' hello replies (`Roster`).
     uplink : str (default: "identity")
         Codec spec for activations, client to server (e.g. ``"quant:bits=8"``).
     downlink : str (default: "identity")
@@ -45,7 +48,7 @@ class SplitServer:
         Weight λ of the clients' gradient correction ``G + λ (Z − Z̃)``
         (FedLite); ``0`` back-propagates the server's gradient as is.
     optimizer : OptimizerConfig (default: SGD, lr 0.05, momentum 0.9)
-        Optimizer of the top and of every bottom.
+        Optimizer of the top and of every bottom, unless the task brings its own.
     sampler : str (default: "fixed")
         Sampler spec; ``"fixed"`` sends ``batch_size`` samples per client per
         step; ``"ugs"``, ``"lds:c=C,delta=D"``, ``"fpls"`` and ``"fls"`` plan
@@ -114,23 +117,24 @@ class SplitServer:
         top.to(self.device)
         self.server_bottom = ServerBottom(bottom)
         """The server's copy of the bottom and its weights version."""
+        self.roster = Roster(task)
+        """What the clients' hello replies told: input and cut shape, pooled class shares."""
         self.messenger = Messenger(
             self.traffic,
             self.clock,
             step_timeout,
             self.session.to_record(),
             self.server_bottom.record,
+            self.roster,
         )
-        optimizer_of_top = self.session.optimizer.build(top.parameters())
+        definition = task.definition
+        optimization = Optimization(definition, self.session.optimizer, top.parameters())
         self.trainer = TopTrainer(
-            top, optimizer_of_top, self.downlink, CLASSIFICATION_LOSS, task.seed, self.device
+            top, optimization, self.downlink, definition.loss, task.seed, self.device
         )
-        num_classes = task.definition.num_classes
-        self.reader = CutReader(self.messenger, self.uplink, cut_shape(task), num_classes)
-        self.evaluator = Evaluator(
-            self.reader, CLASSIFICATION_LOSS, CLASSIFICATION_METRICS, self.device
-        )
-        self.history = RunHistory(num_classes, class_shares(load_task_data(task)[0].y, num_classes))
+        self.reader = CutReader(self.messenger, self.uplink, self.roster)
+        self.evaluator = Evaluator(self.reader, definition.loss, definition.metrics, self.device)
+        self.history = RunHistory(self.roster)
         self.clients: list[ClientInfo] = []
         self._started = 0.0
         self._callbacks: list[SplitCallback] = []

@@ -13,6 +13,7 @@ from flwr_split.codecs import Codec, CodecContext
 from flwr_split.codecs.base import all_finite
 from flwr_split.common.seeds import codec_seed
 from flwr_split.server.batches import CutBatch
+from flwr_split.tasks import Optimization
 from flwr_split.tasks.objectives import LossFn
 from flwr_split.wire import KEY_GRAD, ClientInfo, put_encoded
 
@@ -49,8 +50,8 @@ class TopTrainer:
     ----------
     top : nn.Module
         The server's half of the model.
-    optimizer : torch.optim.Optimizer
-        Optimizer over ``top``'s parameters.
+    optimization : Optimization
+        Optimizer (and LR scheduler) over ``top``'s parameters.
     downlink : Codec
         Codec of the cut-layer gradients sent back.
     loss_fn : LossFn
@@ -66,7 +67,7 @@ class TopTrainer:
     def __init__(
         self,
         top: nn.Module,
-        optimizer: torch.optim.Optimizer,
+        optimization: Optimization,
         downlink: Codec,
         loss_fn: LossFn,
         seed: int,
@@ -74,7 +75,7 @@ class TopTrainer:
     ) -> None:
         self.top = top
         self.device = device
-        self.optimizer = optimizer
+        self.optimization = optimization
         self.downlink = downlink
         self.loss_fn = loss_fn
         self.seed = seed
@@ -92,7 +93,7 @@ class TopTrainer:
                     batches = []
             if not batches:
                 return None
-        self.optimizer.step()
+        self.optimization.step()
         return TopUpdate(batches, labels, float(loss.detach()), acts.grad.cpu())
 
     def encode_gradients(self, step: int, update: TopUpdate) -> dict[int, RecordDict]:
@@ -108,7 +109,7 @@ class TopTrainer:
 
     def _backward(self, batches: list[CutBatch]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Forward and backward of the top on ``batches`` (no step); ``(acts, labels, loss)``."""
-        self.optimizer.zero_grad(set_to_none=True)
+        self.optimization.zero_grad()
         acts = torch.cat([b.acts for b in batches]).to(self.device).requires_grad_(True)
         labels = torch.cat([b.labels for b in batches])
         loss = self.loss_fn(self.top(acts), labels.to(self.device))

@@ -1,11 +1,18 @@
-"""Optimizer settings of both halves (the server's top and the clients' bottoms)."""
+"""Optimizers of both halves (the server's top and the clients' bottoms).
+
+The run's `OptimizerConfig`, or a task's own optimizer and LR-scheduler factories.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from flwr_split.tasks.task import SplitTask
 
 OPTIMIZERS = ("sgd", "adam")
 
@@ -41,3 +48,62 @@ class OptimizerConfig:
         if self.name == "adam":
             return torch.optim.Adam(params, lr=self.lr)
         return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum)
+
+
+class Optimization:
+    """A task's optimizer over some parameters and its optional LR scheduler, stepped together.
+
+    Parameters
+    ----------
+    task : SplitTask
+        Its ``optimizer`` and ``scheduler`` factories (None: ``fallback``, no scheduler).
+    fallback : OptimizerConfig
+        The run's optimizer, used when the task has no optimizer factory.
+    params : Iterable[torch.nn.Parameter]
+        Parameters to optimize.
+    """
+
+    def __init__(
+        self, task: SplitTask, fallback: OptimizerConfig, params: Iterable[torch.nn.Parameter]
+    ) -> None:
+        self.task = task
+        self.fallback = fallback
+        self.optimizer, self.scheduler = self._build(params)
+
+    def _build(
+        self, params: Iterable[torch.nn.Parameter]
+    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
+        task = self.task
+        optimizer = task.optimizer(params) if task.optimizer else self.fallback.build(params)
+        return optimizer, task.scheduler(optimizer) if task.scheduler else None
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear the gradients of the parameters."""
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        """Step the optimizer, then the scheduler."""
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+
+    def restart(self, params: Iterable[torch.nn.Parameter]) -> None:
+        """Start a fresh optimizer over ``params``, the schedule where it was."""
+        schedule = self.scheduler_state()
+        self.optimizer, self.scheduler = self._build(params)
+        if schedule is not None:
+            self.load_scheduler_state(schedule)
+
+    def scheduler_state(self) -> dict[str, Any] | None:
+        """Return the scheduler's state (plain data), None without a scheduler."""
+        return None if self.scheduler is None else self.scheduler.state_dict()
+
+    def load_scheduler_state(self, state: dict[str, Any]) -> None:
+        """Resume the schedule from `scheduler_state` output; the learning rates follow."""
+        if self.scheduler is None:
+            raise ValueError("the task has no scheduler to resume")
+        self.scheduler.load_state_dict(state)
+        for group, lr in zip(
+            self.optimizer.param_groups, self.scheduler.get_last_lr(), strict=True
+        ):
+            group["lr"] = lr

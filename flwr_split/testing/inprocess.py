@@ -8,7 +8,7 @@ as a SuperNode would. Strategies cannot tell it from the simulation's Grid.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from flwr.app import Context, Error, Message, RecordDict
@@ -34,6 +34,9 @@ class InProcessGrid(Grid):
         Number of nodes; node ``i`` gets ``partition-id = i``.
     run_config : dict, optional
         The run config every node's Context sees.
+    node_configs : Sequence[dict] or None (default: None)
+        Extra node-config entries of node ``i`` (e.g. its own ``data-path``),
+        merged over ``partition-id`` / ``num-partitions``; one dict per node.
     run_id : int (default: 1)
         Run id used for messages and contexts.
     seed : int (default: 0)
@@ -47,14 +50,18 @@ class InProcessGrid(Grid):
         run_config: dict[str, bool | float | int | str] | None = None,
         run_id: int = 1,
         seed: int = 0,
+        node_configs: Sequence[dict[str, bool | float | int | str]] | None = None,
     ) -> None:
+        if node_configs is not None and len(node_configs) != num_nodes:
+            raise ValueError(f"node_configs has {len(node_configs)} entries for {num_nodes} nodes")
+        extra = node_configs or [{}] * num_nodes
         self.client_app = client_app
         node_ids = np.random.default_rng(seed).choice(2**62, size=num_nodes, replace=False) + 2
         self.contexts = {
             int(node_id): Context(
                 run_id=run_id,
                 node_id=int(node_id),
-                node_config={"partition-id": i, "num-partitions": num_nodes},
+                node_config={"partition-id": i, "num-partitions": num_nodes, **extra[i]},
                 state=RecordDict(),
                 run_config=dict(run_config or {}),
             )

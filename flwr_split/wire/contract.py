@@ -3,7 +3,8 @@
 One message type per SL action, following Flower's ``<category>.<action>`` rule:
 
 ``query.sl_hello``
-    server -> client: ``sl.cfg``. Reply: ``sl.info`` (partition id, sample counts).
+    server -> client: ``sl.cfg``. Reply: ``sl.info`` (partition id, sample counts,
+    per-class training counts, input shape and dtype of one sample).
 ``train.sl_step``
     server -> client: ``sl.cfg``, ``sl.order`` and, when due, ``sl.grad`` (the
     encoded cut-layer gradient of an earlier forward) and ``sl.bottom`` (bottom

@@ -27,6 +27,8 @@ PROBES = 4
 """Probe tensors per layout: zeros, normal, uniform in [0, 100), cubed normal."""
 SLACK_BYTES = 1024
 """Added to the byte cap of an array whose length varies with the data."""
+MAX_PROBE_BYTES = 64 * 2**20
+"""Largest float32 tensor probed (64 MiB); a larger one gets no layout, only the reply cap."""
 
 
 @dataclass(frozen=True)
@@ -70,10 +72,14 @@ def probe_tensors(shape: tuple[int, ...], non_negative: bool) -> list[torch.Tens
 def payload_layout(codec: Codec, shape: tuple[int, ...]) -> PayloadLayout | None:
     """Return the layout of ``codec``'s payloads for tensors of ``shape``.
 
-    None if the codec cannot encode such a tensor (then only the codec's own
-    ``decode`` checks apply). The global torch and NumPy random states are
-    restored afterwards, so probing changes no run's numbers.
+    None if the tensor is over `MAX_PROBE_BYTES` or the codec cannot encode
+    it (then only the reply cap and the codec's own ``decode`` checks apply).
+    The global torch and NumPy random states are restored afterwards, so
+    probing changes no run's numbers.
     """
+    dense_bytes = 4 * math.prod(shape)
+    if dense_bytes > MAX_PROBE_BYTES:
+        return None
     numpy_state = np.random.get_state()
     try:
         with torch.random.fork_rng(devices=[]):
@@ -83,7 +89,7 @@ def payload_layout(codec: Codec, shape: tuple[int, ...]) -> PayloadLayout | None
         return None
     finally:
         np.random.set_state(numpy_state)
-    return layout_of(probes, 4 * math.prod(shape))
+    return layout_of(probes, dense_bytes)
 
 
 def layout_of(probes: list[Encoded], dense_bytes: int) -> PayloadLayout:

@@ -12,6 +12,7 @@ from torch import nn
 
 from flwr_split.codecs import CodecError, Encoded
 from flwr_split.codecs.base import all_finite, shape_from_meta
+from flwr_split.tasks.targets import Classes, Target
 from flwr_split.wire.arrays import ArraySpec, array_nbytes, from_array, to_array
 from flwr_split.wire.contract import KEY_LABELS, META_SUFFIX, ProtocolError
 from flwr_split.wire.guard import bounded_json, untrusted
@@ -91,6 +92,41 @@ def labels_dtype(num_classes: int) -> np.dtype:
     )
 
 
+def put_targets(content: RecordDict, targets: np.ndarray, target: Target) -> None:
+    """Store a batch's targets: labels of `Classes` as `put_labels` does, `Values` as float32."""
+    if isinstance(target, Classes):
+        put_labels(content, targets, target.num_classes)
+    else:
+        content[KEY_LABELS] = ArrayRecord({"y": to_array(targets.astype(np.float32))})
+
+
+def get_targets(content: RecordDict, count: int, target: Target) -> torch.Tensor:
+    """Read ``count`` targets of ``target``'s kind; raise `ProtocolError` otherwise.
+
+    `Values` must be float32 of shape ``(count, *target.shape)``, all finite.
+    """
+    if isinstance(target, Classes):
+        return get_labels(content, count, target.num_classes)
+    values = _target_array(content)
+    if values.dtype != np.float32 or values.shape != (count, *target.shape):
+        raise ProtocolError(
+            f"targets are {values.dtype}{values.shape}, expected float32{(count, *target.shape)}"
+        )
+    if not np.isfinite(values).all():
+        raise ProtocolError("targets hold NaN or inf values")
+    return torch.from_numpy(values)
+
+
+def _target_array(content: RecordDict) -> np.ndarray:
+    record = require_record(content, KEY_LABELS, ArrayRecord)
+    if "y" not in record:
+        raise ProtocolError(f"'{KEY_LABELS}' has no array 'y'")
+    try:
+        return from_array(record["y"])
+    except (ValueError, TypeError) as exc:
+        raise ProtocolError(f"labels are unreadable: {exc}") from exc
+
+
 def put_labels(content: RecordDict, labels: np.ndarray, num_classes: int) -> None:
     """Store labels in the smallest unsigned dtype."""
     content[KEY_LABELS] = ArrayRecord({"y": to_array(labels.astype(labels_dtype(num_classes)))})
@@ -98,13 +134,7 @@ def put_labels(content: RecordDict, labels: np.ndarray, num_classes: int) -> Non
 
 def get_labels(content: RecordDict, count: int, num_classes: int) -> torch.Tensor:
     """Read ``count`` labels in ``[0, num_classes)``; raise `ProtocolError` otherwise."""
-    record = require_record(content, KEY_LABELS, ArrayRecord)
-    if "y" not in record:
-        raise ProtocolError(f"'{KEY_LABELS}' has no array 'y'")
-    try:
-        labels = from_array(record["y"])
-    except (ValueError, TypeError) as exc:
-        raise ProtocolError(f"labels are unreadable: {exc}") from exc
+    labels = _target_array(content)
     if labels.dtype != labels_dtype(num_classes):
         raise ProtocolError(
             f"labels have dtype {labels.dtype}, expected {labels_dtype(num_classes)}"
@@ -147,6 +177,6 @@ def load_weights(model: nn.Module, record: ArrayRecord, what: str) -> None:
     model.load_state_dict(read_tensors(record, model.state_dict(), what))
 
 
-def info_record(**values: int | float) -> MetricRecord:
-    """Return a MetricRecord of the given scalars."""
+def info_record(**values: int | float | list[int]) -> MetricRecord:
+    """Return a MetricRecord of the given scalars and integer lists."""
     return MetricRecord({k: v for k, v in values.items()})

@@ -6,7 +6,7 @@ import random
 
 import numpy as np
 
-from flwr_split.tasks import TaskConfig, build_model, cut_shape
+from flwr_split.tasks import TaskConfig, build_model, builtin_cut_shape
 from flwr_split.tasks.data import mnist1d
 
 
@@ -28,7 +28,7 @@ def test_generated_split_is_cached_reproducible_and_rng_neutral(tmp_path, monkey
 
 
 def test_mnist1d_task_cuts_after_relu_blocks():
-    assert cut_shape(TaskConfig(task="mnist1d", cut=1)) == (32, 40)
-    assert cut_shape(TaskConfig(task="mnist1d", cut=2)) == (32, 20)
+    assert builtin_cut_shape(TaskConfig(task="mnist1d", cut=1)) == (32, 40)
+    assert builtin_cut_shape(TaskConfig(task="mnist1d", cut=2)) == (32, 20)
     bottom, _ = build_model(TaskConfig(task="mnist1d", cut=2))
     assert type(bottom[-1][-1]).__name__ == "ReLU"

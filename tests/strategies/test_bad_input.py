@@ -17,7 +17,7 @@ from flwr_split.codecs import CodecError
 from flwr_split.server.batches import CutBatch
 from flwr_split.server.evaluation import NON_FINITE_OUTPUTS
 from flwr_split.server.top import NON_FINITE
-from flwr_split.tasks import TaskConfig
+from flwr_split.tasks import Optimization, TaskConfig
 from flwr_split.wire import (
     KEY_ACTS,
     KEY_INFO,
@@ -175,6 +175,14 @@ def _info(values: dict[str, float]) -> MetricRecord:
         (lambda info: _info({**info, "train_count": -5}), "counts must be >= 0"),
         (lambda info: _info({**info, "test_count": 2.5}), "must be an integer"),
         (lambda info: "gone", "missing 'sl.info'"),
+        (lambda info: _info({**info, "class_counts": [1] * 11}), "at most 10 allowed"),
+        (lambda info: _info({**info, "class_counts": [1] * 9}), "expected 10"),
+        (lambda info: _info({**info, "class_counts": [0] * 10}), "sum to train_count"),
+        (lambda info: _info({**info, "input_shape": [1] * 9}), "at most 8 allowed"),
+        (lambda info: _info({**info, "input_shape": [2**12] * 3}), "exceeds"),
+        (lambda info: _info({**info, "input_shape": [1, 0, 8]}), "positive sizes"),
+        (lambda info: _info({**info, "input_dtype": 99}), "not an index"),
+        (lambda info: _info({**info, "input_shape": [1, 8, 9]}), "differ from the first"),
     ],
 )
 def test_a_bad_hello_reply_drops_only_that_client(tamper, reason):
@@ -253,7 +261,9 @@ def _overflowing_top() -> ParallelSplitLearning:
     torch.nn.init.constant_(top[1].weight, 1.0)
     torch.nn.init.zeros_(top[1].bias)
     strategy.trainer.top = top
-    strategy.trainer.optimizer = strategy.session.optimizer.build(top.parameters())
+    strategy.trainer.optimization = Optimization(
+        TaskConfig().definition, strategy.session.optimizer, top.parameters()
+    )
     return strategy
 
 

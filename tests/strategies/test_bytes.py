@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from flwr_split.tasks import TaskConfig, cut_shape
+from flwr_split.tasks import TaskConfig, builtin_cut_shape
 from tests.helpers import run_inprocess
 
 BATCH = 8
@@ -23,7 +23,7 @@ BATCH = 8
 )
 def test_uplink_activation_bytes_follow_the_codec_arithmetic(codec, expected):
     _, result, _ = run_inprocess(3, uplink=codec, max_steps=3, batch_size=BATCH)
-    width = math.prod(cut_shape(TaskConfig()))
+    width = math.prod(builtin_cut_shape(TaskConfig()))
     assert width == 16 * 8 * 8
     acts = result.traffic.query("phase == 'train' and kind == 'activations'")
     assert len(acts) == 3 * 3  # one row per client per step

@@ -12,9 +12,18 @@ import pytest
 from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
 
 from flwr_split.client.app import app as default_app
-from flwr_split.wire import KEY_INFO, MSG_HELLO, MSG_STEP, ProtocolError, payload_nbytes
+from flwr_split.wire import (
+    KEY_INFO,
+    MSG_HELLO,
+    MSG_STEP,
+    ClientInfo,
+    ProtocolError,
+    payload_nbytes,
+)
 from flwr_split.wire.arrays import NPY_MAGIC, ArraySpec, array_nbytes, from_array, to_array
 from flwr_split.wire.guard import bounded_json, untrusted
+from flwr_split.wire.limits import MAX_SAMPLES
+from flwr_split.wire.replies import check_counts
 from tests.helpers import run_inprocess
 
 
@@ -161,13 +170,19 @@ def test_a_huge_compute_time_is_clamped_to_the_step_timeout():
     assert messenger.client_compute <= 30.0 * messenger.messages_sent
 
 
-@pytest.mark.parametrize("field", ["train_count", "test_count"])
-def test_a_hello_count_beyond_the_limit_drops_that_client(field):
+def test_a_hello_count_beyond_the_limit_drops_that_client():
     def boast(content: RecordDict) -> None:
-        content[KEY_INFO] = MetricRecord({**content[KEY_INFO], field: 10**12})
+        content[KEY_INFO] = MetricRecord({**content[KEY_INFO], "test_count": 10**12})
 
     strategy, result, _ = run_inprocess(
         3, client_app=tampering_app(1, MSG_HELLO, boast), max_steps=2
     )
     assert [c.partition_id for c in strategy.clients] == [0, 2]
     assert "exceed" in result.rejected[0][2]
+
+
+@pytest.mark.parametrize("counts", [(MAX_SAMPLES + 1, 0), (0, MAX_SAMPLES + 1), (10**12, 10**12)])
+def test_counts_above_the_limit_are_refused(counts):
+    with pytest.raises(ProtocolError, match="exceed"):
+        check_counts(ClientInfo(1, 0, *counts))
+    check_counts(ClientInfo(1, 0, MAX_SAMPLES, MAX_SAMPLES))

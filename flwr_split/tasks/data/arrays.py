@@ -1,4 +1,4 @@
-"""A data set held in memory as a pair of numpy arrays (inputs, labels)."""
+"""A data set held in memory as a pair of numpy arrays (inputs, targets)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,15 @@ import numpy as np
 
 @dataclass(frozen=True)
 class LabeledArrays:
-    """Inputs and integer labels of equal length.
+    """Inputs and targets of equal length: what a task's ``load_partition`` returns.
 
     Parameters
     ----------
     x : np.ndarray
-        Inputs, first axis indexes samples.
+        Inputs of any per-sample shape and dtype, first axis indexes samples.
     y : np.ndarray
-        Integer class labels, shape ``(n,)``.
+        Targets: integer class labels of shape ``(n,)`` (`Classes`) or float32
+        values of shape ``(n, *shape)`` (`Values`).
     """
 
     x: np.ndarray

@@ -28,7 +28,7 @@ from flwr_split.client.state import (
     optimizer_state_to_record,
 )
 from flwr_split.codecs import Encoded, get_codec
-from flwr_split.tasks import TaskConfig, build_model, cut_shape, load_task_data
+from flwr_split.tasks import TaskConfig, build_model, builtin_cut_shape, load_task_data
 from flwr_split.tasks.optim import OptimizerConfig
 from flwr_split.wire import (
     KEY_ACTS,
@@ -121,4 +121,4 @@ def _busy_model() -> tuple[torch.nn.Module, torch.optim.Optimizer, torch.Tensor]
 
 
 def _encoded_cut_tensor(batch: int) -> Encoded:
-    return get_codec("identity").encode(torch.zeros((batch, *cut_shape(TASK))))
+    return get_codec("identity").encode(torch.zeros((batch, *builtin_cut_shape(TASK))))
