@@ -64,11 +64,16 @@ def raw_nbytes(content: RecordDict) -> int:
 def check_reply(request: Message, content: RecordDict) -> None:
     """Raise `ProtocolError` unless ``content`` holds only records ``request`` asked for.
 
+    ``sl.labels`` may hold only its array ``y`` (the other records' arrays are
+    checked by name where they are read).
     Also refuses a content of more than `MAX_REPLY_BYTES` before any of it is read.
     """
     extra = set(content.keys()) - allowed_reply_keys(request)
     if extra:
         raise ProtocolError(f"unexpected records {sorted(extra)[:4]} in the reply")
+    labels = content.get(KEY_LABELS)
+    if isinstance(labels, ArrayRecord) and set(labels.keys()) - {"y"}:
+        raise ProtocolError(f"unexpected arrays {sorted(labels.keys())[:4]} in '{KEY_LABELS}'")
     nbytes = raw_nbytes(content)
     if nbytes > MAX_REPLY_BYTES:
         raise ProtocolError(f"reply of {nbytes} bytes exceeds {MAX_REPLY_BYTES}")
