@@ -10,19 +10,9 @@ from __future__ import annotations
 
 from flwr.app import ArrayRecord, Message, RecordDict
 
+from flwr_split.wire import contract
 from flwr_split.wire.arrays import array_nbytes
-from flwr_split.wire.contract import (
-    KEY_ACTS,
-    KEY_BOTTOM,
-    KEY_BOTTOM_GRAD,
-    KEY_INFO,
-    KEY_LABELS,
-    KEY_ORDER,
-    META_SUFFIX,
-    MSG_EVAL,
-    MSG_HELLO,
-    ProtocolError,
-)
+from flwr_split.wire.contract import KEY_INFO, KEY_LABELS, ProtocolError
 from flwr_split.wire.hello import ClientInfo
 from flwr_split.wire.limits import MAX_REPLY_BYTES, MAX_SAMPLES
 from flwr_split.wire.orders import StepOrder
@@ -35,16 +25,16 @@ def allowed_reply_keys(request: Message) -> frozenset[str]:
     plus activations and labels for a forward, ``sl.bottom_grad`` for a
     backward in ``"return"`` mode and ``sl.bottom`` when weights are asked for.
     """
-    if request.metadata.message_type == MSG_HELLO:
+    if request.metadata.message_type == contract.MSG_HELLO:
         return frozenset({KEY_INFO})
-    order = StepOrder.from_record(request.content[KEY_ORDER])
+    order = StepOrder.from_record(request.content[contract.KEY_ORDER])
     keys = {KEY_INFO}
-    if request.metadata.message_type == MSG_EVAL or order.fwd_count:
-        keys |= {KEY_ACTS, KEY_ACTS + META_SUFFIX, KEY_LABELS}
+    if request.metadata.message_type == contract.MSG_EVAL or order.fwd_count:
+        keys |= {contract.KEY_ACTS, contract.KEY_ACTS + contract.META_SUFFIX, KEY_LABELS}
     if order.bwd_count and order.bwd_mode == "return":
-        keys.add(KEY_BOTTOM_GRAD)
+        keys.add(contract.KEY_BOTTOM_GRAD)
     if order.return_weights:
-        keys.add(KEY_BOTTOM)
+        keys.add(contract.KEY_BOTTOM)
     return frozenset(keys)
 
 

@@ -9,33 +9,17 @@ import pytest
 import torch
 from flwr.app import Context, Message, RecordDict
 
-from flwr_split.client.app import app as default_app
 from flwr_split.server.fedavg import Upload, average, screen, weights_norm
 from flwr_split.wire import KEY_BOTTOM, MSG_STEP, ClientInfo
 from flwr_split.wire.arrays import from_array, to_array
-from tests.helpers import run_inprocess
+from tests.helpers import run_inprocess, tampering_app
 
 BAD = 1
 
 
-def sync_tamperer(tamper: Callable[[RecordDict], None]) -> Callable[[Message, Context], Message]:
-    """The default ClientApp; partition ``BAD``'s FedAvg uploads go through ``tamper``."""
-
-    def app(message: Message, context: Context) -> Message:
-        reply = default_app(message, context)
-        if (
-            context.node_config["partition-id"] == BAD
-            and message.metadata.message_type == MSG_STEP
-            and not reply.has_error()
-            and KEY_BOTTOM in reply.content
-        ):
-            tamper(reply.content)
-        return reply
-
-    return app
-
-
 def huge_bias(content: RecordDict) -> None:
+    if KEY_BOTTOM not in content:
+        return
     record = content[KEY_BOTTOM]
     name = next(k for k in record if k.endswith("bias"))
     values = from_array(record[name])
@@ -44,7 +28,7 @@ def huge_bias(content: RecordDict) -> None:
 
 
 def withheld(content: RecordDict) -> None:
-    del content[KEY_BOTTOM]
+    content.pop(KEY_BOTTOM, None)
 
 
 def run(app: Callable[[Message, Context], Message] | None):
@@ -52,8 +36,8 @@ def run(app: Callable[[Message, Context], Message] | None):
 
 
 def test_a_3e38_bias_is_rejected_and_the_run_matches_the_run_without_that_upload():
-    _, poisoned, _ = run(sync_tamperer(huge_bias))
-    _, without, _ = run(sync_tamperer(withheld))
+    _, poisoned, _ = run(tampering_app(BAD, MSG_STEP, huge_bias))
+    _, without, _ = run(tampering_app(BAD, MSG_STEP, withheld))
     _, honest, _ = run(None)
     reasons = [r for r in poisoned.rejected if r[1] == BAD]
     assert len(reasons) == 2 and all("norm 3e+38 exceeds" in r[2] for r in reasons)

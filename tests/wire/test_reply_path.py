@@ -9,9 +9,8 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, MetricRecord, RecordDict
 
-from flwr_split.client.app import app as default_app
 from flwr_split.wire import (
     KEY_INFO,
     MSG_HELLO,
@@ -24,7 +23,7 @@ from flwr_split.wire.arrays import NPY_MAGIC, ArraySpec, array_nbytes, from_arra
 from flwr_split.wire.guard import bounded_json, untrusted
 from flwr_split.wire.limits import MAX_SAMPLES
 from flwr_split.wire.replies import check_counts
-from tests.helpers import run_inprocess
+from tests.helpers import run_inprocess, tampering_app
 
 
 def npy(header: str, body: bytes = b"", major: int = 1) -> bytes:
@@ -131,22 +130,6 @@ def test_the_guard_lets_an_interrupt_through():
     with pytest.raises(KeyboardInterrupt):
         with untrusted("reading"):
             raise KeyboardInterrupt
-
-
-def tampering_app(partition: int, message_type: str, tamper):
-    """The default ClientApp, with ``tamper(content)`` applied to one partition's replies."""
-
-    def app(message: Message, context: Context) -> Message:
-        reply = default_app(message, context)
-        if (
-            context.node_config["partition-id"] == partition
-            and message.metadata.message_type == message_type
-            and not reply.has_error()
-        ):
-            tamper(reply.content)
-        return reply
-
-    return app
 
 
 def test_a_record_the_server_did_not_ask_for_is_rejected():
