@@ -36,6 +36,8 @@ import pandas as pd
 from flwr.app import Context, Message, RecordDict
 
 from flwr_split.client.app import app as default_app
+from flwr_split.client.session_cache import SESSION_CACHE
+from flwr_split.client.state import state_stamp
 from flwr_split.codecs import get_codec, registered_codecs
 from flwr_split.tasks import TaskConfig
 from flwr_split.testing.inprocess import InProcessGrid
@@ -313,9 +315,12 @@ def client_case(message: Message, mutation: Mutation, rng: np.random.Generator) 
             rejected, reason = True, reply.error.reason
     except Exception as exc:  # noqa: BLE001 - an escaping exception is what is counted
         crash = f"{type(exc).__name__}: {exc}"[:200]
+    wall = time.perf_counter() - started
+    # Each case is a fresh node: drop its cached session, as a node gone would.
+    SESSION_CACHE.evict((context.run_id, context.node_id, state_stamp(context)[0]))
     return outcome(
         crash,
-        time.perf_counter() - started,
+        wall,
         applied=strict is not None,
         strict=bool(strict),
         rejected=rejected,

@@ -290,7 +290,7 @@ def is_strict(key: str, name: str, old: object, new: object) -> bool:
     if key == KEY_INFO:
         return False
     if new is None or type(new) is not type(old):
-        return True
+        return not (type(old) is float and type(new) is int)  # an int is a valid float
     if key == KEY_ORDER and name.endswith(("offset", "count")):
         return bool(new != old and (new < 0 or new > 10**6))
     return False
