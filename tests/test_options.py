@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import simulations.common
-from flwr_split.client.session import THREADS_KEY
+from flwr_split.client.session import DEVICE_KEY, THREADS_KEY
 from flwr_split.metrics.profiles import ProfileConfig
 from flwr_split.options import OPTIONS, Group, RunSettings, read_options
 from flwr_split.options.table import markdown_table
@@ -88,7 +88,7 @@ def test_every_value_reaches_its_field():
 
 
 def test_device_and_client_threads_are_the_options_the_clientapp_reads():
-    assert [o.key for o in OPTIONS if Group.CLIENT in o.groups] == ["device", THREADS_KEY]
+    assert [o.key for o in OPTIONS if Group.CLIENT in o.groups] == [DEVICE_KEY, THREADS_KEY]
     client = read_options({THREADS_KEY: 4})[Group.CLIENT]
     assert client == {"device": "cpu", "client_threads": 4}
 

@@ -34,11 +34,12 @@ class QuantizationResidual:
         codec : Codec
             The uplink codec.
         acts : torch.Tensor
-            The activations ``Z`` of the forward (autograd graph ignored).
+            The activations ``Z`` of the forward (autograd graph ignored; the
+            residual is computed on the CPU, where the codec works).
         ctx : CodecContext
             The context the forward encoded with (same seed: same ``Z̃``).
         """
-        values = acts.detach()
+        values = acts.detach().cpu()
         return cls(values - codec.decode(codec.encode(values, ctx), ctx))
 
     def correct(self, grad: torch.Tensor, weight: float) -> torch.Tensor:

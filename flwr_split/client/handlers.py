@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import wraps
 
 import torch
@@ -16,6 +16,7 @@ from flwr.app import ConfigRecord, Context, Error, Message, RecordDict
 from flwr.clientapp import ClientApp
 
 from flwr_split.client.session import SESSION_CACHE, ClientSession, partition_of
+from flwr_split.tasks import SplitTask, register_task
 from flwr_split.wire import (
     ERROR_CODE_BAD_MESSAGE,
     KEY_BOTTOM,
@@ -135,9 +136,41 @@ def handle_evaluate(message: Message, context: Context) -> Message:
     return _serve_order(message, context, evaluate)
 
 
-def register_split_handlers(app: ClientApp) -> ClientApp:
-    """Register the SL handlers on a user's ``ClientApp`` and return it."""
-    app.query("sl_hello")(handle_hello)
-    app.train("sl_step")(handle_step)
-    app.evaluate("sl_forward")(handle_evaluate)
+def register_split_handlers(app: ClientApp, tasks: Iterable[SplitTask] = ()) -> ClientApp:
+    """Register the SL handlers on a user's ``ClientApp`` and return it.
+
+    Parameters
+    ----------
+    app : ClientApp
+        The ClientApp to extend.
+    tasks : Iterable[SplitTask] (default: ())
+        The App's own tasks. The handlers carry them and register them in
+        whichever process runs them: Flower's Ray simulation loads the
+        ClientApp once and ships the object to its actors, where module-level
+        `register_task` calls of the App never ran. Tasks that an installed
+        package declares (entry-point group ``flwr_split.tasks``) and the
+        built-in ones need not be listed.
+    """
+    known = tuple(tasks)
+    for task in known:
+        register_task(task)
+    app.query("sl_hello")(_knowing(known, handle_hello))
+    app.train("sl_step")(_knowing(known, handle_step))
+    app.evaluate("sl_forward")(_knowing(known, handle_evaluate))
     return app
+
+
+def _knowing(tasks: tuple[SplitTask, ...], handler: Handler) -> Handler:
+    """Return ``handler`` registering ``tasks`` first (itself if there are none)."""
+    if not tasks:
+        return handler
+    inner = handler.__wrapped__  # type: ignore[attr-defined]
+
+    @reject_bad_messages
+    @wraps(inner)
+    def handle(message: Message, context: Context) -> Message:
+        for task in tasks:
+            register_task(task)
+        return inner(message, context)
+
+    return handle

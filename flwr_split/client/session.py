@@ -32,6 +32,7 @@ from flwr_split.client.state import (
     state_stamp,
 )
 from flwr_split.codecs import Codec, CodecContext, CodecError, get_codec
+from flwr_split.common.devices import CPU, resolve_device
 from flwr_split.common.seeds import codec_seed
 from flwr_split.tasks import LabeledArrays, Optimization, SplitTask, build_model, node_partition
 from flwr_split.wire import (
@@ -56,6 +57,8 @@ from flwr_split.wire import (
 )
 from flwr_split.wire.arrays import to_array
 
+DEVICE_KEY = "device"
+"""Run-config (or node-config) key: where this node's bottom computes (`resolve_device`)."""
 THREADS_KEY = "client-threads"
 """Run-config key: torch threads of a client process (0 or absent: torch's own setting)."""
 
@@ -79,6 +82,8 @@ class ClientSession:
     """Activations of the last training forward, with their autograd graph."""
     last_forward: tuple[Slice, int] | None = None
     """Slice and step of the last training forward (kept in ``context.state``)."""
+    device: torch.device = CPU
+    """Where the bottom computes; tensors cross to the CPU only at the codec boundary."""
 
     @classmethod
     def open(cls, message: Message, context: Context) -> ClientSession:
@@ -92,6 +97,7 @@ class ClientSession:
             require_record(message.content, KEY_CONFIG, ConfigRecord)
         )
         partition_id, _ = partition_of(context)
+        device = client_device(context)
         token, seq = state_stamp(context)
         cached = SESSION_CACHE.lookup((context.run_id, context.node_id, token), seq)
         if cached is not None and cached.config == config and cached.partition_id == partition_id:
@@ -102,6 +108,7 @@ class ClientSession:
         except (CodecError, ValueError) as exc:
             raise ProtocolError(str(exc)) from exc
         bottom, _ = build_model(config.task)
+        bottom.to(device)
         optimization = Optimization(config.task.definition, config.optimizer, bottom.parameters())
         version, last_forward = NO_VERSION, None
         if STATE_WEIGHTS in context.state:
@@ -125,6 +132,7 @@ class ClientSession:
             token,
             seq,
             last_forward=last_forward,
+            device=device,
         )
 
     def adopt_weights(self, content: RecordDict, version: int) -> None:
@@ -170,19 +178,19 @@ class ClientSession:
         if self.graph is not None and self.graph[0] == bwd_slice:
             acts = self.graph[1]
         else:
-            acts = self.bottom(self.batch(*bwd_slice)[0])
+            acts = self.bottom(self.batch(*bwd_slice)[0].to(self.device))
         self.graph = None
         grad = decode_tensor(
             self.downlink, get_encoded(content, KEY_GRAD), tuple(acts.shape), "cut-layer gradient"
         )
         if self.config.correction:
             grad = self.residual(bwd_slice, acts).correct(grad, self.config.correction)
-        acts.backward(grad)
+        acts.backward(grad.to(self.device))
         if order.bwd_mode == "return":
             return ArrayRecord(
                 {
                     name: to_array(
-                        p.grad.detach().numpy()
+                        p.grad.detach().cpu().numpy()
                         if p.grad is not None
                         else np.zeros(tuple(p.shape), np.float32)
                     )
@@ -220,14 +228,14 @@ class ClientSession:
         """
         keep_graph = train_slice is not None and SESSION_CACHE.enabled
         with torch.set_grad_enabled(keep_graph):
-            acts = self.bottom(inputs)
+            acts = self.bottom(inputs.to(self.device))
         if keep_graph:
             self.graph = (train_slice, acts)
             acts = acts.detach()
         if train_slice is not None:
             self.last_forward = (train_slice, step)
         try:
-            encoded = self.uplink.encode(acts, self.codec_context(step))
+            encoded = self.uplink.encode(acts.cpu(), self.codec_context(step))
         except CodecError as exc:
             raise ProtocolError(f"cannot encode activations: {exc}") from exc
         put_encoded(reply, KEY_ACTS, encoded)
@@ -264,6 +272,19 @@ def limit_torch_threads(context: Context) -> None:
         raise ProtocolError(f"run config '{THREADS_KEY}' must be an int >= 0, got {threads!r}")
     if threads and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
+
+
+def client_device(context: Context) -> torch.device:
+    """Return the device of this node's bottom: node config ``device``, else the run config's.
+
+    A SuperNode can override the run's choice (``--node-config 'device="cuda:1"'``);
+    without either key the bottom stays on the CPU.
+    """
+    name = context.node_config.get(DEVICE_KEY, context.run_config.get(DEVICE_KEY, "cpu"))
+    try:
+        return resolve_device(str(name))
+    except ValueError as exc:
+        raise ProtocolError(str(exc)) from exc
 
 
 def partition_of(context: Context) -> tuple[int, int]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+CPU = torch.device("cpu")
+"""Where codecs and the wire work, and the default device of both halves."""
 DEVICE_CHOICES = ("cpu", "cuda", "auto")
 """Device names the ``device`` option takes (``cuda:N`` too, for one GPU of several)."""
 

@@ -46,12 +46,13 @@ class Registry(Generic[T]):
     def register(self, name: str, entry: T) -> T:
         """Register ``entry`` under ``name`` and return it.
 
-        Registering the same object twice is a no-op; another object under a
-        taken name raises `ValueError` (two packages would silently fight).
+        Registering the same object twice, or an equal one (a copy that was
+        pickled to another process and back), is a no-op; a different object
+        under a taken name raises `ValueError` (two packages would silently fight).
         """
         if not isinstance(name, str) or not name:
             raise ValueError(f"a {self.kind} name must be a non-empty string, got {name!r}")
-        if self._entries.get(name, entry) is not entry:
+        if name in self._entries and self._entries[name] != entry:
             raise ValueError(f"{self.kind} '{name}' is already registered")
         self._entries[name] = entry
         return entry

@@ -8,9 +8,9 @@ import torch
 from flwr.app import Message, MetricRecord, RecordDict
 from torch import nn
 
+from flwr_split.common.devices import CPU
 from flwr_split.server.batches import CutBatch, CutReader
 from flwr_split.server.callbacks import EvaluateFn
-from flwr_split.server.top import CPU
 from flwr_split.tasks.objectives import LossFn, MetricFn
 from flwr_split.wire import ClientInfo
 

@@ -11,6 +11,7 @@ from torch import nn
 
 from flwr_split.codecs import Codec, CodecContext
 from flwr_split.codecs.base import all_finite
+from flwr_split.common.devices import CPU
 from flwr_split.common.seeds import codec_seed
 from flwr_split.server.batches import CutBatch
 from flwr_split.tasks import Optimization
@@ -19,8 +20,6 @@ from flwr_split.wire import KEY_GRAD, ClientInfo, put_encoded
 
 NON_FINITE = "activations give a NaN or inf loss or gradient at the server"
 """Rejection reason when a client's activations make the top's backward non-finite."""
-
-CPU = torch.device("cpu")
 
 Reject = Callable[[int, ClientInfo, str], None]
 """``reject(step, client, reason)``: drop a client from a step."""

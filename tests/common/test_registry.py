@@ -54,3 +54,11 @@ def test_decorator_registers_under_the_derived_name():
         thing_id = "thing-a"
 
     assert registry.get("thing-a") is Thing
+
+
+def test_an_equal_copy_is_the_same_entry_a_different_one_is_refused():
+    registry = Registry("thing", "demo.things")
+    registry.register("pair", (1, 2))
+    registry.register("pair", tuple([1, 2]))  # equal: e.g. unpickled in another process
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register("pair", (2, 1))
