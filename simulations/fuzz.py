@@ -42,7 +42,7 @@ from flwr_split.codecs import get_codec, registered_codecs
 from flwr_split.tasks import TaskConfig
 from flwr_split.testing.inprocess import InProcessGrid
 from flwr_split.wire import KEY_ACTS, KEY_BOTTOM, KEY_BOTTOM_GRAD, KEY_ORDER, MSG_EVAL, MSG_HELLO
-from simulations.common import output_dir, write_env
+from simulations.common import output_dir, torch_threads, write_env
 from simulations.fuzz_mutations import (
     REPLY_MUTATIONS,
     SERVER_MUTATIONS,
@@ -172,6 +172,12 @@ class ServerHarness:
         )
 
 
+def progress(side: str, index: int, cases: int) -> None:
+    """Print a line every 1,000 cases (long runs take tens of minutes)."""
+    if (index + 1) % 1000 == 0:
+        print(f"{side}: {index + 1}/{cases} cases", flush=True)
+
+
 def outcome(crash: str, wall: float, **flags: bool | int | str) -> dict:
     """Return the outcome columns of a case."""
     accepted_bad = bool(
@@ -224,6 +230,7 @@ def server_cases(cases: int, seed: int) -> list[dict]:
             used[key] = CASES_PER_STRATEGY
         labels = {"codec": codec, "target": target, "mutation": name}
         rows.append({"side": "server", "case": index, **labels, **row})
+        progress("server", index, cases)
     return rows
 
 
@@ -343,6 +350,7 @@ def client_cases(cases: int, seed: int) -> list[dict]:
         row = client_case(kinds[kind], SERVER_MUTATIONS[name], rng)
         labels = {"codec": codec, "target": kind, "mutation": name}
         rows.append({"side": "client", "case": index, **labels, **row})
+        progress("client", index, cases)
     return rows
 
 
@@ -369,18 +377,21 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--cases", type=int, default=2000, help="cases per side")
     parser.add_argument("--side", choices=("server", "client", "both"), default="both")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: fastest here)")
     parser.add_argument("--results", default="results", help="base folder of the output")
     args = parser.parse_args(argv)
     cases = 2 * len(codec_specs()) if args.quick else args.cases
     logging.getLogger("flwr").setLevel(logging.CRITICAL)  # thousands of rejections
     started = time.perf_counter()
-    ServerHarness(codec_specs()[0], "every_epoch")  # warm-up: imports, data, caches
+    with torch_threads(args.threads):
+        ServerHarness(codec_specs()[0], "every_epoch")  # warm-up: imports, data, caches
     baseline_mb = peak_rss_mb()
     rows = []
-    if args.side in ("server", "both"):
-        rows += server_cases(cases, args.seed)
-    if args.side in ("client", "both"):
-        rows += client_cases(cases, args.seed)
+    with torch_threads(args.threads):
+        if args.side in ("server", "both"):
+            rows += server_cases(cases, args.seed)
+        if args.side in ("client", "both"):
+            rows += client_cases(cases, args.seed)
     runs = pd.DataFrame(rows)
     out = output_dir("fuzz", args.results)
     runs.to_csv(out / "runs.csv", index=False)
@@ -390,6 +401,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         cases=cases,
         side=args.side,
         seed=args.seed,
+        threads=args.threads,
         baseline_rss_mb=baseline_mb,
         seconds=round(time.perf_counter() - started, 1),
         summary=summary.reset_index().to_dict(orient="records"),
