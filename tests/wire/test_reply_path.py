@@ -9,8 +9,10 @@ import tracemalloc
 
 import numpy as np
 import pytest
+import torch
 from flwr.app import Array, ArrayRecord, MetricRecord, RecordDict
 
+from flwr_split.codecs import get_codec, registered_codecs
 from flwr_split.wire import (
     KEY_INFO,
     MSG_HELLO,
@@ -21,6 +23,7 @@ from flwr_split.wire import (
 )
 from flwr_split.wire.arrays import NPY_MAGIC, ArraySpec, array_nbytes, from_array, to_array
 from flwr_split.wire.guard import bounded_json, untrusted
+from flwr_split.wire.layouts import payload_layout
 from flwr_split.wire.limits import MAX_SAMPLES
 from flwr_split.wire.replies import check_counts
 from tests.helpers import run_inprocess, tampering_app
@@ -169,3 +172,19 @@ def test_counts_above_the_limit_are_refused(counts):
     with pytest.raises(ProtocolError, match="exceed"):
         check_counts(ClientInfo(1, 0, *counts))
     check_counts(ClientInfo(1, 0, MAX_SAMPLES, MAX_SAMPLES))
+
+
+def test_a_reply_over_the_size_cap_is_rejected_before_it_is_read(monkeypatch):
+    monkeypatch.setattr("flwr_split.wire.replies.MAX_REPLY_BYTES", 4096)
+    _, result, _ = run_inprocess(2, max_steps=1)
+    train = [r for r in result.rejected if "exceeds 4096" in r[2]]
+    assert {r[1] for r in train} == {0, 1}
+
+
+@pytest.mark.parametrize("codec", registered_codecs())
+def test_probing_a_layout_leaves_the_global_random_state_alone(codec):
+    torch_state, numpy_state = torch.get_rng_state(), np.random.get_state()[1].copy()
+    layout = payload_layout(get_codec(codec), (3, 7, 5))
+    assert layout is not None and layout.max_bytes > 0
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    assert np.array_equal(np.random.get_state()[1], numpy_state)
