@@ -130,6 +130,11 @@ class ServerHarness:
         self.strategy.start(self.grid, num_epochs=1, max_steps=1)
         self.step = 1
 
+    def close(self) -> None:
+        """Drop the cached sessions of this grid's nodes (they are gone with the harness)."""
+        for context in self.grid.contexts.values():
+            SESSION_CACHE.evict((context.run_id, context.node_id, state_stamp(context)[0]))
+
     def drive(self, target: str) -> None:
         """Run the hook that asks for a ``target`` reply (exceptions escape)."""
         strategy = self.strategy
@@ -219,8 +224,9 @@ def server_cases(cases: int, seed: int) -> list[dict]:
     ):
         key = (codec, "every_step" if target == "bottom_grad" else "every_epoch")
         if key not in harnesses or used[key] >= CASES_PER_STRATEGY:
-            if all(k[0] != codec for k in harnesses):
-                harnesses.clear()  # one codec's strategies at a time
+            stale = [k for k in harnesses if k == key or k[0] != codec]  # one codec at a time
+            for old in stale:
+                harnesses.pop(old).close()
             harnesses[key], used[key] = ServerHarness(*key), 0
         used[key] += 1
         row = harnesses[key].case(
@@ -381,17 +387,21 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--results", default="results", help="base folder of the output")
     args = parser.parse_args(argv)
     cases = 2 * len(codec_specs()) if args.quick else args.cases
-    logging.getLogger("flwr").setLevel(logging.CRITICAL)  # thousands of rejections
+    flwr_logger = logging.getLogger("flwr")
+    level = flwr_logger.level
+    flwr_logger.setLevel(logging.CRITICAL)  # thousands of rejections
     started = time.perf_counter()
-    with torch_threads(args.threads):
-        ServerHarness(codec_specs()[0], "every_epoch")  # warm-up: imports, data, caches
-    baseline_mb = peak_rss_mb()
     rows = []
-    with torch_threads(args.threads):
-        if args.side in ("server", "both"):
-            rows += server_cases(cases, args.seed)
-        if args.side in ("client", "both"):
-            rows += client_cases(cases, args.seed)
+    try:
+        with torch_threads(args.threads):
+            ServerHarness(codec_specs()[0], "every_epoch")  # warm-up: imports, data, caches
+            baseline_mb = peak_rss_mb()
+            if args.side in ("server", "both"):
+                rows += server_cases(cases, args.seed)
+            if args.side in ("client", "both"):
+                rows += client_cases(cases, args.seed)
+    finally:
+        flwr_logger.setLevel(level)
     runs = pd.DataFrame(rows)
     out = output_dir("fuzz", args.results)
     runs.to_csv(out / "runs.csv", index=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,9 @@ from simulations.fuzz_mutations import REPLY_MUTATIONS, SERVER_MUTATIONS, huge_h
 
 
 def test_quick_fuzz_finds_no_crash_no_hang_and_writes_runs_and_env(tmp_path):
+    level = logging.getLogger("flwr").level
     summary = fuzz.main(["--quick", "--results", str(tmp_path)])
+    assert logging.getLogger("flwr").level == level  # the fuzzer's quiet logging is undone
     assert set(summary.index) == {"server", "client"}
     assert (summary["crashes"] == 0).all() and (summary["hangs"] == 0).all()
     assert (summary["reasonless"] == 0).all()

@@ -14,7 +14,7 @@ from flwr_split.wire import contract
 from flwr_split.wire.arrays import array_nbytes
 from flwr_split.wire.contract import KEY_INFO, KEY_LABELS, ProtocolError
 from flwr_split.wire.hello import ClientInfo
-from flwr_split.wire.limits import MAX_REPLY_BYTES, MAX_SAMPLES
+from flwr_split.wire.limits import MAX_META_CHARS, MAX_REPLY_BYTES, MAX_SAMPLES
 from flwr_split.wire.orders import StepOrder
 
 
@@ -39,15 +39,24 @@ def allowed_reply_keys(request: Message) -> frozenset[str]:
 
 
 def raw_nbytes(content: RecordDict) -> int:
-    """Return the bytes a content holds as it arrived: array data, strings, 8 per number."""
+    """Return the bytes a content holds as it arrived: array data, strings, 8 per number.
+
+    Raises `ProtocolError` for a string or bytes value over `MAX_META_CHARS`
+    (the only strings of a reply are metadata JSON, capped there too).
+    """
     total = 0
     for record in content.values():
         if isinstance(record, ArrayRecord):
             total += sum(array_nbytes(array) for array in record.values())
             continue
         for value in record.values():
-            items = value if isinstance(value, list) else [value]
-            total += sum(len(v) if isinstance(v, str | bytes) else 8 for v in items)
+            for item in value if isinstance(value, list) else [value]:
+                if not isinstance(item, str | bytes):
+                    total += 8
+                elif len(item) > MAX_META_CHARS:
+                    raise ProtocolError(f"text of {len(item)} characters > {MAX_META_CHARS}")
+                else:
+                    total += len(item)
     return total
 
 
@@ -56,7 +65,8 @@ def check_reply(request: Message, content: RecordDict) -> None:
 
     ``sl.labels`` may hold only its array ``y`` (the other records' arrays are
     checked by name where they are read).
-    Also refuses a content of more than `MAX_REPLY_BYTES` before any of it is read.
+    Also refuses a content of more than `MAX_REPLY_BYTES`, or with a text over
+    `MAX_META_CHARS`, before any of it is read or counted.
     """
     extra = set(content.keys()) - allowed_reply_keys(request)
     if extra:

@@ -10,7 +10,7 @@ import tracemalloc
 import numpy as np
 import pytest
 import torch
-from flwr.app import Array, ArrayRecord, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
 from flwr_split.codecs import get_codec, registered_codecs
 from flwr_split.wire import (
@@ -24,7 +24,7 @@ from flwr_split.wire import (
 from flwr_split.wire.arrays import NPY_MAGIC, ArraySpec, array_nbytes, from_array, to_array
 from flwr_split.wire.guard import bounded_json, untrusted
 from flwr_split.wire.layouts import payload_layout
-from flwr_split.wire.limits import MAX_SAMPLES
+from flwr_split.wire.limits import MAX_META_CHARS, MAX_SAMPLES
 from flwr_split.wire.replies import check_counts
 from tests.helpers import run_inprocess, tampering_app
 
@@ -188,3 +188,13 @@ def test_probing_a_layout_leaves_the_global_random_state_alone(codec):
     assert layout is not None and layout.max_bytes > 0
     assert torch.equal(torch.get_rng_state(), torch_state)
     assert np.array_equal(np.random.get_state()[1], numpy_state)
+
+
+def test_a_huge_metadata_text_is_rejected_before_it_is_counted():
+    def pad(content: RecordDict) -> None:
+        content["sl.acts.meta"] = ConfigRecord({"json": "x" * (MAX_META_CHARS + 1)})
+
+    strategy, result, _ = run_inprocess(3, client_app=tampering_app(0, MSG_STEP, pad), max_steps=1)
+    assert any(f"> {MAX_META_CHARS}" in r[2] for r in result.rejected if r[1] == 0)
+    rows = strategy.traffic.frame().query("partition_id == 0 and direction == 'up'")
+    assert set(rows["phase"]) == {"eval"}  # its train replies were not counted
