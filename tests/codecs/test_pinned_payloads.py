@@ -1,0 +1,50 @@
+"""Payload and decoded bytes of every codec, pinned: speed work must not change them unnoticed.
+
+A digest that changes on purpose (a new arithmetic or format) is re-pinned in the same commit,
+with the reason in docs/benchmarks.md.
+"""
+
+import pytest
+import torch
+
+from flwr_split.codecs import CodecContext, get_codec, registered_codecs
+from tests.helpers import digest
+
+# spec -> SHA-256 prefix of (payload arrays by name, decoded tensor) for a (4, 16, 8, 8) input
+PINNED = {
+    "identity": "ceadb82f1f132428",
+    "fp16": "7d51b7019032a286",
+    "quant:bits=8": "c6d4429d7618eac1",
+    "quant:bits=3,stochastic=true": "4936764a97bb263a",
+    "quant:bits=12": "f98ce5c2ad69c1fb",
+    "powerquant": "d94ee09511d172d0",
+    "powerquant:bits=8,stochastic=true": "bc405b0f3ff249ef",
+    "splitfc": "09bc666cdef7b9b7",
+    "splitfc:keep=0.25,bits=8,stochastic=true": "cf515d72f430cf5d",
+    "topk:ratio=0.99": "68857c1494d894eb",
+    "ms:ratio=0.99,bits=2": "1ea75da8c405da5c",
+    "ms:ratio=0.9,bits=3,signed=true,scope=sample": "bf240ffc08fc3269",
+    "slfac": "e078c97d6bfc14e0",
+    "slfac:theta=1.0,bmin=2,bmax=8,stochastic=true": "f3a3b5b80b6801c2",
+    "fedlite:q=64,clusters=16,iters=10": "c8ea58551fe1d7a9",
+}
+
+
+def _input(non_negative: bool) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(7)
+    x = torch.randn(4, 16, 8, 8, generator=generator).relu()
+    x += 0.2 * torch.randn(x.shape, generator=generator)
+    return x.abs() if non_negative else x
+
+
+def test_every_registered_codec_is_pinned():
+    assert {spec.split(":")[0] for spec in PINNED} == set(registered_codecs())
+
+
+@pytest.mark.parametrize(("spec", "pinned"), list(PINNED.items()))
+def test_payload_and_decoded_bytes_are_pinned(spec, pinned):
+    codec = get_codec(spec)
+    encoded = codec.encode(_input(not codec.accepts_negative), CodecContext(3))
+    decoded = codec.decode(encoded, CodecContext(3))
+    arrays = [encoded.arrays[name] for name in sorted(encoded.arrays)]
+    assert digest(*arrays, decoded.numpy()) == pinned
