@@ -42,16 +42,18 @@ class Fp16(Codec):
     def encode(self, tensor: torch.Tensor, ctx: CodecContext | None = None) -> Encoded:
         """Round ``tensor`` to float16; the payload is the array ``values``."""
         flat = flat_float32(tensor)
-        peak = float(np.abs(flat).max()) if flat.size else 0.0
+        peak = max(-float(flat.min()), float(flat.max())) if flat.size else 0.0
         if peak > FP16_MAX:
             raise CodecError(
                 f"tensor holds magnitudes up to {peak:g}, beyond the float16 maximum {FP16_MAX:g}"
             )
-        return Encoded({"values": flat.astype(np.float16)}, {"shape": list(tensor.shape)})
+        values = torch.from_numpy(flat).to(torch.float16).numpy()  # numpy's cast is 4x slower
+        return Encoded({"values": values}, {"shape": list(tensor.shape)})
 
     def decode(self, encoded: Encoded, ctx: CodecContext | None = None) -> torch.Tensor:
         """Widen the float16 ``values`` back to a float32 tensor of the original shape."""
         shape = shape_from_meta(encoded)
         values = require_array(encoded, "values", np.float16, math.prod(shape))
-        require_finite("values", values)
-        return torch.from_numpy(values.astype(np.float32)).reshape(shape)
+        decoded = torch.from_numpy(values).to(torch.float32)
+        require_finite("values", decoded.numpy())  # float16 inf and NaN stay inf and NaN
+        return decoded.reshape(shape)

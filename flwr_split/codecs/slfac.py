@@ -21,10 +21,10 @@ from flwr_split.codecs.base import (
     require_finite,
     shape_from_meta,
 )
-from flwr_split.codecs.bitpack import pack_segments, segments_nbytes, unpack_segments
 from flwr_split.codecs.dct import band_layout, dct2_bands, idct2_bands
 from flwr_split.codecs.minmax import dequantize_, quantize_
 from flwr_split.codecs.registry import register_codec
+from flwr_split.codecs.segments import pack_segments, segments_nbytes, unpack_segments
 from flwr_split.codecs.slfac_layout import ComponentLayout
 
 MAX_BITS = 24
@@ -69,8 +69,7 @@ class Quantized:
         float64 minimum and maximum per component (float32 values).
     codes : torch.Tensor
         Integer codes of the components with ``bits > 0``, in wire order
-        (``uint8`` from `SLFAC.quantize` when ``bmax <= 8``, else ``int32``;
-        int64 from `SLFAC.parse`).
+        (``uint8`` when ``bmax <= 8``, else ``int32``).
     """
 
     shape: tuple[int, ...]
@@ -361,7 +360,7 @@ class SLFAC(Codec):
         packed = require_array(
             encoded, "codes", np.uint8, int(segments_nbytes(bits[sent], counts[sent]).sum())
         )
-        codes = unpack_segments(packed, bits[sent], counts[sent])
+        codes = unpack_segments(packed, bits[sent], counts[sent], self._code_dtype())
         lo = np.zeros(counts.size)
         hi = np.zeros(counts.size)
         lo[sent], hi[sent] = ranges[:, 0], ranges[:, 1]
@@ -375,7 +374,7 @@ class SLFAC(Codec):
             return torch.zeros(shape)
         layout = self._layout(shape, quantized.cutoffs.numpy())
         bits = quantized.bits.numpy()
-        codes = quantized.codes.numpy().astype(self._code_dtype())
+        codes = quantized.codes.numpy().astype(self._code_dtype(), copy=False)
         values = torch.from_numpy(layout.from_wire(codes, bits > 0).astype(np.float64))
         grid = torch.from_numpy(layout.component)
         levels = (2.0**quantized.bits - 1).clamp(min=1)[grid]

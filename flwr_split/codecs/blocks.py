@@ -1,0 +1,145 @@
+"""Elementwise codec passes run block by block, so each block stays in cache between passes.
+
+A chain of torch or numpy ops over a whole tensor reads and writes it from memory once per
+op and allocates a full-size temporary for each result. Running the chain on one block of
+`BLOCK` values at a time, in a reused buffer, costs one memory pass for the chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+
+from flwr_split.codecs.base import CodecError
+from flwr_split.codecs.bitpack import byte_codes, check_packed, unpack_codes
+from flwr_split.codecs.minmax import dequantize
+
+BLOCK = 2**16
+"""Values per block: 256 KiB of float32, which stays in L2 across the passes over a block."""
+
+FLOAT32_SAFE = float(np.finfo(np.float32).max) / 2
+"""Largest range ``hi - lo`` and scale `quantize_blocks` compute in float32 (no overflow)."""
+
+FLOAT32_TINY = float(np.finfo(np.float32).tiny)
+"""Smallest scale computed in float32 (a smaller one would be subnormal and imprecise)."""
+
+
+def blocks(count: int) -> Iterator[slice]:
+    """Yield consecutive slices of at most `BLOCK` positions covering ``range(count)``."""
+    return (slice(start, min(start + BLOCK, count)) for start in range(0, count, BLOCK))
+
+
+def quantize_blocks(
+    values: np.ndarray,
+    lo: float,
+    hi: float,
+    levels: int,
+    generator: torch.Generator | None = None,
+    forward_: Callable[[np.ndarray, np.ndarray], object] | None = None,
+) -> np.ndarray:
+    """Return the codes of 1-D float32 ``values`` on the grid ``lo + code * (hi - lo) / levels``.
+
+    Each value ``v`` (after ``forward_``, if given) becomes ``t = (v - lo) * s`` with
+    ``s = levels / (hi - lo)``, then ``round(t)`` (half to even) or, with a ``generator``,
+    ``floor(t + u)`` with ``u ~ U[0, 1)`` drawn block by block (unbiased), clamped to
+    ``[0, levels]``; all codes are 0 where ``hi == lo``.
+
+    The arithmetic is float32 when ``hi - lo`` and ``s`` are safely finite normal float32
+    numbers (else float64). Each float32 operation rounds with relative error at most
+    ``2**-24``, so ``t`` is within ``2**(bits - 22)`` of its exact value
+    (``bits = log2(levels + 1)``): a code is at most ``1/2 + 2**(bits - 22)`` steps from
+    the value it codes (``1 + 2**(bits - 22)`` stochastic). The blocks run in numpy, on one
+    thread: torch's two-thread passes over a block stall when the cores are busy.
+
+    Parameters
+    ----------
+    values : np.ndarray
+        1-D float32 input, finite.
+    lo, hi : float
+        Grid ends (float32 values, ``lo <= hi``), bounding ``forward_(values)``.
+    levels : int
+        Largest code, ``2**bits - 1``.
+    generator : torch.Generator, optional
+        Source of the stochastic-rounding noise; None rounds to nearest.
+    forward_ : callable, optional
+        ``forward_(block, source)`` overwrites ``block`` (a copy of ``source``) with the
+        values to quantize (e.g. a power function).
+
+    Returns
+    -------
+    np.ndarray
+        ``uint8`` codes for ``levels < 256``, else ``int32``.
+    """
+    span = hi - lo
+    scale = levels / span if span > 0 else 0.0
+    narrow = span < FLOAT32_SAFE and (scale == 0 or FLOAT32_TINY <= scale < FLOAT32_SAFE)
+    dtype = np.dtype(np.float32 if narrow else np.float64)
+    lo, scale = dtype.type(lo), dtype.type(scale)
+    codes = np.empty(values.size, np.uint8 if levels < 256 else np.int32)
+    buffer = np.empty(min(BLOCK, values.size), dtype)
+    noise = torch.from_numpy(np.empty_like(buffer)) if generator is not None else None
+    for part in blocks(values.size):
+        block = buffer[: part.stop - part.start]
+        block[...] = values[part]
+        if forward_ is not None:
+            forward_(block, values[part])
+        np.subtract(block, lo, out=block)
+        np.multiply(block, scale, out=block)
+        if noise is None:
+            np.rint(block, out=block)
+        else:
+            draws = noise[: block.size]
+            torch.rand(block.size, generator=generator, dtype=draws.dtype, out=draws)
+            np.add(block, draws.numpy(), out=block)
+            np.floor(block, out=block)
+        codes[part] = np.clip(block, 0, levels, out=block)
+    return codes
+
+
+def decoding_table(
+    lo: float,
+    hi: float,
+    levels: int,
+    inverse: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> np.ndarray:
+    """Return the float32 value of every code ``0..levels``: ``inverse(dequantize(code))``.
+
+    ``dequantize`` and ``inverse`` (if given) run in float64 and the result is rounded once,
+    so looking codes up in the table gives what dequantizing each code in float64 would.
+    """
+    values = dequantize(torch.arange(levels + 1, dtype=torch.float64), lo, hi, levels)
+    return (values if inverse is None else inverse(values)).to(torch.float32).numpy()
+
+
+def lookup(table: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """Return ``table[indices]`` (rows of ``table``), block by block.
+
+    ``np.take`` converts its indices to ``intp``; blocks keep that copy small.
+    """
+    out = np.empty((indices.size, *table.shape[1:]), table.dtype)
+    for part in blocks(indices.size):
+        np.take(table, indices[part], axis=0, out=out[part], mode="wrap")
+    return out
+
+
+def lookup_packed(packed: np.ndarray, bits: int, count: int, table: np.ndarray) -> np.ndarray:
+    """Return ``table[code]`` for each of the ``count`` codes of a `pack_bits` stream.
+
+    ``table`` holds ``2**bits`` entries. Widths that divide 8 look whole bytes up in a
+    per-byte table (all codes of a byte at once) after checking the stream as
+    `unpack_codes` would; other widths unpack the codes first.
+
+    Raises
+    ------
+    CodecError
+        As `unpack_codes`, for a stream of the wrong size or with set padding bits.
+    """
+    if bits > 8 or 8 % bits:
+        return lookup(table, unpack_codes(packed, bits, count))
+    packed = check_packed(packed, bits, count)
+    tail = count % (8 // bits)
+    if tail and packed[-1] >> (bits * tail):
+        raise CodecError("padding bits after the last code are not zero")
+    return lookup(table[byte_codes(bits)], packed).reshape(-1)[:count]
