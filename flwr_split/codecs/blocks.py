@@ -38,6 +38,7 @@ def quantize_blocks(
     levels: int,
     generator: torch.Generator | None = None,
     forward_: Callable[[np.ndarray, np.ndarray], object] | None = None,
+    exact: bool = False,
 ) -> np.ndarray:
     """Return the codes of 1-D float32 ``values`` on the grid ``lo + code * (hi - lo) / levels``.
 
@@ -66,6 +67,8 @@ def quantize_blocks(
     forward_ : callable, optional
         ``forward_(block, source)`` overwrites ``block`` (a copy of ``source``) with the
         values to quantize (e.g. a power function).
+    exact : bool, default False
+        Compute in float64 and divide by the step as `minmax.quantize` does: the same codes.
 
     Returns
     -------
@@ -75,8 +78,8 @@ def quantize_blocks(
     span = hi - lo
     scale = levels / span if span > 0 else 0.0
     narrow = span < FLOAT32_SAFE and (scale == 0 or FLOAT32_TINY <= scale < FLOAT32_SAFE)
-    dtype = np.dtype(np.float32 if narrow else np.float64)
-    lo, scale = dtype.type(lo), dtype.type(scale)
+    dtype = np.dtype(np.float32 if narrow and not exact else np.float64)
+    lo, scale, step = dtype.type(lo), dtype.type(scale), span / levels if span > 0 else 1.0
     codes = np.empty(values.size, np.uint8 if levels < 256 else np.int32)
     buffer = np.empty(min(BLOCK, values.size), dtype)
     noise = torch.from_numpy(np.empty_like(buffer)) if generator is not None else None
@@ -86,7 +89,10 @@ def quantize_blocks(
         if forward_ is not None:
             forward_(block, values[part])
         np.subtract(block, lo, out=block)
-        np.multiply(block, scale, out=block)
+        if exact:
+            np.divide(block, step, out=block)
+        else:
+            np.multiply(block, scale, out=block)
         if noise is None:
             np.rint(block, out=block)
         else:
