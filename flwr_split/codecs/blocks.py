@@ -7,12 +7,13 @@ op and allocates a full-size temporary for each result. Running the chain on one
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
 
-from flwr_split.codecs.base import CodecError
+from flwr_split.codecs.base import CodecError, check_finite, check_float_tensor
 from flwr_split.codecs.bitpack import byte_codes, check_packed, unpack_codes
 from flwr_split.codecs.minmax import dequantize
 
@@ -67,8 +68,8 @@ def quantize_blocks(
     generator : torch.Generator, optional
         Source of the stochastic-rounding noise; None rounds to nearest.
     forward_ : callable, optional
-        ``forward_(block, source)`` overwrites ``block`` (a copy of ``source``) with the
-        values to quantize (e.g. a power function).
+        ``forward_(block, source)`` writes into ``block`` the values to quantize, a
+        transform of the block ``source`` of ``values`` (e.g. a power function).
     exact : bool, default False
         Compute in float64 and divide by the step as `minmax.quantize` does: the same codes.
 
@@ -87,10 +88,11 @@ def quantize_blocks(
     noise = torch.from_numpy(np.empty_like(buffer)) if generator is not None else None
     for part in blocks(values.size):
         block = buffer[: part.stop - part.start]
-        block[...] = values[part]
-        if forward_ is not None:
+        if forward_ is None:
+            np.subtract(values[part], lo, out=block)
+        else:
             forward_(block, values[part])
-        np.subtract(block, lo, out=block)
+            np.subtract(block, lo, out=block)
         if exact:
             np.divide(block, step, out=block)
         else:
@@ -102,26 +104,42 @@ def quantize_blocks(
             torch.rand(block.size, generator=generator, dtype=draws.dtype, out=draws)
             np.add(block, draws.numpy(), out=block)
             np.floor(block, out=block)
-        codes[part] = np.clip(block, 0, levels, out=block)
+        codes[part] = np.minimum(np.maximum(block, 0, out=block), levels, out=block)
     return codes
 
 
-def cast_blocks(values: np.ndarray, dtype: type) -> tuple[np.ndarray, float, float]:
-    """Return 1-D ``values`` cast to ``dtype`` and the minimum and maximum of the float32 side.
+def scan_blocks(values: np.ndarray, dtype: type | None = None) -> tuple[np.ndarray, float, float]:
+    """Return 1-D ``values`` (cast to ``dtype`` if given) and the extremes of their float32 side.
 
     Torch casts each block (numpy's float16 casts are several times slower) and numpy
     reduces it while it is in cache: one memory pass. The extremes are NaN if a value is
-    NaN, so both are finite exactly when every value is.
+    NaN, so both are finite exactly when every value is; ``0, 0`` for no values. Without
+    ``dtype``, ``values`` itself is returned.
     """
-    out = np.empty(values.size, dtype)
+    out = values if dtype is None else np.empty(values.size, dtype)
     lows, highs = np.zeros((2, -(-values.size // BLOCK)), np.float32)
     for index, part in enumerate(blocks(values.size)):
-        torch.from_numpy(out[part]).copy_(torch.from_numpy(values[part]))
+        if dtype is not None:
+            torch.from_numpy(out[part]).copy_(torch.from_numpy(values[part]))
         checked = values[part] if values.dtype == np.float32 else out[part]
         lows[index], highs[index] = checked.min(), checked.max()
     if not values.size:
         return out, 0.0, 0.0
     return out, float(lows.min()), float(highs.max())
+
+
+def finite_flat(tensor: torch.Tensor, dtype: type | None = None) -> tuple[np.ndarray, float, float]:
+    """`scan_blocks` of a float tensor's float32 values; raise `CodecError` on NaN or inf.
+
+    Without ``dtype`` the returned array may share memory with ``tensor``: read it only.
+    """
+    check_float_tensor(tensor)
+    flat = tensor.detach().to(torch.float32).cpu().reshape(-1).numpy()
+    out, lo, hi = scan_blocks(flat, dtype)
+    if not math.isfinite(lo + hi):
+        check_finite(tensor)  # names NaN or inf in the input first
+        raise CodecError("tensor values overflow float32; refusing to encode")
+    return out, lo, hi
 
 
 def decoding_table(

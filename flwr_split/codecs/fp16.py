@@ -12,12 +12,10 @@ from flwr_split.codecs.base import (
     CodecContext,
     CodecError,
     Encoded,
-    check_finite,
-    check_float_tensor,
     require_array,
     shape_from_meta,
 )
-from flwr_split.codecs.blocks import cast_blocks
+from flwr_split.codecs.blocks import finite_flat, scan_blocks
 from flwr_split.codecs.registry import register_codec
 
 FP16_MAX = float(np.finfo(np.float16).max)
@@ -42,12 +40,7 @@ class Fp16(Codec):
 
     def encode(self, tensor: torch.Tensor, ctx: CodecContext | None = None) -> Encoded:
         """Round ``tensor`` to float16; the payload is the array ``values``."""
-        check_float_tensor(tensor)
-        flat = tensor.detach().to(torch.float32).cpu().reshape(-1).numpy()
-        values, lo, hi = cast_blocks(flat, np.float16)  # the cast and the checks in one pass
-        if not math.isfinite(lo + hi):
-            check_finite(tensor)
-            raise CodecError("tensor values overflow float32; refusing to encode")
+        values, lo, hi = finite_flat(tensor, np.float16)  # the cast and the checks in one pass
         peak = max(-lo, hi)
         if peak > FP16_MAX:
             raise CodecError(
@@ -59,7 +52,7 @@ class Fp16(Codec):
         """Widen the float16 ``values`` back to a float32 tensor of the original shape."""
         shape = shape_from_meta(encoded)
         values = require_array(encoded, "values", np.float16, math.prod(shape))
-        decoded, lo, hi = cast_blocks(values, np.float32)
+        decoded, lo, hi = scan_blocks(values, np.float32)
         if not math.isfinite(lo + hi):  # float16 inf and NaN stay inf and NaN
             raise CodecError("array 'values' holds NaN or inf values")
         return torch.from_numpy(decoded).reshape(shape)

@@ -12,12 +12,10 @@ from flwr_split.codecs.base import (
     CodecContext,
     CodecError,
     Encoded,
-    check_finite,
-    check_float_tensor,
     require_array,
     shape_from_meta,
 )
-from flwr_split.codecs.blocks import cast_blocks
+from flwr_split.codecs.blocks import finite_flat, scan_blocks
 from flwr_split.codecs.registry import register_codec
 
 
@@ -29,19 +27,14 @@ class Identity(Codec):
 
     def encode(self, tensor: torch.Tensor, ctx: CodecContext | None = None) -> Encoded:
         """Return the values as a flat float32 array (a copy), ``shape`` in meta."""
-        check_float_tensor(tensor)
-        flat = tensor.detach().to(torch.float32).cpu().reshape(-1).numpy()
-        values, lo, hi = cast_blocks(flat, np.float32)  # the copy and the check in one pass
-        if not math.isfinite(lo + hi):
-            check_finite(tensor)
-            raise CodecError("tensor values overflow float32; refusing to encode")
+        values = finite_flat(tensor, np.float32)[0]  # the copy and the check in one pass
         return Encoded({"values": values}, {"shape": list(tensor.shape)})
 
     def decode(self, encoded: Encoded, ctx: CodecContext | None = None) -> torch.Tensor:
         """Rebuild the tensor; raise `CodecError` on a wrong size, dtype or shape, or NaN/inf."""
         shape = shape_from_meta(encoded)
         values = require_array(encoded, "values", np.float32, math.prod(shape))
-        decoded, lo, hi = cast_blocks(values, np.float32)
+        decoded, lo, hi = scan_blocks(values, np.float32)
         if not math.isfinite(lo + hi):
             raise CodecError("array 'values' holds NaN or inf values")
         return torch.from_numpy(decoded).reshape(shape)

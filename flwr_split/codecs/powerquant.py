@@ -63,13 +63,13 @@ class PowerQuant(Quant):
         return math.copysign(abs(value) ** self.alpha, value)
 
     def forward_(self, block: np.ndarray, source: np.ndarray) -> None:
-        """Overwrite ``block`` with ``sign(x) * |x|**alpha`` of ``source``, in float32.
+        """Write ``sign(x) * |x|**alpha`` of ``source`` into ``block``, in float32.
 
         ``alpha = 0.5`` takes the correctly rounded ``sqrt``; other exponents ``pow``, within
         a few float32 roundings of the float64 value (the clamp to ``[0, levels]`` covers
         values a rounding beyond the range ends).
         """
-        np.abs(block, out=block)
+        np.abs(source, out=block)
         if self.alpha == 0.5:
             np.sqrt(block, out=block)
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -12,14 +13,13 @@ from flwr_split.codecs.base import (
     CodecContext,
     CodecError,
     Encoded,
-    flat_float32,
     require_array,
     require_finite,
     require_scalar,
     shape_from_meta,
 )
 from flwr_split.codecs.bitpack import pack_bits, packed_nbytes
-from flwr_split.codecs.blocks import decoding_table, lookup_packed, quantize_blocks
+from flwr_split.codecs.blocks import decoding_table, finite_flat, lookup_packed, quantize_blocks
 from flwr_split.codecs.registry import register_codec
 
 MAX_BITS = 16
@@ -80,11 +80,8 @@ class Quant(Codec):
 
     def encode(self, tensor: torch.Tensor, ctx: CodecContext | None = None) -> Encoded:
         """Quantize ``tensor``; ``ctx.seed`` drives stochastic rounding (seed 0 if None)."""
-        flat = flat_float32(tensor)
-        lo, hi = 0.0, 0.0
-        if flat.size:
-            ends = (self.forward(float(end)) for end in torch.aminmax(torch.from_numpy(flat)))
-            lo, hi = (float(np.float32(end)) for end in ends)  # the range the decoder sees
+        flat, *ends = finite_flat(tensor)
+        lo, hi = (float(np.float32(self.forward(end))) for end in ends)  # what the decoder sees
         generator = (ctx or CodecContext()).generator() if self.stochastic else None
         codes = quantize_blocks(flat, lo, hi, self.levels, generator, self.forward_)
         arrays = {
@@ -120,8 +117,8 @@ class Quant(Codec):
         """Map an input value to the domain that is quantized, in float64 (identity here)."""
         return value
 
-    def forward_(self, block: np.ndarray, source: np.ndarray) -> None:
-        """Overwrite ``block``, a float32 copy of ``source``, with its `forward` (none here)."""
+    forward_: Callable[[np.ndarray, np.ndarray], None] | None = None
+    """``forward_(block, source)`` writes `forward` of float32 ``source`` into ``block``."""
 
     def inverse(self, values: torch.Tensor) -> torch.Tensor:
         """Map dequantized float64 values back to the input domain (identity here)."""
