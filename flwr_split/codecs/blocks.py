@@ -119,7 +119,9 @@ def scan_blocks(values: np.ndarray, dtype: type | None = None) -> tuple[np.ndarr
     out = values if dtype is None else np.empty(values.size, dtype)
     lows, highs = np.zeros((2, -(-values.size // BLOCK)), np.float32)
     for index, part in enumerate(blocks(values.size)):
-        if dtype is not None:
+        if dtype == values.dtype:
+            out[part] = values[part]
+        elif dtype is not None:
             torch.from_numpy(out[part]).copy_(torch.from_numpy(values[part]))
         checked = values[part] if values.dtype == np.float32 else out[part]
         lows[index], highs[index] = checked.min(), checked.max()
