@@ -12,10 +12,12 @@ from collections.abc import Callable
 
 import torch
 
-from flwr_split.codecs.blocks import BLOCK
-
 INITS = ("random", "kmeans++")
 """Codebook initializations `fit_kmeans` knows."""
+
+UPDATE_BLOCK = 2**20
+"""Values of points per block in `update`: small temporaries, yet few torch calls (each call
+on two threads may wait for a core that another process holds)."""
 
 CHUNK_ELEMENTS = 2**22
 """Largest ``G * rows * L`` distance block computed at once (bounds memory)."""
@@ -100,7 +102,7 @@ def _update_rows(points: torch.Tensor, books: torch.Tensor, rows: torch.Tensor) 
     every sum still adds its points in order, so the result is the same bit for bit.
     """
     sums = torch.zeros_like(books)
-    step = max(1, BLOCK // max(books.shape[1], 1))
+    step = max(1, UPDATE_BLOCK // max(books.shape[1], 1))
     for start in range(0, points.shape[0], step):
         part = rows[start : start + step]
         sums.index_add_(0, part, points[start : start + step] - books.index_select(0, part))
