@@ -71,7 +71,8 @@ def quantize_blocks(
         ``forward_(block, source)`` writes into ``block`` the values to quantize, a
         transform of the block ``source`` of ``values`` (e.g. a power function).
     exact : bool, default False
-        Compute in float64 and divide by the step as `minmax.quantize` does: the same codes.
+        Compute ``(v - lo) / step`` in float64, ``step = (hi - lo) / levels`` (the float64
+        codes slfac has always sent).
 
     Returns
     -------
