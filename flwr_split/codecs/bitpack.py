@@ -7,9 +7,10 @@ import functools
 import numpy as np
 
 from flwr_split.codecs.base import CodecError
+from flwr_split.codecs.wordpack import MAX_BITS, check_codes, pack_wide, unpack_wide
 
-MAX_BITS = 32
-"""Widest code `pack_bits` accepts (codes travel through a ``uint32`` view)."""
+WORD_BLOCK = 2**15
+"""Codes packed or read per part in 64-bit words (a multiple of 8: parts end on a byte)."""
 
 
 def _check_bits(bits: int) -> None:
@@ -79,13 +80,15 @@ def pack_bits(codes: np.ndarray, bits: int) -> np.ndarray:
         If ``bits`` is out of range or a code does not fit in ``bits`` bits.
     """
     _check_bits(bits)
-    codes = _check_codes(codes)
+    codes = check_codes(codes)
     if bits > 8:
-        return _pack_blocks(codes, np.array([bits]), np.array([codes.size]))
+        return pack_wide(codes, bits)
     if codes.size and (int(codes.min()) < 0 or int(codes.max()) >> bits):
         raise CodecError(f"codes must lie in [0, {2**bits}) to fit in {bits} bits")
     if bits == 1:
         return np.packbits(codes, bitorder="little")
+    if bits == 8:
+        return codes.astype(np.uint8)
     if 8 % bits == 0:  # whole codes per byte: merge the bytes of one word
         per_byte = 8 // bits
         padded = np.zeros(-(-codes.size // per_byte) * per_byte, dtype=np.uint8)
@@ -99,6 +102,9 @@ def pack_bits(codes: np.ndarray, bits: int) -> np.ndarray:
         spread = words.dtype.type(sum(1 << (m * (8 - bits)) for m in range(per_byte)))
         return ((words * spread) >> ((per_byte - 1) * (8 - bits))).astype(np.uint8)
     # 3, 5, 6 or 7 bits: eight codes fill ``bits`` bytes; build them in one 64-bit word
+    if codes.size > WORD_BLOCK:  # whole bytes per part: its words stay in cache
+        parts = range(0, codes.size, WORD_BLOCK)
+        return np.concatenate([pack_bits(codes[i : i + WORD_BLOCK], bits) for i in parts])
     groups = np.zeros((-(-codes.size // 8), 8), dtype=np.uint64)
     groups.reshape(-1)[: codes.size] = codes
     words = groups[:, 0].copy()
@@ -144,6 +150,17 @@ def unpack_codes(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
         If ``packed`` is not a 1-D ``uint8`` array of the exact length, or its
         padding bits are set.
     """
+    packed = check_packed(packed, bits, count)
+    if bits > 8:
+        return unpack_wide(packed, bits, count).astype(_word_dtype(bits))
+    codes = _split_bytes(packed, bits) if 8 % bits == 0 else _split_words(packed, bits, count)
+    if codes[count:].any():
+        raise CodecError("padding bits after the last code are not zero")
+    return codes[:count]
+
+
+def check_packed(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
+    """Return ``packed`` as an array after the checks of `unpack_codes` (padding bits aside)."""
     _check_bits(bits)
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise CodecError(f"count must be a non-negative int, got {count!r}")
@@ -158,12 +175,7 @@ def unpack_codes(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
             f"packed bits hold {packed.size} bytes, expected {expected} "
             f"for {count} codes of {bits} bits"
         )
-    if bits > 8:
-        return _unpack_blocks(packed, np.array([bits]), np.array([count])).astype(_word_dtype(bits))
-    codes = _split_bytes(packed, bits) if 8 % bits == 0 else _split_words(packed, bits, count)
-    if codes[count:].any():
-        raise CodecError("padding bits after the last code are not zero")
-    return codes[:count]
+    return packed
 
 
 def _split_words(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
@@ -171,6 +183,12 @@ def _split_words(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
 
     Each ``bits`` bytes hold eight codes; they are read from one 64-bit word.
     """
+    part_bytes = WORD_BLOCK * bits // 8
+    if packed.size > part_bytes:  # whole words per part: they stay in cache
+        parts = range(0, packed.size, part_bytes)
+        return np.concatenate(
+            [_split_words(packed[i : i + part_bytes], bits, WORD_BLOCK) for i in parts]
+        )
     stream = np.zeros(-(-count // 8) * bits, dtype=np.uint8)
     stream[: packed.size] = packed
     as_bytes = np.zeros((stream.size // bits, 8), dtype=np.uint8)
@@ -214,227 +232,3 @@ def byte_codes(bits: int) -> np.ndarray:
 def _word_dtype(bits: int) -> np.dtype:
     """Smallest little-endian unsigned dtype that holds ``bits`` bits."""
     return np.dtype("<u1" if bits <= 8 else "<u2" if bits <= 16 else "<u4")
-
-
-BLOCK = 8
-"""Codes per block: `BLOCK` codes of ``w`` bits fill exactly ``w`` bytes."""
-
-
-def _check_codes(codes: np.ndarray) -> np.ndarray:
-    codes = np.asarray(codes).reshape(-1)
-    if codes.dtype == np.bool_ or not np.issubdtype(codes.dtype, np.integer):
-        raise CodecError(f"codes must be integers, got dtype {codes.dtype}")
-    return codes
-
-
-def _block_layout(widths: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cut every segment into blocks of `BLOCK` codes (its last one may be partial).
-
-    Returns the width of each block and how many of its codes are real.
-    """
-    blocks = -(-counts // BLOCK)
-    block_widths = np.repeat(widths, blocks)
-    real = np.full(block_widths.size, BLOCK)
-    partial = counts % BLOCK > 0
-    real[np.cumsum(blocks)[partial] - 1] = counts[partial] % BLOCK
-    return block_widths, real
-
-
-def _bit_offsets(block_widths: np.ndarray) -> tuple[np.ndarray, int]:
-    """Bit offset ``k * w`` of code ``k`` of every block (``(BLOCK, blocks)``), and words per block.
-
-    A block of width ``w`` fills the low ``w`` bytes of its little-endian 64-bit
-    words. Arrays are code-major so numpy loops run along the blocks.
-    """
-    offsets = np.arange(BLOCK, dtype=np.uint64)[:, None] * block_widths.view(np.uint64)
-    return offsets, -(-int(block_widths.max()) // 8)
-
-
-def _pack_words(blocks: np.ndarray, block_widths: np.ndarray) -> np.ndarray:
-    """Pack each block of unsigned codes LSB-first into its ``(blocks, 8 * words)`` bytes."""
-    offsets, words = _bit_offsets(block_widths)
-    codes = blocks.T.astype(np.uint64)
-    if words == 1:
-        return (codes << offsets).sum(0)[:, None].astype("<u8", copy=False).view(np.uint8)
-    word, shift = offsets >> np.uint64(6), offsets & np.uint64(63)
-    low = codes << shift
-    high = (codes >> np.uint64(1)) >> (np.uint64(63) - shift)  # bits spilling into the next word
-    packed = [
-        np.where(word == j, low, 0).sum(0) + np.where(word == j - 1, high, 0).sum(0)
-        for j in range(words)
-    ]
-    return np.stack(packed, 1).astype("<u8", copy=False).view(np.uint8)
-
-
-def _unpack_words(stream: np.ndarray, block_widths: np.ndarray) -> np.ndarray:
-    """Invert `_pack_words`: read `BLOCK` codes from each row of ``8 * words`` bytes."""
-    offsets, words = _bit_offsets(block_widths)
-    packed = stream.view("<u8").astype(np.uint64, copy=False).T
-    mask = (np.uint64(1) << block_widths.view(np.uint64)) - np.uint64(1)
-    if words == 1:
-        return ((packed >> offsets) & mask).T
-    word, shift = (offsets >> np.uint64(6)).view(np.int64), offsets & np.uint64(63)
-    codes = np.take_along_axis(packed, word, 0) >> shift
-    following = np.take_along_axis(packed, np.minimum(word + 1, words - 1), 0)
-    spilled = (following << np.uint64(1)) << (np.uint64(63) - shift)
-    codes |= np.where(word + 1 < words, spilled, 0)
-    return (codes & mask).T
-
-
-def _check_fit(codes: np.ndarray, widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Raise `CodecError` unless every code fits its segment's width; return them unsigned."""
-    if not codes.size:
-        return codes
-    if codes.dtype.kind == "i":
-        if int(codes.min()) < 0:
-            raise CodecError("negative codes do not fit in any width")
-        codes = codes.view(f"u{codes.dtype.itemsize}")  # numpy's int64 -> uint64 cast is slow
-    filled = counts > 0
-    largest = np.maximum.reduceat(codes, (np.cumsum(counts) - counts)[filled])
-    misfits = np.flatnonzero(largest.astype(np.uint64) >> widths[filled].view(np.uint64))
-    if misfits.size:
-        bits = int(widths[filled][misfits[0]])
-        raise CodecError(f"codes must lie in [0, {2**bits}) to fit in {bits} bits")
-    return codes
-
-
-def _byte_index(nbytes: np.ndarray, row_bytes: int) -> np.ndarray:
-    """Flat index, in rows of ``row_bytes`` bytes, of the first ``nbytes[r]`` bytes of each row."""
-    start = np.cumsum(nbytes) - nbytes
-    return np.repeat(np.arange(nbytes.size) * row_bytes - start, nbytes) + np.arange(
-        start[-1] + nbytes[-1]
-    )
-
-
-def _real_codes(real: np.ndarray) -> np.ndarray | None:
-    """``(blocks, BLOCK)`` mask of the real codes, or None when every block is full."""
-    return None if (real == BLOCK).all() else np.arange(BLOCK) < real[:, None]
-
-
-def _pack_blocks(codes: np.ndarray, widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Pack segments of codes at their widths (the work of `pack_segments`).
-
-    All blocks are packed at once, each at its width; a partial block is padded
-    with zero codes and cut to its ``ceil(real * w / 8)`` bytes.
-    """
-    codes = _check_fit(codes, widths, counts)
-    block_widths, real = _block_layout(widths, counts)
-    if not block_widths.size:
-        return np.zeros(0, np.uint8)
-    valid = _real_codes(real)
-    if valid is None:
-        blocks = codes.reshape(-1, BLOCK)
-    else:
-        blocks = np.zeros(valid.shape, codes.dtype)
-        blocks[valid] = codes
-    packed = _pack_words(blocks, block_widths)
-    nbytes = (block_widths * real + 7) // 8
-    return np.take(packed.reshape(-1), _byte_index(nbytes, packed.shape[1]))
-
-
-def _unpack_blocks(packed: np.ndarray, widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Invert `_pack_blocks` (``packed`` has the right size); check the padding bits."""
-    block_widths, real = _block_layout(widths, counts)
-    if not block_widths.size:
-        return np.zeros(0, np.int64)
-    nbytes = (block_widths * real + 7) // 8
-    stream = np.zeros((block_widths.size, 8 * -(-int(block_widths.max()) // 8)), np.uint8)
-    stream.reshape(-1)[_byte_index(nbytes, stream.shape[1])] = packed
-    blocks = _unpack_words(stream, block_widths)
-    valid = _real_codes(real)
-    if valid is None:
-        return blocks.reshape(-1).view(np.int64)
-    if blocks[~valid].any():
-        raise CodecError("padding bits after the last code are not zero")
-    return blocks[valid].view(np.int64)
-
-
-def segments_nbytes(widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Return the bytes of each segment `pack_segments` writes: ``ceil(w * n / 8)``.
-
-    Parameters
-    ----------
-    widths, counts : np.ndarray
-        Bits per code and number of codes of each segment (non-negative ints).
-
-    Returns
-    -------
-    np.ndarray
-        int64 byte counts, one per segment.
-    """
-    return (np.asarray(widths, np.int64) * np.asarray(counts, np.int64) + 7) // 8
-
-
-def _check_segments(widths: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    widths, counts = np.asarray(widths, np.int64), np.asarray(counts, np.int64)
-    if widths.shape != counts.shape or widths.ndim != 1:
-        raise CodecError("segment widths and counts must be 1-D arrays of the same length")
-    if counts.size and counts.min() < 0:
-        raise CodecError("segment counts must be >= 0")
-    if widths.size and (widths.min() < 1 or widths.max() > MAX_BITS):
-        raise CodecError(f"segment widths must lie in 1..{MAX_BITS}")
-    return widths, counts
-
-
-def pack_segments(codes: np.ndarray, widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Pack consecutive segments of codes, each at its own width and padded to a byte.
-
-    Segment ``s`` holds the next ``counts[s]`` codes of ``codes`` at
-    ``widths[s]`` bits each; its bytes are ``pack_bits(segment, widths[s])``,
-    and the segments' bytes are concatenated.
-
-    Parameters
-    ----------
-    codes : np.ndarray
-        Integer codes, ``sum(counts)`` of them, each below ``2**width`` of its segment.
-    widths, counts : np.ndarray
-        Bits per code (1..32) and number of codes of each segment.
-
-    Returns
-    -------
-    np.ndarray
-        The ``uint8`` stream of ``segments_nbytes(widths, counts).sum()`` bytes.
-
-    Raises
-    ------
-    CodecError
-        If the counts do not add up to the codes or a code does not fit its width.
-    """
-    widths, counts = _check_segments(widths, counts)
-    codes = _check_codes(codes)
-    if codes.size != int(counts.sum()):
-        raise CodecError(f"expected {int(counts.sum())} codes, got {codes.size}")
-    return _pack_blocks(codes, widths, counts)
-
-
-def unpack_segments(packed: np.ndarray, widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Invert `pack_segments`: read every segment's codes back, in order.
-
-    Parameters
-    ----------
-    packed : np.ndarray
-        One-dimensional ``uint8`` stream of exactly
-        ``segments_nbytes(widths, counts).sum()`` bytes with zero padding bits.
-    widths, counts : np.ndarray
-        Bits per code and number of codes of each segment.
-
-    Returns
-    -------
-    np.ndarray
-        int64 codes, ``sum(counts)`` of them.
-
-    Raises
-    ------
-    CodecError
-        If ``packed`` is not a 1-D ``uint8`` array of the exact length, or a
-        padding bit is set.
-    """
-    widths, counts = _check_segments(widths, counts)
-    packed = np.asarray(packed)
-    sizes = segments_nbytes(widths, counts)
-    if packed.dtype != np.uint8 or packed.ndim != 1 or packed.size != int(sizes.sum()):
-        raise CodecError(
-            f"packed segments must be a 1-D uint8 array of {int(sizes.sum())} bytes, "
-            f"got {packed.dtype} {packed.shape}"
-        )
-    return _unpack_blocks(packed, widths, counts)

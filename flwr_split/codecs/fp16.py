@@ -12,11 +12,10 @@ from flwr_split.codecs.base import (
     CodecContext,
     CodecError,
     Encoded,
-    flat_float32,
     require_array,
-    require_finite,
     shape_from_meta,
 )
+from flwr_split.codecs.blocks import finite_flat, scan_blocks
 from flwr_split.codecs.registry import register_codec
 
 FP16_MAX = float(np.finfo(np.float16).max)
@@ -41,17 +40,19 @@ class Fp16(Codec):
 
     def encode(self, tensor: torch.Tensor, ctx: CodecContext | None = None) -> Encoded:
         """Round ``tensor`` to float16; the payload is the array ``values``."""
-        flat = flat_float32(tensor)
-        peak = float(np.abs(flat).max()) if flat.size else 0.0
+        values, lo, hi = finite_flat(tensor, np.float16)  # the cast and the checks in one pass
+        peak = max(-lo, hi)
         if peak > FP16_MAX:
             raise CodecError(
                 f"tensor holds magnitudes up to {peak:g}, beyond the float16 maximum {FP16_MAX:g}"
             )
-        return Encoded({"values": flat.astype(np.float16)}, {"shape": list(tensor.shape)})
+        return Encoded({"values": values}, {"shape": list(tensor.shape)})
 
     def decode(self, encoded: Encoded, ctx: CodecContext | None = None) -> torch.Tensor:
         """Widen the float16 ``values`` back to a float32 tensor of the original shape."""
         shape = shape_from_meta(encoded)
         values = require_array(encoded, "values", np.float16, math.prod(shape))
-        require_finite("values", values)
-        return torch.from_numpy(values.astype(np.float32)).reshape(shape)
+        decoded, lo, hi = scan_blocks(values, np.float32)
+        if not math.isfinite(lo + hi):  # float16 inf and NaN stay inf and NaN
+            raise CodecError("array 'values' holds NaN or inf values")
+        return torch.from_numpy(decoded).reshape(shape)

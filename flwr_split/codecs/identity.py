@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
 from flwr_split.codecs.base import (
     Codec,
     CodecContext,
+    CodecError,
     Encoded,
-    check_finite,
     require_array,
-    require_finite,
     shape_from_meta,
 )
+from flwr_split.codecs.blocks import finite_flat, scan_blocks
 from flwr_split.codecs.registry import register_codec
 
 
@@ -24,14 +26,15 @@ class Identity(Codec):
     codec_id = "identity"
 
     def encode(self, tensor: torch.Tensor, ctx: CodecContext | None = None) -> Encoded:
-        """Return the values as a flat float32 array, ``shape`` in meta."""
-        check_finite(tensor)
-        values = tensor.detach().to(torch.float32).cpu().contiguous().numpy().reshape(-1)
-        return Encoded({"values": values.copy()}, {"shape": list(tensor.shape)})
+        """Return the values as a flat float32 array (a copy), ``shape`` in meta."""
+        values = finite_flat(tensor, np.float32)[0]  # the copy and the check in one pass
+        return Encoded({"values": values}, {"shape": list(tensor.shape)})
 
     def decode(self, encoded: Encoded, ctx: CodecContext | None = None) -> torch.Tensor:
         """Rebuild the tensor; raise `CodecError` on a wrong size, dtype or shape, or NaN/inf."""
         shape = shape_from_meta(encoded)
-        numel = int(np.prod(shape, dtype=np.int64))
-        values = require_finite("values", require_array(encoded, "values", np.float32, numel))
-        return torch.from_numpy(values.copy()).reshape(shape)
+        values = require_array(encoded, "values", np.float32, math.prod(shape))
+        decoded, lo, hi = scan_blocks(values, np.float32)
+        if not math.isfinite(lo + hi):
+            raise CodecError("array 'values' holds NaN or inf values")
+        return torch.from_numpy(decoded).reshape(shape)

@@ -15,6 +15,10 @@ import torch
 INITS = ("random", "kmeans++")
 """Codebook initializations `fit_kmeans` knows."""
 
+UPDATE_BLOCK = 2**20
+"""Values of points per block in `update`: small temporaries, yet few torch calls (each call
+on two threads may wait for a core that another process holds)."""
+
 CHUNK_ELEMENTS = 2**22
 """Largest ``G * rows * L`` distance block computed at once (bounds memory)."""
 
@@ -92,9 +96,16 @@ def update(points: torch.Tensor, codebooks: torch.Tensor, codes: torch.Tensor) -
 
 
 def _update_rows(points: torch.Tensor, books: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """`update` on flat ``(G N, p)`` points, ``(G L, p)`` codewords and codeword rows ``(G N,)``."""
-    residual = points - books.index_select(0, rows)
-    sums = torch.zeros_like(books).index_add_(0, rows, residual)
+    """`update` on flat ``(G N, p)`` points, ``(G L, p)`` codewords and codeword rows ``(G N,)``.
+
+    The residuals are made and added block by block of points (no full-size temporaries);
+    every sum still adds its points in order, so the result is the same bit for bit.
+    """
+    sums = torch.zeros_like(books)
+    step = max(1, UPDATE_BLOCK // max(books.shape[1], 1))
+    for start in range(0, points.shape[0], step):
+        part = rows[start : start + step]
+        sums.index_add_(0, part, points[start : start + step] - books.index_select(0, part))
     counts = torch.bincount(rows, minlength=books.shape[0]).clamp_min_(1)
     return sums.div_(counts.unsqueeze(1)).add_(books)
 

@@ -13,13 +13,13 @@ from flwr_split.codecs.base import (
     CodecContext,
     CodecError,
     Encoded,
-    flat_float32,
     require_array,
     require_finite,
     require_scalar,
     shape_from_meta,
 )
 from flwr_split.codecs.bitpack import byte_codes, pack_bits, packed_nbytes, unpack_codes
+from flwr_split.codecs.blocks import finite_flat
 from flwr_split.codecs.registry import register_codec
 from flwr_split.codecs.selection import kth_largest
 
@@ -198,11 +198,11 @@ class MaskSparsification(Codec):
 
     def encode(self, tensor: torch.Tensor, ctx: CodecContext | None = None) -> Encoded:
         """Keep the top-k entries of each unit and code the others in ``bits`` bits."""
-        flat = flat_float32(tensor)
-        if not self.signed and flat.size and float(flat.min()) < 0:
+        flat, lowest, _ = finite_flat(tensor)
+        if not self.signed and lowest < 0:
             raise CodecError(
                 f"ms with signed=false needs non-negative input (e.g. after a ReLU), got a "
-                f"minimum of {float(flat.min()):g}; use 'ms:signed=true' for tensors with "
+                f"minimum of {lowest:g}; use 'ms:signed=true' for tensors with "
                 "negative values such as gradients"
             )
         shape = tuple(tensor.shape)
@@ -218,7 +218,7 @@ class MaskSparsification(Codec):
         if flat.size == 0:  # also when shape[0] is huge and a later axis is 0
             return Encoded({"values": flat[:0].copy(), "mask": np.zeros(0, np.uint8)}, meta)
         signal = flat.reshape(rows, width)
-        mag = np.abs(signal) if self.signed else signal
+        mag = np.abs(signal) if lowest < 0 else signal
         positions, threshold = _top_positions(mag, k)
         codes = self._codes(mag, threshold)
         if self.signed:

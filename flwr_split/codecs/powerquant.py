@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -56,10 +58,23 @@ class PowerQuant(Quant):
         """``bits`` and ``alpha``: a payload made with another exponent is refused."""
         return {**super().wire_options(), "alpha": self.alpha}
 
-    def forward(self, flat: np.ndarray) -> np.ndarray:
+    def forward(self, value: float) -> float:
         """Return ``sign(x) * |x|**alpha`` in float64."""
-        values = flat.astype(np.float64)
-        return np.sign(values) * np.abs(values) ** self.alpha
+        return math.copysign(abs(value) ** self.alpha, value)
+
+    def forward_(self, block: np.ndarray, source: np.ndarray) -> None:
+        """Write ``sign(x) * |x|**alpha`` of ``source`` into ``block``, in float32.
+
+        ``alpha = 0.5`` takes the correctly rounded ``sqrt``; other exponents ``pow``, within
+        a few float32 roundings of the float64 value (the clamp to ``[0, levels]`` covers
+        values a rounding beyond the range ends).
+        """
+        np.abs(source, out=block)
+        if self.alpha == 0.5:
+            np.sqrt(block, out=block)
+        else:
+            np.power(block, block.dtype.type(self.alpha), out=block)
+        np.copysign(block, source, out=block)
 
     def inverse(self, values: torch.Tensor) -> torch.Tensor:
         """Return ``sign(y) * |y|**(1 / alpha)``."""

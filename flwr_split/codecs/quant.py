@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -12,15 +13,13 @@ from flwr_split.codecs.base import (
     CodecContext,
     CodecError,
     Encoded,
-    all_finite,
-    flat_float32,
     require_array,
     require_finite,
     require_scalar,
     shape_from_meta,
 )
-from flwr_split.codecs.bitpack import pack_bits, packed_nbytes, unpack_bits
-from flwr_split.codecs.minmax import dequantize, quantize
+from flwr_split.codecs.bitpack import pack_bits, packed_nbytes
+from flwr_split.codecs.blocks import decoding_table, finite_flat, lookup_packed, quantize_blocks
 from flwr_split.codecs.registry import register_codec
 
 MAX_BITS = 16
@@ -36,9 +35,11 @@ class Quant(Codec):
     ``round((x - lo) / step)`` (ties to even) or, if ``stochastic``,
     ``floor((x - lo) / step + u)`` with ``u ~ U[0, 1)`` drawn from
     ``ctx.generator()``, which is unbiased. Codes are clamped to
-    ``[0, levels]`` and bit-packed. Arithmetic runs in float64, so the
-    reconstruction ``lo + code * step`` is within ``step / 2`` (deterministic)
-    or ``step`` (stochastic) of ``x``, up to one float32 rounding.
+    ``[0, levels]`` and bit-packed. Codes are computed in float32 block by
+    block (`quantize_blocks`), so the reconstruction ``lo + code * step`` is
+    within ``step * (1/2 + 2**(bits - 22))`` (deterministic) or
+    ``step * (1 + 2**(bits - 22))`` (stochastic) of ``x``, up to one float32
+    rounding; decoding looks each code up in a table computed in float64.
 
     Payload: ``codes`` (``uint8``, ``ceil(bits * numel / 8)`` bytes) and
     ``range`` (``float32 [lo, hi]``, 8 bytes). A constant tensor decodes
@@ -79,22 +80,15 @@ class Quant(Codec):
 
     def encode(self, tensor: torch.Tensor, ctx: CodecContext | None = None) -> Encoded:
         """Quantize ``tensor``; ``ctx.seed`` drives stochastic rounding (seed 0 if None)."""
-        flat = self.forward(flat_float32(tensor))
-        ends = (flat.min(), flat.max()) if flat.size else (0.0, 0.0)
-        lo, hi = (float(np.float32(end)) for end in ends)  # the range the decoder sees
-        codes = self._codes(flat, lo, hi, ctx or CodecContext())
+        flat, *ends = finite_flat(tensor)
+        lo, hi = (float(np.float32(self.forward(end))) for end in ends)  # what the decoder sees
+        generator = (ctx or CodecContext()).generator() if self.stochastic else None
+        codes = quantize_blocks(flat, lo, hi, self.levels, generator, self.forward_)
         arrays = {
             "codes": pack_bits(codes, self.bits),
             "range": np.array([lo, hi], dtype=np.float32),
         }
         return Encoded(arrays, {"shape": list(tensor.shape), **self.wire_options()})
-
-    def _codes(self, flat: np.ndarray, lo: float, hi: float, ctx: CodecContext) -> np.ndarray:
-        values = torch.from_numpy(flat).to(torch.float64)
-        noise = None
-        if self.stochastic:
-            noise = torch.rand(flat.size, generator=ctx.generator(), dtype=torch.float64)
-        return quantize(values, lo, hi, self.levels, noise).numpy()
 
     def decode(self, encoded: Encoded, ctx: CodecContext | None = None) -> torch.Tensor:
         """Rebuild ``lo + code * step``, clipped to ``[lo, hi]``, as float32."""
@@ -110,20 +104,21 @@ class Quant(Codec):
         if lo > hi:
             raise CodecError(f"range [{lo!r}, {hi!r}] has lo > hi")
         packed = require_array(encoded, "codes", np.uint8, packed_nbytes(self.bits, numel))
-        codes = unpack_bits(packed, self.bits, numel)
-        values = self.inverse(dequantize(torch.from_numpy(codes), lo, hi, self.levels))
-        decoded = values.to(torch.float32)
-        if not all_finite(decoded):  # e.g. powerquant's inverse of a huge range
+        table = decoding_table(lo, hi, self.levels, self.inverse)
+        if not np.isfinite(table).all():  # e.g. powerquant's inverse of a huge range
             raise CodecError(f"range [{lo!r}, {hi!r}] decodes to values beyond float32")
-        return decoded.reshape(shape)
+        return torch.from_numpy(lookup_packed(packed, self.bits, numel, table)).reshape(shape)
 
     def wire_options(self) -> dict[str, int | float]:
         """Options the payload's metadata carries, checked by `decode` (``bits`` here)."""
         return {"bits": self.bits}
 
-    def forward(self, flat: np.ndarray) -> np.ndarray:
-        """Map float32 input values to the domain that is quantized (identity here)."""
-        return flat
+    def forward(self, value: float) -> float:
+        """Map an input value to the domain that is quantized, in float64 (identity here)."""
+        return value
+
+    forward_: Callable[[np.ndarray, np.ndarray], None] | None = None
+    """``forward_(block, source)`` writes `forward` of float32 ``source`` into ``block``."""
 
     def inverse(self, values: torch.Tensor) -> torch.Tensor:
         """Map dequantized float64 values back to the input domain (identity here)."""

@@ -51,7 +51,9 @@ def largest_positions(values: np.ndarray, k: int) -> np.ndarray:
     if k == 0:
         return np.empty(0, dtype=np.int64)
     cutoff = kth_largest(values.reshape(1, -1), k)[0, 0]
-    keep = values > cutoff
-    ties = np.flatnonzero(values == cutoff)[: k - int(np.count_nonzero(keep))]
-    keep[ties] = True
-    return np.flatnonzero(keep)
+    positions = np.flatnonzero(values >= cutoff)  # one pass over values
+    surplus = positions.size - k
+    if surplus:  # more entries equal the cut-off than fit: drop the highest tied positions
+        tied = np.flatnonzero(values[positions] == cutoff)
+        positions = np.delete(positions, tied[tied.size - surplus :])
+    return positions

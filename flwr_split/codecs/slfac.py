@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,10 +22,10 @@ from flwr_split.codecs.base import (
     require_finite,
     shape_from_meta,
 )
-from flwr_split.codecs.bitpack import pack_segments, segments_nbytes, unpack_segments
+from flwr_split.codecs.blocks import BLOCK, decoding_table, lookup, quantize_blocks
 from flwr_split.codecs.dct import band_layout, dct2_bands, idct2_bands
-from flwr_split.codecs.minmax import dequantize_, quantize_
 from flwr_split.codecs.registry import register_codec
+from flwr_split.codecs.segments import pack_segments, segments_nbytes, unpack_segments
 from flwr_split.codecs.slfac_layout import ComponentLayout
 
 MAX_BITS = 24
@@ -69,8 +70,7 @@ class Quantized:
         float64 minimum and maximum per component (float32 values).
     codes : torch.Tensor
         Integer codes of the components with ``bits > 0``, in wire order
-        (``uint8`` from `SLFAC.quantize` when ``bmax <= 8``, else ``int32``;
-        int64 from `SLFAC.parse`).
+        (``uint8`` when ``bmax <= 8``, else ``int32``).
     """
 
     shape: tuple[int, ...]
@@ -255,8 +255,7 @@ class SLFAC(Codec):
         coeffs = dct2_bands(x).numpy()
         if not np.isfinite(coeffs).all():
             raise CodecError("DCT coefficients overflow float32; refusing to encode")
-        values = coeffs.astype(np.float64)
-        pooled = np.square(values).sum(0)  # (C, P) energy of each position over the batch
+        pooled = _pooled_energy(coeffs)  # (C, P) energy of each position over the batch
         cutoffs = self._cutoffs(pooled, band_layout(height, width)[2].numpy())
         if cutoffs.size and int(cutoffs.max()) > np.iinfo(np.uint16).max:
             raise CodecError("a cutoff band does not fit the uint16 wire field")
@@ -264,15 +263,12 @@ class SLFAC(Codec):
         lo, hi = layout.ranges(coeffs.min(0), coeffs.max(0))
         bits = self._allocate(layout.per_component(pooled), layout.counts)
         sent = bits > 0
-        noise = None
-        if self.stochastic:
-            total = int(layout.counts[sent].sum())
-            draws = torch.rand(total, generator=ctx.generator(), dtype=torch.float64)
-            noise = torch.from_numpy(layout.from_wire(draws.numpy(), sent))
-        grid = layout.component
-        levels = 2.0**bits - 1
-        quantize_(torch.from_numpy(values), lo[grid], hi[grid], levels[grid], noise)
-        codes = layout.to_wire(values.astype(self._code_dtype()), sent)  # whole numbers < 2**bmax
+        stream = layout.to_wire(coeffs, sent)
+        generator = ctx.generator() if self.stochastic else None
+        codes = np.empty(stream.size, self._code_dtype())
+        for g, part in _sent_parts(layout.counts, sent):
+            levels = 2 ** int(bits[g]) - 1
+            codes[part] = quantize_blocks(stream[part], lo[g], hi[g], levels, generator, exact=True)
         return Quantized.from_arrays(shape, cutoffs, bits, lo, hi, codes)
 
     def _cutoffs(self, pooled: np.ndarray, prefix: np.ndarray) -> np.ndarray:
@@ -361,7 +357,7 @@ class SLFAC(Codec):
         packed = require_array(
             encoded, "codes", np.uint8, int(segments_nbytes(bits[sent], counts[sent]).sum())
         )
-        codes = unpack_segments(packed, bits[sent], counts[sent])
+        codes = unpack_segments(packed, bits[sent], counts[sent], self._code_dtype())
         lo = np.zeros(counts.size)
         hi = np.zeros(counts.size)
         lo[sent], hi[sent] = ranges[:, 0], ranges[:, 1]
@@ -375,12 +371,13 @@ class SLFAC(Codec):
             return torch.zeros(shape)
         layout = self._layout(shape, quantized.cutoffs.numpy())
         bits = quantized.bits.numpy()
-        codes = quantized.codes.numpy().astype(self._code_dtype())
-        values = torch.from_numpy(layout.from_wire(codes, bits > 0).astype(np.float64))
-        grid = torch.from_numpy(layout.component)
-        levels = (2.0**quantized.bits - 1).clamp(min=1)[grid]
-        dequantize_(values, quantized.lo[grid], quantized.hi[grid], levels)
-        planes = idct2_bands(values.to(torch.float32), height, width)
+        sent, codes = bits > 0, quantized.codes.numpy()
+        lo, hi = quantized.lo.tolist(), quantized.hi.tolist()
+        stream = np.empty(codes.size, np.float32)
+        for g, part in _sent_parts(layout.counts, sent):
+            table = decoding_table(lo[g], hi[g], 2 ** int(bits[g]) - 1)
+            stream[part] = lookup(table, codes[part])
+        planes = idct2_bands(torch.from_numpy(layout.from_wire(stream, sent)), height, width)
         if not all_finite(planes):  # finite but huge ranges from the network
             raise CodecError("decoded values overflow float32")
         return planes.reshape(shape)
@@ -405,6 +402,22 @@ class SLFAC(Codec):
     def _counts_for(self, shape: tuple[int, ...], cutoffs: np.ndarray) -> np.ndarray:
         """Coefficients per component (``L_0, H_0, ...``)."""
         return self._layout(shape, cutoffs).counts
+
+
+def _pooled_energy(coeffs: np.ndarray) -> np.ndarray:
+    """Sum of the float64 squares of ``(B, C, P)`` ``coeffs`` over the batch, by blocks of rows."""
+    pooled = np.zeros(coeffs.shape[1:])
+    rows = max(1, BLOCK // max(pooled.size, 1))
+    for start in range(0, coeffs.shape[0], rows):
+        pooled += np.square(coeffs[start : start + rows], dtype=np.float64).sum(0)
+    return pooled
+
+
+def _sent_parts(counts: np.ndarray, sent: np.ndarray) -> Iterator[tuple[int, slice]]:
+    """Yield each sent component and its slice of the wire stream, in wire order."""
+    ends = np.cumsum(np.where(sent, counts, 0)).tolist()
+    for g in np.flatnonzero(sent).tolist():
+        yield g, slice(ends[g] - int(counts[g]), ends[g])
 
 
 def _check_sides(height: int, width: int) -> None:

@@ -63,13 +63,21 @@ class ComponentLayout:
         return extreme(lows, np.minimum, np.inf), extreme(highs, np.maximum, -np.inf)
 
     @cached_property
-    def _channel_groups(self) -> list[tuple[int, np.ndarray]]:
-        """Channels grouped by their low-band size: ``(low, channel indices)`` pairs."""
+    def _channel_groups(self) -> list[tuple[int, np.ndarray | slice]]:
+        """Channels grouped by their low-band size: ``(low, channels)`` pairs.
+
+        A group of consecutive channels is a slice (numpy copies it without gathering),
+        any other an array of ascending channel indices.
+        """
         order = np.argsort(self.low, kind="stable")
         starts = np.flatnonzero(np.diff(self.low[order], prepend=-1))
         ends = [*starts[1:].tolist(), order.size]
         lows = self.low[order[starts]].tolist()
-        return [(low, order[a:b]) for low, a, b in zip(lows, starts.tolist(), ends, strict=True)]
+        groups = [order[a:b] for a, b in zip(starts.tolist(), ends, strict=True)]
+        return [
+            (low, slice(group[0], group[-1] + 1) if group[-1] - group[0] < group.size else group)
+            for low, group in zip(lows, groups, strict=True)
+        ]
 
     def _wire_entries(self, sent: np.ndarray) -> np.ndarray | None:
         """``(C, B P)`` bool mask of the entries of `to_wire`'s rows that go on the wire.
@@ -93,8 +101,8 @@ class ComponentLayout:
         rows = np.empty((self.low.size, batch * positions), planes.dtype)
         for low, group in self._channel_groups:
             part = planes[:, group].transpose(1, 0, 2)
-            rows[group, : batch * low] = part[:, :, :low].reshape(group.size, -1)
-            rows[group, batch * low :] = part[:, :, low:].reshape(group.size, -1)
+            rows[group, : batch * low] = part[:, :, :low].reshape(len(part), batch * low)
+            rows[group, batch * low :] = part[:, :, low:].reshape(len(part), -1)
         keep = self._wire_entries(sent)
         return rows.reshape(-1) if keep is None else rows[keep]
 
@@ -109,8 +117,9 @@ class ComponentLayout:
             rows[keep] = stream
         planes = np.empty((batch, self.low.size, positions), stream.dtype)
         for low, group in self._channel_groups:
-            low_part = rows[group, : batch * low].reshape(group.size, batch, low)
-            high_part = rows[group, batch * low :].reshape(group.size, batch, positions - low)
+            channels = rows[group]
+            low_part = channels[:, : batch * low].reshape(len(channels), batch, low)
+            high_part = channels[:, batch * low :].reshape(len(channels), batch, positions - low)
             planes[:, group, :low] = low_part.transpose(1, 0, 2)
             planes[:, group, low:] = high_part.transpose(1, 0, 2)
         return planes

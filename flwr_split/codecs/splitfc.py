@@ -18,8 +18,8 @@ from flwr_split.codecs.base import (
     require_finite,
     shape_from_meta,
 )
-from flwr_split.codecs.bitpack import pack_bits, packed_nbytes, unpack_bits
-from flwr_split.codecs.minmax import dequantize, quantize
+from flwr_split.codecs.bitpack import pack_bits, packed_nbytes, unpack_bits, unpack_codes
+from flwr_split.codecs.blocks import BLOCK, decoding_table, lookup, quantize_blocks
 from flwr_split.codecs.registry import register_codec
 from flwr_split.codecs.selection import largest_positions
 
@@ -39,6 +39,23 @@ def feature_view(shape: tuple[int, ...]) -> tuple[int, int, int]:
     return shape[0], shape[1], math.prod(shape[2:])
 
 
+def feature_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the float64 standard deviation and mean of each feature of ``(B, F, S)`` ``x``.
+
+    Two passes in float64 (the mean, then the squared deviations from it), over blocks
+    of samples so no float64 copy of ``x`` is made; zeros for features without values.
+    """
+    batch, features, size = x.shape
+    count = max(batch * size, 1)
+    means = x.sum(axis=(0, 2), dtype=np.float64) / count
+    squares = np.zeros(features)
+    rows = max(1, BLOCK // max(features * size, 1))
+    for start in range(0, batch, rows):
+        deviations = x[start : start + rows] - means[:, None]
+        squares += np.einsum("bfs,bfs->f", deviations, deviations)
+    return np.sqrt(squares / count), means
+
+
 @register_codec
 class SplitFC(Codec):
     """Feature dropping by spread, then quantization (FC-SL baseline of SL-FAC).
@@ -49,7 +66,11 @@ class SplitFC(Codec):
     deviation over samples and positions are kept (ties to the lower index);
     every dropped feature is replaced by its mean, and each kept feature is
     min-max quantized over its own range at ``bits`` bits, rounding half to
-    even (unbiased stochastic rounding if ``stochastic``).
+    even (unbiased stochastic rounding if ``stochastic``). Spreads and means are
+    computed in float64 (`feature_stats`); codes are computed in float32 as
+    by `quantize_blocks`, within ``step * (1/2 + 2**(bits - 22))`` of the value
+    (``step * (1 + 2**(bits - 22))`` stochastic), ``step`` the feature's
+    ``(hi - lo) / (2**bits - 1)``.
 
     Payload: ``mask`` (``uint8``, one bit per feature, ``ceil(F / 8)`` bytes),
     ``means`` (``float32``, one per dropped feature), ``ranges``
@@ -110,29 +131,23 @@ class SplitFC(Codec):
         shape = tuple(tensor.shape)
         batch, features, size = feature_view(shape)
         k = self.keep_count(features)
-        x = torch.from_numpy(flat).to(torch.float64).reshape(batch, features, size)
-        x = x.transpose(0, 1).reshape(features, batch * size)
-        if x.numel():
-            spread, means = x.std(1, correction=0), x.mean(1)
-        else:
-            spread = means = torch.zeros(features, dtype=torch.float64)
-        kept = torch.from_numpy(largest_positions(spread.numpy(), k))
-        mask = torch.zeros(features, dtype=torch.bool)
-        mask[kept] = True
-        values = x[kept]
-        empty = torch.zeros(k, 1, dtype=torch.float64)
-        lo = values.amin(1, keepdim=True) if values.numel() else empty
-        hi = values.amax(1, keepdim=True) if values.numel() else empty
-        noise = None
-        if self.stochastic:
-            generator = (ctx or CodecContext()).generator()
-            noise = torch.rand(values.shape, generator=generator, dtype=torch.float64)
-        codes = quantize(values, lo, hi, self.levels, noise)
+        x = flat.reshape(batch, features, size)
+        spread, means = feature_stats(x)
+        kept = largest_positions(spread, k)
+        mask = np.zeros(features, dtype=np.uint8)
+        mask[kept] = 1
+        generator = (ctx or CodecContext()).generator() if self.stochastic else None
+        ranges, codes = np.zeros((k, 2), np.float32), []
+        for row, feature in enumerate(kept.tolist()):
+            values = np.ascontiguousarray(x[:, feature]).reshape(-1)
+            if values.size:
+                ranges[row] = values.min(), values.max()
+            codes.append(quantize_blocks(values, *ranges[row].tolist(), self.levels, generator))
         arrays = {
-            "mask": pack_bits(mask.numpy().astype(np.uint8), 1),
-            "means": means[~mask].numpy().astype(np.float32),
-            "ranges": torch.cat([lo, hi], 1).reshape(-1).numpy().astype(np.float32),
-            "codes": pack_bits(codes.numpy(), self.bits),
+            "mask": pack_bits(mask, 1),
+            "means": means[mask == 0].astype(np.float32),
+            "ranges": ranges.reshape(-1),
+            "codes": pack_bits(np.concatenate([np.zeros(0, np.uint8), *codes]), self.bits),
         }
         return Encoded(arrays, {"shape": list(shape)})
 
@@ -146,18 +161,17 @@ class SplitFC(Codec):
         ).astype(bool)
         if int(mask.sum()) != k:
             raise CodecError(f"mask keeps {int(mask.sum())} features, keep={self.keep} keeps {k}")
-        means = require_finite(
-            "means", require_array(encoded, "means", np.float32, features - k)
-        ).astype(np.float64)
+        means = require_finite("means", require_array(encoded, "means", np.float32, features - k))
         ranges = require_finite("ranges", require_array(encoded, "ranges", np.float32, 2 * k))
-        ranges = torch.from_numpy(ranges.astype(np.float64)).reshape(k, 2)
+        ranges = ranges.reshape(k, 2)
         if bool((ranges[:, 0] > ranges[:, 1]).any()):
             raise CodecError("a feature range has lo > hi")
         count = k * batch * size
         packed = require_array(encoded, "codes", np.uint8, packed_nbytes(self.bits, count))
-        codes = torch.from_numpy(unpack_bits(packed, self.bits, count)).reshape(k, batch * size)
-        out = torch.empty(features, batch * size, dtype=torch.float64)
-        out[torch.from_numpy(mask)] = dequantize(codes, ranges[:, :1], ranges[:, 1:], self.levels)
-        out[torch.from_numpy(~mask)] = torch.from_numpy(means)[:, None]
-        out = out.reshape(features, batch, size).transpose(0, 1)
-        return out.to(torch.float32).reshape(shape)
+        codes = unpack_codes(packed, self.bits, count).reshape(k, batch, size)
+        out = np.empty((batch, features, size), np.float32)
+        out[:, ~mask] = means[:, None]
+        for row, feature in enumerate(np.flatnonzero(mask).tolist()):
+            table = decoding_table(*ranges[row].tolist(), self.levels)
+            out[:, feature] = lookup(table, codes[row].reshape(-1)).reshape(batch, size)
+        return torch.from_numpy(out).reshape(shape)

@@ -10,13 +10,11 @@ from flwr_split.codecs.bitpack import (
     byte_codes,
     index_bits,
     pack_bits,
-    pack_segments,
     packed_nbytes,
-    segments_nbytes,
     unpack_bits,
     unpack_codes,
-    unpack_segments,
 )
+from flwr_split.codecs.segments import pack_segments, segments_nbytes, unpack_segments
 
 
 @st.composite

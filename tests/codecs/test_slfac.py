@@ -19,7 +19,7 @@ from flwr_split.codecs.dct import (
     idct2,
     idct2_bands,
 )
-from flwr_split.codecs.minmax import dequantize, quantize
+from flwr_split.codecs.minmax import dequantize
 from flwr_split.codecs.quant import Quant
 from flwr_split.codecs.slfac import SLFAC, planes_shape
 
@@ -444,6 +444,17 @@ def test_too_long_axes_are_refused():
 
 
 # ------------------------------------------------------------------ reference
+def quantize(
+    values: torch.Tensor, lo: float, hi: float, levels: float, noise: torch.Tensor | None
+) -> torch.Tensor:
+    """Codes ``round((v - lo) / step)`` (or ``floor(... + noise)``) in float64, clamped."""
+    if hi == lo:
+        return torch.zeros(values.shape, dtype=torch.int64)
+    scaled = (values.double() - lo) / ((hi - lo) / levels)
+    rounded = scaled.round() if noise is None else (scaled + noise).floor()
+    return rounded.clamp(0, levels).to(torch.int64)
+
+
 def _reference_payload(codec: SLFAC, x: torch.Tensor, seed: int) -> dict[str, np.ndarray]:
     """The payload built component by component (how slfac worked before it was vectorized)."""
     batch, channels, height, width = planes_shape(tuple(x.shape))
