@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from flwr.app import ArrayRecord, RecordDict
 
+from flwr_split.server.fedavg import Upload, average, screen
 from flwr_split.tasks import Optimization
 from flwr_split.wire import (
     KEY_BOTTOM,
@@ -39,7 +40,8 @@ class ParallelSplitLearning(SplitStrategy):
         Each client trains its own bottom with its own optimizer; one round trip
         per step (the gradient of step t-1 rides with the request for step t),
         plus one per epoch in which clients return their bottoms for a FedAvg
-        average (weighted by samples trained) that goes out with the next request.
+        average (weighted by samples trained, in float64, uploads screened by
+        `flwr_split.server.fedavg.screen`) that goes out with the next request.
     ``"never"``
         Like ``"every_epoch"`` without the averaging.
 
@@ -141,22 +143,23 @@ class ParallelSplitLearning(SplitStrategy):
         ]
         contents = self._deliver(step, "sync", requests)
         expected = self.bottom.state_dict()
-        weighted, total = {k: torch.zeros_like(v) for k, v in expected.items()}, 0
+        uploads = []
         for client, _ in requests:
             weight = self.trained.get(client.node_id, 0)
             if client.node_id not in contents or weight == 0:
                 continue
             try:
                 record = require_record(contents[client.node_id], KEY_BOTTOM, ArrayRecord)
-                tensors = read_tensors(record, expected, "bottom weights")
+                uploads.append(
+                    Upload(client, weight, read_tensors(record, expected, "bottom weights"))
+                )
             except ProtocolError as exc:
                 self.messenger.reject(step, client, str(exc))
-                continue
-            for name, value in tensors.items():
-                weighted[name] += weight * value
-            total += weight
-        if total:
-            self.bottom.load_state_dict({k: v / total for k, v in weighted.items()})
+        accepted, rejected = screen(uploads, expected)
+        for client, reason in rejected:
+            self.messenger.reject(step, client, reason)
+        if accepted:
+            self.bottom.load_state_dict(average(accepted, expected))
             self.server_bottom.version += 1
         self.trained.clear()
 

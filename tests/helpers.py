@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from flwr.app import Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
 from flwr_split.client.app import app as default_client_app
@@ -46,6 +47,24 @@ def run_inprocess(
     strategy = ParallelSplitLearning(task or TaskConfig(), **strategy_kwargs)
     result = strategy.start(grid, num_epochs=epochs, max_steps=max_steps, **start_kwargs)
     return strategy, result, grid
+
+
+def tampering_app(
+    partition: int, message_type: str, tamper: Callable[[RecordDict], None]
+) -> Callable[[Message, Context], Message]:
+    """The default ClientApp, with ``tamper(content)`` applied to one partition's good replies."""
+
+    def app(message: Message, context: Context) -> Message:
+        reply = default_client_app(message, context)
+        if (
+            context.node_config["partition-id"] == partition
+            and message.metadata.message_type == message_type
+            and not reply.has_error()
+        ):
+            tamper(reply.content)
+        return reply
+
+    return app
 
 
 def digest(*arrays: np.ndarray) -> str:

@@ -18,6 +18,8 @@ from flwr_split.wire import (
     get_encoded,
     get_targets,
 )
+from flwr_split.wire.guard import untrusted
+from flwr_split.wire.layouts import payload_layout
 
 
 @dataclass
@@ -51,13 +53,20 @@ class CutReader:
     def read(
         self, step: int, client: ClientInfo, content: RecordDict, count: int
     ) -> CutBatch | None:
-        """Decode ``count`` samples' activations and targets; None (client rejected) if bad."""
+        """Decode ``count`` samples' activations and targets; None (client rejected) if bad.
+
+        The payload is checked against the uplink codec's layout for exactly
+        ``count`` samples before it is copied or decoded; nothing raises.
+        """
         cut_shape = self.roster.cut_shape
         assert cut_shape is not None, "the hello precedes any activations"
+        shape = (count, *cut_shape)
+        layout = payload_layout(self.uplink, shape)
         try:
-            encoded = get_encoded(content, KEY_ACTS)
-            acts = decode_tensor(self.uplink, encoded, (count, *cut_shape), "activations")
-            labels = get_targets(content, count, self.roster.target)
+            with untrusted("unreadable activations"):
+                encoded = get_encoded(content, KEY_ACTS, layout.max_bytes if layout else None)
+                acts = decode_tensor(self.uplink, encoded, shape, "activations")
+                labels = get_targets(content, count, self.roster.target)
         except ProtocolError as exc:
             self.messenger.reject(step, client, str(exc))
             return None

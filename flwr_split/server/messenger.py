@@ -25,6 +25,9 @@ from flwr_split.wire import (
     StepOrder,
     compute_seconds,
 )
+from flwr_split.wire.guard import untrusted
+from flwr_split.wire.limits import MAX_COMPUTE_SECONDS
+from flwr_split.wire.replies import check_counts, check_reply
 
 logger = logging.getLogger("flwr").getChild(__name__)
 
@@ -95,6 +98,9 @@ class Messenger:
         """Sum of the compute seconds clients reported for training exchanges."""
         self.messages_sent = 0
         """Messages pushed in training exchanges."""
+        self.max_compute_s = min(MAX_COMPUTE_SECONDS, step_timeout)
+        """Most compute seconds one reply may book: a client cannot compute longer than
+        the server waits (nor, with a long timeout, than `MAX_COMPUTE_SECONDS`)."""
 
     def snapshot(self) -> Books:
         """Return the running totals now."""
@@ -128,9 +134,10 @@ class Messenger:
     ) -> dict[int, RecordDict]:
         """Exchange messages; return the contents of good replies by node id.
 
-        Error replies and missing replies are logged and recorded in
-        ``rejected``. A client that reports stale weights gets the server's
-        weights with its next message.
+        Error replies, missing replies and replies with anything the message
+        did not ask for are logged and recorded in ``rejected``. A client that
+        reports stale weights gets the server's weights with its next message.
+        Reported compute seconds are clamped to ``max_compute_s``.
         """
         assert self.grid is not None, "the grid is set when the run starts"
         timed = phase in TIMED_PHASES
@@ -146,23 +153,18 @@ class Messenger:
         contents: dict[int, RecordDict] = {}
         timings, timed_ids = [], []
         for client, sent in messages:
-            reply = replies.get(client.node_id)
-            if reply is None:
-                self.reject(step, client, "no reply before the step timeout")
+            try:
+                content, bytes_up = self._accept(step, phase, client, sent, replies)
+            except ProtocolError as exc:
+                self.reject(step, client, str(exc))
                 continue
-            if reply.has_error():
-                self.reject(step, client, f"error reply: {reply.error.reason}")
-                if reply.error.code == ERROR_CODE_STALE_WEIGHTS:
-                    self.client_versions.pop(client.node_id, None)
-                continue
-            bytes_up = self.traffic.record(step, phase, client.partition_id, UP, reply)
             if timed:
-                compute_s = compute_seconds(reply.content)
+                compute_s = min(compute_seconds(content), self.max_compute_s)
                 self.client_compute += compute_s
                 profile = self.profiles[client.partition_id]
                 timings.append((profile, bytes_down[client.node_id], compute_s, bytes_up))
                 timed_ids.append(client.partition_id)
-            contents[client.node_id] = reply.content
+            contents[client.node_id] = content
             if phase != "hello":
                 order = StepOrder.from_record(sent.content[KEY_ORDER])
                 self.client_versions[client.node_id] = order.version
@@ -171,6 +173,26 @@ class Messenger:
             if len(replies) < len(messages):  # the barrier waited for the timeout
                 self.clock.server(self.step_timeout)
         return contents
+
+    def _accept(
+        self, step: int, phase: str, client: ClientInfo, sent: Message, replies: dict[int, Message]
+    ) -> tuple[RecordDict, int]:
+        """Return the content of ``client``'s reply and its bytes, or raise `ProtocolError`.
+
+        The reply must be there, not an error, and hold only what ``sent``
+        asked for within the size cap (`check_reply`), checked before its bytes
+        are counted; whatever fails underneath becomes the reason.
+        """
+        reply = replies.get(client.node_id)
+        if reply is None:
+            raise ProtocolError("no reply before the step timeout")
+        with untrusted("unreadable reply"):
+            if reply.has_error():
+                if reply.error.code == ERROR_CODE_STALE_WEIGHTS:
+                    self.client_versions.pop(client.node_id, None)
+                raise ProtocolError(f"error reply: {reply.error.reason}")
+            check_reply(sent, reply.content)
+            return reply.content, self.traffic.record(step, phase, client.partition_id, UP, reply)
 
     def reject(self, step: int, client: ClientInfo, reason: str) -> None:
         """Drop ``client`` from ``step``: log and record the reason."""
@@ -198,7 +220,9 @@ class Messenger:
         claims: dict[int, list[ClientInfo]] = {}
         for node_id, reply in self.send(0, "hello", messages).items():
             try:
-                client = self.roster.read(node_id, reply)
+                with untrusted("unreadable hello reply"):
+                    client = self.roster.read(node_id, reply)
+                    check_counts(client)
             except ProtocolError as exc:
                 self.reject(0, ClientInfo(node_id, -1, 0, 0), f"bad hello reply: {exc}")
                 continue

@@ -37,7 +37,6 @@ from flwr_split.wire.hello import (
 )
 from flwr_split.wire.orders import SessionConfig, StepOrder, typed_field
 from flwr_split.wire.records import (
-    DECODE_FAILURES,
     decode_tensor,
     get_encoded,
     get_labels,
@@ -55,7 +54,6 @@ from flwr_split.wire.records import (
 from flwr_split.wire.sizes import message_nbytes, payload_nbytes
 
 __all__ = [
-    "DECODE_FAILURES",
     "ERROR_CODE_BAD_MESSAGE",
     "ERROR_CODE_STALE_WEIGHTS",
     "KEY_ACTS",

@@ -12,6 +12,7 @@ from flwr_split.common.typed_values import as_kind
 from flwr_split.tasks import TaskConfig
 from flwr_split.tasks.optim import OptimizerConfig
 from flwr_split.wire.contract import KEY_CONFIG, KEY_ORDER, ProtocolError
+from flwr_split.wire.limits import MAX_SAMPLES
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,9 @@ class StepOrder:
         for f in fields(self):
             if f.type == "int" and getattr(self, f.name) < 0:
                 raise ProtocolError(f"{KEY_ORDER}.{f.name} must be >= 0")
+        for name in ("fwd_offset", "fwd_count", "bwd_offset", "bwd_count"):
+            if getattr(self, name) > MAX_SAMPLES:
+                raise ProtocolError(f"{KEY_ORDER}.{name} must be <= {MAX_SAMPLES}")
         if self.bwd_mode not in ("apply", "return"):
             raise ProtocolError(f"{KEY_ORDER}.bwd_mode must be 'apply' or 'return'")
 

@@ -13,8 +13,10 @@ from torch import nn
 from flwr_split.codecs import CodecError, Encoded
 from flwr_split.codecs.base import all_finite, shape_from_meta
 from flwr_split.tasks.targets import Classes, Target
-from flwr_split.wire.arrays import from_array, to_array
+from flwr_split.wire.arrays import ArraySpec, array_nbytes, from_array, to_array
 from flwr_split.wire.contract import KEY_LABELS, META_SUFFIX, ProtocolError
+from flwr_split.wire.guard import bounded_json, untrusted
+from flwr_split.wire.layouts import check_payload, payload_layout
 from flwr_split.wire.orders import typed_field
 
 
@@ -34,31 +36,34 @@ def put_encoded(content: RecordDict, key: str, encoded: Encoded) -> None:
     content[key + META_SUFFIX] = ConfigRecord({"json": json.dumps(encoded.meta)})
 
 
-def get_encoded(content: RecordDict, key: str) -> Encoded:
-    """Read an encoded tensor stored by `put_encoded`; raise `ProtocolError` if malformed."""
+def get_encoded(content: RecordDict, key: str, max_bytes: int | None = None) -> Encoded:
+    """Read an encoded tensor stored by `put_encoded`; raise `ProtocolError` if malformed.
+
+    The metadata JSON is length- and depth-capped before it is parsed; with
+    ``max_bytes``, the arrays' raw bytes are capped before any is copied.
+    Nothing but `ProtocolError` leaves this function.
+    """
     arrays = require_record(content, key, ArrayRecord)
     meta_record = require_record(content, key + META_SUFFIX, ConfigRecord)
-    try:
-        meta = json.loads(typed_field(meta_record, "json", str))
+    with untrusted(f"'{key}' payload is unreadable"):
+        arrived = sum(array_nbytes(array) for array in arrays.values())
+        if max_bytes is not None and arrived > max_bytes:
+            raise ProtocolError(f"'{key}' carries {arrived} bytes, at most {max_bytes} expected")
+        meta = bounded_json(typed_field(meta_record, "json", str), f"'{key}' metadata")
         payload = {name: from_array(array) for name, array in arrays.items()}
-    except (ValueError, TypeError) as exc:
-        raise ProtocolError(f"'{key}' payload is unreadable: {exc}") from exc
     if not isinstance(meta, dict):
         raise ProtocolError(f"'{key}' metadata must be a JSON object")
     return Encoded(payload, meta)
-
-
-DECODE_FAILURES = (ValueError, TypeError, IndexError, RuntimeError, MemoryError, OverflowError)
-"""What a codec's ``decode`` may raise on a hostile payload (`CodecError` is a ValueError)."""
 
 
 def decode_tensor(codec: Any, encoded: Encoded, shape: tuple[int, ...], what: str) -> torch.Tensor:
     """Decode and check that the tensor has ``shape`` and only finite values.
 
     The payload's declared ``meta["shape"]`` (every codec writes it) must be
-    ``shape`` before anything is decoded, so a payload cannot make the decoder
-    allocate more than the expected tensor; any failure of the decoder
-    becomes a `ProtocolError`.
+    ``shape``, and its arrays and metadata must be those the codec produces for
+    that shape (`payload_layout`), before anything is decoded, so a payload
+    cannot make the decoder allocate more than the expected tensor; any
+    failure of the decoder becomes a `ProtocolError`.
     """
     try:
         declared = shape_from_meta(encoded)
@@ -66,10 +71,11 @@ def decode_tensor(codec: Any, encoded: Encoded, shape: tuple[int, ...], what: st
         raise ProtocolError(f"{what}: {exc}") from exc
     if declared != shape:
         raise ProtocolError(f"{what} declares shape {declared}, expected {shape}")
-    try:
+    layout = payload_layout(codec, shape)
+    if layout is not None:
+        check_payload(encoded, layout, what)
+    with untrusted(f"{what}: undecodable payload"):
         tensor = codec.decode(encoded)
-    except DECODE_FAILURES as exc:
-        raise ProtocolError(f"{what}: undecodable payload: {type(exc).__name__}: {exc}") from exc
     if tuple(tensor.shape) != shape:
         raise ProtocolError(f"{what} has shape {tuple(tensor.shape)}, expected {shape}")
     if tensor.dtype != torch.float32:
@@ -155,15 +161,11 @@ def read_tensors(
         raise ProtocolError(f"{what} keys {sorted(record.keys())} != expected {sorted(expected)}")
     tensors = {}
     for name, ref in expected.items():
+        spec = ArraySpec(str(ref.dtype).removeprefix("torch."), tuple(ref.shape))
         try:
-            value = torch.from_numpy(from_array(record[name]))
-        except (ValueError, TypeError) as exc:
-            raise ProtocolError(f"{what}[{name}] is unreadable: {exc}") from exc
-        if value.shape != ref.shape or value.dtype != ref.dtype:
-            raise ProtocolError(
-                f"{what}[{name}] is {value.dtype}{tuple(value.shape)}, "
-                f"expected {ref.dtype}{tuple(ref.shape)}"
-            )
+            value = torch.from_numpy(from_array(record[name], spec))
+        except ProtocolError as exc:
+            raise ProtocolError(f"{what}[{name}]: {exc}") from exc
         if value.is_floating_point() and not all_finite(value):
             raise ProtocolError(f"{what}[{name}] holds NaN or inf values")
         tensors[name] = value

@@ -98,13 +98,13 @@ class CorruptingApp:
 @pytest.mark.parametrize(
     ("corrupt", "reason"),
     [
-        (_truncate, "elements, expected"),
-        (_wrong_dtype, "dtype float64"),
-        (_wrong_shape, "shape"),
+        (_truncate, "has shape (4096,), expected (8192,)"),
+        (_wrong_dtype, "bytes, at most 32768 expected"),
+        (_wrong_shape, "bytes, at most 32768 expected"),
         (_missing_labels, "no 'sl.labels'"),
         (_nan_activations, "NaN"),
         (_labels_out_of_range, "out of range"),
-        (_garbled_meta, "unreadable"),
+        (_garbled_meta, "metadata is not JSON"),
     ],
 )
 @pytest.mark.parametrize("sync", ["every_epoch", "every_step"])

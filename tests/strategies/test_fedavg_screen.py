@@ -1,0 +1,75 @@
+"""One poisoned FedAvg upload is rejected with a reason and changes nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+from flwr.app import Context, Message, RecordDict
+
+from flwr_split.server.fedavg import Upload, average, screen, weights_norm
+from flwr_split.wire import KEY_BOTTOM, MSG_STEP, ClientInfo
+from flwr_split.wire.arrays import from_array, to_array
+from tests.helpers import run_inprocess, tampering_app
+
+BAD = 1
+
+
+def huge_bias(content: RecordDict) -> None:
+    if KEY_BOTTOM not in content:
+        return
+    record = content[KEY_BOTTOM]
+    name = next(k for k in record if k.endswith("bias"))
+    values = from_array(record[name])
+    values[0] = 3e38  # finite in float32; the weighted float32 sum would overflow
+    record[name] = to_array(values)
+
+
+def withheld(content: RecordDict) -> None:
+    content.pop(KEY_BOTTOM, None)
+
+
+def run(app: Callable[[Message, Context], Message] | None):
+    return run_inprocess(3, client_app=app, epochs=2, max_steps=None, eval_every=10_000)
+
+
+def test_a_3e38_bias_is_rejected_and_the_run_matches_the_run_without_that_upload():
+    _, poisoned, _ = run(tampering_app(BAD, MSG_STEP, huge_bias))
+    _, without, _ = run(tampering_app(BAD, MSG_STEP, withheld))
+    _, honest, _ = run(None)
+    reasons = [r for r in poisoned.rejected if r[1] == BAD]
+    assert len(reasons) == 2 and all("norm 3e+38 exceeds" in r[2] for r in reasons)
+    assert np.isfinite(poisoned.history["accuracy"]).all()
+    assert poisoned.history["accuracy"].iloc[-1] == without.history["accuracy"].iloc[-1]
+    assert poisoned.history["loss"].iloc[-1] == pytest.approx(without.history["loss"].iloc[-1])
+    assert abs(poisoned.history["accuracy"].iloc[-1] - honest.history["accuracy"].iloc[-1]) < 0.1
+
+
+def client(partition: int) -> ClientInfo:
+    return ClientInfo(node_id=10 + partition, partition_id=partition, train_count=8, test_count=8)
+
+
+def test_screen_uses_the_server_weights_and_the_median_when_they_are_zero():
+    server = {"w": torch.ones(4), "n": torch.tensor(3)}
+    uploads = [
+        Upload(client(k), 1, {"w": torch.full((4,), v)}) for k, v in enumerate([1.0, 2.0, 50.0])
+    ]
+    accepted, rejected = screen(uploads, server)
+    assert [u.client.partition_id for u in accepted] == [0, 1]
+    assert rejected[0][0].partition_id == 2 and "10x the reference 2)" in rejected[0][1]
+    accepted, rejected = screen(uploads, {"w": torch.zeros(4)})  # median 4: bound 40
+    assert [u.client.partition_id for u in accepted] == [0, 1] and len(rejected) == 1
+
+
+def test_the_average_is_weighted_in_float64_and_cast_back():
+    big = float(np.finfo(np.float32).max) / 2
+    uploads = [
+        Upload(client(0), 3, {"w": torch.tensor([big])}),
+        Upload(client(1), 1, {"w": torch.tensor([big])}),
+    ]
+    result = average(uploads, {"w": torch.zeros(1)})
+    assert result["w"].dtype == torch.float32 and torch.isfinite(result["w"]).all()
+    assert weights_norm({"w": torch.tensor([3e38, 3e38])}) == pytest.approx(3e38 * 2**0.5)
+    assert weights_norm({"n": torch.tensor([5])}) == 0.0  # integer buffers are not weights
