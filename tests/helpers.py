@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 from flwr.app import Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
 from flwr_split.client.app import app as default_client_app
+from flwr_split.codecs import registry as codec_registry
+from flwr_split.sampling import registry as sampler_registry
 from flwr_split.server.result import SplitResult
 from flwr_split.tasks import TaskConfig
+from flwr_split.tasks.registry import TASKS
 from flwr_split.testing.inprocess import InProcessGrid
 from strategies.parallel import ParallelSplitLearning
 
@@ -73,3 +79,28 @@ def flip_bytes(array: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     positions = rng.integers(0, raw.size, rng.integers(1, 5))
     raw[positions] ^= rng.integers(1, 256, positions.size).astype(np.uint8)
     return corrupted
+
+
+@contextmanager
+def on_path(*folders: Path) -> Iterator[None]:
+    """Put ``folders`` first on ``sys.path`` for the block, as an installed package would be.
+
+    Afterwards the modules imported from them are dropped, and the codec,
+    sampler and task registries hold only what they held before, so no other
+    test sees what the block imported or registered.
+    """
+    registries = (codec_registry._CODECS, sampler_registry._SAMPLERS, TASKS)
+    saved = [dict(registry._entries) for registry in registries]
+    before = set(sys.modules)
+    sys.path[:0] = [str(folder) for folder in folders]
+    try:
+        yield
+    finally:
+        for folder in folders:
+            sys.path.remove(str(folder))
+        for name in set(sys.modules) - before:
+            origin = getattr(sys.modules[name], "__file__", None) or ""
+            if any(origin.startswith(str(folder)) for folder in folders):
+                del sys.modules[name]
+        for registry, entries in zip(registries, saved, strict=True):
+            registry._entries = entries

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from flwr.app import Context, RecordDict
 
 from flwr_split.launch.simulation import SimulationSuperLink
 from flwr_split.testing import InProcessGrid
+from tests.helpers import on_path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 MAX_LINES = 40
@@ -69,13 +69,10 @@ def _final_accuracy(printed: str) -> float:
 
 
 def test_your_own_model_app_trains_in_process(app_dir, capsys):
-    sys.path.insert(0, str(app_dir))
-    try:
+    with on_path(app_dir):
         app = importlib.import_module("mysplit.app")
         context = Context(1, 0, node_config={}, state=RecordDict(), run_config={})
         app.main(InProcessGrid(app.client_app, NODES), context)
-    finally:
-        sys.path.remove(str(app_dir))
     assert _final_accuracy(capsys.readouterr().out) > 0.6
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from flwr.app import Context, RecordDict
 
 from flwr_split.launch.simulation import SimulationSuperLink
 from flwr_split.testing import InProcessGrid
+from tests.helpers import on_path
 from tests.plugins import PLUGIN_PATH, plugin_env
 
 APP_DIR = Path(__file__).resolve().parent / "byo_app"
@@ -58,12 +58,8 @@ def data_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def app_module():
     """The App's module, imported as Flower imports it (its folder and the plugin on the path)."""
-    sys.path[:0] = [str(APP_DIR), str(PLUGIN_PATH)]
-    try:
+    with on_path(APP_DIR, PLUGIN_PATH):
         yield importlib.import_module("byo_app.app")
-    finally:
-        sys.path.remove(str(APP_DIR))
-        sys.path.remove(str(PLUGIN_PATH))
 
 
 def _run_config(task: str, data_dir: Path, output: Path) -> dict[str, object]:
