@@ -27,7 +27,7 @@ from flwr_split.wire import (
 )
 from flwr_split.wire.guard import untrusted
 from flwr_split.wire.limits import MAX_COMPUTE_SECONDS
-from flwr_split.wire.replies import check_counts, check_reply
+from flwr_split.wire.replies import check_reply
 
 logger = logging.getLogger("flwr").getChild(__name__)
 
@@ -222,7 +222,6 @@ class Messenger:
             try:
                 with untrusted("unreadable hello reply"):
                     client = self.roster.read(node_id, reply)
-                    check_counts(client)
             except ProtocolError as exc:
                 self.reject(0, ClientInfo(node_id, -1, 0, 0), f"bad hello reply: {exc}")
                 continue

@@ -16,6 +16,7 @@ import numpy as np
 from flwr.app import MetricRecord, RecordDict
 
 from flwr_split.wire.contract import KEY_INFO, ProtocolError
+from flwr_split.wire.limits import MAX_SAMPLES
 
 
 def compute_seconds(content: RecordDict) -> float:
@@ -100,7 +101,8 @@ def read_client_info(
     """Read a ``query.sl_hello`` reply; raise `ProtocolError` unless its numbers are sane.
 
     ``sl.info`` must hold integral ``partition_id`` in ``[0, num_partitions)``,
-    ``num_partitions`` in ``[1, MAX_PARTITIONS]``, non-negative counts, an
+    ``num_partitions`` in ``[1, MAX_PARTITIONS]``, sample counts in
+    ``[0, MAX_SAMPLES]`` (no plan or evaluation is sized from a larger claim), an
     ``input_shape`` of 1 to `MAX_INPUT_RANK` positive sizes and at most
     `MAX_INPUT_ELEMENTS` elements, an ``input_dtype`` index into `INPUT_DTYPES`
     and, for a classification task (``num_classes``), ``class_counts``: one
@@ -116,8 +118,11 @@ def read_client_info(
         raise ProtocolError(f"num_partitions {values['num_partitions']} is out of range")
     if not 0 <= values["partition_id"] < values["num_partitions"]:
         raise ProtocolError(f"partition_id {values['partition_id']} is out of range")
-    if min(values["train_count"], values["test_count"]) < 0:
+    counts = (values["train_count"], values["test_count"])
+    if min(counts) < 0:
         raise ProtocolError("sample counts must be >= 0")
+    if max(counts) > MAX_SAMPLES:
+        raise ProtocolError(f"sample counts {counts} exceed {MAX_SAMPLES}")
     input_shape, input_dtype = _input_spec(info)
     class_counts = (
         () if num_classes is None else _class_counts(info, num_classes, values["train_count"])

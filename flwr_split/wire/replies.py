@@ -1,9 +1,8 @@
-"""What a reply may hold, known from the message it answers: record names, sizes, counts.
+"""What a reply may hold, known from the message it answers: record names and sizes.
 
 The server checks every reply against its request before reading or counting
-anything in it: only the records the request asked for (`allowed_reply_keys`),
-at most `MAX_REPLY_BYTES` of array data and text (`check_reply`), and hello
-counts within `MAX_SAMPLES` (`check_counts`).
+anything in it: only the records the request asked for (`allowed_reply_keys`)
+and at most `MAX_REPLY_BYTES` of array data and text (`check_reply`).
 """
 
 from __future__ import annotations
@@ -13,8 +12,7 @@ from flwr.app import ArrayRecord, Message, RecordDict
 from flwr_split.wire import contract
 from flwr_split.wire.arrays import array_nbytes
 from flwr_split.wire.contract import KEY_INFO, KEY_LABELS, ProtocolError
-from flwr_split.wire.hello import ClientInfo
-from flwr_split.wire.limits import MAX_META_CHARS, MAX_REPLY_BYTES, MAX_SAMPLES
+from flwr_split.wire.limits import MAX_META_CHARS, MAX_REPLY_BYTES
 from flwr_split.wire.orders import StepOrder
 
 
@@ -77,11 +75,3 @@ def check_reply(request: Message, content: RecordDict) -> None:
     nbytes = raw_nbytes(content)
     if nbytes > MAX_REPLY_BYTES:
         raise ProtocolError(f"reply of {nbytes} bytes exceeds {MAX_REPLY_BYTES}")
-
-
-def check_counts(client: ClientInfo) -> None:
-    """Raise `ProtocolError` if a hello reply claims more than `MAX_SAMPLES` samples."""
-    if max(client.train_count, client.test_count) > MAX_SAMPLES:
-        raise ProtocolError(
-            f"sample counts ({client.train_count}, {client.test_count}) exceed {MAX_SAMPLES}"
-        )

@@ -17,15 +17,14 @@ from flwr_split.wire import (
     KEY_INFO,
     MSG_HELLO,
     MSG_STEP,
-    ClientInfo,
     ProtocolError,
     payload_nbytes,
+    read_client_info,
 )
 from flwr_split.wire.arrays import NPY_MAGIC, ArraySpec, array_nbytes, from_array, to_array
 from flwr_split.wire.guard import bounded_json, untrusted
 from flwr_split.wire.layouts import payload_layout
 from flwr_split.wire.limits import MAX_META_CHARS, MAX_SAMPLES
-from flwr_split.wire.replies import check_counts
 from tests.helpers import run_inprocess, tampering_app
 
 
@@ -167,11 +166,17 @@ def test_a_hello_count_beyond_the_limit_drops_that_client():
     assert "exceed" in result.rejected[0][2]
 
 
+def _hello_reply(train_count: int, test_count: int) -> RecordDict:
+    info = {"partition_id": 0, "num_partitions": 1, "input_shape": [4], "input_dtype": 0}
+    counts = {"train_count": train_count, "test_count": test_count}
+    return RecordDict({KEY_INFO: MetricRecord({**info, **counts})})
+
+
 @pytest.mark.parametrize("counts", [(MAX_SAMPLES + 1, 0), (0, MAX_SAMPLES + 1), (10**12, 10**12)])
 def test_counts_above_the_limit_are_refused(counts):
     with pytest.raises(ProtocolError, match="exceed"):
-        check_counts(ClientInfo(1, 0, *counts))
-    check_counts(ClientInfo(1, 0, MAX_SAMPLES, MAX_SAMPLES))
+        read_client_info(1, _hello_reply(*counts))
+    read_client_info(1, _hello_reply(MAX_SAMPLES, MAX_SAMPLES))
 
 
 def test_a_reply_over_the_size_cap_is_rejected_before_it_is_read(monkeypatch):
