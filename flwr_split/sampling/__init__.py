@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flwr_split.sampling.base import Sampler, plan_offsets
-from flwr_split.sampling.deviation import batch_deviation, class_shares
+from flwr_split.sampling.deviation import batch_deviation, class_shares, shares_of_counts
 from flwr_split.sampling.fixed import FixedLocalBatch
 from flwr_split.sampling.lds import LatentDirichlet
 from flwr_split.sampling.local import FixedLocal, FixedProportionalLocal
@@ -32,4 +32,5 @@ __all__ = [
     "plan_offsets",
     "register_sampler",
     "registered_samplers",
+    "shares_of_counts",
 ]

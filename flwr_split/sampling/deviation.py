@@ -7,7 +7,11 @@ import numpy as np
 
 def class_shares(labels: np.ndarray, num_classes: int) -> np.ndarray:
     """Return the fraction of each class among ``labels``."""
-    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)
+    return shares_of_counts(np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes))
+
+
+def shares_of_counts(counts: np.ndarray) -> np.ndarray:
+    """Return per-class counts as fractions of their total (zeros if there are none)."""
     return counts / max(1, counts.sum())
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from flwr.app import RecordDict
 
+from flwr_split.sampling import shares_of_counts
 from flwr_split.tasks import TaskConfig, cut_shape
 from flwr_split.wire import ClientInfo, ProtocolError, read_client_info
 
@@ -72,4 +73,4 @@ class Roster:
         counts = np.zeros(self.num_classes, dtype=np.int64)
         for client in clients:
             counts += client.class_counts
-        self.pooled_shares = counts / max(1, counts.sum())
+        self.pooled_shares = shares_of_counts(counts)
