@@ -153,8 +153,9 @@ class Messenger:
         contents: dict[int, RecordDict] = {}
         timings, timed_ids = [], []
         for client, sent in messages:
+            order = None if phase == "hello" else StepOrder.from_record(sent.content[KEY_ORDER])
             try:
-                content, bytes_up = self._accept(step, phase, client, sent, replies)
+                content, bytes_up = self._accept(step, phase, client, sent, order, replies)
             except ProtocolError as exc:
                 self.reject(step, client, str(exc))
                 continue
@@ -165,8 +166,7 @@ class Messenger:
                 timings.append((profile, bytes_down[client.node_id], compute_s, bytes_up))
                 timed_ids.append(client.partition_id)
             contents[client.node_id] = content
-            if phase != "hello":
-                order = StepOrder.from_record(sent.content[KEY_ORDER])
+            if order is not None:
                 self.client_versions[client.node_id] = order.version
         if timed:
             self.clock.exchange(timings, timed_ids)
@@ -175,13 +175,20 @@ class Messenger:
         return contents
 
     def _accept(
-        self, step: int, phase: str, client: ClientInfo, sent: Message, replies: dict[int, Message]
+        self,
+        step: int,
+        phase: str,
+        client: ClientInfo,
+        sent: Message,
+        order: StepOrder | None,
+        replies: dict[int, Message],
     ) -> tuple[RecordDict, int]:
         """Return the content of ``client``'s reply and its bytes, or raise `ProtocolError`.
 
         The reply must be there, not an error, and hold only what ``sent``
-        asked for within the size cap (`check_reply`), checked before its bytes
-        are counted; whatever fails underneath becomes the reason.
+        (with ``order``; None for the hello) asked for within the size cap
+        (`check_reply`), checked before its bytes are counted; whatever fails
+        underneath becomes the reason.
         """
         reply = replies.get(client.node_id)
         if reply is None:
@@ -191,7 +198,7 @@ class Messenger:
                 if reply.error.code == ERROR_CODE_STALE_WEIGHTS:
                     self.client_versions.pop(client.node_id, None)
                 raise ProtocolError(f"error reply: {reply.error.reason}")
-            check_reply(sent, reply.content)
+            check_reply(sent.metadata.message_type, order, reply.content)
             return reply.content, self.traffic.record(step, phase, client.partition_id, UP, reply)
 
     def reject(self, step: int, client: ClientInfo, reason: str) -> None:

@@ -7,7 +7,7 @@ and at most `MAX_REPLY_BYTES` of array data and text (`check_reply`).
 
 from __future__ import annotations
 
-from flwr.app import ArrayRecord, Message, RecordDict
+from flwr.app import ArrayRecord, RecordDict
 
 from flwr_split.wire import contract
 from flwr_split.wire.arrays import array_nbytes
@@ -16,18 +16,18 @@ from flwr_split.wire.limits import MAX_META_CHARS, MAX_REPLY_BYTES
 from flwr_split.wire.orders import StepOrder
 
 
-def allowed_reply_keys(request: Message) -> frozenset[str]:
-    """Return the record names a good reply to ``request`` may hold.
+def allowed_reply_keys(message_type: str, order: StepOrder | None) -> frozenset[str]:
+    """Return the record names a good reply to a request may hold.
 
-    A hello reply holds ``sl.info``; a step or evaluation reply ``sl.info``,
-    plus activations and labels for a forward, ``sl.bottom_grad`` for a
-    backward in ``"return"`` mode and ``sl.bottom`` when weights are asked for.
+    A hello reply (no ``order``) holds ``sl.info``; a step or evaluation reply
+    ``sl.info``, plus activations and labels for a forward, ``sl.bottom_grad``
+    for a backward in ``"return"`` mode and ``sl.bottom`` when weights are
+    asked for.
     """
-    if request.metadata.message_type == contract.MSG_HELLO:
+    if order is None:
         return frozenset({KEY_INFO})
-    order = StepOrder.from_record(request.content[contract.KEY_ORDER])
     keys = {KEY_INFO}
-    if request.metadata.message_type == contract.MSG_EVAL or order.fwd_count:
+    if message_type == contract.MSG_EVAL or order.fwd_count:
         keys |= {contract.KEY_ACTS, contract.KEY_ACTS + contract.META_SUFFIX, KEY_LABELS}
     if order.bwd_count and order.bwd_mode == "return":
         keys.add(contract.KEY_BOTTOM_GRAD)
@@ -58,15 +58,17 @@ def raw_nbytes(content: RecordDict) -> int:
     return total
 
 
-def check_reply(request: Message, content: RecordDict) -> None:
-    """Raise `ProtocolError` unless ``content`` holds only records ``request`` asked for.
+def check_reply(message_type: str, order: StepOrder | None, content: RecordDict) -> None:
+    """Raise `ProtocolError` unless ``content`` holds only the records the request asked for.
+
+    The request is known by its ``message_type`` and ``order`` (None for the hello).
 
     ``sl.labels`` may hold only its array ``y`` (the other records' arrays are
     checked by name where they are read).
     Also refuses a content of more than `MAX_REPLY_BYTES`, or with a text over
     `MAX_META_CHARS`, before any of it is read or counted.
     """
-    extra = set(content.keys()) - allowed_reply_keys(request)
+    extra = set(content.keys()) - allowed_reply_keys(message_type, order)
     if extra:
         raise ProtocolError(f"unexpected records {sorted(extra)[:4]} in the reply")
     labels = content.get(KEY_LABELS)
