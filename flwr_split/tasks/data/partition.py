@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from datasets import Dataset
-from flwr_datasets.partitioner import DirichletPartitioner, IidPartitioner, Partitioner
 
 from flwr_split.tasks.data.extended_dirichlet import extended_dirichlet_indices
 
@@ -22,8 +20,11 @@ def partition_indices(
 ) -> list[np.ndarray]:
     """Assign sample indices to ``num_partitions`` clients.
 
-    Uses flwr-datasets partitioners on a local Hugging Face ``Dataset`` that
-    holds only the labels and the sample index, so no data leaves memory.
+    ``"iid"`` cuts a seeded permutation into contiguous shards (what
+    flwr-datasets' `IidPartitioner` does with that order, without importing
+    it: a deployment ClientApp process loads its partition on every message);
+    ``"dirichlet"`` uses flwr-datasets' `DirichletPartitioner` on a local
+    Hugging Face ``Dataset`` that holds only the labels and the sample index.
 
     Parameters
     ----------
@@ -59,21 +60,22 @@ def partition_indices(
         raise ValueError(f"{num_partitions} partitions for only {len(labels)} samples")
     if scheme == "extended-dirichlet":
         return extended_dirichlet_indices(labels, num_partitions, classes_per_client, alpha, seed)
-    partitioner: Partitioner
     if scheme == "iid":
-        partitioner = IidPartitioner(num_partitions=num_partitions)
         order = np.random.default_rng(seed).permutation(len(labels))
-    else:
-        partitioner = DirichletPartitioner(
-            num_partitions=num_partitions,
-            partition_by="label",
-            alpha=alpha,
-            min_partition_size=min_partition_size,
-            self_balancing=False,
-            shuffle=True,
-            seed=seed,
-        )
-        order = np.arange(len(labels))
+        return [np.sort(shard) for shard in np.array_split(order, num_partitions)]
+    from datasets import Dataset
+    from flwr_datasets.partitioner import DirichletPartitioner
+
+    partitioner = DirichletPartitioner(
+        num_partitions=num_partitions,
+        partition_by="label",
+        alpha=alpha,
+        min_partition_size=min_partition_size,
+        self_balancing=False,
+        shuffle=True,
+        seed=seed,
+    )
+    order = np.arange(len(labels))
     partitioner.dataset = Dataset.from_dict({"label": labels[order], "index": order})
     try:
         return [
