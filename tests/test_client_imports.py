@@ -17,8 +17,20 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAVY = ("sklearn", "datasets", "flwr_datasets", "pandas", "matplotlib", "scipy", "pyarrow")
-"""Packages a training step of a built-in offline task never needs."""
+HEAVY = (
+    "sklearn",
+    "datasets",
+    "flwr_datasets",
+    "pandas",
+    "matplotlib",
+    "scipy",
+    "pyarrow",
+    "torch._dynamo",
+    "sympy",
+)
+"""Packages a training step of a built-in offline task never needs (``torch._dynamo``:
+imported by any method of a ``torch.optim.Optimizer``, see `flwr_split.tasks.lean_optim`;
+``sympy``: by ``tensor.backward(gradient)``, see `ClientSession.backward`)."""
 
 SERVE = """
 import json, sys

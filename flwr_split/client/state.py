@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context
 
+from flwr_split.tasks.lean_optim import LeanOptimizer
 from flwr_split.wire import Slice
 from flwr_split.wire.arrays import from_array, to_array
 
@@ -17,7 +18,7 @@ STATE_META = "sl.meta"
 STATE_SCHEDULE = "sl.schedule"
 
 
-def optimizer_state_to_record(optimizer: torch.optim.Optimizer) -> ArrayRecord:
+def optimizer_state_to_record(optimizer: torch.optim.Optimizer | LeanOptimizer) -> ArrayRecord:
     """Flatten the per-parameter state (momentum buffers, Adam moments) into arrays."""
     arrays = {
         f"{index}.{name}": to_array(value.detach().cpu().numpy())
@@ -28,15 +29,15 @@ def optimizer_state_to_record(optimizer: torch.optim.Optimizer) -> ArrayRecord:
     return ArrayRecord(arrays)
 
 
-def load_optimizer_state(optimizer: torch.optim.Optimizer, record: ArrayRecord) -> None:
+def load_optimizer_state(
+    optimizer: torch.optim.Optimizer | LeanOptimizer, record: ArrayRecord
+) -> None:
     """Restore the state written by `optimizer_state_to_record`."""
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, array in record.items():
         index, _, name = key.partition(".")
         state.setdefault(int(index), {})[name] = torch.from_numpy(from_array(array))
-    optimizer.load_state_dict(
-        {"state": state, "param_groups": optimizer.state_dict()["param_groups"]}
-    )
+    optimizer.load_state_dict({**optimizer.state_dict(), "state": state})
 
 
 def schedule_to_record(state: dict[str, Any]) -> ConfigRecord:
