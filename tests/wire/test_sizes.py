@@ -89,6 +89,44 @@ EDGE_CASES = {
             "b": ArrayRecord({"x": to_array(np.ones((2, 2), np.float32))}),
         }
     ),
+    "every kind of config and metric value": lambda: RecordDict(
+        {
+            "c": ConfigRecord(
+                {
+                    "t": True,
+                    "f": False,
+                    "zero": 0,
+                    "neg": -(2**40),
+                    "big": 2**63 + 5,
+                    "x": -0.0,
+                    "nan": float("nan"),
+                    "s": "",
+                    "b": b"\x00" * 300,
+                    "bl": [True, False],
+                    "il": [1, -2, 2**62],
+                    "ul": [1, 2**64 - 1],
+                    "fl": [0.5, -1.0],
+                    "sl": ["a", "ß" * 70],
+                    "byl": [b"", b"xy"],
+                    "empty": [],
+                }
+            ),
+            "m": MetricRecord({"i": 2**63, "f": 1.5, "il": [3, 4], "fl": [], "ul": [2**64 - 1]}),
+        }
+    ),
+    "records equal but for the order or a type": lambda: RecordDict(
+        {
+            "a": ConfigRecord({"x": 1, "y": 2}),
+            "b": ConfigRecord({"y": 2, "x": 1}),
+            "c": ConfigRecord({"x": True, "y": 2}),
+            "d": ConfigRecord({"x": 1.0, "y": 2}),
+            "e": ConfigRecord({"x": 0.0}),
+            "f": ConfigRecord({"x": -0.0}),
+            "g": ConfigRecord({"x": [1, 2]}),
+            "h": ConfigRecord({"x": [1.0, 2.0]}),
+            "i": MetricRecord({"x": 1, "y": 2}),
+        }
+    ),
     "empty arrays and odd names": lambda: RecordDict(
         {"é\n\"'": ArrayRecord({"": to_array(np.zeros((0, 3), np.uint8)), "z": Array(np.zeros(0))})}
     ),
