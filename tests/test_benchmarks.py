@@ -278,6 +278,14 @@ def test_matched_specs_fit_the_bits_per_value():
     }
 
 
+def test_slfac_plan_runs_only_the_baselines_a_config_names():
+    bench = {"fc_bits": 4, "sweep_partition": "dirichlet", "thetas": [0.5], "ablations": {}}
+    every = bench_slfac.plan(bench, "iid", (3.5, 3.5), features=16)
+    assert [run[1] for run in every] == ["topk", "powerquant", "splitfc"]
+    some = bench_slfac.plan({**bench, "baselines": ["powerquant"]}, "iid", (3.5, 3.5), 16)
+    assert some == [("baseline", "powerquant", "powerquant:bits=3", "powerquant:bits=3")]
+
+
 def test_fedlite_benchmark_grid_option_keeps_known_settings_and_refuses_unknown_ones():
     tasks = [
         {"task": "digits", "grid": ["fedlite:q=64", "fedlite:q=32"], "sweep": ["fedlite:q=64"]},
