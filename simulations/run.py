@@ -1,55 +1,97 @@
-"""Run the App through `flwr run` on a local Ray simulation and print where the results are.
+"""Run the App through `flwr run` on a local Ray simulation, with live progress.
 
-Usage: ``python -m simulations.run [--num-supernodes 10] [--run-config "uplink='fp16'"]``
+Usage: ``python -m simulations.run [--num-supernodes 10] [--run-config "uplink='fp16'"] [--quiet]``
 """
 
 from __future__ import annotations
 
 import argparse
-import re
-import sys
-import tomllib
+import subprocess
 from pathlib import Path
 
 from flwr_split.launch.simulation import SimulationSuperLink
+from flwr_split.options.check import RunConfigError
+from simulations.launcher import (
+    ROOT,
+    RunWatch,
+    add_run_arguments,
+    checked_run_config,
+    interrupted,
+    parse_overrides,
+    usage_error,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["main", "parse_overrides"]
+
+EPILOG = """examples:
+  python -m simulations.run
+  python -m simulations.run --run-config "uplink='quant:bits=8' downlink='fp16' epochs=10"
+  python -m simulations.run --num-supernodes 20 --run-config "sampler='ugs'" --quiet
+"""
 
 
-def parse_overrides(text: str) -> dict[str, object]:
-    """Parse ``key=value`` pairs (TOML values, space separated) into a dict."""
-    pairs = re.findall(r"""[\w.-]+=(?:'[^']*'|"[^"]*"|\S+)""", text)
-    return tomllib.loads("\n".join(pairs))
+def parser() -> argparse.ArgumentParser:
+    """Return the command-line parser of ``simulations.run``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m simulations.run",
+        description=__doc__.splitlines()[0],
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--num-supernodes",
+        type=int,
+        default=10,
+        help="virtual clients (Ray simulation SuperNodes), e.g. --num-supernodes 20 (default: 10)",
+    )
+    parser.add_argument(
+        "--client-cpus",
+        type=int,
+        default=1,
+        help="CPUs per ClientApp actor, e.g. --client-cpus 2 (default: 1)",
+    )
+    parser.add_argument(
+        "--flwr-home",
+        default=".flwr-home",
+        help="project-local FLWR_HOME for config and logs, e.g. --flwr-home /tmp/fh "
+        "(default: .flwr-home)",
+    )
+    add_run_arguments(parser, output_dir="results/runs", timeout=3600.0)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num-supernodes", type=int, default=10)
-    parser.add_argument("--client-cpus", type=int, default=1, help="CPUs per ClientApp actor")
-    parser.add_argument(
-        "--run-config", default="", help="overrides, e.g. \"uplink='fp16' epochs=5\""
-    )
-    parser.add_argument("--output-dir", default="results/default", help="where CSV and PNG go")
-    parser.add_argument("--flwr-home", default=".flwr-home", help="project-local FLWR_HOME")
-    parser.add_argument("--timeout", type=float, default=3600.0)
-    args = parser.parse_args(argv)
-
-    run_config = {
+    """Run the simulation; return the exit code (see `simulations.launcher`)."""
+    args = parser().parse_args(argv)
+    launcher_config = {
         "min-nodes": args.num_supernodes,
         "output-dir": str(Path(args.output_dir).resolve()),
     }
-    run_config.update(parse_overrides(args.run_config))
-    with SimulationSuperLink(Path(args.flwr_home)) as superlink:
-        done = superlink.run(ROOT, run_config, args.num_supernodes, args.client_cpus, args.timeout)
-    sys.stdout.write(done.stdout)
-    sys.stderr.write(done.stderr)
-    if done.returncode != 0 or "final test accuracy" not in done.stdout:
-        print(
-            f"flwr run failed (exit {done.returncode}); SuperLink log: {superlink.log_path}",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+    try:
+        run_config, _ = checked_run_config(args.run_config, launcher_config, args.num_supernodes)
+    except RunConfigError as exc:
+        return usage_error(exc)
+    watch = RunWatch(quiet=args.quiet)
+    superlink = SimulationSuperLink(Path(args.flwr_home))
+    watch.attach(superlink)
+    done = None
+    try:
+        with superlink:
+            done = superlink.run(
+                ROOT,
+                run_config,
+                args.num_supernodes,
+                args.client_cpus,
+                args.timeout,
+                on_line=watch,
+            )
+    except subprocess.TimeoutExpired:
+        pass
+    except KeyboardInterrupt:
+        return interrupted(superlink.flwr_home)
+    except (OSError, RuntimeError, TimeoutError) as exc:
+        return watch.fail(f"the SuperLink did not start: {exc}", superlink.flwr_home)
+    return watch.finish(done, superlink.flwr_home)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ from simulations import (
 )
 from simulations.bench_ms import matched_topk, topk_nbytes
 from simulations.bench_slfac import matched_specs
-from simulations.run import parse_overrides
 
 
 def test_step_time_benchmark_quick_writes_csv_plot_and_env(tmp_path):
@@ -55,16 +54,6 @@ def test_ray_records_benchmark_quick_times_every_variant_against_the_empty_one(t
         "ray_records.png",
         "env.json",
     }
-
-
-def test_run_overrides_keep_quoted_values_with_spaces():
-    assert parse_overrides("uplink='quant:bits=8' run-name='a b' epochs=3 lr=0.1") == {
-        "uplink": "quant:bits=8",
-        "run-name": "a b",
-        "epochs": 3,
-        "lr": 0.1,
-    }
-    assert parse_overrides("") == {}
 
 
 def test_ms_benchmark_quick_compares_codecs_at_matched_bytes(tmp_path):

@@ -1,0 +1,195 @@
+"""What `simulations.run` and `simulations.deploy` share: options, checks, the watched run, exits.
+
+A launcher checks the whole run config before it starts anything
+(`checked_run_config`: a mistake ends within seconds, in one line, with
+`EXIT_USAGE`), then runs ``flwr run --stream`` through a `RunWatch` that shows
+the run as it goes: a progress bar fed by the ServerApp's progress lines, the
+other log lines without known third-party noise, and a one-line verdict. The
+exit code follows the verdict, not ``flwr run``'s own code, which may be 0
+after the ServerApp failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from flwr_split.launch.processes import FlowerProcesses
+from flwr_split.launch.run_log import RunLog
+from flwr_split.options import RunSettings
+from flwr_split.options.check import RunConfigError, check_run_config
+from flwr_split.server.progress import PROGRESS_ENV, ProgressBar
+from strategies.registry import build_strategy
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The Flower App that the launchers run (the repository root)."""
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+"""Exit codes: finished; the run failed; a bad option or run config (nothing started); Ctrl-C."""
+
+PAIR = re.compile(r"""[\w.-]+=(?:'[^']*'|"[^"]*"|\S+)""")
+
+
+def parse_overrides(text: str) -> dict[str, object]:
+    """Parse ``key=value`` pairs (TOML values, space separated) into a dict.
+
+    Raises
+    ------
+    RunConfigError
+        If part of ``text`` is not such a pair, or a value is not TOML.
+    """
+    pairs = PAIR.findall(text)
+    rest = PAIR.sub(" ", text).strip()
+    hint = "write key=value pairs, space separated, strings quoted: \"uplink='fp16' epochs=3\""
+    if rest:
+        raise RunConfigError(f"--run-config: cannot read {rest!r}; {hint}")
+    try:
+        return tomllib.loads("\n".join(pairs))
+    except tomllib.TOMLDecodeError as exc:
+        raise RunConfigError(f"--run-config {text!r}: {exc}; {hint}") from None
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, output_dir: str, timeout: float) -> None:
+    """Add the options every launcher has: run config, output folder, FLWR_HOME, timeout, quiet."""
+    parser.add_argument(
+        "--run-config",
+        default="",
+        metavar="PAIRS",
+        help="run-config overrides, keys of [tool.flwr.app.config] (python -m flwr_split.options "
+        "lists them), e.g. --run-config \"uplink='quant:bits=8' epochs=5\"",
+    )
+    parser.add_argument(
+        "--output-dir",
+        default=output_dir,
+        help=f"where the CSV and PNG files go, e.g. --output-dir results/q8 (default: "
+        f"{output_dir})",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=timeout,
+        help=f"seconds before `flwr run` is stopped, e.g. --timeout 600 (default: {timeout:g})",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bar (log lines only), e.g. --quiet"
+    )
+
+
+def checked_run_config(
+    text: str, launcher_config: Mapping[str, object], num_nodes: int
+) -> tuple[dict[str, object], RunSettings]:
+    """Return the run config (``launcher_config`` with the ``--run-config`` overrides) and settings.
+
+    Everything the ServerApp would build is built once here, so that a bad
+    value ends the launcher before any Flower process starts.
+
+    Raises
+    ------
+    RunConfigError
+        With a one-line message naming the bad value and the fix.
+    """
+    run_config = {**launcher_config, **parse_overrides(text)}
+    settings = check_run_config(run_config, num_nodes)
+    try:
+        build_strategy(settings)
+    except (ValueError, TypeError, LookupError) as exc:
+        raise RunConfigError(f"run config: {str(exc).strip().splitlines()[0]}") from exc
+    return run_config, settings
+
+
+def usage_error(error: RunConfigError) -> int:
+    """Print ``error`` as one line on stderr and return `EXIT_USAGE`."""
+    print(f"error: {error}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+class RunWatch:
+    """Show a ``flwr run --stream`` as it goes and decide how it ended.
+
+    Use as the ``on_line`` callback of `FlowerProcesses.flwr_run` after
+    `attach`: every line is appended to ``<flwr_home>/flwr-run.log``, progress
+    lines drive a `ProgressBar` (none with ``quiet``), noise is dropped, the
+    rest is printed.
+
+    Parameters
+    ----------
+    quiet : bool (default: False)
+        No progress bar.
+    out : IO[str] or None (default: None, ``sys.stdout``)
+        Where log lines go (the bar draws on stderr).
+    """
+
+    def __init__(self, quiet: bool = False, out: IO[str] | None = None) -> None:
+        self.out = out or sys.stdout
+        self.bar = None if quiet else ProgressBar()
+        self.log = RunLog(self._print, self.bar)
+        self.log_path: Path | None = None
+        self.started = time.perf_counter()
+
+    def attach(self, processes: FlowerProcesses) -> None:
+        """Have ``processes``' ServerApp print progress lines; log the run in their FLWR_HOME."""
+        processes.env[PROGRESS_ENV] = "1"
+        self.log_path = processes.flwr_home / "flwr-run.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path.write_text("")
+
+    def __call__(self, line: str) -> None:
+        """Take one line of ``flwr run``'s output."""
+        if self.log_path is not None:
+            with open(self.log_path, "a") as log:
+                log.write(line)
+        self.log(line)
+
+    def _print(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.write(line, self.out)
+        else:
+            self.out.write(line)
+            self.out.flush()
+
+    def fail(self, reason: str, logs: Path) -> int:
+        """Close the bar, print ``error: <reason>; logs: ...`` and return `EXIT_FAILED`."""
+        self._close_bar()
+        print(f"error: {reason}; logs: {self.log_path or logs}", file=sys.stderr)
+        return EXIT_FAILED
+
+    def _close_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def finish(self, done: subprocess.CompletedProcess[str] | None, logs: Path) -> int:
+        """Close the bar, print the one-line verdict and return the exit code.
+
+        ``done`` is None if ``flwr run`` timed out.
+        """
+        if done is None:
+            return self.fail("flwr run did not finish within --timeout", logs)
+        reason = self.log.verdict(done.returncode)
+        if reason is not None:
+            return self.fail(reason, logs)
+        self._close_bar()
+        wall = time.perf_counter() - self.started
+        where = f"logs: {self.log_path or logs}"
+        result: dict[str, Any] = self.log.result or {}
+        history = result.get("files", {}).get("history")
+        print(
+            f"done in {wall:.0f} s: {result.get('steps')} steps, "
+            f"{result.get('bytes', 0) / 1e6:.1f} MB of training traffic; "
+            f"results: {history} (and _steps.csv, _traffic.csv, .png); {where}",
+            file=self.out,
+            flush=True,
+        )
+        return EXIT_OK
+
+
+def interrupted(logs: Path) -> int:
+    """Say that Ctrl-C stopped the run and every process; return `EXIT_INTERRUPTED`."""
+    print(f"interrupted: the run and its processes were stopped; logs: {logs}", file=sys.stderr)
+    return EXIT_INTERRUPTED
