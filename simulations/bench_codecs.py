@@ -3,8 +3,9 @@
 Usage: ``python -m simulations.bench_codecs [--config simulations/configs/bench_codecs.toml]
 [--quick] [--results results]``
 
-Every registered codec (`flwr_split.codecs.registered_codecs`, one representative spec
-each from the config) encodes and decodes three tensors:
+Every registered codec (`flwr_split.codecs.registered_codecs`, at its typical setting
+`flwr_split.codecs.example_spec` unless the config's ``specs`` names another) encodes
+and decodes three tensors:
 
 - a large ReLU'd Gaussian tensor (``tensor_shape``, 256x64x32x32 fp32 = 67 MB), timed
   against ``x.clone()`` of the same tensor (the memory-bandwidth floor);
@@ -38,7 +39,13 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from flwr_split.codecs import Codec, CodecContext, get_codec, registered_codecs  # noqa: E402
+from flwr_split.codecs import (  # noqa: E402
+    Codec,
+    CodecContext,
+    example_spec,
+    get_codec,
+    registered_codecs,
+)
 from simulations.common import config_parser, output_dir, torch_threads, write_env  # noqa: E402
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "bench_codecs.toml"
@@ -118,11 +125,16 @@ def interleaved_medians(calls: dict[Any, Callable[[], object]], repeats: int) ->
 
 
 def spec_for(bench: dict, codec_id: str, tensor: torch.Tensor) -> str:
-    """Return the config's spec of ``codec_id``, its signed spec if ``tensor`` has negatives."""
-    spec = bench["specs"].get(codec_id, codec_id)
-    if not get_codec(spec).accepts_negative and bool((tensor < 0).any()):
-        return bench["signed_specs"][codec_id]
-    return spec
+    """Return the spec that times ``codec_id`` on ``tensor``.
+
+    That is the config's ``specs`` entry if it has one and it takes ``tensor``,
+    else the codec's `example_spec` (its signed one if ``tensor`` has negatives).
+    """
+    signed = bool((tensor < 0).any())
+    spec = bench["specs"].get(codec_id)
+    if spec is not None and (get_codec(spec).accepts_negative or not signed):
+        return spec
+    return example_spec(codec_id, signed=signed)
 
 
 def measure(bench: dict) -> pd.DataFrame:

@@ -17,7 +17,9 @@ def save_run(
     output_dir: str | Path,
     name: str,
     steps: pd.DataFrame | None = None,
+    *,
     label: str | None = None,
+    plot: bool = True,
 ) -> dict[str, Path]:
     """Write a run's history CSV, its traffic CSV and its plot; return the paths.
 
@@ -25,23 +27,21 @@ def save_run(
     plot's title and legend carry it, with the run's total training bytes.
 
     Files: ``<name>.csv`` (history), ``<name>_traffic.csv`` (bytes summed per
-    step, phase, direction and kind), ``<name>.png`` and, if ``steps`` is
-    given, ``<name>_steps.csv`` (one row per training step, see
-    `flwr_split.server.result.SplitResult`).
+    step, phase, direction and kind), ``<name>.png`` (unless ``plot`` is
+    false) and, if ``steps`` is given, ``<name>_steps.csv`` (one row per
+    training step, see `flwr_split.server.result.SplitResult`).
     """
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "history": out / f"{name}.csv",
-        "traffic": out / f"{name}_traffic.csv",
-        "plot": out / f"{name}.png",
-    }
+    paths = {"history": out / f"{name}.csv", "traffic": out / f"{name}_traffic.csv"}
     history.to_csv(paths["history"], index=False)
     summary = traffic.groupby(["step", "phase", "direction", "kind"], as_index=False)[
         "nbytes"
     ].sum()
     summary.to_csv(paths["traffic"], index=False)
-    plot_history({label or name: history}, paths["plot"], title=label or name)
+    if plot:
+        paths["plot"] = out / f"{name}.png"
+        plot_history({label or name: history}, paths["plot"], title=label or name)
     if steps is not None:
         paths["steps"] = out / f"{name}_steps.csv"
         steps.to_csv(paths["steps"], index=False)
