@@ -5,9 +5,10 @@ Usage: ``python -m simulations.deploy [--num-supernodes 3] [--tls | --certs DIR]
 
 A deployment step takes seconds (a fresh ClientApp process per message, see
 docs/deployment.md), so the launcher runs `DEMO_RUN_CONFIG` (a few steps, a few
-minutes) unless ``--run-config`` says otherwise: ``--run-config "max-steps=0"``
-runs the full ``epochs``. Every process is stopped on exit (also on Ctrl-C or
-failure). Logs, certificates and keys stay in ``--flwr-home``.
+minutes) unless ``--run-config`` sets ``max-steps``, ``eval-every`` or ``epochs``:
+``--run-config "max-steps=0"`` runs the full ``epochs``. Every process is
+stopped on exit (also on Ctrl-C or failure). Logs, certificates and keys stay
+in ``--flwr-home``.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ from simulations.launcher import (
     add_run_arguments,
     checked_run_config,
     interrupted,
+    parse_overrides,
     usage_error,
 )
 
 DEMO_RUN_CONFIG = {"max-steps": 5, "eval-every": 5}
-"""What a deployment runs unless ``--run-config`` overrides it: 5 steps, one evaluation."""
+"""What a deployment runs unless ``--run-config`` sets one of these keys or ``epochs``: 5 steps,
+one evaluation."""
 
 EPILOG = """examples:
   python -m simulations.deploy                                  # 3 SuperNodes, 5 steps
@@ -89,12 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     """Run the deployment; return the exit code (see `simulations.launcher`)."""
     args = parser().parse_args(argv)
     launcher_config = {
-        **DEMO_RUN_CONFIG,
         "min-nodes": args.num_supernodes,
         "output-dir": str(Path(args.output_dir).resolve()),
     }
     try:
-        run_config, _ = checked_run_config(args.run_config, launcher_config, args.num_supernodes)
+        overrides = parse_overrides(args.run_config)
+        if not {*DEMO_RUN_CONFIG, "epochs"} & set(overrides):
+            launcher_config.update(DEMO_RUN_CONFIG)
+        run_config = checked_run_config(overrides, launcher_config, args.num_supernodes)
     except RunConfigError as exc:
         return usage_error(exc)
     certificates = None

@@ -23,7 +23,6 @@ from typing import IO, Any
 
 from flwr_split.launch.processes import FlowerProcesses
 from flwr_split.launch.run_log import RunLog
-from flwr_split.options import RunSettings
 from flwr_split.options.check import RunConfigError, check_run_config
 from flwr_split.server.progress import PROGRESS_ENV, ProgressBar
 from strategies.registry import build_strategy
@@ -83,9 +82,9 @@ def add_run_arguments(parser: argparse.ArgumentParser, output_dir: str, timeout:
 
 
 def checked_run_config(
-    text: str, launcher_config: Mapping[str, object], num_nodes: int
-) -> tuple[dict[str, object], RunSettings]:
-    """Return the run config (``launcher_config`` with the ``--run-config`` overrides) and settings.
+    overrides: Mapping[str, object], launcher_config: Mapping[str, object], num_nodes: int
+) -> dict[str, object]:
+    """Return the run config: ``launcher_config`` with the ``--run-config`` ``overrides``.
 
     Everything the ServerApp would build is built once here, so that a bad
     value ends the launcher before any Flower process starts.
@@ -95,13 +94,13 @@ def checked_run_config(
     RunConfigError
         With a one-line message naming the bad value and the fix.
     """
-    run_config = {**launcher_config, **parse_overrides(text)}
+    run_config = {**launcher_config, **overrides}
     settings = check_run_config(run_config, num_nodes)
     try:
         build_strategy(settings)
     except (ValueError, TypeError, LookupError) as exc:
         raise RunConfigError(f"run config: {str(exc).strip().splitlines()[0]}") from exc
-    return run_config, settings
+    return run_config
 
 
 def usage_error(error: RunConfigError) -> int:

@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         "output-dir": str(Path(args.output_dir).resolve()),
     }
     try:
-        run_config, _ = checked_run_config(args.run_config, launcher_config, args.num_supernodes)
+        overrides = parse_overrides(args.run_config)
+        run_config = checked_run_config(overrides, launcher_config, args.num_supernodes)
     except RunConfigError as exc:
         return usage_error(exc)
     watch = RunWatch(quiet=args.quiet)

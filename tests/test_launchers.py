@@ -181,14 +181,24 @@ def test_a_timeout_is_a_failure_that_names_the_option(fake, capsys):
     assert "--timeout" in capsys.readouterr().err
 
 
-def test_the_deploy_launcher_runs_a_short_demo_unless_told_otherwise(monkeypatch):
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", simulations.deploy.DEMO_RUN_CONFIG),
+        ("uplink='fp16'", simulations.deploy.DEMO_RUN_CONFIG),
+        ("max-steps=0", {"max-steps": 0}),
+        ("epochs=1", {"epochs": 1}),
+    ],
+)
+def test_the_deploy_launcher_runs_a_short_demo_unless_told_how_long(text, expected, monkeypatch):
     seen = {}
 
-    def check(text, launcher_config, num_nodes):
-        seen.update(launcher_config, num_nodes=num_nodes)
+    def check(overrides, launcher_config, num_nodes):
+        seen.update(launcher_config, **overrides, num_nodes=num_nodes)
         raise RunConfigError("stop here")
 
     monkeypatch.setattr(simulations.deploy, "checked_run_config", check)
-    assert simulations.deploy.main([]) == EXIT_USAGE
-    assert seen["max-steps"] == simulations.deploy.DEMO_RUN_CONFIG["max-steps"] <= 10
+    assert simulations.deploy.main(["--run-config", text]) == EXIT_USAGE
+    assert {key: seen.get(key) for key in expected} == expected
+    assert simulations.deploy.DEMO_RUN_CONFIG["max-steps"] <= 10
     assert seen["min-nodes"] == seen["num_nodes"] == 3
