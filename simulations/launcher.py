@@ -114,8 +114,8 @@ class RunWatch:
 
     Use as the ``on_line`` callback of `FlowerProcesses.flwr_run` after
     `attach`: every line is appended to ``<flwr_home>/flwr-run.log``, progress
-    lines drive a `ProgressBar` (none with ``quiet``), noise is dropped, the
-    rest is printed.
+    lines drive a ticking `ProgressBar` on stderr (none with ``quiet``), noise
+    is dropped, the rest is printed. `finish` or `fail` closes the bar.
 
     Parameters
     ----------
@@ -127,7 +127,7 @@ class RunWatch:
 
     def __init__(self, quiet: bool = False, out: IO[str] | None = None) -> None:
         self.out = out or sys.stdout
-        self.bar = None if quiet else ProgressBar()
+        self.bar = None if quiet else ProgressBar(tick=True)
         self.log = RunLog(self._print, self.bar)
         self.log_path: Path | None = None
         self.started = time.perf_counter()

@@ -210,6 +210,7 @@ def test_digits_channels_last_config_sends_4_bits_per_position_at_102x():
     assert Codec.nbytes(encoded) == 16 * 16 * 2 + 64 * 64 * 4 // 8 == raw / 102.4
 
 
+@pytest.mark.slow  # a sampler sweep of several runs
 def test_sampling_benchmark_quick_writes_tables_and_matches_the_inprocess_grid(tmp_path):
     runs = bench_sampling.main(["--quick", "--results", str(tmp_path)])
     assert set(runs["sampler"]) == {"centralized", "ugs", "lds", "fpls", "fls", "lds:c=0.01"}

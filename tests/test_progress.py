@@ -87,7 +87,7 @@ def test_off_a_terminal_lines_come_at_most_every_interval_and_the_last_at_once()
 
 def test_on_a_terminal_a_tqdm_bar_shows_step_eta_and_postfix_and_keeps_ticking():
     out = Terminal()
-    bar = ProgressBar(out)
+    bar = ProgressBar(out, tick=True)
     bar(_snapshot(3))
     drawn = out.getvalue()
     assert "3/10" in drawn and "accuracy=0.5000" not in drawn and "accuracy 0.5000" in drawn
@@ -98,3 +98,25 @@ def test_on_a_terminal_a_tqdm_bar_shows_step_eta_and_postfix_and_keeps_ticking()
     bar(_snapshot(10, done=True))
     assert "a log line" in out.getvalue() and "10/10" in out.getvalue()
     assert bar._bar is None  # closed by the done snapshot
+
+
+def test_a_ticking_bar_off_a_terminal_repeats_the_last_snapshot_with_time_moved_on():
+    out = io.StringIO()
+    bar = ProgressBar(out, line_interval=0.4, tick=True)
+    bar(_snapshot(3))
+    time.sleep(1.5)  # a long step: no snapshot
+    bar.close()
+    lines = out.getvalue().splitlines()
+    assert len(lines) >= 3 and all(line.startswith("step 3/10") for line in lines)
+    assert lines[0] != lines[-1]  # the elapsed time moved on
+    assert bar._ticker is None
+
+
+def test_without_tick_nothing_is_drawn_between_snapshots():
+    out = Terminal()
+    bar = ProgressBar(out)
+    bar(_snapshot(3))
+    drawn = out.getvalue()
+    time.sleep(1.3)
+    assert out.getvalue() == drawn
+    bar.close()

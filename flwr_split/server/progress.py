@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import IO
 
 from tqdm import tqdm
@@ -191,11 +191,10 @@ class ProgressBar:
     """Draw `Progress` snapshots: a tqdm bar on a terminal, a plain line now and then elsewhere.
 
     On a terminal the bar shows steps done of planned, rate, elapsed time, ETA
-    and the snapshot's `Progress.postfix`, and a thread redraws it every
-    second, so elapsed time and ETA move during a long step. Elsewhere (a
-    file, a pipe, a ServerApp's log) it writes the same text as one line at
-    most every ``line_interval`` seconds, and the run's last (``done``)
-    snapshot at once. `close` ends the bar (a later snapshot starts a new one).
+    and the snapshot's `Progress.postfix`. Elsewhere (a file, a pipe, a
+    ServerApp's log) it writes the same text as one line at most every
+    ``line_interval`` seconds, and the run's last (``done``) snapshot at once.
+    A ``done`` snapshot or `close` ends the bar (a later snapshot starts a new one).
 
     Parameters
     ----------
@@ -203,13 +202,22 @@ class ProgressBar:
         Where to draw.
     line_interval : float (default: 2.0)
         Least seconds between two lines when ``file`` is not a terminal.
+    tick : bool (default: False)
+        Also redraw without new snapshots, from a thread: every second on a
+        terminal, every ``line_interval`` elsewhere (the last snapshot, its
+        elapsed time moved on), so that a long step does not look like a
+        hang. Whoever ticks must `close` the bar, also on errors.
     """
 
-    def __init__(self, file: IO[str] | None = None, line_interval: float = 2.0) -> None:
+    def __init__(
+        self, file: IO[str] | None = None, line_interval: float = 2.0, tick: bool = False
+    ) -> None:
         self.file = file or sys.stderr
         self.terminal = bool(getattr(self.file, "isatty", lambda: False)())
         self.line_interval = line_interval
+        self.tick = tick
         self.last: Progress | None = None
+        self._received_at = 0.0
         self._bar: tqdm | None = None
         self._written: Progress | None = None
         self._written_at = float("-inf")
@@ -220,11 +228,14 @@ class ProgressBar:
     def __call__(self, progress: Progress) -> None:
         """Show ``progress``; a ``done`` snapshot also closes the bar."""
         with self._lock:
-            self.last = progress
+            self.last, self._received_at = progress, time.monotonic()
             if self.terminal:
                 self._draw_bar(progress)
-            elif progress.done or time.monotonic() - self._written_at >= self.line_interval:
+            elif progress.done or self._received_at - self._written_at >= self.line_interval:
                 self._write_line(progress)
+            if self.tick and self._ticker is None and not progress.done:
+                self._ticker = threading.Thread(target=self._tick, daemon=True)
+                self._ticker.start()
         if progress.done:
             self.close()
 
@@ -255,18 +266,21 @@ class ProgressBar:
     def _draw_bar(self, progress: Progress) -> None:
         if self._bar is None:
             self._bar = tqdm(total=progress.total, unit="step", file=self.file, leave=True)
-            self._ticker = threading.Thread(target=self._tick, daemon=True)
-            self._ticker.start()
         self._bar.total = progress.total
         self._bar.n = progress.step
         self._bar.set_postfix_str(progress.postfix(), refresh=False)
         self._bar.refresh()
 
     def _tick(self) -> None:
-        while not self._stop.wait(1.0):
+        while not self._stop.wait(1.0 if self.terminal else self.line_interval / 4):
             with self._lock:
+                now = time.monotonic()
                 if self._bar is not None:
                     self._bar.refresh()
+                elif self.last is not None and now - self._written_at >= self.line_interval:
+                    moved = self.last.elapsed + now - self._received_at
+                    self._write_line(replace(self.last, elapsed=moved))
+                    self._written = self.last
 
     def _write_line(self, progress: Progress) -> None:
         rate = progress.step / progress.elapsed if progress.elapsed > 0 else 0.0
