@@ -23,11 +23,10 @@ from flwr_split.options.check import RunConfigError
 from simulations.launcher import (
     ROOT,
     RunWatch,
-    add_run_arguments,
     checked_run_config,
-    interrupted,
-    parse_overrides,
+    launcher_parser,
     usage_error,
+    watched_run,
 )
 
 DEMO_RUN_CONFIG = {"max-steps": 5, "eval-every": 5}
@@ -44,17 +43,13 @@ EPILOG = """examples:
 
 def parser() -> argparse.ArgumentParser:
     """Return the command-line parser of ``simulations.deploy``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m simulations.deploy",
-        description=__doc__.splitlines()[0],
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--num-supernodes",
-        type=int,
-        default=3,
-        help="SuperNodes, one data partition each, e.g. --num-supernodes 2 (default: 3)",
+    parser = launcher_parser(
+        "simulations.deploy",
+        __doc__,
+        EPILOG,
+        nodes=(3, "SuperNodes, one data partition each"),
+        flwr_home=".flwr-home/deploy",
+        output_dir="results/deploy",
     )
     parser.add_argument(
         "--tls", action="store_true", help="HTTPS with a generated private CA, e.g. --tls"
@@ -72,19 +67,12 @@ def parser() -> argparse.ArgumentParser:
         help="SuperNode authentication with registered keys (implies --tls), e.g. --node-auth",
     )
     parser.add_argument(
-        "--flwr-home",
-        default=".flwr-home/deploy",
-        help="FLWR_HOME for config, logs, certificates, e.g. --flwr-home /tmp/deploy "
-        "(default: .flwr-home/deploy)",
-    )
-    parser.add_argument(
         "--task-poll-interval",
         type=float,
         default=0.1,
         help="FLWR_SUPEREXEC_TASK_POLL_INTERVAL in seconds (Flower's default is 1), "
         "e.g. --task-poll-interval 1 (default: 0.1)",
     )
-    add_run_arguments(parser, output_dir="results/deploy", timeout=3600.0)
     return parser
 
 
@@ -96,10 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         "output-dir": str(Path(args.output_dir).resolve()),
     }
     try:
-        overrides = parse_overrides(args.run_config)
-        if not {*DEMO_RUN_CONFIG, "epochs"} & set(overrides):
-            launcher_config.update(DEMO_RUN_CONFIG)
-        run_config = checked_run_config(overrides, launcher_config, args.num_supernodes)
+        run_config = checked_run_config(args, launcher_config, DEMO_RUN_CONFIG)
     except RunConfigError as exc:
         return usage_error(exc)
     certificates = None
@@ -114,25 +99,18 @@ def main(argv: list[str] | None = None) -> int:
         node_auth=args.node_auth,
         task_poll_interval=args.task_poll_interval,
     )
-    watch = RunWatch(quiet=args.quiet)
-    watch.attach(cluster)
-    started, done = time.perf_counter(), None
-    try:
-        with cluster:
-            mode = "TLS + node auth" if cluster.node_auth else "TLS" if cluster.tls else "insecure"
-            print(
-                f"SuperLink on {cluster.address} ({mode}), {args.num_supernodes} SuperNodes "
-                f"up in {time.perf_counter() - started:.1f} s; logs in {cluster.flwr_home}",
-                flush=True,
-            )
-            done = cluster.run(ROOT, run_config, timeout=args.timeout, on_line=watch)
-    except subprocess.TimeoutExpired:
-        pass
-    except KeyboardInterrupt:
-        return interrupted(cluster.flwr_home)
-    except (OSError, RuntimeError, TimeoutError) as exc:
-        return watch.fail(f"the deployment did not start: {exc}", cluster.flwr_home)
-    return watch.finish(done, cluster.flwr_home)
+    started = time.perf_counter()
+
+    def run(watch: RunWatch) -> subprocess.CompletedProcess[str]:
+        mode = "TLS + node auth" if cluster.node_auth else "TLS" if cluster.tls else "insecure"
+        print(
+            f"SuperLink on {cluster.address} ({mode}), {args.num_supernodes} SuperNodes "
+            f"up in {time.perf_counter() - started:.1f} s; logs in {cluster.flwr_home}",
+            flush=True,
+        )
+        return cluster.run(ROOT, run_config, timeout=args.timeout, on_line=watch)
+
+    return watched_run(cluster, args.quiet, run)
 
 
 if __name__ == "__main__":

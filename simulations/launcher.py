@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -55,8 +55,33 @@ def parse_overrides(text: str) -> dict[str, object]:
         raise RunConfigError(f"--run-config {text!r}: {exc}; {hint}") from None
 
 
-def add_run_arguments(parser: argparse.ArgumentParser, output_dir: str, timeout: float) -> None:
-    """Add the options every launcher has: run config, output folder, FLWR_HOME, timeout, quiet."""
+def launcher_parser(
+    module: str,
+    doc: str,
+    epilog: str,
+    *,
+    nodes: tuple[int, str],
+    flwr_home: str,
+    output_dir: str,
+) -> argparse.ArgumentParser:
+    """Return a launcher's parser with the options every launcher has, an example each.
+
+    ``nodes`` is the default of ``--num-supernodes`` and what a SuperNode is
+    there; ``flwr_home`` and ``output_dir`` are the defaults of ``--flwr-home``
+    and ``--output-dir``.
+    """
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {module}",
+        description=doc.splitlines()[0],
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--num-supernodes",
+        type=int,
+        default=nodes[0],
+        help=f"{nodes[1]}, e.g. --num-supernodes 2 (default: {nodes[0]})",
+    )
     parser.add_argument(
         "--run-config",
         default="",
@@ -71,31 +96,45 @@ def add_run_arguments(parser: argparse.ArgumentParser, output_dir: str, timeout:
         f"{output_dir})",
     )
     parser.add_argument(
+        "--flwr-home",
+        default=flwr_home,
+        help=f"FLWR_HOME of the Flower processes: config, logs, the streamed run log, e.g. "
+        f"--flwr-home /tmp/home (default: {flwr_home})",
+    )
+    parser.add_argument(
         "--timeout",
         type=float,
-        default=timeout,
-        help=f"seconds before `flwr run` is stopped, e.g. --timeout 600 (default: {timeout:g})",
+        default=3600.0,
+        help="seconds before `flwr run` is stopped, e.g. --timeout 600 (default: 3600)",
     )
     parser.add_argument(
         "--quiet", action="store_true", help="no progress bar (log lines only), e.g. --quiet"
     )
+    return parser
 
 
 def checked_run_config(
-    overrides: Mapping[str, object], launcher_config: Mapping[str, object], num_nodes: int
+    args: argparse.Namespace,
+    launcher_config: Mapping[str, object],
+    defaults: Mapping[str, object] | None = None,
 ) -> dict[str, object]:
-    """Return the run config: ``launcher_config`` with the ``--run-config`` ``overrides``.
+    """Return the run config: ``launcher_config`` with ``args.run_config`` on top.
 
-    Everything the ServerApp would build is built once here, so that a bad
-    value ends the launcher before any Flower process starts.
+    ``defaults`` apply unless ``--run-config`` sets one of their keys or
+    ``epochs`` (how long a run is, said once). Everything the ServerApp would
+    build is built here, so that a bad value ends the launcher before any
+    Flower process starts.
 
     Raises
     ------
     RunConfigError
         With a one-line message naming the bad value and the fix.
     """
+    overrides = parse_overrides(args.run_config)
     run_config = {**launcher_config, **overrides}
-    settings = check_run_config(run_config, num_nodes)
+    if defaults and not {*defaults, "epochs"} & set(overrides):
+        run_config.update(defaults)
+    settings = check_run_config(run_config, args.num_supernodes)
     try:
         build_strategy(settings)
     except (ValueError, TypeError, LookupError) as exc:
@@ -155,11 +194,12 @@ class RunWatch:
 
     def fail(self, reason: str, logs: Path) -> int:
         """Close the bar, print ``error: <reason>; logs: ...`` and return `EXIT_FAILED`."""
-        self._close_bar()
+        self.close_bar()
         print(f"error: {reason}; logs: {self.log_path or logs}", file=sys.stderr)
         return EXIT_FAILED
 
-    def _close_bar(self) -> None:
+    def close_bar(self) -> None:
+        """Close the progress bar, if any."""
         if self.bar is not None:
             self.bar.close()
 
@@ -173,7 +213,7 @@ class RunWatch:
         reason = self.log.verdict(done.returncode)
         if reason is not None:
             return self.fail(reason, logs)
-        self._close_bar()
+        self.close_bar()
         wall = time.perf_counter() - self.started
         where = f"logs: {self.log_path or logs}"
         result: dict[str, Any] = self.log.result or {}
@@ -188,7 +228,32 @@ class RunWatch:
         return EXIT_OK
 
 
-def interrupted(logs: Path) -> int:
-    """Say that Ctrl-C stopped the run and every process; return `EXIT_INTERRUPTED`."""
-    print(f"interrupted: the run and its processes were stopped; logs: {logs}", file=sys.stderr)
-    return EXIT_INTERRUPTED
+def watched_run(
+    processes: FlowerProcesses,
+    quiet: bool,
+    run: Callable[[RunWatch], subprocess.CompletedProcess[str]],
+) -> int:
+    """Start ``processes``, call ``run(watch)`` inside, stop them all; return the exit code.
+
+    ``run`` runs ``flwr run`` with the watch as its ``on_line``. A timeout and a
+    start that fails are `EXIT_FAILED`, Ctrl-C `EXIT_INTERRUPTED`, each with
+    one line; every process is stopped in every case.
+    """
+    watch = RunWatch(quiet=quiet)
+    watch.attach(processes)
+    done = None
+    try:
+        with processes:
+            done = run(watch)
+    except subprocess.TimeoutExpired:
+        pass
+    except KeyboardInterrupt:
+        watch.close_bar()
+        print(
+            f"interrupted: the run and its processes were stopped; logs: {processes.flwr_home}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    except (OSError, RuntimeError, TimeoutError) as exc:
+        return watch.fail(f"Flower did not start: {exc}", processes.flwr_home)
+    return watch.finish(done, processes.flwr_home)

@@ -6,22 +6,20 @@ Usage: ``python -m simulations.run [--num-supernodes 10] [--run-config "uplink='
 from __future__ import annotations
 
 import argparse
-import subprocess
 from pathlib import Path
 
 from flwr_split.launch.simulation import SimulationSuperLink
 from flwr_split.options.check import RunConfigError
 from simulations.launcher import (
     ROOT,
-    RunWatch,
-    add_run_arguments,
     checked_run_config,
-    interrupted,
+    launcher_parser,
     parse_overrides,
     usage_error,
+    watched_run,
 )
 
-__all__ = ["main", "parse_overrides"]
+__all__ = ["main", "parse_overrides", "parser"]
 
 EPILOG = """examples:
   python -m simulations.run
@@ -32,17 +30,13 @@ EPILOG = """examples:
 
 def parser() -> argparse.ArgumentParser:
     """Return the command-line parser of ``simulations.run``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m simulations.run",
-        description=__doc__.splitlines()[0],
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--num-supernodes",
-        type=int,
-        default=10,
-        help="virtual clients (Ray simulation SuperNodes), e.g. --num-supernodes 20 (default: 10)",
+    parser = launcher_parser(
+        "simulations.run",
+        __doc__,
+        EPILOG,
+        nodes=(10, "virtual clients (Ray simulation SuperNodes)"),
+        flwr_home=".flwr-home",
+        output_dir="results/runs",
     )
     parser.add_argument(
         "--client-cpus",
@@ -50,13 +44,6 @@ def parser() -> argparse.ArgumentParser:
         default=1,
         help="CPUs per ClientApp actor, e.g. --client-cpus 2 (default: 1)",
     )
-    parser.add_argument(
-        "--flwr-home",
-        default=".flwr-home",
-        help="project-local FLWR_HOME for config and logs, e.g. --flwr-home /tmp/fh "
-        "(default: .flwr-home)",
-    )
-    add_run_arguments(parser, output_dir="results/runs", timeout=3600.0)
     return parser
 
 
@@ -68,31 +55,17 @@ def main(argv: list[str] | None = None) -> int:
         "output-dir": str(Path(args.output_dir).resolve()),
     }
     try:
-        overrides = parse_overrides(args.run_config)
-        run_config = checked_run_config(overrides, launcher_config, args.num_supernodes)
+        run_config = checked_run_config(args, launcher_config)
     except RunConfigError as exc:
         return usage_error(exc)
-    watch = RunWatch(quiet=args.quiet)
     superlink = SimulationSuperLink(Path(args.flwr_home))
-    watch.attach(superlink)
-    done = None
-    try:
-        with superlink:
-            done = superlink.run(
-                ROOT,
-                run_config,
-                args.num_supernodes,
-                args.client_cpus,
-                args.timeout,
-                on_line=watch,
-            )
-    except subprocess.TimeoutExpired:
-        pass
-    except KeyboardInterrupt:
-        return interrupted(superlink.flwr_home)
-    except (OSError, RuntimeError, TimeoutError) as exc:
-        return watch.fail(f"the SuperLink did not start: {exc}", superlink.flwr_home)
-    return watch.finish(done, superlink.flwr_home)
+    return watched_run(
+        superlink,
+        args.quiet,
+        lambda watch: superlink.run(
+            ROOT, run_config, args.num_supernodes, args.client_cpus, args.timeout, on_line=watch
+        ),
+    )
 
 
 if __name__ == "__main__":

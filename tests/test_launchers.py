@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import simulations.deploy
+import simulations.launcher
 import simulations.run
 from flwr_split.launch.run_log import failure_line, result_line
 from flwr_split.options.check import RunConfigError, check_run_config
@@ -181,24 +182,27 @@ def test_a_timeout_is_a_failure_that_names_the_option(fake, capsys):
     assert "--timeout" in capsys.readouterr().err
 
 
+DEMO = simulations.deploy.DEMO_RUN_CONFIG
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("", simulations.deploy.DEMO_RUN_CONFIG),
-        ("uplink='fp16'", simulations.deploy.DEMO_RUN_CONFIG),
-        ("max-steps=0", {"max-steps": 0}),
-        ("epochs=1", {"epochs": 1}),
+        ("", {**DEMO, "epochs": None}),
+        ("uplink='fp16'", {**DEMO, "epochs": None}),
+        ("max-steps=0", {"max-steps": 0, "eval-every": None, "epochs": None}),
+        ("epochs=1", {"max-steps": None, "eval-every": None, "epochs": 1}),
     ],
 )
 def test_the_deploy_launcher_runs_a_short_demo_unless_told_how_long(text, expected, monkeypatch):
     seen = {}
 
-    def check(overrides, launcher_config, num_nodes):
-        seen.update(launcher_config, **overrides, num_nodes=num_nodes)
+    def check(run_config, num_nodes):
+        seen.update(run_config, num_nodes=num_nodes)
         raise RunConfigError("stop here")
 
-    monkeypatch.setattr(simulations.deploy, "checked_run_config", check)
+    monkeypatch.setattr(simulations.launcher, "check_run_config", check)
     assert simulations.deploy.main(["--run-config", text]) == EXIT_USAGE
     assert {key: seen.get(key) for key in expected} == expected
-    assert simulations.deploy.DEMO_RUN_CONFIG["max-steps"] <= 10
+    assert DEMO["max-steps"] <= 10
     assert seen["min-nodes"] == seen["num_nodes"] == 3
