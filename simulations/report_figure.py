@@ -26,10 +26,10 @@ def style(method: str, group: str, colors: dict[str, object], others: list[str])
     if group == "codec":
         codec, _, directions = method.partition(" ")
         color = colors.setdefault(codec, PALETTE[len(colors) % len(PALETTE)])
-        return {"color": color, "marker": MARKERS.get(directions, "d")}
+        return {"color": color, "marker": MARKERS.get(directions, "d"), "markeredgecolor": "k"}
     others.append(method)
     marker = OTHER_MARKERS[(len(others) - 1) % len(OTHER_MARKERS)]
-    return {"color": "0.45", "marker": marker}
+    return {"color": "0.35", "marker": marker, "markerfacecolor": "none", "markeredgewidth": 1.5}
 
 
 def _table_order(column: pd.Series) -> pd.Series:
@@ -43,8 +43,8 @@ def plot_pareto(table: pd.DataFrame, path: Path, title: str) -> None:
     fp32 SL is a large black star with its name beside it; every other
     method has one legend entry, a codec's methods side by side. Codecs are
     coloured by codec, with a circle for the uplink only and a square for both
-    directions; samplers and strategies (fp32 codecs) are grey, drawn over
-    the star. Error bars: std over seeds.
+    directions; samplers and strategies (fp32 codecs) are hollow grey
+    markers, drawn over the star. Error bars: std over seeds.
     """
     fig, ax = plt.subplots(figsize=(10, 5.6))
     colors: dict[str, object] = {}
@@ -69,11 +69,9 @@ def plot_pareto(table: pd.DataFrame, path: Path, title: str) -> None:
             yerr=row.accuracy_std if row.seeds > 1 else None,
             linestyle="none",
             markersize=8,
-            markeredgecolor="k",
-            markeredgewidth=0.5,
             label=row.method,
             zorder=3,
-            **look,
+            **{"markeredgewidth": 0.5, **look},
         )
     front = table[table["pareto"]].sort_values("total_bytes")
     ax.step(
