@@ -30,7 +30,7 @@ MISTAKES = [
     ("sampler='nosuch'", ["sampler='nosuch'", "known: ", "ugs"]),
     ("sampler='lds:c=-1'", ["sampler='lds:c=-1'", "> 0"]),
     ("min-nodes=3", ["min-nodes=3", "2 nodes", "--num-supernodes 3", "min-nodes=2"]),
-    ("task='nosuch'", ["'nosuch'", "known: digits"]),
+    ("task='nosuch'", ["'nosuch'", "known: ", "digits"]),
     ("cut=7", ["cuts [1, 2]", "got 7"]),
     ("sync='sometimes'", ["'sync'", "every_epoch", "'sometimes'"]),
     ("epochs='many'", ["'epochs'", "int", "'many'"]),
