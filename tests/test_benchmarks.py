@@ -25,7 +25,6 @@ from simulations import (
 )
 from simulations.bench_ms import matched_topk, topk_nbytes
 from simulations.bench_slfac import matched_specs
-from simulations.run import parse_overrides
 
 
 def test_step_time_benchmark_quick_writes_csv_plot_and_env(tmp_path):
@@ -55,16 +54,6 @@ def test_ray_records_benchmark_quick_times_every_variant_against_the_empty_one(t
         "ray_records.png",
         "env.json",
     }
-
-
-def test_run_overrides_keep_quoted_values_with_spaces():
-    assert parse_overrides("uplink='quant:bits=8' run-name='a b' epochs=3 lr=0.1") == {
-        "uplink": "quant:bits=8",
-        "run-name": "a b",
-        "epochs": 3,
-        "lr": 0.1,
-    }
-    assert parse_overrides("") == {}
 
 
 def test_ms_benchmark_quick_compares_codecs_at_matched_bytes(tmp_path):
@@ -221,6 +210,7 @@ def test_digits_channels_last_config_sends_4_bits_per_position_at_102x():
     assert Codec.nbytes(encoded) == 16 * 16 * 2 + 64 * 64 * 4 // 8 == raw / 102.4
 
 
+@pytest.mark.slow  # a sampler sweep of several runs
 def test_sampling_benchmark_quick_writes_tables_and_matches_the_inprocess_grid(tmp_path):
     runs = bench_sampling.main(["--quick", "--results", str(tmp_path)])
     assert set(runs["sampler"]) == {"centralized", "ugs", "lds", "fpls", "fls", "lds:c=0.01"}
