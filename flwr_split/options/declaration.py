@@ -21,6 +21,9 @@ from flwr_split.tasks.optim import OPTIMIZERS
 Scalar = bool | int | float | str
 """A run-config value (Flower's ``UserConfigValue``)."""
 
+SYNC_POLICIES = ("every_step", "every_epoch", "never")
+"""Bottom-model sync policies of `flwr_split.server.SplitServer` (key ``sync``)."""
+
 
 class Group(StrEnum):
     """Which settings an option feeds."""
@@ -193,6 +196,7 @@ OPTIONS: tuple[RunOption, ...] = (
         "every_epoch",
         STRATEGY,
         "bottom sync: `every_step`, `every_epoch` (FedAvg), `never`",
+        choices=SYNC_POLICIES,
     ),
     RunOption(
         "sampler",
@@ -278,8 +282,14 @@ OPTIONS: tuple[RunOption, ...] = (
     RunOption("max-steps", 0, RUN, "stop after this many steps; `0`: no limit"),
     RunOption("eval-every", 20, STRATEGY, "evaluation period in steps (and once at the end)"),
     RunOption("step-timeout", 300.0, STRATEGY, "seconds to wait for the replies of a step"),
-    RunOption("output-dir", "results/default", RUN, "where results are written"),
-    RunOption("run-name", "default", RUN, "name of the run's result files"),
+    RunOption("output-dir", "results/runs", RUN, "where results are written"),
+    RunOption(
+        "run-name",
+        "",
+        RUN,
+        "name of the run's result files; empty: task and codecs, "
+        "`<task>_up-<uplink>_down-<downlink>` (e.g. `digits_up-quant-bits8_down-fp16`)",
+    ),
 )
 """The run options, in the order of ``[tool.flwr.app.config]``."""
 
