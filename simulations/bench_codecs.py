@@ -9,8 +9,9 @@ and decodes three tensors:
 
 - a large ReLU'd Gaussian tensor (``tensor_shape``, 256x64x32x32 fp32 = 67 MB), timed
   against ``x.clone()`` of the same tensor (the memory-bandwidth floor);
-- the cut tensor of a ResNet-18-style bottom (conv3x3(3, 64) + BN + ReLU and one
-  BasicBlock(64)) on a CIFAR-shaped batch, timed against that bottom's forward+backward;
+- the cut tensor of the ``cifar10`` task's ResNet-18 bottom (stem conv3x3(3, 64) + BN +
+  ReLU and one BasicBlock(64), `flwr_split.tasks.models.resnet`) on a batch of random
+  3x32x32 uint8 images, timed against that bottom's forward+backward;
 - the cut tensor of a char-LSTM bottom (Embedding(80, 8) and a 2-layer LSTM with 256
   hidden units) on a batch of character sequences, timed against its forward+backward.
 
@@ -46,39 +47,12 @@ from flwr_split.codecs import (  # noqa: E402
     get_codec,
     registered_codecs,
 )
+from flwr_split.tasks import TaskConfig, build_model  # noqa: E402
 from simulations.common import config_parser, output_dir, torch_threads, write_env  # noqa: E402
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "bench_codecs.toml"
 VOCABULARY = 80
 """Characters the LSTM bottom embeds."""
-
-
-class BasicBlock(nn.Module):
-    """ResNet basic block with an identity shortcut: two conv3x3 + BN, ReLU after the sum."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(channels),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(channels),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return ``relu(body(x) + x)``."""
-        return torch.relu(self.body(x) + x)
-
-
-def resnet_bottom() -> nn.Module:
-    """ResNet-18-style CIFAR stem: conv3x3(3, 64) + BN + ReLU, then one BasicBlock(64)."""
-    return nn.Sequential(
-        nn.Conv2d(3, 64, 3, padding=1, bias=False),
-        nn.BatchNorm2d(64),
-        nn.ReLU(inplace=True),
-        BasicBlock(64),
-    )
 
 
 class LSTMBottom(nn.Module):
@@ -141,9 +115,10 @@ def measure(bench: dict) -> pd.DataFrame:
     """Time every codec on the three tensors, interleaved; return one row per codec."""
     torch.manual_seed(bench["seed"])
     big = torch.randn(bench["tensor_shape"]).relu_()
-    images = torch.randn(bench["resnet_batch"], 3, 32, 32)
+    images = torch.randint(0, 256, (bench["resnet_batch"], 3, 32, 32), dtype=torch.uint8)
     chars = torch.randint(VOCABULARY, (bench["lstm_batch"], bench["lstm_chars"]))
-    bottoms = {"resnet": (resnet_bottom(), images), "lstm": (LSTMBottom(), chars)}
+    resnet_bottom = build_model(TaskConfig(task="cifar10", seed=bench["seed"]))[0]
+    bottoms = {"resnet": (resnet_bottom, images), "lstm": (LSTMBottom(), chars)}
     tensors = {"big": big}
     calls: dict[tuple[str, str], Callable[[], object]] = {("clone", "big"): big.clone}
     for name, (bottom, inputs) in bottoms.items():

@@ -21,9 +21,10 @@ from flwr_split.common.seeds import epoch_seed
 from flwr_split.sampling import plan_offsets
 from flwr_split.server import SplitResult, SplitServer
 from flwr_split.server.batches import CutBatch
-from flwr_split.server.callbacks import EvaluateFn, ProgressLog, SplitCallback
+from flwr_split.server.callbacks import EvaluateFn, SplitCallback
 from flwr_split.server.model import load_arrays
 from flwr_split.server.nodes import wait_for_nodes
+from flwr_split.server.progress import ProgressBar, ProgressReporter, ProgressSink
 from flwr_split.wire import MSG_EVAL, StepOrder
 
 logger = logging.getLogger("flwr").getChild(__name__)
@@ -64,7 +65,7 @@ class SplitStrategy(SplitServer, ABC):
         max_steps: int | None = None,
         evaluate_fn: EvaluateFn | None = None,
         callbacks: Sequence[SplitCallback] = (),
-        progress: bool = False,
+        progress: bool | ProgressSink = False,
     ) -> SplitResult:
         """Run SL for ``num_epochs`` epochs (or ``max_steps`` steps) and return the result.
 
@@ -90,15 +91,19 @@ class SplitStrategy(SplitServer, ABC):
             `SplitResult.evaluate_metrics_serverapp`.
         callbacks : Sequence[SplitCallback] (default: ())
             Told of every step, evaluation and epoch end.
-        progress : bool (default: False)
-            Log a progress line at every evaluation.
+        progress : bool or ProgressSink (default: False)
+            ``True`` draws a progress bar on stderr (a line every few seconds
+            where stderr is not a terminal): step, planned steps, ETA, epoch,
+            the last evaluation's score and the training bytes so far. A
+            callable instead takes each `flwr_split.server.progress.Progress`
+            snapshot (about one a second, and one per evaluation).
         """
         load_arrays({"bottom": self.bottom, "top": self.top}, initial_arrays or {})
         self.server_bottom.reload()
         self.messenger.grid = grid
         self._started = time.perf_counter()
         self.evaluator.evaluate_fn = evaluate_fn
-        self._callbacks = [*callbacks, *([ProgressLog()] if progress else [])]
+        self._callbacks = [*callbacks, *self._progress_callbacks(progress, num_epochs, max_steps)]
         logger.info("starting %s", self.summary())
         nodes = wait_for_nodes(grid, self.min_available_nodes, self.node_timeout)
         self.clients = self.messenger.hello(nodes)
@@ -113,6 +118,8 @@ class SplitStrategy(SplitServer, ABC):
             self.sampler.set_delays(None if delays is None else delays[positions])
             plan = self.sampler.plan(counts, self.batch_size, seed=self._epoch_seed(epoch))
             offsets = plan_offsets(plan)
+            for callback in self._callbacks:
+                callback.on_epoch_start(epoch, plan.shape[0])
             for t in range(plan.shape[0]):
                 if max_steps is not None and step >= max_steps:
                     break
@@ -128,6 +135,8 @@ class SplitStrategy(SplitServer, ABC):
                 break
         self._timed(self.finish, step)
         self._evaluate(step, epoch)
+        for callback in self._callbacks:
+            callback.on_end(step)
         history, steps = self.history.frames()
         arrays = self.arrays()
         return SplitResult(
@@ -139,6 +148,23 @@ class SplitStrategy(SplitServer, ABC):
             arrays["top"],
             dict(self.evaluator.server_metrics),
         )
+
+    def _progress_callbacks(
+        self, progress: bool | ProgressSink, num_epochs: int, max_steps: int | None
+    ) -> list[SplitCallback]:
+        """Return the `ProgressReporter` that ``progress`` asks for (none for ``False``)."""
+        if progress is False:
+            return []
+        bar = ProgressBar() if progress is True else None
+        return [
+            ProgressReporter(
+                bar or progress,  # type: ignore[arg-type]
+                num_epochs,
+                max_steps,
+                lambda: self.traffic.training_bytes("up") + self.traffic.training_bytes("down"),
+                finish=bar.close if bar else None,
+            )
+        ]
 
     def _timed_step(self, step: int, epoch: int, counts: np.ndarray, offsets: np.ndarray) -> None:
         """Run `train_step` and add its row: plan, union batch, messages, seconds."""

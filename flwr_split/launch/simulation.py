@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from flwr_split.launch.processes import (
@@ -68,6 +68,7 @@ class SimulationSuperLink(FlowerProcesses):
         client_cpus: int = 1,
         timeout: float | None = None,
         extra_federation_config: Mapping[str, object] | None = None,
+        on_line: Callable[[str], None] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run ``flwr run APP sim --stream`` and return the finished process.
 
@@ -85,6 +86,9 @@ class SimulationSuperLink(FlowerProcesses):
             Seconds before the run is killed.
         extra_federation_config : Mapping[str, object] or None
             More ``--federation-config`` keys (e.g. ``init-args-num-cpus``).
+        on_line : Callable[[str], None] or None
+            Takes each line of the output as ``flwr run`` prints it (then
+            ``stdout`` holds stdout and stderr together).
         """
         federation = {"num-supernodes": num_supernodes, "client-resources-num-cpus": client_cpus}
         federation.update(extra_federation_config or {})
@@ -93,6 +97,7 @@ class SimulationSuperLink(FlowerProcesses):
             run_config,
             ["--federation-config", toml_overrides(federation)],
             timeout=timeout,
+            on_line=on_line,
         )
 
     def stop(self) -> None:

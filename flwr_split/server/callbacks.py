@@ -22,6 +22,9 @@ class SplitCallback:
     hooks must not modify the row.
     """
 
+    def on_epoch_start(self, epoch: int, steps: int) -> None:
+        """Take note that ``epoch`` starts with ``steps`` planned training steps."""
+
     def on_step(self, row: Mapping[str, object]) -> None:
         """Take the row of `SplitResult.steps` that a training step has just added."""
 
@@ -30,6 +33,9 @@ class SplitCallback:
 
     def on_epoch_end(self, epoch: int, step: int) -> None:
         """Take note that ``epoch`` ended (its last step and its sync are done) at ``step``."""
+
+    def on_end(self, step: int) -> None:
+        """Take note that the run ended after ``step`` steps and its final evaluation."""
 
 
 class ProgressLog(SplitCallback):

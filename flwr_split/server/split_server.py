@@ -8,6 +8,7 @@ from torch import nn
 from flwr_split.codecs import get_codec
 from flwr_split.common.devices import resolve_device
 from flwr_split.metrics import ProfileConfig, TrafficLog
+from flwr_split.options.declaration import SYNC_POLICIES
 from flwr_split.sampling import Sampler, get_sampler
 from flwr_split.server.batches import CutReader
 from flwr_split.server.callbacks import SplitCallback
@@ -19,8 +20,6 @@ from flwr_split.server.roster import Roster
 from flwr_split.server.top import TopTrainer
 from flwr_split.tasks import Optimization, OptimizerConfig, TaskConfig, build_model
 from flwr_split.wire import ClientInfo, SessionConfig, weights_to_record
-
-SYNC_POLICIES = ("every_step", "every_epoch", "never")
 
 
 class SplitServer:

@@ -46,6 +46,6 @@ def load_digits_split(
         Images as float32 of shape (n, 1, 8, 8) scaled to [0, 1], labels as int64.
     """
     data = cached_arrays(
-        f"digits-{test_fraction}-{seed}", lambda: _split_digits(test_fraction, seed)
+        f"digits-{test_fraction}-{seed}.npz", lambda: _split_digits(test_fraction, seed)
     )
     return LabeledArrays(data["x"], data["y"]), LabeledArrays(data["x_test"], data["y_test"])

@@ -48,7 +48,7 @@ def load_mnist1d_split(
         Signals as float32 of shape (n, 1, 40), labels as int64.
     """
     data = cached_arrays(
-        f"mnist1d-{num_samples}-{test_fraction}-{seed}",
+        f"mnist1d-{num_samples}-{test_fraction}-{seed}.npz",
         lambda: _generate(num_samples, test_fraction, seed),
     )
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from flwr_split.tasks.data.extended_dirichlet import extended_dirichlet_indices
-
 PARTITION_SCHEMES = ("iid", "dirichlet", "extended-dirichlet")
 
 
@@ -20,11 +18,12 @@ def partition_indices(
 ) -> list[np.ndarray]:
     """Assign sample indices to ``num_partitions`` clients.
 
-    ``"iid"`` cuts a seeded permutation into contiguous shards (what
-    flwr-datasets' `IidPartitioner` does with that order, without importing
-    it: a deployment ClientApp process loads its partition on every message);
-    ``"dirichlet"`` uses flwr-datasets' `DirichletPartitioner` on a local
-    Hugging Face ``Dataset`` that holds only the labels and the sample index.
+    ``"iid"`` cuts a seeded permutation into contiguous shards in NumPy: the
+    split flwr-datasets' `IidPartitioner` makes of that order (a test checks
+    it), without importing flwr-datasets in a client process that loads its
+    partition at every message. The others use flwr-datasets partitioners
+    (`make_partitioner`) on a local Hugging Face ``Dataset`` that holds only
+    the labels and the sample index, so no data leaves memory.
 
     Parameters
     ----------
@@ -58,31 +57,30 @@ def partition_indices(
     labels = np.asarray(labels, dtype=np.int64)
     if num_partitions > len(labels):
         raise ValueError(f"{num_partitions} partitions for only {len(labels)} samples")
-    if scheme == "extended-dirichlet":
-        return extended_dirichlet_indices(labels, num_partitions, classes_per_client, alpha, seed)
     if scheme == "iid":
         order = np.random.default_rng(seed).permutation(len(labels))
         return [np.sort(shard) for shard in np.array_split(order, num_partitions)]
     from datasets import Dataset
-    from flwr_datasets.partitioner import DirichletPartitioner
 
-    partitioner = DirichletPartitioner(
-        num_partitions=num_partitions,
-        partition_by="label",
+    from flwr_split.tasks.data.partitioners import make_partitioner
+
+    partitioner = make_partitioner(
+        scheme,
+        num_partitions,
         alpha=alpha,
-        min_partition_size=min_partition_size,
-        self_balancing=False,
-        shuffle=True,
         seed=seed,
+        classes_per_client=classes_per_client,
+        min_partition_size=min_partition_size,
     )
-    order = np.arange(len(labels))
-    partitioner.dataset = Dataset.from_dict({"label": labels[order], "index": order})
+    partitioner.dataset = Dataset.from_dict({"label": labels, "index": np.arange(len(labels))})
     try:
         return [
             np.sort(np.asarray(partitioner.load_partition(pid)["index"], dtype=np.int64))
             for pid in range(num_partitions)
         ]
     except ValueError as exc:
+        if scheme != "dirichlet":
+            raise
         raise ValueError(
             f"cannot split {len(labels)} samples into {num_partitions} Dirichlet(alpha={alpha}) "
             f"partitions of at least {min_partition_size} samples: {exc}"

@@ -22,7 +22,7 @@ import numpy as np
 
 from flwr_split.tasks.data.arrays import LabeledArrays
 
-if TYPE_CHECKING:  # Hugging Face datasets is imported only by the online task
+if TYPE_CHECKING:
     from datasets import Dataset
 
 SEQ_LEN = 80
