@@ -324,7 +324,8 @@ class ProgressBar:
         rate = progress.step / progress.elapsed if progress.elapsed > 0 else 0.0
         left = (progress.total - progress.step) / rate if rate > 0 else float("nan")
         eta = tqdm.format_interval(left) if left == left else "?"
+        speed = f"{rate:.1f} step/s" if rate >= 1 or rate == 0 else f"{1 / rate:.1f} s/step"
         return (
-            f"step {progress.step}/{progress.total} ({rate:.1f} step/s, {elapsed} elapsed, "
-            f"ETA {eta}), {progress.postfix()}"
+            f"step {progress.step}/{progress.total} ({speed}, {elapsed} elapsed, ETA {eta}), "
+            f"{progress.postfix()}"
         )
