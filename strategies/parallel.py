@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from flwr.app import ArrayRecord, RecordDict
@@ -55,6 +57,31 @@ class ParallelSplitLearning(SplitStrategy):
         )
         self.pending: dict[int, tuple[Slice, RecordDict]] = {}
         self.trained: dict[int, int] = {}
+
+    def resumable(self, within_epoch: bool) -> bool:
+        """Under ``every_step`` after any step, under ``every_epoch`` after an epoch's FedAvg.
+
+        Then every client's bottom is the server's (or about to be replaced by
+        it) and no gradient is pending. A client's optimizer restarts with the
+        server's weights anyway, but a task's LR schedule goes on where it was
+        on the client, which the server does not see: ``every_epoch`` runs of a
+        task with a scheduler, like ``never`` runs (the clients' bottoms never
+        reach the server), cannot be resumed.
+        """
+        if self.pending or self.trained:
+            return False
+        if self.sync == "every_epoch":
+            return not within_epoch and self.session.task.definition.scheduler is None
+        return self.sync == "every_step"
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the server's state (`SplitServer.state_dict`) and the bottom's optimizer."""
+        return {**super().state_dict(), "bottom_optimizer": self.bottom_optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a `state_dict`."""
+        super().load_state_dict(state)
+        self.bottom_optimizer.load_state_dict(state["bottom_optimizer"])
 
     def train_step(self, step: int, epoch: int, counts: np.ndarray, offsets: np.ndarray) -> None:
         """Run one step under the configured sync policy."""

@@ -269,6 +269,21 @@ OPTIONS: tuple[RunOption, ...] = (
     RunOption("step-timeout", 300.0, STRATEGY, "seconds to wait for the replies of a step"),
     RunOption("output-dir", "results/default", RUN, "where results are written"),
     RunOption("run-name", "default", RUN, "name of the run's result files"),
+    RunOption(
+        "checkpoint-every",
+        0,
+        RUN,
+        "write `<output-dir>/<run-name>.ckpt` (atomically) at the first point the run can be "
+        "resumed at least this many steps after the last one: any step under `every_step`, an "
+        "epoch end under `every_epoch` (`never` cannot be resumed); `0`: no checkpoints",
+    ),
+    RunOption(
+        "resume",
+        False,
+        RUN,
+        "continue the run from `<output-dir>/<run-name>.ckpt` (same options and clients; "
+        "[docs/reliability.md](docs/reliability.md))",
+    ),
 )
 """The run options, in the order of ``[tool.flwr.app.config]``."""
 

@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping
 
 from flwr.app import MetricRecord, RecordDict
 
+from flwr_split.server.result import SplitResult
+
 logger = logging.getLogger("flwr").getChild(__name__)
 
 EvaluateFn = Callable[[int, RecordDict], MetricRecord | Mapping[str, float] | None]
@@ -30,6 +32,13 @@ class SplitCallback:
 
     def on_epoch_end(self, epoch: int, step: int) -> None:
         """Take note that ``epoch`` ended (its last step and its sync are done) at ``step``."""
+
+    def on_restore(self, result: SplitResult) -> None:
+        """Take the tables of the checkpoint a run resumes from, before its next step.
+
+        ``result`` holds the history, steps and traffic up to the checkpoint
+        (rows a killed run wrote after it are not there: the run makes them again).
+        """
 
 
 class ProgressLog(SplitCallback):

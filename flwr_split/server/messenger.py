@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
@@ -107,6 +108,22 @@ class Messenger:
         return Books(
             self.exchange_wall, self.client_compute, self.messages_sent, self.clock.seconds
         )
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the exchange totals and the rejections so far."""
+        return {
+            "exchange_wall": self.exchange_wall,
+            "client_compute": self.client_compute,
+            "messages_sent": self.messages_sent,
+            "rejected": [list(r) for r in self.rejected],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Add the totals and rejections of a `state_dict` before those booked since."""
+        self.exchange_wall += float(state["exchange_wall"])
+        self.client_compute += float(state["client_compute"])
+        self.messages_sent += int(state["messages_sent"])
+        self.rejected[:0] = [(int(s), int(p), str(r)) for s, p, r in state["rejected"]]
 
     def new_message(
         self,

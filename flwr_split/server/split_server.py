@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flwr.app import RecordDict
+from typing import Any
+
+from flwr.app import MetricRecord, RecordDict
 from torch import nn
 
 from flwr_split.codecs import get_codec
@@ -11,6 +13,7 @@ from flwr_split.metrics import ProfileConfig, TrafficLog
 from flwr_split.sampling import Sampler, get_sampler
 from flwr_split.server.batches import CutReader
 from flwr_split.server.callbacks import SplitCallback
+from flwr_split.server.checkpoint import plain
 from flwr_split.server.evaluation import Evaluator
 from flwr_split.server.history import RunHistory
 from flwr_split.server.messenger import Messenger
@@ -174,6 +177,57 @@ class SplitServer:
     def summary(self) -> str:
         """One line describing the configuration."""
         return f"{type(self).__name__}({', '.join(f'{k}={v}' for k, v in self.settings().items())})"
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return what the server holds of a run, between steps (see `load_state_dict`).
+
+        The configuration (`settings`) and the clients (partition, training and
+        test samples) identify the run; the top and its optimizer, the server's
+        bottom and its version, the rows, the traffic, the clock, the exchange
+        totals and rejections and ``evaluate_fn``'s results let it continue.
+        """
+        return {
+            "settings": self.settings(),
+            "clients": [[c.partition_id, c.train_count, c.test_count] for c in self.clients],
+            "trainer": self.trainer.state_dict(),
+            "bottom": self.server_bottom.state_dict(),
+            "history": self.history.state_dict(),
+            "traffic": self.traffic.state_dict(),
+            "clock": self.clock.state_dict(),
+            "messenger": self.messenger.state_dict(),
+            "server_metrics": {k: dict(v) for k, v in self.evaluator.server_metrics.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue the run a `state_dict` describes, once the clients have said hello.
+
+        Rows, traffic and rejections booked since this server started (the
+        hello) are kept after those of ``state``.
+
+        Raises
+        ------
+        ValueError
+            If ``state`` is of another configuration or other clients.
+        """
+        settings = plain(self.settings())
+        if state["settings"] != settings:
+            changed = sorted(k for k in settings if state["settings"].get(k) != settings[k])
+            raise ValueError(f"the checkpoint is of another configuration: {changed}")
+        clients = [[c.partition_id, c.train_count, c.test_count] for c in self.clients]
+        if state["clients"] != clients:
+            raise ValueError(
+                f"the checkpoint's clients (partition, train and test samples) were "
+                f"{state['clients']}, now {clients}"
+            )
+        self.trainer.load_state_dict(state["trainer"])
+        self.server_bottom.load_state_dict(state["bottom"])
+        self.history.load_state_dict(state["history"])
+        self.traffic.load_state_dict(state["traffic"])
+        self.clock.load_state_dict(state["clock"])
+        self.messenger.load_state_dict(state["messenger"])
+        self.evaluator.server_metrics = {
+            int(k): MetricRecord(v) for k, v in state["server_metrics"].items()
+        }
 
     def arrays(self) -> RecordDict:
         """Return the server's ``"bottom"`` and ``"top"`` weights as ArrayRecords."""

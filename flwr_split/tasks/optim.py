@@ -98,6 +98,16 @@ class Optimization:
         """Return the scheduler's state (plain data), None without a scheduler."""
         return None if self.scheduler is None else self.scheduler.state_dict()
 
+    def state_dict(self) -> dict[str, Any]:
+        """Return the optimizer's and the scheduler's states."""
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a `state_dict`."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state["scheduler"] is not None:
+            self.load_scheduler_state(state["scheduler"])
+
     def load_scheduler_state(self, state: dict[str, Any]) -> None:
         """Resume the schedule from `scheduler_state` output; the learning rates follow."""
         if self.scheduler is None:
