@@ -15,6 +15,7 @@ from typing import Any
 
 from flwr_split.common.typed_values import as_kind
 from flwr_split.metrics.profiles import STRAGGLER_DELAYS
+from flwr_split.server.fedavg import AGGREGATIONS
 from flwr_split.tasks.data.partition import NATURAL, PARTITION_SCHEMES
 from flwr_split.tasks.optim import OPTIMIZERS
 
@@ -182,6 +183,21 @@ OPTIONS: tuple[RunOption, ...] = (
         "every_epoch",
         STRATEGY,
         "bottom sync: `every_step`, `every_epoch` (FedAvg), `never`",
+    ),
+    RunOption(
+        "aggregation",
+        "mean",
+        STRATEGY,
+        "how `every_epoch` combines the clients' bottoms (after a per-client norm screen): "
+        "`mean` (FedAvg, weighted by samples), coordinate-wise `median` or `trimmed-mean` "
+        "(one vote per client)",
+        choices=AGGREGATIONS,
+    ),
+    RunOption(
+        "trim-fraction",
+        0.2,
+        STRATEGY,
+        "fraction of each coordinate's values `trimmed-mean` drops at each end, in [0, 0.5)",
     ),
     RunOption(
         "sampler",

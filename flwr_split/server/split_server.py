@@ -15,6 +15,7 @@ from flwr_split.server.batches import CutReader
 from flwr_split.server.callbacks import SplitCallback
 from flwr_split.server.checkpoint import plain
 from flwr_split.server.evaluation import Evaluator
+from flwr_split.server.fedavg import AGGREGATIONS
 from flwr_split.server.history import RunHistory
 from flwr_split.server.messenger import Messenger
 from flwr_split.server.model import ServerBottom
@@ -79,6 +80,14 @@ class SplitServer:
         Where the top computes: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or
         ``"auto"`` (CUDA if there is one). Tensors cross to the CPU only at the
         codec boundary; the server's copy of the bottom stays on the CPU.
+    aggregation : str (default: "mean")
+        How the clients' screened bottoms are combined where the policy
+        averages them: ``"mean"`` (FedAvg, weighted by samples trained), or
+        coordinate-wise, one vote per client, ``"median"`` or
+        ``"trimmed-mean"`` (see `flwr_split.server.fedavg.aggregate`).
+    trim_fraction : float (default: 0.2)
+        Fraction of the values of each coordinate that ``"trimmed-mean"``
+        drops at each end, in [0, 0.5).
     """
 
     def __init__(
@@ -99,9 +108,16 @@ class SplitServer:
         measure_messages: bool = True,
         profiles: ProfileConfig | None = None,
         device: str = "cpu",
+        aggregation: str = "mean",
+        trim_fraction: float = 0.2,
     ) -> None:
         if sync not in SYNC_POLICIES:
             raise ValueError(f"sync must be one of {SYNC_POLICIES}, got {sync!r}")
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
+        if not 0.0 <= trim_fraction < 0.5:
+            raise ValueError(f"trim_fraction must be in [0, 0.5), got {trim_fraction}")
+        self.aggregation, self.trim_fraction = aggregation, trim_fraction
         if min(batch_size, eval_every, min_available_nodes) < 1:
             raise ValueError("batch_size, eval_every and min_available_nodes must be >= 1")
         self.session = SessionConfig(
@@ -168,6 +184,8 @@ class SplitServer:
             "downlink": str(self.downlink.get_config()),
             "correction": self.session.correction,
             "sync": self.sync,
+            "aggregation": self.aggregation,
+            "trim_fraction": self.trim_fraction,
             "sampler": self.sampler_spec,
             "batch_size": self.batch_size,
             "optimizer": self.session.optimizer.name,

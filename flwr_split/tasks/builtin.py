@@ -143,6 +143,7 @@ def builtin_task(
     num_classes: int,
     cuts: dict[int, str],
     channel_maps: bool = True,
+    downloads: tuple[str, ...] = (),
 ) -> SplitTask:
     """Return a classification `SplitTask` over a shared data set and a layer list."""
     return SplitTask(
@@ -153,6 +154,7 @@ def builtin_task(
         cuts=cuts,
         partitioners=data.partitioners,
         channel_maps=channel_maps,
+        downloads=downloads,
     )
 
 
@@ -183,6 +185,7 @@ BUILTIN_TASKS = (
         shakespeare.NUM_CLASSES,
         char_lstm_cuts(),
         channel_maps=False,
+        downloads=(shakespeare.LEAF_HOST,),
     ),
 )
 """The built-in tasks, registered when `flwr_split.tasks` is imported."""
