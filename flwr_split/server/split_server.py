@@ -22,9 +22,11 @@ from flwr_split.server.model import ServerBottom
 from flwr_split.server.roster import Roster
 from flwr_split.server.top import TopTrainer
 from flwr_split.tasks import Optimization, OptimizerConfig, TaskConfig, build_model
-from flwr_split.wire import ClientInfo, SessionConfig, weights_to_record
+from flwr_split.wire import MSG_EVAL, ClientInfo, SessionConfig, StepOrder, weights_to_record
 
 SYNC_POLICIES = ("every_step", "every_epoch", "never")
+REPLY_SLACK_BYTES = 2**20
+"""Bytes a reply's budget allows beyond its arrays: texts and Flower's object headers."""
 
 
 class SplitServer:
@@ -152,6 +154,7 @@ class SplitServer:
             top, optimization, self.downlink, definition.loss, task.seed, self.device
         )
         self.reader = CutReader(self.messenger, self.uplink, self.roster)
+        self.messenger.reply_budget = self.reply_budget
         self.evaluator = Evaluator(self.reader, definition.loss, definition.metrics, self.device)
         self.history = RunHistory(self.roster)
         self.clients: list[ClientInfo] = []
@@ -195,6 +198,26 @@ class SplitServer:
     def summary(self) -> str:
         """One line describing the configuration."""
         return f"{type(self).__name__}({', '.join(f'{k}={v}' for k, v in self.settings().items())})"
+
+    def reply_budget(self, client: ClientInfo, message_type: str, order: StepOrder | None) -> int:
+        """Return the most bytes a good reply to this request holds, twice over, plus 1 MiB.
+
+        The hello's reply (no ``order``) carries no arrays; a forward or an
+        evaluation carries activations and targets (`CutReader.max_bytes`),
+        a ``return`` backward the bottom's gradient and ``return_weights`` the
+        bottom. 1 MiB covers the texts (`MAX_META_CHARS` of metadata) and
+        Flower's object headers.
+        """
+        payload = 0
+        if order is not None:
+            count = client.test_count if message_type == MSG_EVAL else order.fwd_count
+            if count:
+                payload += self.reader.max_bytes(count)
+            bottom = sum(t.numel() * t.element_size() for t in self.bottom.state_dict().values())
+            payload += bottom * (
+                (order.bwd_count > 0 and order.bwd_mode == "return") + order.return_weights
+            )
+        return 2 * payload + REPLY_SLACK_BYTES
 
     def state_dict(self) -> dict[str, Any]:
         """Return what the server holds of a run, between steps (see `load_state_dict`).
