@@ -3,13 +3,15 @@
 Usage: ``python -m simulations.bench_codecs [--config simulations/configs/bench_codecs.toml]
 [--quick] [--results results]``
 
-Every registered codec (`flwr_split.codecs.registered_codecs`, one representative spec
-each from the config) encodes and decodes three tensors:
+Every registered codec (`flwr_split.codecs.registered_codecs`, at its typical setting
+`flwr_split.codecs.example_spec` unless the config's ``specs`` names another) encodes
+and decodes three tensors:
 
 - a large ReLU'd Gaussian tensor (``tensor_shape``, 256x64x32x32 fp32 = 67 MB), timed
   against ``x.clone()`` of the same tensor (the memory-bandwidth floor);
-- the cut tensor of a ResNet-18-style bottom (conv3x3(3, 64) + BN + ReLU and one
-  BasicBlock(64)) on a CIFAR-shaped batch, timed against that bottom's forward+backward;
+- the cut tensor of the ``cifar10`` task's ResNet-18 bottom (stem conv3x3(3, 64) + BN +
+  ReLU and one BasicBlock(64), `flwr_split.tasks.models.resnet`) on a batch of random
+  3x32x32 uint8 images, timed against that bottom's forward+backward;
 - the cut tensor of a char-LSTM bottom (Embedding(80, 8) and a 2-layer LSTM with 256
   hidden units) on a batch of character sequences, timed against its forward+backward.
 
@@ -38,40 +40,19 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from flwr_split.codecs import Codec, CodecContext, get_codec, registered_codecs  # noqa: E402
+from flwr_split.codecs import (  # noqa: E402
+    Codec,
+    CodecContext,
+    example_spec,
+    get_codec,
+    registered_codecs,
+)
+from flwr_split.tasks import TaskConfig, build_model  # noqa: E402
 from simulations.common import config_parser, output_dir, torch_threads, write_env  # noqa: E402
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "bench_codecs.toml"
 VOCABULARY = 80
 """Characters the LSTM bottom embeds."""
-
-
-class BasicBlock(nn.Module):
-    """ResNet basic block with an identity shortcut: two conv3x3 + BN, ReLU after the sum."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(channels),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(channels),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return ``relu(body(x) + x)``."""
-        return torch.relu(self.body(x) + x)
-
-
-def resnet_bottom() -> nn.Module:
-    """ResNet-18-style CIFAR stem: conv3x3(3, 64) + BN + ReLU, then one BasicBlock(64)."""
-    return nn.Sequential(
-        nn.Conv2d(3, 64, 3, padding=1, bias=False),
-        nn.BatchNorm2d(64),
-        nn.ReLU(inplace=True),
-        BasicBlock(64),
-    )
 
 
 class LSTMBottom(nn.Module):
@@ -118,20 +99,26 @@ def interleaved_medians(calls: dict[Any, Callable[[], object]], repeats: int) ->
 
 
 def spec_for(bench: dict, codec_id: str, tensor: torch.Tensor) -> str:
-    """Return the config's spec of ``codec_id``, its signed spec if ``tensor`` has negatives."""
-    spec = bench["specs"].get(codec_id, codec_id)
-    if not get_codec(spec).accepts_negative and bool((tensor < 0).any()):
-        return bench["signed_specs"][codec_id]
-    return spec
+    """Return the spec that times ``codec_id`` on ``tensor``.
+
+    That is the config's ``specs`` entry if it has one and it takes ``tensor``,
+    else the codec's `example_spec` (its signed one if ``tensor`` has negatives).
+    """
+    signed = bool((tensor < 0).any())
+    spec = bench["specs"].get(codec_id)
+    if spec is not None and (get_codec(spec).accepts_negative or not signed):
+        return spec
+    return example_spec(codec_id, signed=signed)
 
 
 def measure(bench: dict) -> pd.DataFrame:
     """Time every codec on the three tensors, interleaved; return one row per codec."""
     torch.manual_seed(bench["seed"])
     big = torch.randn(bench["tensor_shape"]).relu_()
-    images = torch.randn(bench["resnet_batch"], 3, 32, 32)
+    images = torch.randint(0, 256, (bench["resnet_batch"], 3, 32, 32), dtype=torch.uint8)
     chars = torch.randint(VOCABULARY, (bench["lstm_batch"], bench["lstm_chars"]))
-    bottoms = {"resnet": (resnet_bottom(), images), "lstm": (LSTMBottom(), chars)}
+    resnet_bottom = build_model(TaskConfig(task="cifar10", seed=bench["seed"]))[0]
+    bottoms = {"resnet": (resnet_bottom, images), "lstm": (LSTMBottom(), chars)}
     tensors = {"big": big}
     calls: dict[tuple[str, str], Callable[[], object]] = {("clone", "big"): big.clone}
     for name, (bottom, inputs) in bottoms.items():

@@ -1,4 +1,4 @@
-"""Conventions shared by benchmarks: output folder, environment record, one in-process run."""
+"""Conventions shared by benchmarks: output folder, environment record, in-process runs."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import platform
 import subprocess
 import time
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from flwr_split.server.result import SplitResult
 from flwr_split.tasks import TaskConfig
 from flwr_split.testing.inprocess import InProcessGrid
 from strategies.parallel import ParallelSplitLearning
+from strategies.registry import build_strategy
 
 ROOT = Path(__file__).resolve().parent.parent
 ECHO_APP = ROOT / "simulations" / "echo_app"
@@ -127,6 +129,19 @@ def run_split(
         InProcessGrid(client_app, clients), num_epochs=epochs, max_steps=max_steps
     )
     return strategy, result
+
+
+def run_configured(run_config: Mapping[str, Any], clients: int) -> SplitResult:
+    """Run the strategy a run config names, configured by it, on the in-process grid.
+
+    ``run_config`` holds keys of ``[tool.flwr.app.config]`` (the others take
+    their defaults, ``min-nodes`` is ``clients``); messages are not measured.
+    """
+    settings = RunSettings.from_run_config({"min-nodes": clients, **run_config})
+    settings = replace(settings, strategy={**settings.strategy, "measure_messages": False})
+    return build_strategy(settings).start(
+        InProcessGrid(client_app, clients), num_epochs=settings.epochs, max_steps=settings.max_steps
+    )
 
 
 def median_seconds(fn: Callable[[], object], repeats: int = 30) -> float:

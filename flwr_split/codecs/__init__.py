@@ -7,7 +7,12 @@
 """
 
 from flwr_split.codecs.base import Codec, CodecContext, CodecError, Encoded
-from flwr_split.codecs.registry import get_codec, register_codec, registered_codecs
+from flwr_split.codecs.registry import (
+    example_spec,
+    get_codec,
+    register_codec,
+    registered_codecs,
+)
 
 # Importing the modules registers their codecs.
 from flwr_split.codecs import identity  # noqa: E402,F401  isort: skip
@@ -25,6 +30,7 @@ __all__ = [
     "CodecContext",
     "CodecError",
     "Encoded",
+    "example_spec",
     "get_codec",
     "register_codec",
     "registered_codecs",

@@ -66,13 +66,20 @@ class CodecContext:
 class Codec(ABC):
     """A compressor of cut-layer tensors (activations up, gradients down).
 
-    Subclasses set ``codec_id``, implement ``encode``/``decode`` and list their
-    constructor options in ``get_config``. ``from_config(get_config())`` builds
+    Subclasses set ``codec_id`` (and ``example_spec``), implement
+    ``encode``/``decode`` and list their constructor options in
+    ``get_config``. ``from_config(get_config())`` builds
     an identical codec. ``decode`` must validate what it receives (it comes from
     the network) and raise `CodecError` with a clear reason.
     """
 
     codec_id: ClassVar[str]
+    example_spec: ClassVar[str] = ""
+    """A typical setting of the codec, the one used where every codec is compared at one
+    setting (`simulations.report`, `simulations.bench_codecs`); ``""``: its defaults."""
+    signed_example_spec: ClassVar[str] = ""
+    """The typical setting for tensors with negative values (gradients; activations after no
+    ReLU) when `example_spec` refuses them; ``""`` when `example_spec` takes them."""
 
     @abstractmethod
     def encode(self, tensor: torch.Tensor, ctx: CodecContext | None = None) -> Encoded:

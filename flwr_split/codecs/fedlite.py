@@ -100,6 +100,7 @@ class FedLite(Codec):
     """
 
     codec_id = "fedlite"
+    example_spec = "fedlite:q=64,clusters=16,iters=10"
 
     def __init__(
         self,

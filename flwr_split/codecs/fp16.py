@@ -37,6 +37,7 @@ class Fp16(Codec):
     """
 
     codec_id = "fp16"
+    example_spec = "fp16"
 
     def encode(self, tensor: torch.Tensor, ctx: CodecContext | None = None) -> Encoded:
         """Round ``tensor`` to float16; the payload is the array ``values``."""

@@ -24,6 +24,7 @@ class Identity(Codec):
     """Send float32 values unchanged: ``nbytes = 4 * numel``."""
 
     codec_id = "identity"
+    example_spec = "identity"
 
     def encode(self, tensor: torch.Tensor, ctx: CodecContext | None = None) -> Encoded:
         """Return the values as a flat float32 array (a copy), ``shape`` in meta."""

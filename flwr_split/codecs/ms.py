@@ -131,6 +131,8 @@ class MaskSparsification(Codec):
     """
 
     codec_id = "ms"
+    example_spec = "ms:ratio=0.99,bits=2"
+    signed_example_spec = "ms:ratio=0.99,bits=2,signed=true"
 
     def __init__(
         self,

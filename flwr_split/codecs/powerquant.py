@@ -43,6 +43,7 @@ class PowerQuant(Quant):
     """
 
     codec_id = "powerquant"
+    example_spec = "powerquant:bits=4,alpha=0.5"
 
     def __init__(self, bits: int = 4, alpha: float = 0.5, stochastic: bool = False) -> None:
         super().__init__(bits=bits, stochastic=stochastic)

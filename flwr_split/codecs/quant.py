@@ -59,6 +59,7 @@ class Quant(Codec):
     """
 
     codec_id = "quant"
+    example_spec = "quant:bits=8"
 
     def __init__(self, bits: int = 8, stochastic: bool = False) -> None:
         name = self.codec_id

@@ -86,3 +86,29 @@ def get_codec(spec: str | dict[str, Any]) -> Codec:
         return cls.from_config(config)
     except TypeError as exc:
         raise CodecError(f"bad options for codec '{codec_id}': {exc}") from exc
+
+
+def example_spec(codec_id: str, *, signed: bool = False) -> str:
+    """Return the typical spec of a codec: its `Codec.example_spec`, else its id (its defaults).
+
+    Parameters
+    ----------
+    codec_id : str
+        A registered or declared codec id.
+    signed : bool (default: False)
+        The spec must take tensors with negative values (gradients): the
+        codec's `Codec.signed_example_spec` if its typical setting refuses them.
+
+    Raises
+    ------
+    CodecError
+        If the id is unknown, or ``signed`` and the codec declares no setting
+        that takes negative values.
+    """
+    cls = _codec_class(codec_id)
+    spec = cls.example_spec or codec_id
+    if signed and not get_codec(spec).accepts_negative:
+        spec = cls.signed_example_spec
+        if not spec or not get_codec(spec).accepts_negative:
+            raise CodecError(f"codec {codec_id!r} declares no setting for negative values")
+    return spec

@@ -155,6 +155,7 @@ class SLFAC(Codec):
     """
 
     codec_id = "slfac"
+    example_spec = "slfac:theta=0.9,bmin=2,bmax=8"
 
     def __init__(
         self,

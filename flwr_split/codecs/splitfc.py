@@ -95,6 +95,7 @@ class SplitFC(Codec):
     """
 
     codec_id = "splitfc"
+    example_spec = "splitfc:keep=0.5,bits=4"
 
     def __init__(self, keep: float = 0.5, bits: int = 4, stochastic: bool = False) -> None:
         if isinstance(keep, bool) or not isinstance(keep, (int, float)) or not 0 < keep <= 1:

@@ -55,6 +55,7 @@ class TopK(Codec):
     """
 
     codec_id = "topk"
+    example_spec = "topk:ratio=0.99"
 
     def __init__(self, ratio: float = 0.99) -> None:
         if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:

@@ -39,20 +39,24 @@ def save_run(
     output_dir: str | Path,
     name: str,
     steps: pd.DataFrame | None = None,
+    *,
+    plot: bool = True,
 ) -> dict[str, Path]:
     """Write a run's history CSV, its traffic CSV and its plot; return the paths.
 
     Files (`run_paths`): ``<name>.csv`` (history), ``<name>_traffic.csv``
-    (`traffic_summary`), ``<name>.png`` and, if ``steps`` is given,
-    ``<name>_steps.csv`` (one row per training step, see
+    (`traffic_summary`), ``<name>.png`` (unless ``plot`` is false) and, if
+    ``steps`` is given, ``<name>_steps.csv`` (one row per training step, see
     `flwr_split.server.result.SplitResult`).
     """
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     every = run_paths(output_dir, name)
-    paths = {key: every[key] for key in ("history", "traffic", "plot")}
+    paths = {key: every[key] for key in ("history", "traffic")}
     history.to_csv(paths["history"], index=False)
     traffic_summary(traffic).to_csv(paths["traffic"], index=False)
-    plot_history({name: history}, paths["plot"])
+    if plot:
+        paths["plot"] = every["plot"]
+        plot_history({name: history}, paths["plot"])
     if steps is not None:
         paths["steps"] = every["steps"]
         steps.to_csv(paths["steps"], index=False)

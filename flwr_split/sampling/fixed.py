@@ -45,6 +45,7 @@ class FixedLocalBatch(Sampler):
     """
 
     sampler_id = "fixed"
+    per_client_batch = True
 
     def __init__(self, clients: int = 0, drop_last: bool = False) -> None:
         if isinstance(clients, bool) or not isinstance(clients, int) or clients < 0:

@@ -1,9 +1,10 @@
-"""The built-in tasks (digits, mnist1d, shakespeare, ...), registered through the public API.
+"""The built-in tasks (digits, mnist, cifar10, shakespeare, ...), registered through the public API.
 
 Each is a `SplitTask` whose model cuts a layer list (`split_layers`) and whose
 client-side loader is a `SharedDataset`: one data set split over the nodes by
 ``partition-id`` / ``num-partitions`` (or, with ``data-path`` in the node config,
-the node's own ``.npz`` file instead).
+the node's own ``.npz`` file instead). CIFAR-10's loader (`load_cifar10`) asks
+flwr-datasets for the node's partition alone.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from torch import nn
 from flwr_split.tasks.config import TaskConfig
 from flwr_split.tasks.data import shakespeare
 from flwr_split.tasks.data.arrays import LabeledArrays
+from flwr_split.tasks.data.cifar10 import cifar10_source, load_cifar10_partition
 from flwr_split.tasks.data.digits import load_digits_split
+from flwr_split.tasks.data.fashion_mnist import load_fashion_mnist_split
+from flwr_split.tasks.data.mnist import load_mnist_split
 from flwr_split.tasks.data.mnist1d import load_mnist1d_split
 from flwr_split.tasks.data.partition import (
     NATURAL,
@@ -30,9 +34,16 @@ from flwr_split.tasks.data.partition import (
 from flwr_split.tasks.model import cut_shape
 from flwr_split.tasks.models.char_lstm import LEAF_HIDDEN, char_lstm, char_lstm_cuts
 from flwr_split.tasks.models.digits import DIGITS_CUTS, digits_cnn
+from flwr_split.tasks.models.lenet import (
+    FASHION_MNIST_MEAN,
+    FASHION_MNIST_STD,
+    LENET_CUTS,
+    lenet,
+)
 from flwr_split.tasks.models.mnist1d import MNIST1D_CUTS, mnist1d_cnn
+from flwr_split.tasks.models.resnet import RESNET_CUTS, resnet18
 from flwr_split.tasks.models.split import split_layers
-from flwr_split.tasks.node import load_npz, node_data_path, node_partition
+from flwr_split.tasks.node import own_file_or_partition
 from flwr_split.tasks.registry import register_task
 from flwr_split.tasks.targets import Classes
 from flwr_split.tasks.task import SplitTask
@@ -58,10 +69,7 @@ class SharedDataset:
 
     def __call__(self, context: Context, config: TaskConfig) -> Split:
         """Return this node's ``(train, test)``: its ``data-path`` file or its partition."""
-        path = node_data_path(context)
-        if path is not None:
-            return load_npz(path)
-        return client_data(config, *node_partition(context))
+        return own_file_or_partition(context, partial(client_data, config))
 
     @property
     def partitioners(self) -> tuple[str, ...]:
@@ -136,23 +144,42 @@ def layer_model(
     return model
 
 
+def load_cifar10(context: Context, config: TaskConfig) -> Split:
+    """Return this node's CIFAR-10 ``(train, test)``: its ``data-path`` file or its partition.
+
+    The partition comes from flwr-datasets (`load_cifar10_partition`) with the
+    config's partitioner; ``test_fraction`` is ignored (CIFAR-10 has its own test set).
+    """
+    return own_file_or_partition(
+        context,
+        partial(
+            load_cifar10_partition,
+            scheme=config.partitioner,
+            alpha=config.dirichlet_alpha,
+            classes_per_client=config.classes_per_client,
+            seed=config.seed,
+            source=cifar10_source(),
+        ),
+    )
+
+
 def builtin_task(
     name: str,
-    data: SharedDataset,
+    data: SharedDataset | Callable[[Context, TaskConfig], Split],
     layers: Callable[..., list[nn.Module]],
     num_classes: int,
     cuts: dict[int, str],
     channel_maps: bool = True,
     downloads: tuple[str, ...] = (),
 ) -> SplitTask:
-    """Return a classification `SplitTask` over a shared data set and a layer list."""
+    """Return a classification `SplitTask` over a data loader and a layer list."""
     return SplitTask(
         name,
         model=layer_model(layers, num_classes),
         load_partition=data,
         target=Classes(num_classes),
         cuts=cuts,
-        partitioners=data.partitioners,
+        partitioners=data.partitioners if isinstance(data, SharedDataset) else PARTITION_SCHEMES,
         channel_maps=channel_maps,
         downloads=downloads,
     )
@@ -162,6 +189,15 @@ SHAKESPEARE = SharedDataset(shakespeare.load_shakespeare_split, shakespeare.shak
 BUILTIN_TASKS = (
     builtin_task("digits", SharedDataset(load_digits_split), digits_cnn, 10, DIGITS_CUTS),
     builtin_task("mnist1d", SharedDataset(load_mnist1d_split), mnist1d_cnn, 10, MNIST1D_CUTS),
+    builtin_task("mnist", SharedDataset(load_mnist_split), lenet, 10, LENET_CUTS),
+    builtin_task(
+        "fashion_mnist",
+        SharedDataset(load_fashion_mnist_split),
+        partial(lenet, mean=FASHION_MNIST_MEAN, std=FASHION_MNIST_STD),
+        10,
+        LENET_CUTS,
+    ),
+    builtin_task("cifar10", load_cifar10, resnet18, 10, RESNET_CUTS),
     builtin_task(
         "shakespeare",
         SHAKESPEARE,

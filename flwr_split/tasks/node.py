@@ -7,6 +7,7 @@ deployed SuperNode gets them, or a ``data-path`` to the node's own file, from
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,24 @@ def node_data_path(context: Context) -> Path | None:
     return None if path is None else Path(str(path))
 
 
+def own_file_or_partition(
+    context: Context, partition: Callable[[int, int], tuple[LabeledArrays, LabeledArrays]]
+) -> tuple[LabeledArrays, LabeledArrays]:
+    """Return this node's ``(train, test)``: its ``data-path`` file, else its partition.
+
+    Parameters
+    ----------
+    context : Context
+        The node's context (``data-path``, or ``partition-id`` and ``num-partitions``).
+    partition : Callable[[int, int], tuple[LabeledArrays, LabeledArrays]]
+        ``partition(partition_id, num_partitions)`` loads a partition of a shared data set.
+    """
+    path = node_data_path(context)
+    if path is not None:
+        return load_npz(path)
+    return partition(*node_partition(context))
+
+
 def load_npz(path: str | Path) -> tuple[LabeledArrays, LabeledArrays]:
     """Read a node's own ``(train, test)`` data from a ``.npz`` file.
 
@@ -60,8 +79,21 @@ def load_npz(path: str | Path) -> tuple[LabeledArrays, LabeledArrays]:
         The training and the test samples.
     """
     with np.load(path, allow_pickle=False) as arrays:
-        missing = [name for name in NPZ_ARRAYS if name not in arrays]
-        if missing:
-            raise ValueError(f"{path} lacks arrays {missing}; it needs {list(NPZ_ARRAYS)}")
-        x_train, y_train, x_test, y_test = (arrays[name] for name in NPZ_ARRAYS)
+        return split_from_arrays(arrays, path)
+
+
+def split_from_arrays(
+    arrays: Mapping[str, np.ndarray], source: object
+) -> tuple[LabeledArrays, LabeledArrays]:
+    """Return ``(train, test)`` from the arrays named `NPZ_ARRAYS`.
+
+    Raises
+    ------
+    ValueError
+        If an array is missing (the message names ``source``).
+    """
+    missing = [name for name in NPZ_ARRAYS if name not in arrays]
+    if missing:
+        raise ValueError(f"{source} lacks arrays {missing}; it needs {list(NPZ_ARRAYS)}")
+    x_train, y_train, x_test, y_test = (arrays[name] for name in NPZ_ARRAYS)
     return LabeledArrays(x_train, y_train), LabeledArrays(x_test, y_test)

@@ -36,8 +36,10 @@ def test_quick_run_writes_a_finite_row_per_registered_codec(tmp_path):
 
 
 def test_a_tensor_with_negatives_gets_the_signed_spec_of_a_non_negative_codec():
-    bench = {"specs": {"ms": "ms:bits=2"}, "signed_specs": {"ms": "ms:bits=2,signed=true"}}
+    bench = {"specs": {"slfac": "slfac:theta=1.0", "ms": "ms:bits=3"}}
     negative = torch.tensor([-1.0, 2.0])
-    assert bench_codecs.spec_for(bench, "ms", negative) == "ms:bits=2,signed=true"
-    assert bench_codecs.spec_for(bench, "ms", negative.abs()) == "ms:bits=2"
+    assert bench_codecs.spec_for(bench, "ms", negative) == "ms:ratio=0.99,bits=2,signed=true"
+    assert bench_codecs.spec_for(bench, "ms", negative.abs()) == "ms:bits=3"
     assert bench_codecs.spec_for(bench, "fp16", negative) == "fp16"
+    assert bench_codecs.spec_for(bench, "quant", negative) == "quant:bits=8"
+    assert bench_codecs.spec_for(bench, "slfac", negative) == "slfac:theta=1.0"

@@ -2,11 +2,12 @@
 
 import pytest
 
-from flwr_split.codecs import Codec, CodecError, get_codec, registered_codecs
+from flwr_split.codecs import Codec, CodecError, example_spec, get_codec, registered_codecs
 from flwr_split.codecs.quant import Quant
 from flwr_split.codecs.registry import register_codec
 from flwr_split.codecs.topk import TopK
 from flwr_split.common.spec_strings import parse_spec
+from tests.helpers import on_path
 
 
 def test_built_in_codecs_are_registered():
@@ -51,6 +52,35 @@ def test_config_dict_builds_equal_codec_and_is_not_mutated():
     config = {"id": "topk", "ratio": 0.75}
     assert get_codec(config) == TopK(ratio=0.75)
     assert config == {"id": "topk", "ratio": 0.75}
+
+
+@pytest.mark.parametrize("codec_id", registered_codecs())
+def test_every_codec_has_a_typical_spec_and_one_for_negative_values(codec_id):
+    typical, signed = example_spec(codec_id), example_spec(codec_id, signed=True)
+    assert get_codec(typical).codec_id == get_codec(signed).codec_id == codec_id
+    assert get_codec(signed).accepts_negative
+    assert signed == typical or not get_codec(typical).accepts_negative
+
+
+def test_a_codec_without_an_example_spec_is_typical_at_its_defaults_and_may_refuse_signed():
+    class Positive(Codec):
+        codec_id = "positive_only_test"
+        accepts_negative = False
+
+        def encode(self, tensor, ctx=None):
+            raise NotImplementedError
+
+        def decode(self, encoded, ctx=None):
+            raise NotImplementedError
+
+    with on_path():  # forgets the registration afterwards
+        register_codec(Positive)
+        assert example_spec("positive_only_test") == "positive_only_test"
+        with pytest.raises(CodecError, match="no setting for negative values"):
+            example_spec("positive_only_test", signed=True)
+    assert example_spec("ms", signed=True) == "ms:ratio=0.99,bits=2,signed=true"
+    with pytest.raises(CodecError, match="unknown codec"):
+        example_spec("nosuch")
 
 
 def test_codecs_with_different_options_are_not_equal():

@@ -5,8 +5,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 from flwr_split.tasks.data.arrays import LabeledArrays
 
@@ -29,6 +27,9 @@ def load_digits_split(
     tuple[LabeledArrays, LabeledArrays]
         Images as float32 of shape (n, 1, 8, 8) scaled to [0, 1], labels as int64.
     """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
     bunch = load_digits()
     images = (bunch.images.astype(np.float32) / 16.0)[:, None, :, :]
     labels = bunch.target.astype(np.int64)

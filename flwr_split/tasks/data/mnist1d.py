@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import random
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
 from flwr_split.tasks.data.arrays import LabeledArrays
+from flwr_split.tasks.data.cache import cached_arrays
 
 DEFAULT_NUM_SAMPLES = 5000
-
-
-def cache_dir() -> Path:
-    """Folder for generated data sets (``FLWR_SPLIT_DATA_DIR``, else ``~/.cache/flwr-split``)."""
-    return Path(os.environ.get("FLWR_SPLIT_DATA_DIR", Path.home() / ".cache" / "flwr-split"))
 
 
 def _generate(num_samples: int, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
@@ -53,15 +47,10 @@ def load_mnist1d_split(
     tuple[LabeledArrays, LabeledArrays]
         Signals as float32 of shape (n, 1, 40), labels as int64.
     """
-    path = cache_dir() / f"mnist1d-{num_samples}-{test_fraction}-{seed}.npz"
-    if path.exists():
-        data = dict(np.load(path))
-    else:
-        data = _generate(num_samples, test_fraction, seed)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, **data)
-        os.replace(tmp, path)
+    data = cached_arrays(
+        f"mnist1d-{num_samples}-{test_fraction}-{seed}.npz",
+        lambda: _generate(num_samples, test_fraction, seed),
+    )
 
     def labeled(x: np.ndarray, y: np.ndarray) -> LabeledArrays:
         return LabeledArrays(x.astype(np.float32)[:, None, :], y.astype(np.int64))

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from datasets import Dataset
-from flwr_datasets.partitioner import DirichletPartitioner, IidPartitioner, Partitioner
-
-from flwr_split.tasks.data.extended_dirichlet import extended_dirichlet_indices
 
 PARTITION_SCHEMES = ("iid", "dirichlet", "extended-dirichlet")
 
@@ -22,8 +18,9 @@ def partition_indices(
 ) -> list[np.ndarray]:
     """Assign sample indices to ``num_partitions`` clients.
 
-    Uses flwr-datasets partitioners on a local Hugging Face ``Dataset`` that
-    holds only the labels and the sample index, so no data leaves memory.
+    Uses flwr-datasets partitioners (`make_partitioner`) on a local Hugging
+    Face ``Dataset`` that holds only the labels and the sample index, so no
+    data leaves memory.
 
     Parameters
     ----------
@@ -57,22 +54,21 @@ def partition_indices(
     labels = np.asarray(labels, dtype=np.int64)
     if num_partitions > len(labels):
         raise ValueError(f"{num_partitions} partitions for only {len(labels)} samples")
-    if scheme == "extended-dirichlet":
-        return extended_dirichlet_indices(labels, num_partitions, classes_per_client, alpha, seed)
-    partitioner: Partitioner
-    if scheme == "iid":
-        partitioner = IidPartitioner(num_partitions=num_partitions)
+    from datasets import Dataset
+
+    from flwr_split.tasks.data.partitioners import make_partitioner
+
+    partitioner = make_partitioner(
+        scheme,
+        num_partitions,
+        alpha=alpha,
+        seed=seed,
+        classes_per_client=classes_per_client,
+        min_partition_size=min_partition_size,
+    )
+    if scheme == "iid":  # IidPartitioner cuts contiguous shards
         order = np.random.default_rng(seed).permutation(len(labels))
     else:
-        partitioner = DirichletPartitioner(
-            num_partitions=num_partitions,
-            partition_by="label",
-            alpha=alpha,
-            min_partition_size=min_partition_size,
-            self_balancing=False,
-            shuffle=True,
-            seed=seed,
-        )
         order = np.arange(len(labels))
     partitioner.dataset = Dataset.from_dict({"label": labels[order], "index": order})
     try:
@@ -81,6 +77,8 @@ def partition_indices(
             for pid in range(num_partitions)
         ]
     except ValueError as exc:
+        if scheme != "dirichlet":
+            raise
         raise ValueError(
             f"cannot split {len(labels)} samples into {num_partitions} Dirichlet(alpha={alpha}) "
             f"partitions of at least {min_partition_size} samples: {exc}"

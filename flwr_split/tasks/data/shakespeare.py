@@ -16,11 +16,14 @@ import gzip
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from datasets import Dataset
 
 from flwr_split.tasks.data.arrays import LabeledArrays
+
+if TYPE_CHECKING:
+    from datasets import Dataset
 
 SEQ_LEN = 80
 """Characters per input window (LEAF's length)."""
