@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,6 +26,7 @@ from flwr_split.testing import InProcessGrid
 from strategies.parallel import ParallelSplitLearning
 from tests.helpers import run_inprocess
 
+ROOT = Path(__file__).resolve().parents[2]
 NODES, EPOCHS = 3, 2
 OPTIONS = {"batch_size": 32, "eval_every": 5, "min_available_nodes": NODES}
 """15 steps per epoch of 3 digits clients."""
@@ -142,3 +148,38 @@ def test_csv_rows_append_and_widen_the_header_when_a_row_brings_a_column(tmp_pat
     frame = pd.read_csv(tmp_path / "rows.csv")
     assert list(frame.columns) == ["a", "b", "c"] and list(frame["a"]) == [1, 2, 3, 4]
     assert frame["b"].isna().tolist() == [False, False, True, True]
+
+
+JOB = """
+import sys, torch
+torch.set_num_threads(1)
+from tests.strategies.test_resume import start
+start(sys.argv[1], sys.argv[2])
+"""
+
+
+@pytest.mark.slow
+def test_a_run_killed_with_sigkill_resumes_in_another_process(tmp_path):
+    """The ServerApp's process dies for real: rows and checkpoint are on disk, the rest follows."""
+    torch.set_num_threads(1)
+    out = tmp_path / "killed"
+    paths = run_paths(out, "run")
+    job = subprocess.Popen(
+        [sys.executable, "-c", JOB, "every_step", str(out)], cwd=ROOT, env=os.environ.copy()
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while not (paths["steps"].exists() and len(paths["steps"].read_text().splitlines()) > 14):
+            assert job.poll() is None and time.monotonic() < deadline, "the job ended early"
+            time.sleep(0.05)
+        job.send_signal(signal.SIGKILL)
+    finally:
+        job.kill()
+        job.wait()
+    on_disk = pd.read_csv(paths["steps"])
+    assert len(on_disk) >= 14 and list(on_disk["step"]) == list(range(len(on_disk)))
+    at = load_checkpoint(paths["checkpoint"])["position"]["step"]
+    assert at % 4 == 0 and 12 <= at <= len(on_disk)
+    _, resumed = start("every_step", out, resume_from=paths["checkpoint"])
+    _, uninterrupted = start("every_step", tmp_path / "whole")
+    assert_same_run(resumed, uninterrupted)
