@@ -32,7 +32,7 @@ from flwr_split.server.checkpoint import (
 )
 from flwr_split.server.model import load_arrays
 from flwr_split.server.nodes import wait_for_nodes
-from flwr_split.wire import MSG_EVAL, StepOrder
+from flwr_split.wire import MSG_EVAL, MSG_STEP, StepOrder
 
 logger = logging.getLogger("flwr").getChild(__name__)
 
@@ -195,17 +195,31 @@ class SplitStrategy(SplitServer, ABC):
         }
 
     def _resume(self, path: str | Path) -> Position:
-        """Load a checkpoint; tell the callbacks; return where the run goes on."""
+        """Load a checkpoint; tell the callbacks; return where the run goes on.
+
+        Clients that held the server's bottom when the checkpoint was taken
+        get it now (phase ``resume``): the uninterrupted run would not have sent
+        it with their next message, and a resumed run's clients start empty.
+        """
         state = load_checkpoint(path)
         self.load_state_dict(state["server"])
         set_rng_states(state["rng"])
         self._started -= float(state["wall_s"])
+        at = Position(**state["position"])
+        version, held = self.server_bottom.version, state["server"]["versions"]
+        order = StepOrder(step=at.step, version=version)
+        resync = [
+            (c, self.messenger.new_message(c, MSG_STEP, order))
+            for c in self.clients
+            if held.get(c.partition_id) == version
+        ]
+        self.messenger.send(at.step, "resume", resync)
         history, steps = self.history.frames()
         restored = SplitResult(history, self.traffic.frame(), list(self.rejected), steps)
         for callback in self._callbacks:
             callback.on_restore(restored)
-        logger.info("resuming from %s at step %d", path, state["position"]["step"])
-        return Position(**state["position"])
+        logger.info("resuming from %s at step %d", path, at.step)
+        return at
 
     def _timed_step(self, step: int, epoch: int, counts: np.ndarray, offsets: np.ndarray) -> None:
         """Run `train_step` and add its row: plan, union batch, messages, seconds."""

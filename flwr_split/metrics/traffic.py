@@ -27,7 +27,10 @@ PAYLOAD_KINDS = {
     KEY_BOTTOM: "sync",
     KEY_BOTTOM_GRAD: "sync",
 }
-"""Kind of each payload record; evaluation traffic is booked as kind ``eval``."""
+"""Kind of each payload record, but in the phases of `PHASE_KINDS`."""
+PHASE_KINDS = {"eval": "eval", "resume": "resume"}
+"""Phases whose payloads are booked under their own kind, not as training traffic:
+evaluation, and the weights a resumed run re-sends to clients that held them."""
 TRAINING_KINDS = ("activations", "gradients", "labels", "sync")
 """Kinds that count as training traffic in the cumulative bytes of a run."""
 COLUMNS = ["step", "phase", "partition_id", "direction", "kind", "nbytes"]
@@ -66,7 +69,7 @@ class TrafficLog:
         payload = 0
         for key, record in message.content.items():
             if isinstance(record, ArrayRecord):
-                kind = "eval" if phase == "eval" else PAYLOAD_KINDS.get(key, "control")
+                kind = PHASE_KINDS.get(phase) or PAYLOAD_KINDS.get(key, "control")
                 nbytes = payload_nbytes(record)
                 payload += nbytes
                 self._totals[direction, kind] += nbytes

@@ -22,7 +22,14 @@ from flwr_split.server.model import ServerBottom
 from flwr_split.server.roster import Roster
 from flwr_split.server.top import TopTrainer
 from flwr_split.tasks import Optimization, OptimizerConfig, TaskConfig, build_model
-from flwr_split.wire import MSG_EVAL, ClientInfo, SessionConfig, StepOrder, weights_to_record
+from flwr_split.wire import (
+    MSG_EVAL,
+    NO_VERSION,
+    ClientInfo,
+    SessionConfig,
+    StepOrder,
+    weights_to_record,
+)
 
 SYNC_POLICIES = ("every_step", "every_epoch", "never")
 REPLY_SLACK_BYTES = 2**20
@@ -224,8 +231,9 @@ class SplitServer:
 
         The configuration (`settings`) and the clients (partition, training and
         test samples) identify the run; the top and its optimizer, the server's
-        bottom and its version, the rows, the traffic, the clock, the exchange
-        totals and rejections and ``evaluate_fn``'s results let it continue.
+        bottom and its version, the bottom version each client holds, the
+        rows, the traffic, the clock, the exchange totals and rejections and
+        ``evaluate_fn``'s results let it continue.
         """
         return {
             "settings": self.settings(),
@@ -236,6 +244,10 @@ class SplitServer:
             "traffic": self.traffic.state_dict(),
             "clock": self.clock.state_dict(),
             "messenger": self.messenger.state_dict(),
+            "versions": {
+                c.partition_id: self.messenger.client_versions.get(c.node_id, NO_VERSION)
+                for c in self.clients
+            },
             "server_metrics": {k: dict(v) for k, v in self.evaluator.server_metrics.items()},
         }
 
