@@ -105,6 +105,8 @@ class SplitStrategy(SplitServer, ABC):
         self.evaluator.evaluate_fn = evaluate_fn
         self._callbacks = [*callbacks, *self._progress_callbacks(progress, num_epochs, max_steps)]
         logger.info("starting %s", self.summary())
+        for callback in self._callbacks:
+            callback.on_start()
         nodes = wait_for_nodes(grid, self.min_available_nodes, self.node_timeout)
         self.clients = self.messenger.hello(nodes)
         self.messenger.profiles = self.profile_config.assign(

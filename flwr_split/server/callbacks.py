@@ -22,6 +22,9 @@ class SplitCallback:
     hooks must not modify the row.
     """
 
+    def on_start(self) -> None:
+        """Take note that the run starts (before it waits for its nodes)."""
+
     def on_epoch_start(self, epoch: int, steps: int) -> None:
         """Take note that ``epoch`` starts with ``steps`` planned training steps."""
 
