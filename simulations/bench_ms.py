@@ -95,7 +95,6 @@ def _train(job: tuple[dict, str, str]) -> tuple[pd.DataFrame, dict[str, np.ndarr
         task,
         clients=run["clients"],
         epochs=run["epochs"],
-        max_steps=run["max_steps"],
         uplink=uplink,
         batch_size=run["batch_size"],
         eval_every=run["eval_every"],
@@ -165,7 +164,6 @@ def run(config: dict, workers: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
             run_cfg = {
                 "clients": bench["clients"],
                 "epochs": task_entry["epochs"],
-                "max_steps": task_entry.get("max_steps"),  # a config may stop inside an epoch
                 "batch_size": bench["batch_size"],
                 "eval_every": task_entry["eval_every"],
                 "lr": bench["lr"],
