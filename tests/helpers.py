@@ -25,6 +25,7 @@ START_ARGUMENTS = (
     "initial_arrays",
     "evaluate_fn",
     "callbacks",
+    "progress",
     "checkpoint_every",
     "checkpoint_path",
     "resume_from",
@@ -43,7 +44,7 @@ def run_inprocess(
     """Run parallel SL on digits in process; return strategy, result and grid.
 
     ``kwargs`` go to `ParallelSplitLearning`, but for ``start``'s own
-    (``initial_arrays``, ``evaluate_fn``, ``callbacks``).
+    (``initial_arrays``, ``evaluate_fn``, ``callbacks``, ``progress``).
     """
     start_kwargs = {k: kwargs.pop(k) for k in START_ARGUMENTS if k in kwargs}
     strategy_kwargs = kwargs

@@ -25,16 +25,18 @@ from simulations import (
 )
 from simulations.bench_ms import matched_topk, topk_nbytes
 from simulations.bench_slfac import matched_specs
-from simulations.run import parse_overrides
 
 
 def test_step_time_benchmark_quick_writes_csv_plot_and_env(tmp_path):
     frame = bench_step_time.main(["--quick", "--max-batch", "4", "--results", str(tmp_path)])
     assert list(frame["clients"]) == [2, 4]
     assert list(frame["batch_per_client"]) == [4, 4]
-    assert (frame["ratio"] > 0).all()
+    assert (frame["compute_s"] > 0).all() and (frame["codec_s"] > 0).all()
+    assert (frame["split_s"] > frame["message_size_s"]).all()
+    assert (frame["message_size_s"] > 0).all()  # the SL run's sizes were measured and timed
     (out,) = (tmp_path / "bench_step_time").iterdir()
-    assert {p.name for p in out.iterdir()} == {"runs.csv", "step_time.png", "env.json"}
+    assert {p.name for p in out.iterdir()} == {"runs.csv", "steps.csv", "step_time.png", "env.json"}
+    assert len(pd.read_csv(out / "steps.csv")) == 2 * 3
     assert json.loads((out / "env.json").read_text())["flwr"]
 
 
@@ -55,16 +57,6 @@ def test_ray_records_benchmark_quick_times_every_variant_against_the_empty_one(t
         "ray_records.png",
         "env.json",
     }
-
-
-def test_run_overrides_keep_quoted_values_with_spaces():
-    assert parse_overrides("uplink='quant:bits=8' run-name='a b' epochs=3 lr=0.1") == {
-        "uplink": "quant:bits=8",
-        "run-name": "a b",
-        "epochs": 3,
-        "lr": 0.1,
-    }
-    assert parse_overrides("") == {}
 
 
 def test_ms_benchmark_quick_compares_codecs_at_matched_bytes(tmp_path):
@@ -221,6 +213,7 @@ def test_digits_channels_last_config_sends_4_bits_per_position_at_102x():
     assert Codec.nbytes(encoded) == 16 * 16 * 2 + 64 * 64 * 4 // 8 == raw / 102.4
 
 
+@pytest.mark.slow  # a sampler sweep of several runs
 def test_sampling_benchmark_quick_writes_tables_and_matches_the_inprocess_grid(tmp_path):
     runs = bench_sampling.main(["--quick", "--results", str(tmp_path)])
     assert set(runs["sampler"]) == {"centralized", "ugs", "lds", "fpls", "fls", "lds:c=0.01"}
@@ -276,6 +269,14 @@ def test_matched_specs_fit_the_bits_per_value():
         "powerquant": "powerquant:bits=3",
         "splitfc": "splitfc:keep=0.875,bits=4",
     }
+
+
+def test_slfac_plan_runs_only_the_baselines_a_config_names():
+    bench = {"fc_bits": 4, "sweep_partition": "dirichlet", "thetas": [0.5], "ablations": {}}
+    every = bench_slfac.plan(bench, "iid", (3.5, 3.5), features=16)
+    assert [run[1] for run in every] == ["topk", "powerquant", "splitfc"]
+    some = bench_slfac.plan({**bench, "baselines": ["powerquant"]}, "iid", (3.5, 3.5), 16)
+    assert some == [("baseline", "powerquant", "powerquant:bits=3", "powerquant:bits=3")]
 
 
 def test_fedlite_benchmark_grid_option_keeps_known_settings_and_refuses_unknown_ones():

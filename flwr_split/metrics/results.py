@@ -40,9 +40,13 @@ def save_run(
     name: str,
     steps: pd.DataFrame | None = None,
     *,
+    label: str | None = None,
     plot: bool = True,
 ) -> dict[str, Path]:
     """Write a run's history CSV, its traffic CSV and its plot; return the paths.
+
+    ``label`` says what ran (task, codecs, sampler; default ``name``): the
+    plot's title and legend carry it, with the run's total training bytes.
 
     Files (`run_paths`): ``<name>.csv`` (history), ``<name>_traffic.csv``
     (`traffic_summary`), ``<name>.png`` (unless ``plot`` is false) and, if
@@ -56,26 +60,35 @@ def save_run(
     traffic_summary(traffic).to_csv(paths["traffic"], index=False)
     if plot:
         paths["plot"] = every["plot"]
-        plot_history({name: history}, paths["plot"])
+        plot_history({label or name: history}, paths["plot"], title=label or name)
     if steps is not None:
         paths["steps"] = every["steps"]
         steps.to_csv(paths["steps"], index=False)
     return paths
 
 
-def plot_history(histories: dict[str, pd.DataFrame], path: str | Path) -> None:
-    """Plot test accuracy against cumulative training bytes and against steps, one line per run."""
+def plot_history(
+    histories: dict[str, pd.DataFrame], path: str | Path, title: str | None = None
+) -> None:
+    """Plot test accuracy against cumulative training bytes and against steps, one line per run.
+
+    Each run's legend entry is its key in ``histories`` and its total training
+    bytes (up + down); ``title`` goes above both panels.
+    """
     fig, (ax_bytes, ax_steps) = plt.subplots(1, 2, figsize=(11, 4))
     for label, history in histories.items():
         total_mb = (history["bytes_up"] + history["bytes_down"]) / 1e6
-        ax_bytes.plot(total_mb, history["accuracy"], marker=".", label=label)
-        ax_steps.plot(history["step"], history["accuracy"], marker=".", label=label)
+        entry = f"{label}: {total_mb.iloc[-1]:.1f} MB" if len(total_mb) else label
+        ax_bytes.plot(total_mb, history["accuracy"], marker=".", label=entry)
+        ax_steps.plot(history["step"], history["accuracy"], marker=".", label=entry)
     ax_bytes.set_xlabel("cumulative training traffic, up + down (MB)")
     ax_steps.set_xlabel("step")
     for ax in (ax_bytes, ax_steps):
         ax.set_ylabel("test accuracy")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -15,12 +15,17 @@ from typing import Any
 
 from flwr_split.common.typed_values import as_kind
 from flwr_split.metrics.profiles import STRAGGLER_DELAYS
-from flwr_split.server.fedavg import AGGREGATIONS
 from flwr_split.tasks.data.partition import NATURAL, PARTITION_SCHEMES
 from flwr_split.tasks.optim import OPTIMIZERS
 
 Scalar = bool | int | float | str
 """A run-config value (Flower's ``UserConfigValue``)."""
+
+SYNC_POLICIES = ("every_step", "every_epoch", "never")
+"""Bottom-model sync policies of `flwr_split.server.SplitServer` (key ``sync``)."""
+AGGREGATIONS = ("mean", "median", "trimmed-mean")
+"""How the screened bottoms are combined (`flwr_split.server.fedavg.aggregate`, key
+``aggregation``)."""
 
 
 class Group(StrEnum):
@@ -194,6 +199,7 @@ OPTIONS: tuple[RunOption, ...] = (
         "every_epoch",
         STRATEGY,
         "bottom sync: `every_step`, `every_epoch` (FedAvg), `never`",
+        choices=SYNC_POLICIES,
     ),
     RunOption(
         "aggregation",
@@ -294,8 +300,14 @@ OPTIONS: tuple[RunOption, ...] = (
     RunOption("max-steps", 0, RUN, "stop after this many steps; `0`: no limit"),
     RunOption("eval-every", 20, STRATEGY, "evaluation period in steps (and once at the end)"),
     RunOption("step-timeout", 300.0, STRATEGY, "seconds to wait for the replies of a step"),
-    RunOption("output-dir", "results/default", RUN, "where results are written"),
-    RunOption("run-name", "default", RUN, "name of the run's result files"),
+    RunOption("output-dir", "results/runs", RUN, "where results are written"),
+    RunOption(
+        "run-name",
+        "",
+        RUN,
+        "name of the run's result files; empty: task and codecs, "
+        "`<task>_up-<uplink>_down-<downlink>` (e.g. `digits_up-quant-bits8_down-fp16`)",
+    ),
     RunOption(
         "checkpoint-every",
         0,

@@ -24,6 +24,12 @@ class SplitCallback:
     hooks must not modify the row.
     """
 
+    def on_start(self) -> None:
+        """Take note that the run starts (before it waits for its nodes)."""
+
+    def on_epoch_start(self, epoch: int, steps: int) -> None:
+        """Take note that ``epoch`` starts with ``steps`` planned training steps."""
+
     def on_step(self, row: Mapping[str, object]) -> None:
         """Take the row of `SplitResult.steps` that a training step has just added."""
 
@@ -32,6 +38,9 @@ class SplitCallback:
 
     def on_epoch_end(self, epoch: int, step: int) -> None:
         """Take note that ``epoch`` ended (its last step and its sync are done) at ``step``."""
+
+    def on_end(self, step: int) -> None:
+        """Take note that the run ended after ``step`` steps and its final evaluation."""
 
     def on_restore(self, result: SplitResult) -> None:
         """Take the tables of the checkpoint a run resumes from, before its next step.

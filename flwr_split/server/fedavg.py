@@ -4,8 +4,9 @@ Each upload is read with its exact names, dtypes and shapes (and no NaN/inf) by
 the caller; here its float64 L2 norm must stay within `FEDAVG_NORM_RATIO` times
 a reference, the norm of the server's current bottom (the median upload norm
 when that is zero). The accepted uploads are combined in float64 by one of
-`AGGREGATIONS` and cast back to each tensor's dtype: ``mean`` weighted by
-samples trained (FedAvg), or coordinate-wise and one vote per client, the
+`flwr_split.options.declaration.AGGREGATIONS` and cast back to each tensor's
+dtype: ``mean`` weighted by samples trained (FedAvg), or coordinate-wise and
+one vote per client, the
 ``median`` or the ``trimmed-mean`` (Yin et al., ICML 2018: per coordinate, the
 ``trim`` fraction of largest and of smallest values dropped, the rest averaged).
 An upload within the norm bound can still pull the mean anywhere in that ball;
@@ -24,9 +25,6 @@ import torch
 
 from flwr_split.wire.hello import ClientInfo
 from flwr_split.wire.limits import FEDAVG_NORM_RATIO
-
-AGGREGATIONS = ("mean", "median", "trimmed-mean")
-"""How the screened bottoms are combined (`aggregate`)."""
 
 
 @dataclass
@@ -127,7 +125,7 @@ def trimmed_mean(values: torch.Tensor, trim: float) -> torch.Tensor:
 def aggregate(
     uploads: list[Upload], like: Mapping[str, torch.Tensor], rule: str = "mean", trim: float = 0.2
 ) -> dict[str, torch.Tensor]:
-    """Combine ``uploads`` by ``rule`` (`AGGREGATIONS`) in float64; cast to ``like``'s dtypes.
+    """Combine ``uploads`` by ``rule`` (``AGGREGATIONS``) in float64; cast to ``like``'s dtypes.
 
     Parameters
     ----------

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import time
+from pathlib import Path
 from typing import Any
 
 from flwr.app import MetricRecord, RecordDict
@@ -10,20 +13,28 @@ from torch import nn
 from flwr_split.codecs import get_codec
 from flwr_split.common.devices import resolve_device
 from flwr_split.metrics import ProfileConfig, TrafficLog
+from flwr_split.options.declaration import AGGREGATIONS, SYNC_POLICIES
 from flwr_split.sampling import Sampler, get_sampler
 from flwr_split.server.batches import CutReader
 from flwr_split.server.callbacks import SplitCallback
-from flwr_split.server.checkpoint import plain
+from flwr_split.server.checkpoint import (
+    Position,
+    load_checkpoint,
+    plain,
+    rng_states,
+    set_rng_states,
+)
 from flwr_split.server.evaluation import Evaluator
-from flwr_split.server.fedavg import AGGREGATIONS
 from flwr_split.server.history import RunHistory
 from flwr_split.server.messenger import Messenger
 from flwr_split.server.model import ServerBottom
+from flwr_split.server.result import SplitResult
 from flwr_split.server.roster import Roster
 from flwr_split.server.top import TopTrainer
 from flwr_split.tasks import Optimization, OptimizerConfig, TaskConfig, build_model
 from flwr_split.wire import (
     MSG_EVAL,
+    MSG_STEP,
     NO_VERSION,
     ClientInfo,
     SessionConfig,
@@ -31,7 +42,8 @@ from flwr_split.wire import (
     weights_to_record,
 )
 
-SYNC_POLICIES = ("every_step", "every_epoch", "never")
+logger = logging.getLogger("flwr").getChild(__name__)
+
 REPLY_SLACK_BYTES = 2**20
 """Bytes a reply's budget allows beyond its arrays: texts and Flower's object headers."""
 
@@ -225,6 +237,45 @@ class SplitServer:
                 (order.bwd_count > 0 and order.bwd_mode == "return") + order.return_weights
             )
         return 2 * payload + REPLY_SLACK_BYTES
+
+    def checkpoint_state(self, at: Position) -> dict[str, Any]:
+        """Return a checkpoint: `state_dict`, ``at``, the global random states, wall seconds."""
+        return {
+            "server": self.state_dict(),
+            "position": at.as_dict(),
+            "rng": rng_states(),
+            "wall_s": time.perf_counter() - self._started,
+        }
+
+    def resume(self, path: str | Path) -> Position:
+        """Continue from the checkpoint at ``path`` once the clients said hello; return where.
+
+        Loads it (`load_state_dict`: same configuration and clients), restores
+        the random states, sends the server's bottom at once to the clients
+        that held it when the checkpoint was taken (phase ``resume``: the
+        uninterrupted run's next message to them carries no weights, and a
+        resumed run's clients start empty) and hands the checkpoint's tables to
+        the callbacks (`SplitCallback.on_restore`).
+        """
+        state = load_checkpoint(path)
+        self.load_state_dict(state["server"])
+        set_rng_states(state["rng"])
+        self._started -= float(state["wall_s"])
+        at = Position(**state["position"])
+        version, held = self.server_bottom.version, state["server"]["versions"]
+        order = StepOrder(step=at.step, version=version)
+        resync = [
+            (c, self.messenger.new_message(c, MSG_STEP, order))
+            for c in self.clients
+            if held.get(c.partition_id) == version
+        ]
+        self.messenger.send(at.step, "resume", resync)
+        history, steps = self.history.frames()
+        restored = SplitResult(history, self.traffic.frame(), list(self.rejected), steps)
+        for callback in self._callbacks:
+            callback.on_restore(restored)
+        logger.info("resuming from %s at step %d", path, at.step)
+        return at
 
     def state_dict(self) -> dict[str, Any]:
         """Return what the server holds of a run, between steps (see `load_state_dict`).

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from flwr_split.tasks.lean_optim import LeanOptimizer
+
 if TYPE_CHECKING:
     from flwr_split.tasks.task import SplitTask
 
@@ -54,6 +56,11 @@ class OptimizerConfig:
 class Optimization:
     """A task's optimizer over some parameters and its optional LR scheduler, stepped together.
 
+    Without the task's own factories it is the run's `OptimizerConfig` as a
+    `LeanOptimizer` (same updates, no ``torch._dynamo`` import in a fresh
+    client process); a task scheduler without a task optimizer wraps
+    ``OptimizerConfig.build``'s torch optimizer, as torch schedulers need one.
+
     Parameters
     ----------
     task : SplitTask
@@ -73,9 +80,14 @@ class Optimization:
 
     def _build(
         self, params: Iterable[torch.nn.Parameter]
-    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
+    ) -> tuple[torch.optim.Optimizer | LeanOptimizer, torch.optim.lr_scheduler.LRScheduler | None]:
         task = self.task
-        optimizer = task.optimizer(params) if task.optimizer else self.fallback.build(params)
+        if task.optimizer:
+            optimizer = task.optimizer(params)
+        elif task.scheduler:
+            optimizer = self.fallback.build(params)
+        else:
+            return LeanOptimizer(self.fallback, params), None
         return optimizer, task.scheduler(optimizer) if task.scheduler else None
 
     def zero_grad(self, set_to_none: bool = True) -> None:

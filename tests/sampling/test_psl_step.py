@@ -81,10 +81,11 @@ def test_a_psl_step_equals_a_centralized_step_on_the_union_batch(steps):
     ("spec", "sync"),
     [
         ("ugs", "every_epoch"),
-        ("lds:c=0.01", "every_step"),
-        ("lds:c=0.05,delta=1.0", "every_step"),
-        ("fpls", "every_epoch"),
-        ("fls", "every_step"),
+        # the others train a whole epoch of many small steps: slow tier
+        pytest.param("lds:c=0.01", "every_step", marks=pytest.mark.slow),
+        pytest.param("lds:c=0.05,delta=1.0", "every_step", marks=pytest.mark.slow),
+        pytest.param("fpls", "every_epoch", marks=pytest.mark.slow),
+        pytest.param("fls", "every_step", marks=pytest.mark.slow),
     ],
 )
 def test_clients_send_exactly_the_planned_samples(monkeypatch, spec, sync):
@@ -126,6 +127,7 @@ def test_schedules_are_bit_for_bit_reproducible_from_the_seed(spec):
         assert schedule(12).tobytes() != first.tobytes()
 
 
+@pytest.mark.slow  # trains the same schedule in several runs
 def test_server_and_clients_agree_on_the_schedule_across_runs(monkeypatch):
     seen = record_union_labels(monkeypatch)
     for _ in range(2):

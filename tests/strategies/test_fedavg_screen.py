@@ -58,6 +58,7 @@ def run(app: Callable[[Message, Context], Message] | None, nodes: int = 3, **kwa
     )
 
 
+@pytest.mark.slow  # trains two runs of full epochs
 def test_a_3e38_bias_is_rejected_and_the_run_matches_the_run_without_that_upload():
     _, poisoned, _ = run(tampering_app(BAD, MSG_STEP, huge_bias))
     _, without, _ = run(tampering_app(BAD, MSG_STEP, withheld))
