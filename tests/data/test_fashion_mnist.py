@@ -66,16 +66,14 @@ def test_malformed_idx_files_fail_rather_than_fall_back(isolated):
 
 
 def test_without_idx_files_and_network_one_error_names_both_ways(isolated, monkeypatch):
-    def offline(*args, **kwargs):
-        raise HubUnavailableError("no network")
-
-    monkeypatch.setattr(fashion_mnist, "load_images", offline)
+    isolated_hub(monkeypatch, isolated / "hf")  # datasets' offline mode: no connection tried
     with pytest.raises(FileNotFoundError) as caught:
         fashion_mnist.load_fashion_mnist.__wrapped__()
     message = str(caught.value)
     assert "apt-get install dataset-fashion-mnist" in message
     assert "zalando-datasets/fashion_mnist" in message and "network" in message
     assert fashion_mnist.FASHION_DIR_ENV in message
+    assert isinstance(caught.value.__cause__, HubUnavailableError)
     assert not (isolated / "cache").exists()
 
 

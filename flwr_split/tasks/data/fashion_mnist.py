@@ -18,7 +18,7 @@ import numpy as np
 
 from flwr_split.tasks.data.arrays import LabeledArrays
 from flwr_split.tasks.data.cache import cached_arrays
-from flwr_split.tasks.data.hub import HubUnavailableError, load_images
+from flwr_split.tasks.data.hub import HubImages, HubUnavailableError
 from flwr_split.tasks.data.idx import read_idx
 from flwr_split.tasks.node import split_from_arrays
 
@@ -76,7 +76,7 @@ def read_idx_files(folder: Path) -> dict[str, np.ndarray]:
 
 
 def _from_hub() -> dict[str, np.ndarray]:
-    train, test = load_images(HUB_NAME, "image", {"train": 1, "test": 1}, shuffle=False)
+    train, test = HubImages(HUB_NAME, "image", {"train": 1, "test": 1}, shuffle=False).load()
     return {"x_train": train.x, "y_train": train.y, "x_test": test.x, "y_test": test.y}
 
 
