@@ -33,7 +33,8 @@ def test_a_run_reports_steps_epochs_scores_and_bytes_and_ends_with_a_done_snapsh
     )
     steps = len(result.steps)
     assert [p.step for p in seen] == sorted(p.step for p in seen)
-    assert seen[0].step == 0 and seen[0].total == steps  # the fixed plan is known up front
+    assert not seen[0].training and "waiting for the nodes" in seen[0].postfix()
+    assert seen[1].step == 0 and seen[1].total == steps  # the fixed plan is known up front
     assert {p.epoch for p in seen} == {0, 1} and all(p.epochs == 2 for p in seen)
     # every evaluation sends a snapshot with its score
     scored = [p for p in seen if p.value is not None]
@@ -49,7 +50,7 @@ def test_a_run_reports_steps_epochs_scores_and_bytes_and_ends_with_a_done_snapsh
 def test_max_steps_caps_the_planned_total():
     seen: list[Progress] = []
     run_inprocess(2, epochs=5, max_steps=3, progress=seen.append)
-    assert seen[0].total == 3 and seen[-1].step == 3
+    assert seen[1].total == 3 and seen[-1].step == 3
 
 
 def test_steps_send_at_most_one_snapshot_per_interval_but_evaluations_always():
@@ -102,12 +103,12 @@ def test_on_a_terminal_a_tqdm_bar_shows_step_eta_and_postfix_and_keeps_ticking()
 
 def test_a_ticking_bar_off_a_terminal_repeats_the_last_snapshot_with_time_moved_on():
     out = io.StringIO()
-    bar = ProgressBar(out, line_interval=0.4, tick=True)
+    bar = ProgressBar(out, line_interval=0.4, tick=True, heartbeat=0.4)
     bar(_snapshot(3))
-    time.sleep(1.5)  # a long step: no snapshot
+    time.sleep(2.5)  # a long step: no snapshot
     bar.close()
     lines = out.getvalue().splitlines()
-    assert len(lines) >= 3 and all(line.startswith("step 3/10") for line in lines)
+    assert len(lines) >= 2 and all(line.startswith("step 3/10") for line in lines)
     assert lines[0] != lines[-1]  # the elapsed time moved on
     assert bar._ticker is None
 
@@ -119,4 +120,15 @@ def test_without_tick_nothing_is_drawn_between_snapshots():
     drawn = out.getvalue()
     time.sleep(1.3)
     assert out.getvalue() == drawn
+    bar.close()
+
+
+def test_before_training_the_bar_says_the_run_is_starting_then_starts_its_own_bar():
+    out = Terminal()
+    bar = ProgressBar(out)
+    bar(Progress(0, 0, 0, 3, 0, 4.0))
+    assert "waiting for the nodes" in out.getvalue()
+    bar(_snapshot(2))
+    assert bar._bar is not None and bar._bar.total == 10
+    assert ProgressBar.line(Progress(0, 0, 0, 3, 0, 75.0)).startswith("01:15 starting")
     bar.close()

@@ -25,13 +25,26 @@ class SimulationSuperLink(FlowerProcesses):
         Name of the SuperLink connection written to ``config.toml``.
     startup_timeout : float (default: 60.0)
         Seconds to wait for the SuperLink to answer its health check.
+    ray_address : str or None (default: None)
+        Address of an existing Ray cluster (``<head-ip>:<port>``, as ``ray start
+        --head`` prints it) that the simulations join instead of starting Ray on
+        this machine alone: it goes into the SuperLink's environment as
+        ``RAY_ADDRESS``, which the simulation process inherits and ``ray.init()``
+        connects to. Do not set ``init-args-num-cpus`` / ``-num-gpus`` then (Ray
+        refuses them when joining a cluster).
     """
 
     def __init__(
-        self, flwr_home: Path, connection: str = "sim", startup_timeout: float = 60.0
+        self,
+        flwr_home: Path,
+        connection: str = "sim",
+        startup_timeout: float = 60.0,
+        ray_address: str | None = None,
     ) -> None:
         super().__init__(flwr_home, connection)
         self.startup_timeout = startup_timeout
+        if ray_address is not None:
+            self.env["RAY_ADDRESS"] = ray_address
         self.port = free_port()
         self.log_path = self.flwr_home / "superlink.log"
         self.process: subprocess.Popen[bytes] | None = None
