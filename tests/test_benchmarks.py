@@ -35,6 +35,8 @@ def test_step_time_benchmark_quick_writes_csv_plot_and_env(tmp_path):
     assert (frame["compute_s"] > 0).all() and (frame["codec_s"] > 0).all()
     assert (frame["split_s"] > frame["message_size_s"]).all()
     assert (frame["message_size_s"] > 0).all()  # the SL run's sizes were measured and timed
+    assert (frame["split_cpu_s"] > frame["message_size_cpu_s"]).all()
+    assert {"framework_per_client_ms", "framework_cpu_per_client_ms"} <= set(frame.columns)
     (out,) = (tmp_path / "bench_step_time").iterdir()
     assert {p.name for p in out.iterdir()} == {"runs.csv", "steps.csv", "step_time.png", "env.json"}
     assert len(pd.read_csv(out / "steps.csv")) == 2 * 3

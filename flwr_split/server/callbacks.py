@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping
 
 from flwr.app import MetricRecord, RecordDict
 
+from flwr_split.server.result import SplitResult
+
 logger = logging.getLogger("flwr").getChild(__name__)
 
 EvaluateFn = Callable[[int, RecordDict], MetricRecord | Mapping[str, float] | None]
@@ -39,6 +41,13 @@ class SplitCallback:
 
     def on_end(self, step: int) -> None:
         """Take note that the run ended after ``step`` steps and its final evaluation."""
+
+    def on_restore(self, result: SplitResult) -> None:
+        """Take the tables of the checkpoint a run resumes from, before its next step.
+
+        ``result`` holds the history, steps and traffic up to the checkpoint
+        (rows a killed run wrote after it are not there: the run makes them again).
+        """
 
 
 class ProgressLog(SplitCallback):
