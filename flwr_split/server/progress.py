@@ -12,6 +12,7 @@ its own bar.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -220,6 +221,18 @@ class ProgressReporter(SplitCallback):
         self.sink(self.snapshot())
 
 
+def _size(file: IO[str]) -> dict[str, int]:
+    """Return tqdm's ``ncols`` and ``nrows`` for a terminal that reports no size, else nothing.
+
+    A bare pseudo-terminal is 0x0, and tqdm hides a bar on a terminal of 0 rows.
+    """
+    try:
+        size = os.get_terminal_size(file.fileno())
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {"ncols": 100, "nrows": 24} if 0 in (size.columns, size.lines) else {}
+
+
 class ProgressBar:
     """Draw `Progress` snapshots: a tqdm bar on a terminal, a plain line now and then elsewhere.
 
@@ -315,6 +328,7 @@ class ProgressBar:
                 unit="step",
                 file=self.file,
                 leave=progress.training,
+                **_size(self.file),
             )
         self._bar.total = progress.total if progress.training else None
         self._bar.n = progress.step
