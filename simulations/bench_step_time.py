@@ -20,9 +20,12 @@ steps, in the same process, one step of each competitor:
 The framework's own time of a step is ``SL step - compute - codec``; divided
 by K it is the figure of issue 23 (goal: at most 0.5 ms at batch 16, one
 thread). The time spent measuring message sizes (`message_nbytes`) inside
-the SL step is recorded too (goal: at most 5 % of the step). Medians over the
-steps after ``--warmup``. Writes ``runs.csv`` (one row per threads x clients),
-``steps.csv`` (every step), ``step_time.png`` and ``env.json``.
+the SL step is recorded too (goal: at most 5 % of the step). Every segment is
+timed in wall time and in CPU time of the process (all its threads): on a
+shared machine the wall time also counts waiting for a core, so the goal is
+judged on CPU time. Medians over the steps after ``--warmup``. Writes
+``runs.csv`` (one row per threads x clients), ``steps.csv`` (every step),
+``step_time.png`` and ``env.json``.
 """
 
 from __future__ import annotations
@@ -151,42 +154,51 @@ def echo_step(clients: int, floats_per_client: int) -> Callable[[np.random.Gener
     return step
 
 
+def _clocks() -> np.ndarray:
+    """Wall and CPU seconds (all threads of this process) now."""
+    return np.array([time.perf_counter(), time.process_time()])
+
+
+def _columns(name: str, seconds: np.ndarray) -> dict[str, float]:
+    return {f"{name}_s": float(seconds[0]), f"{name}_cpu_s": float(seconds[1])}
+
+
 def measure(
     clients: int, batch: int, steps: int, uplink: str, downlink: str
 ) -> list[dict[str, float]]:
     """Run the SL steps, each followed by one step of every competitor; one row per step."""
     competitors = {
-        "compute_s": compute_step(clients, batch),
-        "codec_s": codec_step(clients, batch, uplink, downlink),
-        "union_s": union_step(clients, batch),
-        "echo_s": echo_step(clients, batch * 1024),
+        "compute": compute_step(clients, batch),
+        "codec": codec_step(clients, batch, uplink, downlink),
+        "union": union_step(clients, batch),
+        "echo": echo_step(clients, batch * 1024),
     }
     strategy = ParallelSplitLearning(
         TaskConfig(), batch_size=batch, eval_every=10**9, uplink=uplink, downlink=downlink
     )
     rng = np.random.default_rng(0)
     rows: list[dict[str, float]] = []
-    sizing = [0.0]
+    sizing = np.zeros(2)
     message_nbytes = traffic.message_nbytes
 
     def timed_nbytes(message: Message) -> int:
-        started = time.perf_counter()
+        started = _clocks()
         try:
             return message_nbytes(message)
         finally:
-            sizing[0] += time.perf_counter() - started
+            sizing[:] += _clocks() - started
 
     train_step = strategy.train_step
 
     def timed(*args: object) -> None:
-        sizing[0] = 0.0
-        started = time.perf_counter()
+        sizing[:] = 0.0
+        started = _clocks()
         train_step(*args)
-        row = {"split_s": time.perf_counter() - started, "message_size_s": sizing[0]}
+        row = _columns("split", _clocks() - started) | _columns("message_size", sizing)
         for name, step in competitors.items():
-            started = time.perf_counter()
+            started = _clocks()
             step(rng)
-            row[name] = time.perf_counter() - started
+            row |= _columns(name, _clocks() - started)
         rows.append(row)
 
     strategy.train_step = timed  # type: ignore[method-assign]
@@ -199,18 +211,31 @@ def measure(
 
 
 def summarize(steps: pd.DataFrame) -> pd.DataFrame:
-    """One row per (threads, clients): medians, framework time per client, size-measuring share."""
-    steps = steps.assign(
-        framework_s=steps["split_s"] - steps["compute_s"] - steps["codec_s"],
-        size_share=steps["message_size_s"] / steps["split_s"],
-    )
+    """One row per (threads, clients): medians, framework time per client, size-measuring share.
+
+    Each figure comes in wall time (``*_s``) and CPU time of the process
+    (``*_cpu_s``); on a shared machine the wall time also holds the waits for a
+    core, so the goal is checked on CPU time.
+    """
+    for clock in ("", "_cpu"):
+        steps = steps.assign(
+            **{
+                f"framework{clock}_s": steps[f"split{clock}_s"]
+                - steps[f"compute{clock}_s"]
+                - steps[f"codec{clock}_s"],
+                f"size_share{clock}": steps[f"message_size{clock}_s"] / steps[f"split{clock}_s"],
+            }
+        )
     keys = ["threads", "clients", "batch_per_client"]
     table = steps.groupby(keys).median(numeric_only=True).drop(columns="step").reset_index()
-    table["framework_per_client_ms"] = table["framework_s"] / table["clients"] * 1e3
+    for clock in ("", "_cpu"):
+        table[f"framework{clock}_per_client_ms"] = (
+            table[f"framework{clock}_s"] / table["clients"] * 1e3
+        )
     table["ratio_to_union"] = table["split_s"] / table["union_s"]
     table["ratio_to_compute"] = table["split_s"] / table["compute_s"]
-    table["goal_met"] = (table["framework_per_client_ms"] <= GOAL_FRAMEWORK_MS) & (
-        table["size_share"] <= GOAL_SIZE_SHARE
+    table["goal_met"] = (table["framework_cpu_per_client_ms"] <= GOAL_FRAMEWORK_MS) & (
+        table["size_share_cpu"] <= GOAL_SIZE_SHARE
     )
     return table
 
@@ -223,7 +248,8 @@ def plot(summary: pd.DataFrame, path) -> None:
         for c, t in zip(summary["clients"], summary["threads"], strict=True)
     ]
     positions = np.arange(len(labels))
-    ax.bar(positions, summary["framework_per_client_ms"], width=0.6, label="framework")
+    ax.bar(positions - 0.2, summary["framework_per_client_ms"], width=0.4, label="wall")
+    ax.bar(positions + 0.2, summary["framework_cpu_per_client_ms"], width=0.4, label="CPU")
     ax.axhline(GOAL_FRAMEWORK_MS, color="red", linestyle="--", label="goal 0.5 ms")
     ax.set_xticks(positions, labels, fontsize=8)
     ax.set_ylabel("ms per client and step")

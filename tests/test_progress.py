@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import time
+from dataclasses import replace
 
 import pytest
 
+from flwr_split.server import SplitCallback
 from flwr_split.server.progress import PROGRESS_PREFIX, Progress, ProgressBar, ProgressReporter
 from tests.helpers import run_inprocess
 
@@ -132,3 +134,34 @@ def test_before_training_the_bar_says_the_run_is_starting_then_starts_its_own_ba
     assert bar._bar is not None and bar._bar.total == 10
     assert ProgressBar.line(Progress(0, 0, 0, 3, 0, 75.0)).startswith("01:15 starting")
     bar.close()
+
+
+class _KilledError(Exception):
+    pass
+
+
+class _KillAt(SplitCallback):
+    def on_step(self, row):
+        if row["step"] == 3:
+            raise _KilledError
+
+
+def test_a_resumed_run_counts_the_checkpoints_steps_as_done_but_not_in_its_rate(tmp_path):
+    checkpoint = tmp_path / "run.ckpt"
+    options = {"sync": "every_step", "batch_size": 128, "eval_every": 2}
+    saving = {"checkpoint_every": 2, "checkpoint_path": checkpoint}
+    with pytest.raises(_KilledError):
+        run_inprocess(3, max_steps=None, callbacks=[_KillAt()], **options, **saving)
+    seen: list[Progress] = []
+    _, result, _ = run_inprocess(
+        3, max_steps=None, progress=seen.append, resume_from=checkpoint, **options
+    )
+    training = [p for p in seen if p.training]
+    first = training[0]
+    assert 0 < first.resumed == first.step < len(result.steps)
+    assert first.value is not None  # the checkpoint's last evaluation
+    assert all(p.resumed == first.resumed for p in training)
+    assert training[-1].done and training[-1].step == len(result.steps)
+    line = ProgressBar.line(replace(training[-1], elapsed=10.0))
+    rate = (training[-1].step - first.resumed) / 10.0
+    assert f"{rate:.1f} step/s" in line or f"{1 / rate:.1f} s/step" in line

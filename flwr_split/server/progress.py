@@ -22,6 +22,7 @@ from typing import IO
 from tqdm import tqdm
 
 from flwr_split.server.callbacks import SplitCallback
+from flwr_split.server.result import SplitResult
 
 PROGRESS_PREFIX = "flwr-split:progress "
 """Start of a progress line in a ServerApp's log."""
@@ -59,6 +60,9 @@ class Progress:
         That score.
     done : bool (default: False)
         Whether the run has ended (the last snapshot of a run).
+    resumed : int (default: 0)
+        Steps done before training (re)started: those of the checkpoint a
+        resumed run continues; the rate counts only the steps after them.
     """
 
     step: int
@@ -70,6 +74,7 @@ class Progress:
     metric: str = ""
     value: float | None = None
     done: bool = False
+    resumed: int = 0
 
     def to_line(self) -> str:
         """Return the snapshot as one log line (`PROGRESS_PREFIX` and JSON)."""
@@ -147,6 +152,7 @@ class ProgressReporter(SplitCallback):
         self.step = self.epoch = self.total = 0
         self.metric, self.value = "", None
         self.done = False
+        self.resumed = 0
         self._created = time.perf_counter()
         self._sent = float("-inf")
 
@@ -172,10 +178,19 @@ class ProgressReporter(SplitCallback):
 
     def on_evaluation(self, row: Mapping[str, object]) -> None:
         """Take the evaluation's first score (the column after ``epoch``) and send a snapshot."""
+        self._score(row)
+        self._send()
+
+    def on_restore(self, result: SplitResult) -> None:
+        """Continue from a checkpoint: its steps are done, its last evaluation is the score."""
+        self.step = self.resumed = len(result.steps)
+        if len(result.history):
+            self._score(result.history.iloc[-1].to_dict())
+
+    def _score(self, row: Mapping[str, object]) -> None:
         names = list(row)
         self.metric = names[names.index("epoch") + 1]
         self.value = float(row[self.metric])  # type: ignore[arg-type]
-        self._send()
 
     def on_end(self, step: int) -> None:
         """Send the last snapshot (``step`` of ``step`` planned, done) and call ``finish``."""
@@ -197,6 +212,7 @@ class ProgressReporter(SplitCallback):
             self.metric,
             self.value,
             self.done,
+            self.resumed,
         )
 
     def _send(self) -> None:
@@ -293,7 +309,13 @@ class ProgressBar:
             self._bar = None
         if self._bar is None:
             total = progress.total if progress.training else None
-            self._bar = tqdm(total=total, unit="step", file=self.file, leave=progress.training)
+            self._bar = tqdm(
+                total=total,
+                initial=progress.resumed,
+                unit="step",
+                file=self.file,
+                leave=progress.training,
+            )
         self._bar.total = progress.total if progress.training else None
         self._bar.n = progress.step
         self._bar.set_postfix_str(progress.postfix(), refresh=False)
@@ -321,7 +343,8 @@ class ProgressBar:
         elapsed = tqdm.format_interval(progress.elapsed)
         if not progress.training:
             return f"{elapsed} {progress.postfix()}"
-        rate = progress.step / progress.elapsed if progress.elapsed > 0 else 0.0
+        done = progress.step - progress.resumed
+        rate = done / progress.elapsed if progress.elapsed > 0 else 0.0
         left = (progress.total - progress.step) / rate if rate > 0 else float("nan")
         eta = tqdm.format_interval(left) if left == left else "?"
         speed = f"{rate:.1f} step/s" if rate >= 1 or rate == 0 else f"{1 / rate:.1f} s/step"

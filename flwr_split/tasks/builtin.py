@@ -22,8 +22,8 @@ from flwr_split.tasks.data import shakespeare
 from flwr_split.tasks.data.arrays import LabeledArrays
 from flwr_split.tasks.data.cifar10 import cifar10_source, load_cifar10_partition
 from flwr_split.tasks.data.digits import load_digits_split
-from flwr_split.tasks.data.fashion_mnist import load_fashion_mnist_split
-from flwr_split.tasks.data.mnist import load_mnist_split
+from flwr_split.tasks.data.fashion_mnist import load_fashion_mnist
+from flwr_split.tasks.data.mnist import load_mnist
 from flwr_split.tasks.data.mnist1d import load_mnist1d_split
 from flwr_split.tasks.data.partition import (
     NATURAL,
@@ -75,6 +75,19 @@ class SharedDataset:
     def partitioners(self) -> tuple[str, ...]:
         """Partitioner names this data set supports."""
         return (*PARTITION_SCHEMES, NATURAL) if self.natural_groups else PARTITION_SCHEMES
+
+
+def fixed_split(load: Callable[[], Split]) -> Callable[[float, int], Split]:
+    """Return a `SharedDataset` loader of a data set with its own test set.
+
+    ``load()`` returns the fixed ``(train, test)``; the loader ignores
+    ``test_fraction`` and ``seed`` (the split is the data set's).
+    """
+
+    def split(test_fraction: float, seed: int) -> Split:
+        return load()
+
+    return split
 
 
 def _shared(config: TaskConfig) -> SharedDataset:
@@ -189,10 +202,10 @@ SHAKESPEARE = SharedDataset(shakespeare.load_shakespeare_split, shakespeare.shak
 BUILTIN_TASKS = (
     builtin_task("digits", SharedDataset(load_digits_split), digits_cnn, 10, DIGITS_CUTS),
     builtin_task("mnist1d", SharedDataset(load_mnist1d_split), mnist1d_cnn, 10, MNIST1D_CUTS),
-    builtin_task("mnist", SharedDataset(load_mnist_split), lenet, 10, LENET_CUTS),
+    builtin_task("mnist", SharedDataset(fixed_split(load_mnist)), lenet, 10, LENET_CUTS),
     builtin_task(
         "fashion_mnist",
-        SharedDataset(load_fashion_mnist_split),
+        SharedDataset(fixed_split(load_fashion_mnist)),
         partial(lenet, mean=FASHION_MNIST_MEAN, std=FASHION_MNIST_STD),
         10,
         LENET_CUTS,
