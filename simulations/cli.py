@@ -19,6 +19,9 @@ from collections.abc import Sequence
 import simulations
 from simulations.launcher import EXIT_USAGE
 
+PROG = "flwr-split"
+"""The console script's name ([project.scripts] in pyproject.toml)."""
+
 COMMANDS = {
     "run": ("simulations.run", "the App on a local Ray simulation with live progress", ""),
     "deploy": ("simulations.deploy", "the App on a local SuperLink and SuperNodes", "--tls"),
@@ -60,7 +63,7 @@ def parser() -> argparse.ArgumentParser:
     ]
     examples += ["  flwr-split bench codecs --quick", "  flwr-split run --help"]
     parser = argparse.ArgumentParser(
-        prog="flwr-split",
+        prog=PROG,
         description="Split learning on Flower: run, deploy, report and benchmark. "
         "COMMAND --help lists the options of COMMAND.",
         epilog="examples:\n" + "\n".join(examples),
@@ -93,12 +96,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if rest[0] not in benchmarks():
             top.error(f"unknown benchmark {rest[0]!r}; one of {', '.join(benchmarks())}")
-        module, rest = f"simulations.bench_{rest[0]}", rest[1:]
+        command, module, rest = f"bench {rest[0]}", f"simulations.bench_{rest[0]}", rest[1:]
     else:
         module = COMMANDS[command][0]
     if importlib.util.find_spec(module) is None:
         top.error(f"'{command}' needs {module}, which this installation does not have")
-    code = importlib.import_module(module).main(rest)
+    program, sys.argv[0] = sys.argv[0], f"{PROG} {command}"  # the command's usage names it
+    try:
+        code = importlib.import_module(module).main(rest)
+    finally:
+        sys.argv[0] = program
     return code if isinstance(code, int) else 0
 
 

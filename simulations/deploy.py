@@ -29,12 +29,12 @@ from simulations.launcher import (
     watched_run,
 )
 
-DEMO_RUN_CONFIG = {"max-steps": 5, "eval-every": 5}
-"""What a deployment runs unless ``--run-config`` sets one of these keys or ``epochs``: 5 steps,
+DEMO_RUN_CONFIG = {"max-steps": 3, "eval-every": 3}
+"""What a deployment runs unless ``--run-config`` sets one of these keys or ``epochs``: 3 steps,
 one evaluation."""
 
 EPILOG = """examples:
-  python -m simulations.deploy                                  # 3 SuperNodes, 5 steps
+  python -m simulations.deploy                                  # 3 SuperNodes, 3 steps
   python -m simulations.deploy --num-supernodes 2 --tls         # HTTPS with a private CA
   python -m simulations.deploy --node-auth                      # TLS + SuperNode authentication
   python -m simulations.deploy --run-config "max-steps=0 epochs=1"  # a full epoch (slow)

@@ -70,8 +70,9 @@ def launcher_parser(
     there; ``flwr_home`` and ``output_dir`` are the defaults of ``--flwr-home``
     and ``--output-dir``.
     """
+    called = Path(sys.argv[0]).name
     parser = argparse.ArgumentParser(
-        prog=f"python -m {module}",
+        prog=called if called.startswith("flwr-split ") else f"python -m {module}",
         description=doc.splitlines()[0],
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,

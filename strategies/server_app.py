@@ -9,10 +9,11 @@ from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
 from flwr_split.launch.run_log import failure_line, result_line
-from flwr_split.metrics.results import save_run
+from flwr_split.metrics.results import run_paths, save_run
 from flwr_split.options import RunSettings
 from flwr_split.server.callbacks import ProgressLog
 from flwr_split.server.progress import PROGRESS_ENV, Progress, ProgressSink
+from flwr_split.server.stream import ResultStream
 from strategies.registry import build_strategy
 
 app = ServerApp()
@@ -36,6 +37,8 @@ def progress_mode() -> bool | ProgressSink:
 def main(grid: Grid, context: Context) -> None:
     """Run the configured split-learning strategy and save its history, traffic and plot.
 
+    Rows are appended to the CSV files as they come (`ResultStream`), with a
+    checkpoint every ``checkpoint-every`` steps; ``resume`` continues from it.
     The last line it prints says how the run ended: a result line with the
     final score and the result files, or, if anything raised, a failure line
     with the error (`flwr_split.launch.run_log`), since ``flwr run`` may exit
@@ -44,17 +47,22 @@ def main(grid: Grid, context: Context) -> None:
     try:
         settings = RunSettings.from_run_config(dict(context.run_config))
         strategy = build_strategy(settings)
+        out = Path(settings.output_dir).resolve()
+        checkpoint = run_paths(out, settings.run_name)["checkpoint"]
         result = strategy.start(
             grid,
             num_epochs=settings.epochs,
             max_steps=settings.max_steps,
-            callbacks=[ProgressLog()],
+            callbacks=[ProgressLog(), ResultStream(out, settings.run_name, strategy.traffic)],
             progress=progress_mode(),
+            checkpoint_every=settings.checkpoint_every,
+            checkpoint_path=checkpoint,
+            resume_from=checkpoint if settings.resume else None,
         )
         paths = save_run(
             result.history,
             result.traffic,
-            Path(settings.output_dir).resolve(),
+            out,
             settings.run_name,
             result.steps,
             label=settings.label(),

@@ -21,7 +21,15 @@ from flwr_split.tasks.registry import TASKS
 from flwr_split.testing.inprocess import InProcessGrid
 from strategies.parallel import ParallelSplitLearning
 
-START_ARGUMENTS = ("initial_arrays", "evaluate_fn", "callbacks", "progress")
+START_ARGUMENTS = (
+    "initial_arrays",
+    "evaluate_fn",
+    "callbacks",
+    "progress",
+    "checkpoint_every",
+    "checkpoint_path",
+    "resume_from",
+)
 
 
 def run_inprocess(

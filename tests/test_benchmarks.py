@@ -28,6 +28,7 @@ from simulations.bench_ms import matched_topk, topk_nbytes
 from simulations.bench_slfac import matched_specs
 
 
+@pytest.mark.slow  # times many steps
 def test_step_time_benchmark_quick_writes_csv_plot_and_env(tmp_path):
     frame = bench_step_time.main(["--quick", "--max-batch", "4", "--results", str(tmp_path)])
     assert list(frame["clients"]) == [2, 4]
@@ -43,6 +44,7 @@ def test_step_time_benchmark_quick_writes_csv_plot_and_env(tmp_path):
     assert json.loads((out / "env.json").read_text())["flwr"]
 
 
+@pytest.mark.slow  # starts Ray
 def test_ray_records_benchmark_quick_times_every_variant_against_the_empty_one(tmp_path):
     summary = bench_ray_records.main(
         ["--quick", "--busy", "0", "0.001", "--results", str(tmp_path)]
@@ -62,6 +64,7 @@ def test_ray_records_benchmark_quick_times_every_variant_against_the_empty_one(t
     }
 
 
+@pytest.mark.slow  # a sweep of several runs, in worker processes
 def test_ms_benchmark_quick_compares_codecs_at_matched_bytes(tmp_path):
     runs = bench_ms.main(["--quick", "--workers", "1", "--results", str(tmp_path)])
     assert list(runs["family"]) == ["fp32", "ms", "topk", "quant"]
@@ -121,6 +124,7 @@ def test_scale_benchmark_quick_runs_the_sl_and_echo_apps_through_flwr_run(tmp_pa
     }
 
 
+@pytest.mark.slow  # a sweep of several runs, in worker processes
 def test_fedlite_benchmark_quick_runs_the_grid_sweep_and_timing(tmp_path):
     runs = bench_fedlite.main(["--quick", "--workers", "1", "--results", str(tmp_path)])
     assert list(zip(runs["task"], runs["codec"], runs["correction"], strict=True)) == [
@@ -235,6 +239,7 @@ def test_sampling_benchmark_quick_writes_tables_and_matches_the_inprocess_grid(t
     assert check["replay_mean_deviation"] == pytest.approx(check["inprocess_mean_deviation"])
 
 
+@pytest.mark.slow  # a sweep of several runs
 def test_slfac_benchmark_quick_matches_baseline_bytes_in_both_directions(tmp_path):
     runs = bench_slfac.main(["--quick", "--results", str(tmp_path)])
     assert list(runs["label"]) == [

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import time
+from dataclasses import replace
 
 import pytest
 
+from flwr_split.server import SplitCallback
 from flwr_split.server.progress import PROGRESS_PREFIX, Progress, ProgressBar, ProgressReporter
 from tests.helpers import run_inprocess
 
@@ -33,7 +35,8 @@ def test_a_run_reports_steps_epochs_scores_and_bytes_and_ends_with_a_done_snapsh
     )
     steps = len(result.steps)
     assert [p.step for p in seen] == sorted(p.step for p in seen)
-    assert seen[0].step == 0 and seen[0].total == steps  # the fixed plan is known up front
+    assert not seen[0].training and "waiting for the nodes" in seen[0].postfix()
+    assert seen[1].step == 0 and seen[1].total == steps  # the fixed plan is known up front
     assert {p.epoch for p in seen} == {0, 1} and all(p.epochs == 2 for p in seen)
     # every evaluation sends a snapshot with its score
     scored = [p for p in seen if p.value is not None]
@@ -49,7 +52,7 @@ def test_a_run_reports_steps_epochs_scores_and_bytes_and_ends_with_a_done_snapsh
 def test_max_steps_caps_the_planned_total():
     seen: list[Progress] = []
     run_inprocess(2, epochs=5, max_steps=3, progress=seen.append)
-    assert seen[0].total == 3 and seen[-1].step == 3
+    assert seen[1].total == 3 and seen[-1].step == 3
 
 
 def test_steps_send_at_most_one_snapshot_per_interval_but_evaluations_always():
@@ -102,12 +105,12 @@ def test_on_a_terminal_a_tqdm_bar_shows_step_eta_and_postfix_and_keeps_ticking()
 
 def test_a_ticking_bar_off_a_terminal_repeats_the_last_snapshot_with_time_moved_on():
     out = io.StringIO()
-    bar = ProgressBar(out, line_interval=0.4, tick=True)
+    bar = ProgressBar(out, line_interval=0.4, tick=True, heartbeat=0.4)
     bar(_snapshot(3))
-    time.sleep(1.5)  # a long step: no snapshot
+    time.sleep(2.5)  # a long step: no snapshot
     bar.close()
     lines = out.getvalue().splitlines()
-    assert len(lines) >= 3 and all(line.startswith("step 3/10") for line in lines)
+    assert len(lines) >= 2 and all(line.startswith("step 3/10") for line in lines)
     assert lines[0] != lines[-1]  # the elapsed time moved on
     assert bar._ticker is None
 
@@ -120,3 +123,45 @@ def test_without_tick_nothing_is_drawn_between_snapshots():
     time.sleep(1.3)
     assert out.getvalue() == drawn
     bar.close()
+
+
+def test_before_training_the_bar_says_the_run_is_starting_then_starts_its_own_bar():
+    out = Terminal()
+    bar = ProgressBar(out)
+    bar(Progress(0, 0, 0, 3, 0, 4.0))
+    assert "waiting for the nodes" in out.getvalue()
+    bar(_snapshot(2))
+    assert bar._bar is not None and bar._bar.total == 10
+    assert ProgressBar.line(Progress(0, 0, 0, 3, 0, 75.0)).startswith("01:15 starting")
+    bar.close()
+
+
+class _KilledError(Exception):
+    pass
+
+
+class _KillAt(SplitCallback):
+    def on_step(self, row):
+        if row["step"] == 3:
+            raise _KilledError
+
+
+def test_a_resumed_run_counts_the_checkpoints_steps_as_done_but_not_in_its_rate(tmp_path):
+    checkpoint = tmp_path / "run.ckpt"
+    options = {"sync": "every_step", "batch_size": 128, "eval_every": 2}
+    saving = {"checkpoint_every": 2, "checkpoint_path": checkpoint}
+    with pytest.raises(_KilledError):
+        run_inprocess(3, max_steps=None, callbacks=[_KillAt()], **options, **saving)
+    seen: list[Progress] = []
+    _, result, _ = run_inprocess(
+        3, max_steps=None, progress=seen.append, resume_from=checkpoint, **options
+    )
+    training = [p for p in seen if p.training]
+    first = training[0]
+    assert 0 < first.resumed == first.step < len(result.steps)
+    assert first.value is not None  # the checkpoint's last evaluation
+    assert all(p.resumed == first.resumed for p in training)
+    assert training[-1].done and training[-1].step == len(result.steps)
+    line = ProgressBar.line(replace(training[-1], elapsed=10.0))
+    rate = (training[-1].step - first.resumed) / 10.0
+    assert f"{rate:.1f} step/s" in line or f"{1 / rate:.1f} s/step" in line

@@ -36,6 +36,7 @@ from flwr_split.codecs import Codec, CodecContext, CodecError, get_codec
 from flwr_split.common.devices import CPU, resolve_device
 from flwr_split.common.seeds import codec_seed
 from flwr_split.tasks import LabeledArrays, Optimization, SplitTask, build_model, node_partition
+from flwr_split.tasks.downloads import check_downloads
 from flwr_split.wire import (
     KEY_ACTS,
     KEY_BOTTOM,
@@ -107,7 +108,9 @@ class ClientSession:
             return cached
         try:
             uplink, downlink = get_codec(config.uplink), get_codec(config.downlink)
-            train, test = load_own_data(config.task.definition, context, config)
+            definition = config.task.definition
+            check_downloads(definition.name, definition.downloads)
+            train, test = load_own_data(definition, context, config)
         except (CodecError, ValueError) as exc:
             raise ProtocolError(str(exc)) from exc
         bottom, _ = build_model(config.task)

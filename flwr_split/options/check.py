@@ -67,8 +67,8 @@ def check_run_config(run_config: Mapping[str, Any], num_nodes: int | None = None
     min_nodes = settings.strategy["min_available_nodes"]
     if num_nodes is not None and min_nodes > num_nodes:
         raise RunConfigError(
-            f"run config min-nodes={min_nodes} but only {num_nodes} nodes will run, so the run "
-            f"would wait for nodes that never come: pass min-nodes={num_nodes} or "
-            f"--num-supernodes {min_nodes}"
+            f"run config min-nodes={min_nodes} but only {num_nodes} node"
+            f"{'s' if num_nodes != 1 else ''} will run, so the run would wait for nodes that "
+            f"never come: pass min-nodes={num_nodes} or --num-supernodes {min_nodes}"
         )
     return settings

@@ -37,6 +37,11 @@ class RunSettings:
         Where the run's CSV and plots go (key ``output-dir``).
     run_name : str
         Name of the run's files (key ``run-name``; if empty, `default_run_name`).
+    checkpoint_every : int
+        Steps between checkpoints, at the next point the run can be resumed
+        (key ``checkpoint-every``; 0: none).
+    resume : bool
+        Continue from the run's checkpoint (key ``resume``).
     """
 
     task: TaskConfig
@@ -47,6 +52,8 @@ class RunSettings:
     max_steps: int | None
     output_dir: str
     run_name: str
+    checkpoint_every: int
+    resume: bool
 
     @classmethod
     def from_run_config(cls, run_config: Mapping[str, Any]) -> RunSettings:

@@ -12,6 +12,7 @@ its own bar.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -22,6 +23,7 @@ from typing import IO
 from tqdm import tqdm
 
 from flwr_split.server.callbacks import SplitCallback
+from flwr_split.server.result import SplitResult
 
 PROGRESS_PREFIX = "flwr-split:progress "
 """Start of a progress line in a ServerApp's log."""
@@ -41,7 +43,8 @@ class Progress:
         Training steps done.
     total : int
         Steps the run will take (exact for samplers with a fixed plan length,
-        else an estimate from the current epoch's plan).
+        else an estimate from the current epoch's plan); 0 before training,
+        while the run waits for its nodes and their hello replies.
     epoch : int
         Current epoch, from 0.
     epochs : int
@@ -49,7 +52,8 @@ class Progress:
     bytes : int
         Training bytes on the wire so far, up and down.
     elapsed : float
-        Seconds since training started (the first epoch's plan).
+        Seconds since training started (the first epoch's plan), or, before
+        that, since the run started.
     metric : str (default: "")
         Name of the last evaluation's first score (``accuracy`` for the
         classification tasks); empty before the first evaluation.
@@ -57,6 +61,9 @@ class Progress:
         That score.
     done : bool (default: False)
         Whether the run has ended (the last snapshot of a run).
+    resumed : int (default: 0)
+        Steps done before training (re)started: those of the checkpoint a
+        resumed run continues; the rate counts only the steps after them.
     """
 
     step: int
@@ -68,6 +75,7 @@ class Progress:
     metric: str = ""
     value: float | None = None
     done: bool = False
+    resumed: int = 0
 
     def to_line(self) -> str:
         """Return the snapshot as one log line (`PROGRESS_PREFIX` and JSON)."""
@@ -84,11 +92,21 @@ class Progress:
         except (ValueError, TypeError):
             return None
 
+    @property
+    def training(self) -> bool:
+        """Whether training has started (the run knows its planned steps)."""
+        return self.total > 0
+
     def postfix(self) -> str:
         """Return epoch, the last score and the bytes so far as text for a progress bar."""
+        if not self.training:
+            return STARTING
         score = f"{self.metric} {self.value:.4f}" if self.value is not None else "no eval yet"
         return f"epoch {self.epoch + 1}/{self.epochs}, {score}, {self.bytes / 1e6:.1f} MB"
 
+
+STARTING = "starting: waiting for the nodes and their hello replies"
+"""What a progress bar says before training starts."""
 
 ProgressSink = Callable[[Progress], None]
 """Takes each `Progress` snapshot of a run."""
@@ -135,7 +153,13 @@ class ProgressReporter(SplitCallback):
         self.step = self.epoch = self.total = 0
         self.metric, self.value = "", None
         self.done = False
+        self.resumed = 0
+        self._created = time.perf_counter()
         self._sent = float("-inf")
+
+    def on_start(self) -> None:
+        """Send the first snapshot: the run starts, no steps planned yet."""
+        self._send()
 
     def on_epoch_start(self, epoch: int, steps: int) -> None:
         """Estimate the run's steps from this epoch's plan: ``steps`` for each epoch left."""
@@ -155,10 +179,19 @@ class ProgressReporter(SplitCallback):
 
     def on_evaluation(self, row: Mapping[str, object]) -> None:
         """Take the evaluation's first score (the column after ``epoch``) and send a snapshot."""
+        self._score(row)
+        self._send()
+
+    def on_restore(self, result: SplitResult) -> None:
+        """Continue from a checkpoint: its steps are done, its last evaluation is the score."""
+        self.step = self.resumed = len(result.steps)
+        if len(result.history):
+            self._score(result.history.iloc[-1].to_dict())
+
+    def _score(self, row: Mapping[str, object]) -> None:
         names = list(row)
         self.metric = names[names.index("epoch") + 1]
         self.value = float(row[self.metric])  # type: ignore[arg-type]
-        self._send()
 
     def on_end(self, step: int) -> None:
         """Send the last snapshot (``step`` of ``step`` planned, done) and call ``finish``."""
@@ -176,15 +209,28 @@ class ProgressReporter(SplitCallback):
             self.epoch,
             self.num_epochs,
             self.training_bytes(),
-            time.perf_counter() - (self.started or time.perf_counter()),
+            time.perf_counter() - (self.started or self._created),
             self.metric,
             self.value,
             self.done,
+            self.resumed,
         )
 
     def _send(self) -> None:
         self._sent = time.perf_counter()
         self.sink(self.snapshot())
+
+
+def _size(file: IO[str]) -> dict[str, int]:
+    """Return tqdm's ``ncols`` and ``nrows`` for a terminal that reports no size, else nothing.
+
+    A bare pseudo-terminal is 0x0, and tqdm hides a bar on a terminal of 0 rows.
+    """
+    try:
+        size = os.get_terminal_size(file.fileno())
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {"ncols": 100, "nrows": 24} if 0 in (size.columns, size.lines) else {}
 
 
 class ProgressBar:
@@ -204,18 +250,25 @@ class ProgressBar:
         Least seconds between two lines when ``file`` is not a terminal.
     tick : bool (default: False)
         Also redraw without new snapshots, from a thread: every second on a
-        terminal, every ``line_interval`` elsewhere (the last snapshot, its
-        elapsed time moved on), so that a long step does not look like a
-        hang. Whoever ticks must `close` the bar, also on errors.
+        terminal, elsewhere the last snapshot, its elapsed time moved on, every
+        ``heartbeat`` seconds, so that a long step does not look like a hang.
+        Whoever ticks must `close` the bar, also on errors.
+    heartbeat : float (default: 5.0)
+        Seconds between two repeated lines when ``file`` is not a terminal.
     """
 
     def __init__(
-        self, file: IO[str] | None = None, line_interval: float = 2.0, tick: bool = False
+        self,
+        file: IO[str] | None = None,
+        line_interval: float = 2.0,
+        tick: bool = False,
+        heartbeat: float = 5.0,
     ) -> None:
         self.file = file or sys.stderr
         self.terminal = bool(getattr(self.file, "isatty", lambda: False)())
         self.line_interval = line_interval
         self.tick = tick
+        self.heartbeat = heartbeat
         self.last: Progress | None = None
         self._received_at = 0.0
         self._bar: tqdm | None = None
@@ -264,32 +317,52 @@ class ProgressBar:
             self._stop.clear()
 
     def _draw_bar(self, progress: Progress) -> None:
+        if self._bar is not None and progress.training and self._bar.total is None:
+            self._bar.close()  # training starts: a bar of its own, for its rate and ETA
+            self._bar = None
         if self._bar is None:
-            self._bar = tqdm(total=progress.total, unit="step", file=self.file, leave=True)
-        self._bar.total = progress.total
+            total = progress.total if progress.training else None
+            self._bar = tqdm(
+                total=total,
+                initial=progress.resumed,
+                unit="step",
+                file=self.file,
+                leave=progress.training,
+                **_size(self.file),
+            )
+        self._bar.total = progress.total if progress.training else None
         self._bar.n = progress.step
         self._bar.set_postfix_str(progress.postfix(), refresh=False)
         self._bar.refresh()
 
     def _tick(self) -> None:
-        while not self._stop.wait(1.0 if self.terminal else self.line_interval / 4):
+        while not self._stop.wait(1.0):
             with self._lock:
                 now = time.monotonic()
                 if self._bar is not None:
                     self._bar.refresh()
-                elif self.last is not None and now - self._written_at >= self.line_interval:
+                elif self.last is not None and now - self._written_at >= self.heartbeat:
                     moved = self.last.elapsed + now - self._received_at
                     self._write_line(replace(self.last, elapsed=moved))
                     self._written = self.last
 
     def _write_line(self, progress: Progress) -> None:
-        rate = progress.step / progress.elapsed if progress.elapsed > 0 else 0.0
-        left = (progress.total - progress.step) / rate if rate > 0 else float("nan")
-        eta = tqdm.format_interval(left) if left == left else "?"
-        self.file.write(
-            f"step {progress.step}/{progress.total} ({rate:.1f} step/s, "
-            f"{tqdm.format_interval(progress.elapsed)} elapsed, ETA {eta}), "
-            f"{progress.postfix()}\n"
-        )
+        self.file.write(self.line(progress) + "\n")
         self.file.flush()
         self._written, self._written_at = progress, time.monotonic()
+
+    @staticmethod
+    def line(progress: Progress) -> str:
+        """Return ``progress`` as the one line written off a terminal."""
+        elapsed = tqdm.format_interval(progress.elapsed)
+        if not progress.training:
+            return f"{elapsed} {progress.postfix()}"
+        done = progress.step - progress.resumed
+        rate = done / progress.elapsed if progress.elapsed > 0 else 0.0
+        left = (progress.total - progress.step) / rate if rate > 0 else float("nan")
+        eta = tqdm.format_interval(left) if left == left else "?"
+        speed = f"{rate:.1f} step/s" if rate >= 1 or rate == 0 else f"{1 / rate:.1f} s/step"
+        return (
+            f"step {progress.step}/{progress.total} ({speed}, {elapsed} elapsed, ETA {eta}), "
+            f"{progress.postfix()}"
+        )

@@ -22,8 +22,8 @@ from flwr_split.tasks.data import shakespeare
 from flwr_split.tasks.data.arrays import LabeledArrays
 from flwr_split.tasks.data.cifar10 import cifar10_source, load_cifar10_partition
 from flwr_split.tasks.data.digits import load_digits_split
-from flwr_split.tasks.data.fashion_mnist import load_fashion_mnist_split
-from flwr_split.tasks.data.mnist import load_mnist_split
+from flwr_split.tasks.data.fashion_mnist import load_fashion_mnist
+from flwr_split.tasks.data.mnist import load_mnist
 from flwr_split.tasks.data.mnist1d import load_mnist1d_split
 from flwr_split.tasks.data.partition import (
     NATURAL,
@@ -75,6 +75,19 @@ class SharedDataset:
     def partitioners(self) -> tuple[str, ...]:
         """Partitioner names this data set supports."""
         return (*PARTITION_SCHEMES, NATURAL) if self.natural_groups else PARTITION_SCHEMES
+
+
+def fixed_split(load: Callable[[], Split]) -> Callable[[float, int], Split]:
+    """Return a `SharedDataset` loader of a data set with its own test set.
+
+    ``load()`` returns the fixed ``(train, test)``; the loader ignores
+    ``test_fraction`` and ``seed`` (the split is the data set's).
+    """
+
+    def split(test_fraction: float, seed: int) -> Split:
+        return load()
+
+    return split
 
 
 def _shared(config: TaskConfig) -> SharedDataset:
@@ -170,6 +183,7 @@ def builtin_task(
     num_classes: int,
     cuts: dict[int, str],
     channel_maps: bool = True,
+    downloads: tuple[str, ...] = (),
 ) -> SplitTask:
     """Return a classification `SplitTask` over a data loader and a layer list."""
     return SplitTask(
@@ -180,6 +194,7 @@ def builtin_task(
         cuts=cuts,
         partitioners=data.partitioners if isinstance(data, SharedDataset) else PARTITION_SCHEMES,
         channel_maps=channel_maps,
+        downloads=downloads,
     )
 
 
@@ -187,10 +202,10 @@ SHAKESPEARE = SharedDataset(shakespeare.load_shakespeare_split, shakespeare.shak
 BUILTIN_TASKS = (
     builtin_task("digits", SharedDataset(load_digits_split), digits_cnn, 10, DIGITS_CUTS),
     builtin_task("mnist1d", SharedDataset(load_mnist1d_split), mnist1d_cnn, 10, MNIST1D_CUTS),
-    builtin_task("mnist", SharedDataset(load_mnist_split), lenet, 10, LENET_CUTS),
+    builtin_task("mnist", SharedDataset(fixed_split(load_mnist)), lenet, 10, LENET_CUTS),
     builtin_task(
         "fashion_mnist",
-        SharedDataset(load_fashion_mnist_split),
+        SharedDataset(fixed_split(load_fashion_mnist)),
         partial(lenet, mean=FASHION_MNIST_MEAN, std=FASHION_MNIST_STD),
         10,
         LENET_CUTS,
@@ -219,6 +234,7 @@ BUILTIN_TASKS = (
         shakespeare.NUM_CLASSES,
         char_lstm_cuts(),
         channel_maps=False,
+        downloads=(shakespeare.LEAF_HOST,),
     ),
 )
 """The built-in tasks, registered when `flwr_split.tasks` is imported."""

@@ -34,9 +34,9 @@ def standin(tmp_path_factory):
 def offline(standin, tmp_path, monkeypatch):
     isolated_hub(monkeypatch, tmp_path / "hf")
     monkeypatch.setenv(cifar10.SOURCE_ENV, str(standin))
-    cifar10.load_cifar10_partition.cache_clear()
+    cifar10._federated.cache_clear()
     yield standin
-    cifar10.load_cifar10_partition.cache_clear()
+    cifar10._federated.cache_clear()
 
 
 def partitions(scheme, n=4, **kwargs):
@@ -81,7 +81,7 @@ def test_extended_dirichlet_limits_the_classes_per_client(offline):
 def test_an_unreachable_source_is_a_hub_error(tmp_path, monkeypatch):
     isolated_hub(monkeypatch, tmp_path / "hf")
     with pytest.raises(HubUnavailableError, match="network needed on first use"):
-        cifar10.load_cifar10_partition.__wrapped__(0, 2, source=cifar10.HUB_NAME)
+        cifar10._federated.__wrapped__(cifar10.HUB_NAME, "iid", 2, 0.5, 2, 0).load(0)
 
 
 @pytest.mark.slow  # ResNet-18 steps on the CPU: tens of seconds on a shared machine

@@ -5,22 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flwr_split.tasks import TaskConfig, load_task_data
 from flwr_split.tasks.data import fashion_mnist
 from flwr_split.tasks.data.cache import DATA_DIR_ENV
 from flwr_split.tasks.data.hub import HubUnavailableError
 from flwr_split.tasks.data.idx import IDXError
-from tests.data.available import needs_fashion_mnist
+from tests.data.available import fixed_28x28_split, needs_fashion_mnist
 from tests.data.idx_files import idx_bytes, write_idx
 from tests.data.standin import isolated_hub, pixel, write_image_standin
 
 
 @needs_fashion_mnist
 def test_the_split_is_the_original_60k_and_10k_uint8_images():
-    train, test = load_task_data(TaskConfig(task="fashion_mnist"))
-    assert train.x.shape == (60_000, 1, 28, 28) and test.x.shape == (10_000, 1, 28, 28)
-    assert train.x.dtype == test.x.dtype == np.uint8
-    assert train.y.dtype == test.y.dtype == np.int64
+    train, test = fixed_28x28_split("fashion_mnist")
     assert np.bincount(train.y).tolist() == [6000] * 10
     assert np.bincount(test.y).tolist() == [1000] * 10
 
@@ -47,14 +43,14 @@ def isolated(tmp_path, monkeypatch):
 
 def test_the_idx_files_are_read_and_cached(isolated):
     arrays = write_idx_folder(isolated / "idx")
-    train, test = fashion_mnist._fashion.__wrapped__()
+    train, test = fashion_mnist.load_fashion_mnist.__wrapped__()
     assert train.x.shape == (6, 1, 28, 28) and test.x.shape == (4, 1, 28, 28)
     np.testing.assert_array_equal(train.x[:, 0], arrays["x_train"])
     np.testing.assert_array_equal(test.y, arrays["y_test"])
     assert train.y.dtype == np.int64
     for file in fashion_mnist.IDX_FILES.values():
         (isolated / "idx" / file).unlink()
-    again, _ = fashion_mnist._fashion.__wrapped__()  # from the cache now
+    again, _ = fashion_mnist.load_fashion_mnist.__wrapped__()  # from the cache now
     np.testing.assert_array_equal(again.x, train.x)
 
 
@@ -70,16 +66,14 @@ def test_malformed_idx_files_fail_rather_than_fall_back(isolated):
 
 
 def test_without_idx_files_and_network_one_error_names_both_ways(isolated, monkeypatch):
-    def offline(*args, **kwargs):
-        raise HubUnavailableError("no network")
-
-    monkeypatch.setattr(fashion_mnist, "load_images", offline)
+    isolated_hub(monkeypatch, isolated / "hf")  # datasets' offline mode: no connection tried
     with pytest.raises(FileNotFoundError) as caught:
-        fashion_mnist._fashion.__wrapped__()
+        fashion_mnist.load_fashion_mnist.__wrapped__()
     message = str(caught.value)
     assert "apt-get install dataset-fashion-mnist" in message
     assert "zalando-datasets/fashion_mnist" in message and "network" in message
     assert fashion_mnist.FASHION_DIR_ENV in message
+    assert isinstance(caught.value.__cause__, HubUnavailableError)
     assert not (isolated / "cache").exists()
 
 
@@ -94,7 +88,7 @@ def test_without_idx_files_the_hub_copy_is_loaded(isolated, monkeypatch):
     )
     isolated_hub(monkeypatch, isolated / "hf")
     monkeypatch.setattr(fashion_mnist, "HUB_NAME", str(standin))
-    train, test = fashion_mnist._fashion.__wrapped__()
+    train, test = fashion_mnist.load_fashion_mnist.__wrapped__()
     assert train.x.shape == (12, 1, 28, 28) and test.x.shape == (5, 1, 28, 28)
     assert train.x.dtype == np.uint8 and train.y.dtype == np.int64
     np.testing.assert_array_equal(train.x[:, 0, 0, 0], [pixel(y, 0) for y in train.y])

@@ -8,10 +8,9 @@ import pickle
 import numpy as np
 import pytest
 
-from flwr_split.tasks import TaskConfig, load_task_data
 from flwr_split.tasks.data import mnist
 from flwr_split.tasks.data.cache import DATA_DIR_ENV
-from tests.data.available import needs_mnist
+from tests.data.available import fixed_28x28_split, needs_mnist
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 """Labels of the original 60,000 MNIST training images (LeCun et al.)."""
@@ -19,16 +18,9 @@ TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 
 @needs_mnist
 def test_the_split_is_the_original_60k_and_10k_uint8_images():
-    train, test = load_task_data(TaskConfig(task="mnist"))
-    assert train.x.shape == (60_000, 1, 28, 28) and test.x.shape == (10_000, 1, 28, 28)
-    assert train.x.dtype == test.x.dtype == np.uint8
-    assert train.y.dtype == test.y.dtype == np.int64
+    train, test = fixed_28x28_split("mnist")
     assert np.bincount(train.y).tolist() == TRAIN_COUNTS
     assert np.bincount(test.y, minlength=10).min() > 850 and test.y.max() == 9
-    assert train.x.max() == 255 and train.x.min() == 0
-    # test_fraction and seed do not change the fixed split
-    other = load_task_data(TaskConfig(task="mnist", test_fraction=0.5, seed=3))
-    assert len(other[0]) == 60_000 and np.array_equal(other[1].y, test.y)
 
 
 def fake_pickle(path, sizes=(5, 3, 2)):
@@ -47,7 +39,7 @@ def test_the_pickle_is_converted_once_then_the_cached_npz_is_read(tmp_path, monk
     (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = fake_pickle(tmp_path / "m.pkl.gz")
     monkeypatch.setattr(mnist, "mnist_pickle", lambda: tmp_path / "m.pkl.gz")
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "cache"))
-    train, test = mnist._mnist.__wrapped__()
+    train, test = mnist.load_mnist.__wrapped__()
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [mnist.CACHE_NAME]
     assert train.x.shape == (8, 1, 28, 28) and test.x.shape == (2, 1, 28, 28)
     assert train.x.dtype == np.uint8 and train.y.dtype == np.int64
@@ -60,7 +52,7 @@ def test_the_pickle_is_converted_once_then_the_cached_npz_is_read(tmp_path, monk
         raise AssertionError("the cached load unpickled")
 
     monkeypatch.setattr(pickle, "load", no_unpickling)
-    again, _ = mnist._mnist.__wrapped__()
+    again, _ = mnist.load_mnist.__wrapped__()
     np.testing.assert_array_equal(again.x, train.x)
 
 

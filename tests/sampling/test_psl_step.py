@@ -77,15 +77,15 @@ def test_a_psl_step_equals_a_centralized_step_on_the_union_batch(steps):
             assert np.array_equal(replica[name].numpy(), value)
 
 
+@pytest.mark.slow  # trains two whole epochs per sampler
 @pytest.mark.parametrize(
     ("spec", "sync"),
     [
         ("ugs", "every_epoch"),
-        # the others train a whole epoch of many small steps: slow tier
-        pytest.param("lds:c=0.01", "every_step", marks=pytest.mark.slow),
-        pytest.param("lds:c=0.05,delta=1.0", "every_step", marks=pytest.mark.slow),
-        pytest.param("fpls", "every_epoch", marks=pytest.mark.slow),
-        pytest.param("fls", "every_step", marks=pytest.mark.slow),
+        ("lds:c=0.01", "every_step"),
+        ("lds:c=0.05,delta=1.0", "every_step"),
+        ("fpls", "every_epoch"),
+        ("fls", "every_step"),
     ],
 )
 def test_clients_send_exactly_the_planned_samples(monkeypatch, spec, sync):

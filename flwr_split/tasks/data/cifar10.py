@@ -15,7 +15,7 @@ import os
 from functools import lru_cache
 
 from flwr_split.tasks.data.arrays import LabeledArrays
-from flwr_split.tasks.data.hub import load_images
+from flwr_split.tasks.data.hub import HubImages
 
 HUB_NAME = "uoft-cs/cifar10"
 SOURCE_ENV = "FLWR_SPLIT_CIFAR10"
@@ -29,6 +29,20 @@ def cifar10_source() -> str:
 
 
 @lru_cache(maxsize=4)
+def _federated(
+    source: str, scheme: str, num_partitions: int, alpha: float, classes_per_client: int, seed: int
+) -> HubImages:
+    from flwr_datasets.partitioner import IidPartitioner
+
+    from flwr_split.tasks.data.partitioners import make_partitioner
+
+    train = make_partitioner(
+        scheme, num_partitions, alpha=alpha, seed=seed, classes_per_client=classes_per_client
+    )
+    test = IidPartitioner(num_partitions=num_partitions)
+    return HubImages(source, IMAGE_COLUMN, {"train": train, "test": test}, seed=seed)
+
+
 def load_cifar10_partition(
     partition_id: int,
     num_partitions: int,
@@ -40,6 +54,9 @@ def load_cifar10_partition(
     source: str = HUB_NAME,
 ) -> tuple[LabeledArrays, LabeledArrays]:
     """Return partition ``partition_id`` of CIFAR-10's training and test images.
+
+    The ``FederatedDataset`` behind it is made once per process and settings;
+    each call decodes only this partition's images.
 
     Parameters
     ----------
@@ -66,20 +83,7 @@ def load_cifar10_partition(
     flwr_split.tasks.data.hub.HubUnavailableError
         If the source cannot be read (no network, nothing cached).
     """
-    from flwr_datasets.partitioner import IidPartitioner
-
-    from flwr_split.tasks.data.partitioners import make_partitioner
-
     if not 0 <= partition_id < num_partitions:
         raise ValueError(f"partition_id {partition_id} not in [0, {num_partitions})")
-    partitioners = {
-        "train": make_partitioner(
-            scheme,
-            num_partitions,
-            alpha=alpha,
-            seed=seed,
-            classes_per_client=classes_per_client,
-        ),
-        "test": IidPartitioner(num_partitions=num_partitions),
-    }
-    return load_images(source, IMAGE_COLUMN, partitioners, partition_id, seed=seed)
+    federated = _federated(source, scheme, num_partitions, alpha, classes_per_client, seed)
+    return federated.load(partition_id)

@@ -18,7 +18,7 @@ import numpy as np
 
 from flwr_split.tasks.data.arrays import LabeledArrays
 from flwr_split.tasks.data.cache import cached_arrays
-from flwr_split.tasks.data.hub import HubUnavailableError, load_images
+from flwr_split.tasks.data.hub import HubImages, HubUnavailableError
 from flwr_split.tasks.data.idx import read_idx
 from flwr_split.tasks.node import split_from_arrays
 
@@ -76,12 +76,12 @@ def read_idx_files(folder: Path) -> dict[str, np.ndarray]:
 
 
 def _from_hub() -> dict[str, np.ndarray]:
-    train, test = load_images(HUB_NAME, "image", {"train": 1, "test": 1}, shuffle=False)
+    train, test = HubImages(HUB_NAME, "image", {"train": 1, "test": 1}, shuffle=False).load()
     return {"x_train": train.x, "y_train": train.y, "x_test": test.x, "y_test": test.y}
 
 
 def fashion_arrays() -> dict[str, np.ndarray]:
-    """Return the Fashion-MNIST arrays from the IDX files, else from the Hub.
+    """Return the Fashion-MNIST arrays (as `read_idx_files`) from the IDX files, else the Hub.
 
     Raises
     ------
@@ -104,26 +104,6 @@ def fashion_arrays() -> dict[str, np.ndarray]:
 
 
 @lru_cache(maxsize=1)
-def _fashion() -> tuple[LabeledArrays, LabeledArrays]:
+def load_fashion_mnist() -> tuple[LabeledArrays, LabeledArrays]:
+    """Return Fashion-MNIST's fixed 60,000 / 10,000 ``(train, test)`` (see `fashion_arrays`)."""
     return split_from_arrays(cached_arrays(CACHE_NAME, fashion_arrays), CACHE_NAME)
-
-
-def load_fashion_mnist_split(
-    test_fraction: float = 0.2, seed: int = 0
-) -> tuple[LabeledArrays, LabeledArrays]:
-    """Load Fashion-MNIST as ``(train, test)``: its fixed 60,000 / 10,000 split.
-
-    Parameters
-    ----------
-    test_fraction : float (default: 0.2)
-        Ignored: Fashion-MNIST has its own test set (accepted for the task interface).
-    seed : int (default: 0)
-        Ignored: the split is fixed.
-
-    Returns
-    -------
-    tuple[LabeledArrays, LabeledArrays]
-        Images as uint8 pixels of shape (n, 1, 28, 28) (the model scales
-        them), labels as int64 in [0, 10).
-    """
-    return _fashion()

@@ -46,14 +46,11 @@ def image_arrays(dataset: Dataset, image_column: str, label_column: str = "label
     return LabeledArrays(np.ascontiguousarray(images), labels)
 
 
-def load_images(
-    name: str,
-    image_column: str,
-    partitioners: Mapping[str, Partitioner | int],
-    partition_id: int | None = None,
-    **kwargs: object,
-) -> tuple[LabeledArrays, LabeledArrays]:
-    """Return ``(train, test)`` images of a data set through `flwr_datasets.FederatedDataset`.
+class HubImages:
+    """An image data set read through `flwr_datasets.FederatedDataset`, split by split.
+
+    The ``FederatedDataset`` (and with it the loaded data set and the
+    partitioners' assignment) is made once; `load` decodes the images asked for.
 
     Parameters
     ----------
@@ -64,28 +61,40 @@ def load_images(
         Name of the image column.
     partitioners : Mapping[str, Partitioner or int]
         ``FederatedDataset``'s partitioners of the ``"train"`` and ``"test"`` splits.
-    partition_id : int or None (default: None)
-        Return partition ``partition_id`` of both splits; None: the whole splits.
     **kwargs
         More ``FederatedDataset`` arguments (``shuffle``, ``seed``).
-
-    Raises
-    ------
-    HubUnavailableError
-        If the data set cannot be read (no network and nothing cached, or no such folder).
     """
-    from flwr_datasets import FederatedDataset
 
-    federated = FederatedDataset(dataset=name, partitioners=dict(partitioners), **kwargs)
-    try:
-        if partition_id is None:
-            parts = [federated.load_split(split) for split in SPLITS]
-        else:
-            parts = [federated.load_partition(partition_id, split) for split in SPLITS]
-    except OSError as exc:  # datasets' network and not-found errors are OSErrors
-        raise HubUnavailableError(
-            f"cannot load {name!r} through flwr-datasets (network needed on first use, "
-            f"then the Hugging Face cache serves it): {exc}"
-        ) from exc
-    train, test = (image_arrays(part, image_column) for part in parts)
-    return train, test
+    def __init__(
+        self,
+        name: str,
+        image_column: str,
+        partitioners: Mapping[str, Partitioner | int],
+        **kwargs: object,
+    ) -> None:
+        from flwr_datasets import FederatedDataset
+
+        self.name = name
+        self.image_column = image_column
+        self.federated = FederatedDataset(dataset=name, partitioners=dict(partitioners), **kwargs)
+
+    def load(self, partition_id: int | None = None) -> tuple[LabeledArrays, LabeledArrays]:
+        """Return ``(train, test)``: partition ``partition_id`` of both splits, or (None) all.
+
+        Raises
+        ------
+        HubUnavailableError
+            If the data set cannot be read (no network and nothing cached, or no such folder).
+        """
+        try:
+            if partition_id is None:
+                parts = [self.federated.load_split(split) for split in SPLITS]
+            else:
+                parts = [self.federated.load_partition(partition_id, split) for split in SPLITS]
+        except OSError as exc:  # datasets' network and not-found errors are OSErrors
+            raise HubUnavailableError(
+                f"cannot load {self.name!r} through flwr-datasets (network needed on first "
+                f"use, then the Hugging Face cache serves it): {exc}"
+            ) from exc
+        train, test = (image_arrays(part, self.image_column) for part in parts)
+        return train, test

@@ -79,28 +79,7 @@ def convert_pickle(source: Traversable) -> dict[str, np.ndarray]:
 
 
 @lru_cache(maxsize=1)
-def _mnist() -> tuple[LabeledArrays, LabeledArrays]:
-    return split_from_arrays(
-        cached_arrays(CACHE_NAME, lambda: convert_pickle(mnist_pickle())), CACHE_NAME
-    )
-
-
-def load_mnist_split(
-    test_fraction: float = 0.2, seed: int = 0
-) -> tuple[LabeledArrays, LabeledArrays]:
-    """Load MNIST as ``(train, test)``: its fixed 60,000 / 10,000 split.
-
-    Parameters
-    ----------
-    test_fraction : float (default: 0.2)
-        Ignored: MNIST has its own test set (accepted for the task interface).
-    seed : int (default: 0)
-        Ignored: the split is fixed.
-
-    Returns
-    -------
-    tuple[LabeledArrays, LabeledArrays]
-        Images as uint8 pixels of shape (n, 1, 28, 28) (the model scales
-        them), labels as int64 in [0, 10).
-    """
-    return _mnist()
+def load_mnist() -> tuple[LabeledArrays, LabeledArrays]:
+    """Return MNIST's fixed 60,000 / 10,000 ``(train, test)`` (as `convert_pickle` made it)."""
+    arrays = cached_arrays(CACHE_NAME, lambda: convert_pickle(mnist_pickle()))
+    return split_from_arrays(arrays, CACHE_NAME)
