@@ -13,6 +13,7 @@ from flwr_split.codecs import get_codec
 from flwr_split.codecs.base import Codec, CodecError
 from flwr_split.tasks import builtin_cut_shape
 from simulations import (
+    bench_deploy,
     bench_fedlite,
     bench_ms,
     bench_ray_records,
@@ -312,3 +313,14 @@ def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path, monkeyp
     folders = [common.output_dir("bench_x", tmp_path) for _ in range(3)]
     assert [f.name for f in folders] == [stamp, f"{stamp}-2", f"{stamp}-3"]
     assert all(f.is_dir() and not any(f.iterdir()) for f in folders)
+
+
+@pytest.mark.slow
+def test_deploy_benchmark_quick_times_the_sl_app_and_the_torch_echo_on_supernodes(tmp_path):
+    runs = bench_deploy.main(["--quick", "--results", str(tmp_path)])
+    assert sorted(runs["app"]) == ["echo-torch", "flwr-split"]
+    assert (runs["steps"] == 2).all() and (runs["step_s"] > 0).all()
+    assert runs["ratio"].nunique() == 1 and runs["ratio"].iloc[0] > 0
+    (out,) = (tmp_path / "bench_deploy").iterdir()
+    steps = pd.read_csv(out / "steps.csv")
+    assert (steps.loc[steps["app"] == "echo-torch", "replied"] == 2).all()

@@ -42,6 +42,9 @@ NOISE: tuple[re.Pattern[str], ...] = (
     # `flwr run --stream` frames the run's log with its own "Starting logstream for run_id"
     # and "Exiting logstream" (printed on Ctrl-C): the CLI's bookkeeping, not the run's.
     re.compile(r"(Starting|Exiting) logstream"),
+    # Flower's Ray backend warns for each ClientApp actor it stops at the end of a simulation,
+    # as it always does: nothing went wrong.
+    re.compile(r"ClientAppActor pid=\d+\)\s*WARNING\s*:\s*Manually terminating ClientAppActor"),
     # Flower's ServerApp runtime logs an empty INFO record when the run ends.
     re.compile(r"^\s*INFO\s*:\s*$"),
 )

@@ -26,6 +26,8 @@ NOISE_LINES = [
     "\x1b[92mINFO \x1b[0m:      Starting logstream for run_id `15638917762798769431`\n",
     "\x1b[92mINFO \x1b[0m:      Exiting logstream\n",
     "\x1b[92mINFO \x1b[0m:      \n",
+    "\x1b[36m(ClientAppActor pid=13522)\x1b[0m \x1b[93mWARNING \x1b[0m:   Manually terminating "
+    "ClientAppActor\n",
 ]
 KEPT_LINES = [
     "\x1b[92mINFO \x1b[0m:      Federation `@none/default` (10 simulated SuperNodes)\n",
