@@ -165,3 +165,15 @@ def test_a_resumed_run_counts_the_checkpoints_steps_as_done_but_not_in_its_rate(
     line = ProgressBar.line(replace(training[-1], elapsed=10.0))
     rate = (training[-1].step - first.resumed) / 10.0
     assert f"{rate:.1f} step/s" in line or f"{1 / rate:.1f} s/step" in line
+
+
+def test_off_a_terminal_training_start_is_written_at_once_even_right_after_a_heartbeat():
+    out = io.StringIO()
+    bar = ProgressBar(out, line_interval=3600.0, tick=True, heartbeat=0.5)
+    bar(Progress(0, 0, 0, 1, 0, 0.0))
+    time.sleep(1.6)  # heartbeats of the starting line
+    beats = len(out.getvalue().splitlines())
+    bar(_snapshot(0))  # training starts: written now, not at the next heartbeat
+    assert out.getvalue().splitlines()[beats].startswith("step 0/10")
+    bar.close()
+    assert beats >= 2

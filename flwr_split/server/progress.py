@@ -273,7 +273,7 @@ class ProgressBar:
         self._received_at = 0.0
         self._bar: tqdm | None = None
         self._written: Progress | None = None
-        self._written_at = float("-inf")
+        self._written_at = self._beat_at = float("-inf")
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -284,8 +284,14 @@ class ProgressBar:
             self.last, self._received_at = progress, time.monotonic()
             if self.terminal:
                 self._draw_bar(progress)
-            elif progress.done or self._received_at - self._written_at >= self.line_interval:
+            elif (
+                progress.done
+                or self._written is None
+                or progress.training != self._written.training
+                or self._received_at - self._written_at >= self.line_interval
+            ):
                 self._write_line(progress)
+                self._written_at = self._received_at
             if self.tick and self._ticker is None and not progress.done:
                 self._ticker = threading.Thread(target=self._tick, daemon=True)
                 self._ticker.start()
@@ -313,7 +319,7 @@ class ProgressBar:
             elif self.last is not None and self.last is not self._written:
                 self._write_line(self.last)
             self._bar, self._ticker, self.last = None, None, None
-            self._written, self._written_at = None, float("-inf")
+            self._written, self._written_at, self._beat_at = None, float("-inf"), float("-inf")
             self._stop.clear()
 
     def _draw_bar(self, progress: Progress) -> None:
@@ -341,7 +347,7 @@ class ProgressBar:
                 now = time.monotonic()
                 if self._bar is not None:
                     self._bar.refresh()
-                elif self.last is not None and now - self._written_at >= self.heartbeat:
+                elif self.last is not None and now - self._beat_at >= self.heartbeat:
                     moved = self.last.elapsed + now - self._received_at
                     self._write_line(replace(self.last, elapsed=moved))
                     self._written = self.last
@@ -349,7 +355,7 @@ class ProgressBar:
     def _write_line(self, progress: Progress) -> None:
         self.file.write(self.line(progress) + "\n")
         self.file.flush()
-        self._written, self._written_at = progress, time.monotonic()
+        self._written, self._beat_at = progress, time.monotonic()
 
     @staticmethod
     def line(progress: Progress) -> str:
