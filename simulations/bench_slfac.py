@@ -84,6 +84,7 @@ def _train(task: TaskConfig, run: dict, uplink: str, downlink: str) -> pd.DataFr
         task,
         clients=run["clients"],
         epochs=run["epochs"],
+        max_steps=run.get("max_steps"),  # a config may stop inside the first epoch
         uplink=uplink,
         downlink=downlink,
         batch_size=run["batch_size"],
@@ -99,7 +100,8 @@ def plan(
 ) -> list[tuple]:
     """``(group, label, uplink, downlink)`` of every run after fp32 and SL-FAC."""
     up, down = (matched_specs(b, bench["fc_bits"], features) for b in slfac_bits)
-    runs = [("baseline", family, up[family], down[family]) for family in up]
+    families = bench.get("baselines", list(up))  # a config may run only some baselines
+    runs = [("baseline", family, up[family], down[family]) for family in families]
     if partition == bench["sweep_partition"]:
         for theta in bench["thetas"]:
             spec = f"slfac:theta={theta}"

@@ -1,65 +1,92 @@
 """Run the App on a real local deployment: one SuperLink and N SuperNodes on 127.0.0.1.
 
 Usage: ``python -m simulations.deploy [--num-supernodes 3] [--tls | --certs DIR] [--node-auth]
-[--run-config "max-steps=20 uplink='fp16'"] [--output-dir results/deploy]``
+[--run-config "max-steps=20 uplink='fp16'"] [--output-dir results/deploy] [--quiet]``
 
-Every process is stopped on exit (also on Ctrl-C or failure). Logs, certificates
-and keys stay in ``--flwr-home``.
+A deployment step takes seconds (a fresh ClientApp process per message, see
+docs/deployment.md), so the launcher runs `DEMO_RUN_CONFIG` (a few steps, a few
+minutes) unless ``--run-config`` sets ``max-steps``, ``eval-every`` or ``epochs``:
+``--run-config "max-steps=0"`` runs the full ``epochs``. Every process is
+stopped on exit (also on Ctrl-C or failure). Logs, certificates and keys stay
+in ``--flwr-home``.
 """
 
 from __future__ import annotations
 
 import argparse
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from flwr_split.launch.deployment import Certificates, DeploymentCluster
-from simulations.run import parse_overrides
+from flwr_split.options.check import RunConfigError
+from simulations.launcher import (
+    ROOT,
+    RunWatch,
+    checked_run_config,
+    launcher_parser,
+    usage_error,
+    watched_run,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
+DEMO_RUN_CONFIG = {"max-steps": 3, "eval-every": 3}
+"""What a deployment runs unless ``--run-config`` sets one of these keys or ``epochs``: 3 steps,
+one evaluation."""
+
+EPILOG = """examples:
+  python -m simulations.deploy                                  # 3 SuperNodes, 3 steps
+  python -m simulations.deploy --num-supernodes 2 --tls         # HTTPS with a private CA
+  python -m simulations.deploy --node-auth                      # TLS + SuperNode authentication
+  python -m simulations.deploy --run-config "max-steps=0 epochs=1"  # a full epoch (slow)
+"""
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num-supernodes", type=int, default=3)
-    parser.add_argument("--tls", action="store_true", help="HTTPS with a generated private CA")
+def parser() -> argparse.ArgumentParser:
+    """Return the command-line parser of ``simulations.deploy``."""
+    parser = launcher_parser(
+        "simulations.deploy",
+        __doc__,
+        EPILOG,
+        nodes=(3, "SuperNodes, one data partition each"),
+        flwr_home=".flwr-home/deploy",
+        output_dir="results/deploy",
+    )
+    parser.add_argument(
+        "--tls", action="store_true", help="HTTPS with a generated private CA, e.g. --tls"
+    )
     parser.add_argument(
         "--certs",
         type=Path,
-        help="use DIR/ca.crt, DIR/server.pem, DIR/server.key instead of new ones (implies --tls)",
         metavar="DIR",
+        help="use DIR/ca.crt, DIR/server.pem, DIR/server.key instead of new ones (implies "
+        "--tls), e.g. --certs certs/",
     )
     parser.add_argument(
         "--node-auth",
         action="store_true",
-        help="SuperNode authentication with registered keys (implies --tls)",
-    )
-    parser.add_argument(
-        "--run-config", default="", help="overrides, e.g. \"max-steps=20 uplink='fp16'\""
-    )
-    parser.add_argument("--output-dir", default="results/deploy", help="where CSV and PNG go")
-    parser.add_argument("--run-name", default="deploy", help="name of the result files")
-    parser.add_argument(
-        "--flwr-home", default=".flwr-home/deploy", help="FLWR_HOME: config, logs, certificates"
+        help="SuperNode authentication with registered keys (implies --tls), e.g. --node-auth",
     )
     parser.add_argument(
         "--task-poll-interval",
         type=float,
         default=0.1,
-        help="FLWR_SUPEREXEC_TASK_POLL_INTERVAL in seconds (Flower's default is 1)",
+        help="FLWR_SUPEREXEC_TASK_POLL_INTERVAL in seconds (Flower's default is 1), "
+        "e.g. --task-poll-interval 1 (default: 0.1)",
     )
-    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds for `flwr run`")
-    args = parser.parse_args(argv)
+    return parser
 
-    output_dir = Path(args.output_dir).resolve()
-    run_config: dict[str, object] = {
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the deployment; return the exit code (see `simulations.launcher`)."""
+    args = parser().parse_args(argv)
+    launcher_config = {
         "min-nodes": args.num_supernodes,
-        "output-dir": str(output_dir),
-        "run-name": args.run_name,
+        "output-dir": str(Path(args.output_dir).resolve()),
     }
-    run_config.update(parse_overrides(args.run_config))
+    try:
+        run_config = checked_run_config(args, launcher_config, DEMO_RUN_CONFIG)
+    except RunConfigError as exc:
+        return usage_error(exc)
     certificates = None
     if args.certs is not None:
         folder = args.certs.resolve()
@@ -73,32 +100,17 @@ def main(argv: list[str] | None = None) -> int:
         task_poll_interval=args.task_poll_interval,
     )
     started = time.perf_counter()
-    try:
-        with cluster:
-            mode = "TLS + node auth" if cluster.node_auth else "TLS" if cluster.tls else "insecure"
-            print(
-                f"SuperLink on {cluster.address} ({mode}), {args.num_supernodes} SuperNodes "
-                f"up in {time.perf_counter() - started:.1f} s; logs in {cluster.flwr_home}",
-                flush=True,
-            )
-            done = cluster.run(ROOT, run_config, timeout=args.timeout)
-    except (OSError, RuntimeError, TimeoutError, subprocess.TimeoutExpired) as exc:
-        print(f"deployment failed: {exc}", file=sys.stderr)
-        return 1
-    sys.stdout.write(done.stdout)
-    sys.stderr.write(done.stderr)
-    history = output_dir / f"{run_config['run-name']}.csv"
-    if done.returncode != 0 or "final test accuracy" not in done.stdout or not history.exists():
+
+    def run(watch: RunWatch) -> subprocess.CompletedProcess[str]:
+        mode = "TLS + node auth" if cluster.node_auth else "TLS" if cluster.tls else "insecure"
         print(
-            f"flwr run failed (exit {done.returncode}); logs in {cluster.flwr_home}",
-            file=sys.stderr,
+            f"SuperLink on {cluster.address} ({mode}), {args.num_supernodes} SuperNodes "
+            f"up in {time.perf_counter() - started:.1f} s; logs in {cluster.flwr_home}",
+            flush=True,
         )
-        return 1
-    print(
-        f"results: {history} (and {history.stem}_traffic.csv, {history.stem}.png); "
-        f"wall {time.perf_counter() - started:.1f} s; logs in {cluster.flwr_home}"
-    )
-    return 0
+        return cluster.run(ROOT, run_config, timeout=args.timeout, on_line=watch)
+
+    return watched_run(cluster, args.quiet, run)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,14 @@ from simulations.common import (
 )
 from simulations.report_figure import plot_pareto
 from simulations.report_summary import plural, summary_markdown
-from simulations.report_table import defaults, markdown_table, method_label, method_table, read_runs
+from simulations.report_table import (
+    defaults,
+    markdown_table,
+    megabytes,
+    method_label,
+    method_table,
+    read_runs,
+)
 from strategies.registry import STRATEGIES
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "report.toml"
@@ -148,7 +155,7 @@ def run_all(bench: dict, seeds: int, workers: int, runs_dir: Path) -> None:
         last = history.iloc[-1]
         print(
             f"[{index + 1}/{len(configs)}] {names[index]}: accuracy {last['accuracy']:.4f}, "
-            f"{(last['bytes_up'] + last['bytes_down']) / 1e6:.3g} MB, {last['wall_s']:.0f} s",
+            f"{megabytes(last['bytes_up'] + last['bytes_down'])} MB, {last['wall_s']:.0f} s",
             flush=True,
         )
 
@@ -196,17 +203,20 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     bench = config["bench"]
     if args.task:
         bench["run-config"] = {**bench["run-config"], "task": args.task}
+    env = {"config": config, "quick": args.quick, "source": str(args.source or "")}
+    env["command"] = command
     if args.source is not None:
         source = args.source / "runs" if (args.source / "runs").is_dir() else args.source
         runs = read_runs(source)
         out = output_dir(f"report_{runs['task'].iloc[0]}", args.results)
+        write_env(out, **env)
     else:
         task = RunSettings.from_run_config(bench["run-config"]).task.task
         out = output_dir(f"report_{task}", args.results)
+        write_env(out, **env)  # before the runs: the commit they ran
         run_all(bench, args.seeds or bench["seeds"], args.workers, out / "runs")
         runs = read_runs(out / "runs")
     table = write_report(runs, out, command)
-    write_env(out, config=config, quick=args.quick, source=str(args.source or ""), command=command)
     print((out / "summary.md").read_text())
     print(f"results in {out}")
     return table

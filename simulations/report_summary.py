@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from simulations.report_table import BASELINE, KIND_COLUMNS
+from simulations.report_table import BASELINE, KIND_COLUMNS, megabytes
 
 NEAR_PP = 1.0
 """An accuracy within this many percentage points of fp32 SL counts as kept."""
@@ -18,7 +18,8 @@ def plural(count: int, noun: str) -> str:
 
 
 def _mb(nbytes: float) -> str:
-    return f"{nbytes / 1e6:.3g} MB"
+    """``"1,506 MB"``."""
+    return f"{megabytes(nbytes)} MB"
 
 
 def _versus(row: pd.Series) -> str:

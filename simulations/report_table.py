@@ -26,6 +26,12 @@ KIND_COLUMNS = {kind: f"{kind}_bytes" for kind in TRAINING_KINDS}
 """Table column of each kind of training traffic (both directions summed)."""
 
 
+def megabytes(nbytes: float) -> str:
+    """Bytes as MB for people: ``"1,506"``, ``"94.5"``, ``"0.0333"`` (never an exponent)."""
+    value = nbytes / 1e6
+    return f"{value:,.0f}" if value >= 1000 else f"{value:.3g}"
+
+
 def defaults() -> tuple[str, str]:
     """Return the run options' default strategy and sampler (what a method label omits)."""
     settings = RunSettings.from_run_config({})
@@ -201,7 +207,7 @@ def markdown_table(table: pd.DataFrame) -> str:
         name = f"**{row.method}**" if row.pareto else row.method
         lines.append(
             f"| {name} | `{row.uplink}` | `{row.downlink}` | `{row.sampler}` | {row.strategy} "
-            f"| {row.total_bytes / 1e6:.3g} | {row.bytes_vs_fp32:.3g} "
+            f"| {megabytes(row.total_bytes)} | {row.bytes_vs_fp32:.3g} "
             f"| {row.accuracy:.2f}{spread} | {row.delta_pp:+.2f} "
             f"| {row.sim_time_s:.3g} | {row.time_vs_fp32:.3g} |"
         )

@@ -1,55 +1,71 @@
-"""Run the App through `flwr run` on a local Ray simulation and print where the results are.
+"""Run the App through `flwr run` on a local Ray simulation, with live progress.
 
-Usage: ``python -m simulations.run [--num-supernodes 10] [--run-config "uplink='fp16'"]``
+Usage: ``python -m simulations.run [--num-supernodes 10] [--run-config "uplink='fp16'"] [--quiet]``
 """
 
 from __future__ import annotations
 
 import argparse
-import re
-import sys
-import tomllib
 from pathlib import Path
 
 from flwr_split.launch.simulation import SimulationSuperLink
+from flwr_split.options.check import RunConfigError
+from simulations.launcher import (
+    ROOT,
+    checked_run_config,
+    launcher_parser,
+    parse_overrides,
+    usage_error,
+    watched_run,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["main", "parse_overrides", "parser"]
+
+EPILOG = """examples:
+  python -m simulations.run
+  python -m simulations.run --run-config "uplink='quant:bits=8' downlink='fp16' epochs=10"
+  python -m simulations.run --num-supernodes 20 --run-config "sampler='ugs'" --quiet
+"""
 
 
-def parse_overrides(text: str) -> dict[str, object]:
-    """Parse ``key=value`` pairs (TOML values, space separated) into a dict."""
-    pairs = re.findall(r"""[\w.-]+=(?:'[^']*'|"[^"]*"|\S+)""", text)
-    return tomllib.loads("\n".join(pairs))
+def parser() -> argparse.ArgumentParser:
+    """Return the command-line parser of ``simulations.run``."""
+    parser = launcher_parser(
+        "simulations.run",
+        __doc__,
+        EPILOG,
+        nodes=(10, "virtual clients (Ray simulation SuperNodes)"),
+        flwr_home=".flwr-home",
+        output_dir="results/runs",
+    )
+    parser.add_argument(
+        "--client-cpus",
+        type=int,
+        default=1,
+        help="CPUs per ClientApp actor, e.g. --client-cpus 2 (default: 1)",
+    )
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num-supernodes", type=int, default=10)
-    parser.add_argument("--client-cpus", type=int, default=1, help="CPUs per ClientApp actor")
-    parser.add_argument(
-        "--run-config", default="", help="overrides, e.g. \"uplink='fp16' epochs=5\""
-    )
-    parser.add_argument("--output-dir", default="results/default", help="where CSV and PNG go")
-    parser.add_argument("--flwr-home", default=".flwr-home", help="project-local FLWR_HOME")
-    parser.add_argument("--timeout", type=float, default=3600.0)
-    args = parser.parse_args(argv)
-
-    run_config = {
+    """Run the simulation; return the exit code (see `simulations.launcher`)."""
+    args = parser().parse_args(argv)
+    launcher_config = {
         "min-nodes": args.num_supernodes,
         "output-dir": str(Path(args.output_dir).resolve()),
     }
-    run_config.update(parse_overrides(args.run_config))
-    with SimulationSuperLink(Path(args.flwr_home)) as superlink:
-        done = superlink.run(ROOT, run_config, args.num_supernodes, args.client_cpus, args.timeout)
-    sys.stdout.write(done.stdout)
-    sys.stderr.write(done.stderr)
-    if done.returncode != 0 or "final test accuracy" not in done.stdout:
-        print(
-            f"flwr run failed (exit {done.returncode}); SuperLink log: {superlink.log_path}",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+    try:
+        run_config = checked_run_config(args, launcher_config)
+    except RunConfigError as exc:
+        return usage_error(exc)
+    superlink = SimulationSuperLink(Path(args.flwr_home))
+    return watched_run(
+        superlink,
+        args.quiet,
+        lambda watch: superlink.run(
+            ROOT, run_config, args.num_supernodes, args.client_cpus, args.timeout, on_line=watch
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from flwr.app import ArrayRecord, RecordDict
 
-from flwr_split.server.fedavg import Upload, average, screen
+from flwr_split.server.fedavg import Upload, aggregate, screen, screen_gradients
 from flwr_split.tasks import Optimization
 from flwr_split.wire import (
     KEY_BOTTOM,
@@ -41,7 +43,8 @@ class ParallelSplitLearning(SplitStrategy):
         per step (the gradient of step t-1 rides with the request for step t),
         plus one per epoch in which clients return their bottoms for a FedAvg
         average (weighted by samples trained, in float64, uploads screened by
-        `flwr_split.server.fedavg.screen`) that goes out with the next request.
+        `flwr_split.server.fedavg.screen`; or their coordinate-wise median or
+        trimmed mean, ``aggregation``) that goes out with the next request.
     ``"never"``
         Like ``"every_epoch"`` without the averaging.
 
@@ -55,6 +58,31 @@ class ParallelSplitLearning(SplitStrategy):
         )
         self.pending: dict[int, tuple[Slice, RecordDict]] = {}
         self.trained: dict[int, int] = {}
+
+    def resumable(self, within_epoch: bool) -> bool:
+        """Under ``every_step`` after any step, under ``every_epoch`` after an epoch's FedAvg.
+
+        Then every client's bottom is the server's (or about to be replaced by
+        it) and no gradient is pending. A client's optimizer restarts with the
+        server's weights anyway, but a task's LR schedule goes on where it was
+        on the client, which the server does not see: ``every_epoch`` runs of a
+        task with a scheduler, like ``never`` runs (the clients' bottoms never
+        reach the server), cannot be resumed.
+        """
+        if self.pending or self.trained:
+            return False
+        if self.sync == "every_epoch":
+            return not within_epoch and self.session.task.definition.scheduler is None
+        return self.sync == "every_step"
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the server's state (`SplitServer.state_dict`) and the bottom's optimizer."""
+        return {**super().state_dict(), "bottom_optimizer": self.bottom_optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a `state_dict`."""
+        super().load_state_dict(state)
+        self.bottom_optimizer.load_state_dict(state["bottom_optimizer"])
 
     def train_step(self, step: int, epoch: int, counts: np.ndarray, offsets: np.ndarray) -> None:
         """Run one step under the configured sync policy."""
@@ -90,19 +118,24 @@ class ParallelSplitLearning(SplitStrategy):
         ]
         contents = self._deliver(step, "train", backward)
         expected = {name: p.detach() for name, p in self.bottom.named_parameters()}
-        total = {name: torch.zeros_like(p) for name, p in expected.items()}
-        contributed = False
+        uploads = []
         for client, _ in backward:
             if client.node_id not in contents:
                 continue
             try:
                 record = require_record(contents[client.node_id], KEY_BOTTOM_GRAD, ArrayRecord)
-                for name, grad in read_tensors(record, expected, "bottom gradient").items():
-                    total[name] += grad
-                contributed = True
+                tensors = read_tensors(record, expected, "bottom gradient")
+                uploads.append(Upload(client, slices[client.node_id][2], tensors))
             except ProtocolError as exc:
                 self.messenger.reject(step, client, str(exc))
-        if contributed:
+        accepted, rejected = screen_gradients(uploads)
+        for client, reason in rejected:
+            self.messenger.reject(step, client, reason)
+        total = {name: torch.zeros_like(p) for name, p in expected.items()}
+        for upload in accepted:
+            for name, grad in upload.tensors.items():
+                total[name] += grad
+        if accepted:
             self.bottom_optimizer.zero_grad(set_to_none=False)
             for name, param in self.bottom.named_parameters():
                 param.grad = total[name]
@@ -159,7 +192,8 @@ class ParallelSplitLearning(SplitStrategy):
         for client, reason in rejected:
             self.messenger.reject(step, client, reason)
         if accepted:
-            self.bottom.load_state_dict(average(accepted, expected))
+            combined = aggregate(accepted, expected, self.aggregation, self.trim_fraction)
+            self.bottom.load_state_dict(combined)
             self.server_bottom.version += 1
         self.trained.clear()
 

@@ -21,7 +21,15 @@ from flwr_split.tasks.registry import TASKS
 from flwr_split.testing.inprocess import InProcessGrid
 from strategies.parallel import ParallelSplitLearning
 
-START_ARGUMENTS = ("initial_arrays", "evaluate_fn", "callbacks")
+START_ARGUMENTS = (
+    "initial_arrays",
+    "evaluate_fn",
+    "callbacks",
+    "progress",
+    "checkpoint_every",
+    "checkpoint_path",
+    "resume_from",
+)
 
 
 def run_inprocess(
@@ -36,7 +44,7 @@ def run_inprocess(
     """Run parallel SL on digits in process; return strategy, result and grid.
 
     ``kwargs`` go to `ParallelSplitLearning`, but for ``start``'s own
-    (``initial_arrays``, ``evaluate_fn``, ``callbacks``).
+    (``initial_arrays``, ``evaluate_fn``, ``callbacks``, ``progress``).
     """
     start_kwargs = {k: kwargs.pop(k) for k in START_ARGUMENTS if k in kwargs}
     strategy_kwargs = kwargs

@@ -13,6 +13,7 @@ from flwr_split.codecs import get_codec
 from flwr_split.codecs.base import Codec, CodecError
 from flwr_split.tasks import builtin_cut_shape
 from simulations import (
+    bench_deploy,
     bench_fedlite,
     bench_ms,
     bench_ray_records,
@@ -25,19 +26,25 @@ from simulations import (
 )
 from simulations.bench_ms import matched_topk, topk_nbytes
 from simulations.bench_slfac import matched_specs
-from simulations.run import parse_overrides
 
 
+@pytest.mark.slow  # times many steps
 def test_step_time_benchmark_quick_writes_csv_plot_and_env(tmp_path):
     frame = bench_step_time.main(["--quick", "--max-batch", "4", "--results", str(tmp_path)])
     assert list(frame["clients"]) == [2, 4]
     assert list(frame["batch_per_client"]) == [4, 4]
-    assert (frame["ratio"] > 0).all()
+    assert (frame["compute_s"] > 0).all() and (frame["codec_s"] > 0).all()
+    assert (frame["split_s"] > frame["message_size_s"]).all()
+    assert (frame["message_size_s"] > 0).all()  # the SL run's sizes were measured and timed
+    assert (frame["split_cpu_s"] > frame["message_size_cpu_s"]).all()
+    assert {"framework_per_client_ms", "framework_cpu_per_client_ms"} <= set(frame.columns)
     (out,) = (tmp_path / "bench_step_time").iterdir()
-    assert {p.name for p in out.iterdir()} == {"runs.csv", "step_time.png", "env.json"}
+    assert {p.name for p in out.iterdir()} == {"runs.csv", "steps.csv", "step_time.png", "env.json"}
+    assert len(pd.read_csv(out / "steps.csv")) == 2 * 3
     assert json.loads((out / "env.json").read_text())["flwr"]
 
 
+@pytest.mark.slow  # starts Ray
 def test_ray_records_benchmark_quick_times_every_variant_against_the_empty_one(tmp_path):
     summary = bench_ray_records.main(
         ["--quick", "--busy", "0", "0.001", "--results", str(tmp_path)]
@@ -57,16 +64,7 @@ def test_ray_records_benchmark_quick_times_every_variant_against_the_empty_one(t
     }
 
 
-def test_run_overrides_keep_quoted_values_with_spaces():
-    assert parse_overrides("uplink='quant:bits=8' run-name='a b' epochs=3 lr=0.1") == {
-        "uplink": "quant:bits=8",
-        "run-name": "a b",
-        "epochs": 3,
-        "lr": 0.1,
-    }
-    assert parse_overrides("") == {}
-
-
+@pytest.mark.slow  # a sweep of several runs, in worker processes
 def test_ms_benchmark_quick_compares_codecs_at_matched_bytes(tmp_path):
     runs = bench_ms.main(["--quick", "--workers", "1", "--results", str(tmp_path)])
     assert list(runs["family"]) == ["fp32", "ms", "topk", "quant"]
@@ -126,6 +124,7 @@ def test_scale_benchmark_quick_runs_the_sl_and_echo_apps_through_flwr_run(tmp_pa
     }
 
 
+@pytest.mark.slow  # a sweep of several runs, in worker processes
 def test_fedlite_benchmark_quick_runs_the_grid_sweep_and_timing(tmp_path):
     runs = bench_fedlite.main(["--quick", "--workers", "1", "--results", str(tmp_path)])
     assert list(zip(runs["task"], runs["codec"], runs["correction"], strict=True)) == [
@@ -221,6 +220,7 @@ def test_digits_channels_last_config_sends_4_bits_per_position_at_102x():
     assert Codec.nbytes(encoded) == 16 * 16 * 2 + 64 * 64 * 4 // 8 == raw / 102.4
 
 
+@pytest.mark.slow  # a sampler sweep of several runs
 def test_sampling_benchmark_quick_writes_tables_and_matches_the_inprocess_grid(tmp_path):
     runs = bench_sampling.main(["--quick", "--results", str(tmp_path)])
     assert set(runs["sampler"]) == {"centralized", "ugs", "lds", "fpls", "fls", "lds:c=0.01"}
@@ -239,6 +239,7 @@ def test_sampling_benchmark_quick_writes_tables_and_matches_the_inprocess_grid(t
     assert check["replay_mean_deviation"] == pytest.approx(check["inprocess_mean_deviation"])
 
 
+@pytest.mark.slow  # a sweep of several runs
 def test_slfac_benchmark_quick_matches_baseline_bytes_in_both_directions(tmp_path):
     runs = bench_slfac.main(["--quick", "--results", str(tmp_path)])
     assert list(runs["label"]) == [
@@ -278,6 +279,14 @@ def test_matched_specs_fit_the_bits_per_value():
     }
 
 
+def test_slfac_plan_runs_only_the_baselines_a_config_names():
+    bench = {"fc_bits": 4, "sweep_partition": "dirichlet", "thetas": [0.5], "ablations": {}}
+    every = bench_slfac.plan(bench, "iid", (3.5, 3.5), features=16)
+    assert [run[1] for run in every] == ["topk", "powerquant", "splitfc"]
+    some = bench_slfac.plan({**bench, "baselines": ["powerquant"]}, "iid", (3.5, 3.5), 16)
+    assert some == [("baseline", "powerquant", "powerquant:bits=3", "powerquant:bits=3")]
+
+
 def test_fedlite_benchmark_grid_option_keeps_known_settings_and_refuses_unknown_ones():
     tasks = [
         {"task": "digits", "grid": ["fedlite:q=64", "fedlite:q=32"], "sweep": ["fedlite:q=64"]},
@@ -304,3 +313,14 @@ def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path, monkeyp
     folders = [common.output_dir("bench_x", tmp_path) for _ in range(3)]
     assert [f.name for f in folders] == [stamp, f"{stamp}-2", f"{stamp}-3"]
     assert all(f.is_dir() and not any(f.iterdir()) for f in folders)
+
+
+@pytest.mark.slow
+def test_deploy_benchmark_quick_times_the_sl_app_and_the_torch_echo_on_supernodes(tmp_path):
+    runs = bench_deploy.main(["--quick", "--results", str(tmp_path)])
+    assert sorted(runs["app"]) == ["echo-torch", "flwr-split"]
+    assert (runs["steps"] == 2).all() and (runs["step_s"] > 0).all()
+    assert runs["ratio"].nunique() == 1 and runs["ratio"].iloc[0] > 0
+    (out,) = (tmp_path / "bench_deploy").iterdir()
+    steps = pd.read_csv(out / "steps.csv")
+    assert (steps.loc[steps["app"] == "echo-torch", "replied"] == 2).all()

@@ -7,11 +7,13 @@ import logging
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from simulations import fuzz
 from simulations.fuzz_mutations import REPLY_MUTATIONS, SERVER_MUTATIONS, huge_header
 
 
+@pytest.mark.slow  # every kind of malformed reply for every codec, both sides
 def test_quick_fuzz_finds_no_crash_no_hang_and_writes_runs_and_env(tmp_path):
     level = logging.getLogger("flwr").level
     summary = fuzz.main(["--quick", "--results", str(tmp_path)])

@@ -127,3 +127,17 @@ def test_bad_value_names_the_key(key, value, message):
 
 def test_an_int_is_accepted_for_a_float():
     assert RunSettings.from_run_config({"lr": 1}).optimizer.lr == 1.0
+
+
+def test_the_default_run_name_says_task_and_codecs_and_a_given_name_wins():
+    assert DEFAULTS.run_name == "digits_up-identity_down-identity"
+    settings = RunSettings.from_run_config(
+        {"task": "mnist1d", "uplink": "ms:ratio=0.99,bits=2", "downlink": "fp16"}
+    )
+    assert settings.run_name == "mnist1d_up-ms-ratio0.99-bits2_down-fp16"
+    assert RunSettings.from_run_config({"run-name": "mine"}).run_name == "mine"
+
+
+def test_sync_is_one_of_the_policies():
+    with pytest.raises(ValueError, match="every_epoch"):
+        read_options({"sync": "sometimes"})

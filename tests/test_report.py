@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -11,7 +14,7 @@ from simulations import report
 from simulations.report_table import method_label, method_table, read_runs
 from strategies.registry import STRATEGIES
 
-KINDS = ("activations", "gradients", "labels", "sync")
+CONFIGS = sorted((Path(report.__file__).parent / "configs").glob("report*.toml"))
 
 
 def fake_run(folder, name, *, uplink, downlink, accuracy, kinds, seed=0, sampler="fixed"):
@@ -113,6 +116,16 @@ def test_methods_cover_every_codec_both_ways_every_other_strategy_and_sampler():
     assert report.methods({"clients": 5, "samplers": ["fixed:clients=2"]}, run_config)[-1] == {
         "sampler": "fixed:clients=2"
     }
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda path: path.name)
+def test_every_report_config_makes_valid_runs_fp32_first(path):
+    tables = tomllib.loads(path.read_text())
+    for bench in (tables["bench"], {**tables["bench"], **tables["quick"]}):
+        configs = report.jobs(bench, seeds=2)
+        names = [report.run_name(config) for config in configs]  # each a valid run config
+        assert names[:2] == ["fp32_seed0", "fp32_seed1"]
+        assert len(set(names)) == len(names)
 
 
 @pytest.mark.slow

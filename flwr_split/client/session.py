@@ -10,7 +10,7 @@ recomputes the forward of step t-1 instead of keeping activations around.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -24,9 +24,10 @@ from flwr_split.client.state import (
     STATE_OPTIM,
     STATE_SCHEDULE,
     STATE_WEIGHTS,
+    TensorRecord,
     last_forward_of,
     load_optimizer_state,
-    optimizer_state_to_record,
+    optimizer_state_tensors,
     schedule_of,
     schedule_to_record,
     state_stamp,
@@ -35,6 +36,7 @@ from flwr_split.codecs import Codec, CodecContext, CodecError, get_codec
 from flwr_split.common.devices import CPU, resolve_device
 from flwr_split.common.seeds import codec_seed
 from flwr_split.tasks import LabeledArrays, Optimization, SplitTask, build_model, node_partition
+from flwr_split.tasks.downloads import check_downloads
 from flwr_split.wire import (
     KEY_ACTS,
     KEY_BOTTOM,
@@ -53,9 +55,8 @@ from flwr_split.wire import (
     put_encoded,
     put_targets,
     require_record,
-    weights_to_record,
 )
-from flwr_split.wire.arrays import to_array
+from flwr_split.wire.arrays import array_record, to_array
 
 DEVICE_KEY = "device"
 """Run-config (or node-config) key: where this node's bottom computes (`resolve_device`)."""
@@ -84,6 +85,9 @@ class ClientSession:
     """Slice and step of the last training forward (kept in ``context.state``)."""
     device: torch.device = CPU
     """Where the bottom computes; tensors cross to the CPU only at the codec boundary."""
+    saved_weights: TensorRecord = field(default_factory=TensorRecord)
+    saved_optimizer: TensorRecord = field(default_factory=TensorRecord)
+    """The ``context.state`` records, re-serialized only where a tensor changed."""
 
     @classmethod
     def open(cls, message: Message, context: Context) -> ClientSession:
@@ -104,19 +108,26 @@ class ClientSession:
             return cached
         try:
             uplink, downlink = get_codec(config.uplink), get_codec(config.downlink)
-            train, test = load_own_data(config.task.definition, context, config)
+            definition = config.task.definition
+            check_downloads(definition.name, definition.downloads)
+            train, test = load_own_data(definition, context, config)
         except (CodecError, ValueError) as exc:
             raise ProtocolError(str(exc)) from exc
         bottom, _ = build_model(config.task)
         bottom.to(device)
         optimization = Optimization(config.task.definition, config.optimizer, bottom.parameters())
         version, last_forward = NO_VERSION, None
+        saved_weights, saved_optimizer = TensorRecord(), TensorRecord()
         if STATE_WEIGHTS in context.state:
-            load_weights(bottom, context.state[STATE_WEIGHTS], "stored bottom weights")
+            record = context.state[STATE_WEIGHTS]
+            load_weights(bottom, record, "stored bottom weights")
+            saved_weights.adopt(record, bottom.state_dict(keep_vars=True))
             version = int(context.state[STATE_META]["version"])
             last_forward = last_forward_of(context.state[STATE_META])
         if STATE_OPTIM in context.state:
-            load_optimizer_state(optimization.optimizer, context.state[STATE_OPTIM])
+            record = context.state[STATE_OPTIM]
+            load_optimizer_state(optimization.optimizer, record)
+            saved_optimizer.adopt(record, optimizer_state_tensors(optimization.optimizer))
         if STATE_SCHEDULE in context.state:
             optimization.load_scheduler_state(schedule_of(context.state[STATE_SCHEDULE]))
         return cls(
@@ -133,6 +144,8 @@ class ClientSession:
             seq,
             last_forward=last_forward,
             device=device,
+            saved_weights=saved_weights,
+            saved_optimizer=saved_optimizer,
         )
 
     def adopt_weights(self, content: RecordDict, version: int) -> None:
@@ -185,9 +198,12 @@ class ClientSession:
         )
         if self.config.correction:
             grad = self.residual(bwd_slice, acts).correct(grad, self.config.correction)
-        acts.backward(grad.to(self.device))
+        # acts.backward(grad) would import sympy for torch's check of an explicit gradient's
+        # shape (about 1 s in a fresh ClientApp process); the scalar's backward hands the
+        # bottom exactly ``grad`` (1 * grad), without it.
+        (acts * grad.to(self.device)).sum().backward()
         if order.bwd_mode == "return":
-            return ArrayRecord(
+            return array_record(
                 {
                     name: to_array(
                         p.grad.detach().cpu().numpy()
@@ -242,19 +258,32 @@ class ClientSession:
         put_targets(reply, labels, self.config.task.definition.target)
 
     def save(self, context: Context) -> None:
-        """Persist weights, version and optimizer state in ``context.state``; cache self."""
+        """Persist weights, version and optimizer state in ``context.state``; cache self.
+
+        Only tensors that changed since the last save are serialized again
+        (`TensorRecord`); records without a change are not written back.
+        """
         self.token = self.token or uuid.uuid4().hex
         self.seq += 1
-        context.state[STATE_WEIGHTS] = weights_to_record(self.bottom)
+        _put(
+            context, STATE_WEIGHTS, self.saved_weights.write(self.bottom.state_dict(keep_vars=True))
+        )
         meta = {"version": self.version, "token": self.token, "seq": self.seq}
         if self.last_forward is not None:
             meta["last_forward"] = [*self.last_forward[0], self.last_forward[1]]
         context.state[STATE_META] = ConfigRecord(meta)
-        context.state[STATE_OPTIM] = optimizer_state_to_record(self.optimization.optimizer)
+        optimizer = optimizer_state_tensors(self.optimization.optimizer)
+        _put(context, STATE_OPTIM, self.saved_optimizer.write(optimizer))
         schedule = self.optimization.scheduler_state()
         if schedule is not None:
             context.state[STATE_SCHEDULE] = schedule_to_record(schedule)
         SESSION_CACHE.store((context.run_id, context.node_id, self.token), self.seq, self)
+
+
+def _put(context: Context, key: str, record: ArrayRecord) -> None:
+    """Set ``context.state[key]`` unless it already holds ``record`` itself."""
+    if key not in context.state or context.state[key] is not record:
+        context.state[key] = record
 
 
 def limit_torch_threads(context: Context) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 
 CPU = torch.device("cpu")
@@ -10,8 +12,11 @@ DEVICE_CHOICES = ("cpu", "cuda", "auto")
 """Device names the ``device`` option takes (``cuda:N`` too, for one GPU of several)."""
 
 
+@lru_cache(maxsize=16)
 def resolve_device(name: str) -> torch.device:
     """Return the torch device ``name`` asks for; ``auto`` is CUDA when available, else CPU.
+
+    Remembered per name: every message of a run names the same device.
 
     Raises
     ------

@@ -21,7 +21,7 @@ import ipaddress
 import json
 import re
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -333,6 +333,7 @@ class DeploymentCluster(FlowerProcesses):
         app_dir: Path,
         run_config: Mapping[str, object],
         timeout: float | None = None,
+        on_line: Callable[[str], None] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run ``flwr run APP <connection> --stream --run-config ...`` and return it.
 
@@ -345,5 +346,8 @@ class DeploymentCluster(FlowerProcesses):
             and an absolute ``output-dir``.
         timeout : float or None
             Seconds before the ``flwr run`` CLI is killed.
+        on_line : Callable[[str], None] or None
+            Takes each line of the output as ``flwr run`` prints it (then
+            ``stdout`` holds stdout and stderr together).
         """
-        return self.flwr_run(app_dir, run_config, timeout=timeout)
+        return self.flwr_run(app_dir, run_config, timeout=timeout, on_line=on_line)

@@ -36,6 +36,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
+from flwr_split.launch.stream import stream_lines
+
 FLOWER_ENV = {
     "FLWR_TELEMETRY_ENABLED": "0",
     "FLWR_DISABLE_UPDATE_CHECK": "1",
@@ -271,18 +273,30 @@ class FlowerProcesses:
         (self.flwr_home / "config.toml").write_text("\n".join(lines) + "\n")
 
     def flwr(
-        self, args: list[str], timeout: float | None = None, check: bool = False
+        self,
+        args: list[str],
+        timeout: float | None = None,
+        check: bool = False,
+        on_line: Callable[[str], None] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``flwr ARGS`` with our environment in ``FLWR_HOME``; return the finished process."""
-        done = subprocess.run(
-            [_executable("flwr"), *args],
-            env=self.env,
-            cwd=self.flwr_home,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        """Run ``flwr ARGS`` with our environment in ``FLWR_HOME``; return the finished process.
+
+        With ``on_line``, each line of its output (stdout and stderr, merged into
+        ``stdout``) goes to ``on_line`` as soon as it is printed (`stream_lines`).
+        """
+        command = [_executable("flwr"), *args]
+        if on_line is not None:
+            done = stream_lines(command, on_line, env=self.env, cwd=self.flwr_home, timeout=timeout)
+        else:
+            done = subprocess.run(
+                command,
+                env=self.env,
+                cwd=self.flwr_home,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
         if check and done.returncode != 0:
             raise RuntimeError(
                 f"flwr {' '.join(args)} failed ({done.returncode}):\n{done.stdout}{done.stderr}"
@@ -295,8 +309,12 @@ class FlowerProcesses:
         run_config: Mapping[str, object],
         extra_args: Sequence[str] = (),
         timeout: float | None = None,
+        on_line: Callable[[str], None] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``flwr run APP <connection> --stream --run-config ...`` and return it."""
+        """Run ``flwr run APP <connection> --stream --run-config ...`` and return it.
+
+        ``on_line`` takes each line of its output as it comes (see `flwr`).
+        """
         args = [
             "run",
             str(Path(app_dir).resolve()),
@@ -306,7 +324,7 @@ class FlowerProcesses:
             toml_overrides(run_config),
             *extra_args,
         ]
-        return self.flwr(args, timeout=timeout)
+        return self.flwr(args, timeout=timeout, on_line=on_line)
 
     # -------------------------------------------------------------- stopping
     def alive(self) -> set[int]:

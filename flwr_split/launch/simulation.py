@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from flwr_split.launch.processes import (
@@ -25,13 +25,26 @@ class SimulationSuperLink(FlowerProcesses):
         Name of the SuperLink connection written to ``config.toml``.
     startup_timeout : float (default: 60.0)
         Seconds to wait for the SuperLink to answer its health check.
+    ray_address : str or None (default: None)
+        Address of an existing Ray cluster (``<head-ip>:<port>``, as ``ray start
+        --head`` prints it) that the simulations join instead of starting Ray on
+        this machine alone: it goes into the SuperLink's environment as
+        ``RAY_ADDRESS``, which the simulation process inherits and ``ray.init()``
+        connects to. Do not set ``init-args-num-cpus`` / ``-num-gpus`` then (Ray
+        refuses them when joining a cluster).
     """
 
     def __init__(
-        self, flwr_home: Path, connection: str = "sim", startup_timeout: float = 60.0
+        self,
+        flwr_home: Path,
+        connection: str = "sim",
+        startup_timeout: float = 60.0,
+        ray_address: str | None = None,
     ) -> None:
         super().__init__(flwr_home, connection)
         self.startup_timeout = startup_timeout
+        if ray_address is not None:
+            self.env["RAY_ADDRESS"] = ray_address
         self.port = free_port()
         self.log_path = self.flwr_home / "superlink.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -55,6 +68,7 @@ class SimulationSuperLink(FlowerProcesses):
         client_cpus: int = 1,
         timeout: float | None = None,
         extra_federation_config: Mapping[str, object] | None = None,
+        on_line: Callable[[str], None] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run ``flwr run APP sim --stream`` and return the finished process.
 
@@ -72,6 +86,9 @@ class SimulationSuperLink(FlowerProcesses):
             Seconds before the run is killed.
         extra_federation_config : Mapping[str, object] or None
             More ``--federation-config`` keys (e.g. ``init-args-num-cpus``).
+        on_line : Callable[[str], None] or None
+            Takes each line of the output as ``flwr run`` prints it (then
+            ``stdout`` holds stdout and stderr together).
         """
         federation = {"num-supernodes": num_supernodes, "client-resources-num-cpus": client_cpus}
         federation.update(extra_federation_config or {})
@@ -80,6 +97,7 @@ class SimulationSuperLink(FlowerProcesses):
             run_config,
             ["--federation-config", toml_overrides(federation)],
             timeout=timeout,
+            on_line=on_line,
         )
 
     def stop(self) -> None:

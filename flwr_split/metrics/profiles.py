@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -221,6 +222,24 @@ class SimulatedClock:
     def server(self, seconds: float) -> None:
         """Advance by server-side compute time."""
         self.seconds += seconds
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the time, the delay generator and the exchange times so far (plain data)."""
+        return {
+            "seconds": self.seconds,
+            "rng": self._rng.bit_generator.state,
+            "durations": list(self._durations),
+            "client_seconds": {k: list(v) for k, v in self._client_seconds.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a `state_dict`."""
+        self.seconds = float(state["seconds"])
+        self._rng.bit_generator.state = state["rng"]
+        self._durations = [float(d) for d in state["durations"]]
+        self._client_seconds = {
+            int(k): [float(s) for s in v] for k, v in state["client_seconds"].items()
+        }
 
 
 def planned_step_seconds(

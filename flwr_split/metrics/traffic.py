@@ -27,9 +27,14 @@ PAYLOAD_KINDS = {
     KEY_BOTTOM: "sync",
     KEY_BOTTOM_GRAD: "sync",
 }
-"""Kind of each payload record; evaluation traffic is booked as kind ``eval``."""
+"""Kind of each payload record, but in the phases of `PHASE_KINDS`."""
+PHASE_KINDS = {"eval": "eval", "resume": "resume"}
+"""Phases whose payloads are booked under their own kind, not as training traffic:
+evaluation, and the weights a resumed run re-sends to clients that held them."""
 TRAINING_KINDS = ("activations", "gradients", "labels", "sync")
 """Kinds that count as training traffic in the cumulative bytes of a run."""
+COLUMNS = ["step", "phase", "partition_id", "direction", "kind", "nbytes"]
+"""Columns of `TrafficLog.frame`, one per field of a row."""
 
 
 @dataclass
@@ -64,7 +69,7 @@ class TrafficLog:
         payload = 0
         for key, record in message.content.items():
             if isinstance(record, ArrayRecord):
-                kind = "eval" if phase == "eval" else PAYLOAD_KINDS.get(key, "control")
+                kind = PHASE_KINDS.get(phase) or PAYLOAD_KINDS.get(key, "control")
                 nbytes = payload_nbytes(record)
                 payload += nbytes
                 self._totals[direction, kind] += nbytes
@@ -78,8 +83,7 @@ class TrafficLog:
 
     def frame(self) -> pd.DataFrame:
         """Return all rows as a tidy DataFrame."""
-        columns = ["step", "phase", "partition_id", "direction", "kind", "nbytes"]
-        return pd.DataFrame(self.rows, columns=columns)
+        return pd.DataFrame(self.rows, columns=COLUMNS)
 
     def training_bytes(self, direction: str) -> int:
         """Total payload bytes of training traffic in one direction so far."""
@@ -97,3 +101,16 @@ class TrafficLog:
     def kind_bytes(self, direction: str, kind: str) -> int:
         """Total payload bytes of one kind in one direction so far."""
         return self._totals[direction, kind]
+
+    def state_dict(self) -> dict[str, list[list[object]]]:
+        """Return the rows and totals so far as plain data (for a checkpoint)."""
+        return {
+            "rows": [list(row) for row in self.rows],
+            "totals": [[*key, nbytes] for key, nbytes in self._totals.items()],
+        }
+
+    def load_state_dict(self, state: dict[str, list[list[object]]]) -> None:
+        """Put the rows and totals of a `state_dict` before those booked since this log began."""
+        self.rows[:0] = [tuple(row) for row in state["rows"]]  # type: ignore[misc]
+        for direction, kind, nbytes in state["totals"]:
+            self._totals[str(direction), str(kind)] += int(nbytes)  # type: ignore[call-overload]

@@ -21,6 +21,12 @@ from flwr_split.tasks.optim import OPTIMIZERS
 Scalar = bool | int | float | str
 """A run-config value (Flower's ``UserConfigValue``)."""
 
+SYNC_POLICIES = ("every_step", "every_epoch", "never")
+"""Bottom-model sync policies of `flwr_split.server.SplitServer` (key ``sync``)."""
+AGGREGATIONS = ("mean", "median", "trimmed-mean")
+"""How the screened bottoms are combined (`flwr_split.server.fedavg.aggregate`, key
+``aggregation``)."""
+
 
 class Group(StrEnum):
     """Which settings an option feeds."""
@@ -193,6 +199,22 @@ OPTIONS: tuple[RunOption, ...] = (
         "every_epoch",
         STRATEGY,
         "bottom sync: `every_step`, `every_epoch` (FedAvg), `never`",
+        choices=SYNC_POLICIES,
+    ),
+    RunOption(
+        "aggregation",
+        "mean",
+        STRATEGY,
+        "how `every_epoch` combines the clients' bottoms (after a per-client norm screen): "
+        "`mean` (FedAvg, weighted by samples), coordinate-wise `median` or `trimmed-mean` "
+        "(one vote per client)",
+        choices=AGGREGATIONS,
+    ),
+    RunOption(
+        "trim-fraction",
+        0.2,
+        STRATEGY,
+        "fraction of each coordinate's values `trimmed-mean` drops at each end, in [0, 0.5)",
     ),
     RunOption(
         "sampler",
@@ -278,8 +300,29 @@ OPTIONS: tuple[RunOption, ...] = (
     RunOption("max-steps", 0, RUN, "stop after this many steps; `0`: no limit"),
     RunOption("eval-every", 20, STRATEGY, "evaluation period in steps (and once at the end)"),
     RunOption("step-timeout", 300.0, STRATEGY, "seconds to wait for the replies of a step"),
-    RunOption("output-dir", "results/default", RUN, "where results are written"),
-    RunOption("run-name", "default", RUN, "name of the run's result files"),
+    RunOption("output-dir", "results/runs", RUN, "where results are written"),
+    RunOption(
+        "run-name",
+        "",
+        RUN,
+        "name of the run's result files; empty: task and codecs, "
+        "`<task>_up-<uplink>_down-<downlink>` (e.g. `digits_up-quant-bits8_down-fp16`)",
+    ),
+    RunOption(
+        "checkpoint-every",
+        0,
+        RUN,
+        "write `<output-dir>/<run-name>.ckpt` (atomically) at the first point the run can be "
+        "resumed at least this many steps after the last one: any step under `every_step`, an "
+        "epoch end under `every_epoch` (`never` cannot be resumed); `0`: no checkpoints",
+    ),
+    RunOption(
+        "resume",
+        False,
+        RUN,
+        "continue the run from `<output-dir>/<run-name>.ckpt` (same options and clients; "
+        "[docs/reliability.md](docs/reliability.md))",
+    ),
 )
 """The run options, in the order of ``[tool.flwr.app.config]``."""
 

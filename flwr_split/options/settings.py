@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,12 @@ class RunSettings:
     output_dir : str
         Where the run's CSV and plots go (key ``output-dir``).
     run_name : str
-        Name of the run's files (key ``run-name``).
+        Name of the run's files (key ``run-name``; if empty, `default_run_name`).
+    checkpoint_every : int
+        Steps between checkpoints, at the next point the run can be resumed
+        (key ``checkpoint-every``; 0: none).
+    resume : bool
+        Continue from the run's checkpoint (key ``resume``).
     """
 
     task: TaskConfig
@@ -46,6 +52,8 @@ class RunSettings:
     max_steps: int | None
     output_dir: str
     run_name: str
+    checkpoint_every: int
+    resume: bool
 
     @classmethod
     def from_run_config(cls, run_config: Mapping[str, Any]) -> RunSettings:
@@ -60,10 +68,35 @@ class RunSettings:
         """
         values = read_options(run_config)
         profiles = ProfileConfig(**values[Group.PROFILES])
-        run = values[Group.RUN]
+        run, strategy = values[Group.RUN], values[Group.STRATEGY]
+        task = TaskConfig(**values[Group.TASK])
+        uplink, downlink = strategy["uplink"], strategy["downlink"]
+        name = run["run_name"] or default_run_name(task.task, uplink, downlink)
         return cls(
-            task=TaskConfig(**values[Group.TASK]),
+            task=task,
             optimizer=OptimizerConfig(**values[Group.OPTIMIZER]),
-            strategy={**values[Group.STRATEGY], "profiles": profiles},
-            **{**run, "max_steps": run["max_steps"] or None},
+            strategy={**strategy, "profiles": profiles},
+            **{**run, "max_steps": run["max_steps"] or None, "run_name": name},
         )
+
+    def label(self) -> str:
+        """Return what runs, in words: task and cut, codecs, sampler (a plot's title)."""
+        strategy = self.strategy
+        return (
+            f"{self.task.task} cut {self.task.cut}, up {strategy['uplink']}, "
+            f"down {strategy['downlink']}, sampler {strategy['sampler']}"
+        )
+
+
+def default_run_name(task: str, uplink: str, downlink: str) -> str:
+    """Return the name of a run's files that says what ran: task and codecs.
+
+    ``default_run_name("digits", "quant:bits=8", "fp16")`` is
+    ``"digits_up-quant-bits8_down-fp16"``: each spec with ``=`` dropped and
+    every run of other characters than letters, digits and ``.`` made one ``-``.
+    """
+
+    def slug(spec: str) -> str:
+        return re.sub(r"[^A-Za-z0-9.]+", "-", str(spec).replace("=", "")).strip("-")
+
+    return f"{slug(task)}_up-{slug(uplink)}_down-{slug(downlink)}"

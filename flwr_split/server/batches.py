@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -49,6 +50,19 @@ class CutReader:
     messenger: Messenger
     uplink: Codec
     roster: Roster
+
+    def max_bytes(self, count: int) -> int:
+        """Most array bytes a good reply with ``count`` samples' activations and targets holds.
+
+        The uplink codec's layout cap for the activations (dense float32 for a
+        tensor too large to probe) plus 8 bytes per target value.
+        """
+        cut_shape = self.roster.cut_shape
+        assert cut_shape is not None, "the hello precedes any activations"
+        shape = (count, *cut_shape)
+        layout = payload_layout(self.uplink, shape)
+        acts = layout.max_bytes if layout is not None else 4 * math.prod(shape)
+        return acts + 8 * count * math.prod(getattr(self.roster.target, "shape", ()))
 
     def read(
         self, step: int, client: ClientInfo, content: RecordDict, count: int

@@ -3,8 +3,15 @@
 Each upload is read with its exact names, dtypes and shapes (and no NaN/inf) by
 the caller; here its float64 L2 norm must stay within `FEDAVG_NORM_RATIO` times
 a reference, the norm of the server's current bottom (the median upload norm
-when that is zero). The accepted uploads are averaged in float64, weighted by
-samples trained, and cast back to each tensor's dtype.
+when that is zero). The accepted uploads are combined in float64 by one of
+`flwr_split.options.declaration.AGGREGATIONS` and cast back to each tensor's
+dtype: ``mean`` weighted by samples trained (FedAvg), or coordinate-wise and
+one vote per client, the
+``median`` or the ``trimmed-mean`` (Yin et al., ICML 2018: per coordinate, the
+``trim`` fraction of largest and of smallest values dropped, the rest averaged).
+An upload within the norm bound can still pull the mean anywhere in that ball;
+it moves a coordinate-wise median or trimmed mean only as far as the honest
+values around it.
 """
 
 from __future__ import annotations
@@ -52,6 +59,31 @@ def screen(
     """
     norms = [weights_norm(u.tensors) for u in uploads]
     base = weights_norm(reference) or (statistics.median(norms) if norms else 0.0)
+    return _bounded(uploads, norms, base, "bottom weights norm")
+
+
+def screen_gradients(
+    uploads: list[Upload],
+) -> tuple[list[Upload], list[tuple[ClientInfo, str]]]:
+    """Split bottom gradients (``every_step``) into accepted ones and ``(client, reason)``.
+
+    A gradient's float64 norm per sample of its slice (``Upload.weight``) must
+    be finite and within `FEDAVG_NORM_RATIO` times the median of the step's
+    norms per sample: with three or more clients, one client's huge finite
+    gradient cannot take the server's bottom with it. Two clients cannot be
+    told apart this way (the median is their mean): only a non-finite norm
+    is refused then.
+    """
+    norms = [weights_norm(u.tensors) / max(u.weight, 1) for u in uploads]
+    finite = [n for n in norms if math.isfinite(n)]
+    base = statistics.median(finite) if finite else 0.0
+    return _bounded(uploads, norms, base, "bottom gradient norm per sample")
+
+
+def _bounded(
+    uploads: list[Upload], norms: list[float], base: float, what: str
+) -> tuple[list[Upload], list[tuple[ClientInfo, str]]]:
+    """Accept the uploads whose norm is finite and within the ratio of ``base`` (any if 0)."""
     bound = FEDAVG_NORM_RATIO * base
     accepted, rejected = [], []
     for upload, norm in zip(uploads, norms, strict=True):
@@ -61,7 +93,7 @@ def screen(
             rejected.append(
                 (
                     upload.client,
-                    f"bottom weights norm {norm:.3g} exceeds {bound:.3g} "
+                    f"{what} {norm:.3g} exceeds {bound:.3g} "
                     f"({FEDAVG_NORM_RATIO:g}x the reference {base:.3g})",
                 )
             )
@@ -73,5 +105,46 @@ def average(uploads: list[Upload], like: Mapping[str, torch.Tensor]) -> dict[str
     total = sum(u.weight for u in uploads)
     return {
         name: (sum(u.weight * u.tensors[name].double() for u in uploads) / total).to(ref.dtype)
+        for name, ref in like.items()
+    }
+
+
+def trimmed_mean(values: torch.Tensor, trim: float) -> torch.Tensor:
+    """Return the coordinate-wise mean of ``values`` (clients first) without the extremes.
+
+    ``floor(trim * n)`` of the ``n`` values of each coordinate are dropped at
+    each end; with ``trim`` 0.5 or one value left this is the median (the mean
+    of the two middle values for an even ``n``).
+    """
+    n = values.shape[0]
+    cut = min(math.floor(trim * n), (n - 1) // 2)
+    ordered = values.sort(dim=0).values
+    return ordered[cut : n - cut].mean(dim=0)
+
+
+def aggregate(
+    uploads: list[Upload], like: Mapping[str, torch.Tensor], rule: str = "mean", trim: float = 0.2
+) -> dict[str, torch.Tensor]:
+    """Combine ``uploads`` by ``rule`` (``AGGREGATIONS``) in float64; cast to ``like``'s dtypes.
+
+    Parameters
+    ----------
+    uploads : list[Upload]
+        Screened uploads (at least one).
+    like : Mapping[str, torch.Tensor]
+        The names, and the dtypes the result is cast back to.
+    rule : str (default: "mean")
+        ``"mean"``: weighted by samples trained; ``"median"`` and
+        ``"trimmed-mean"``: coordinate-wise, each client one vote.
+    trim : float (default: 0.2)
+        Fraction dropped at each end by ``"trimmed-mean"``, in [0, 0.5).
+    """
+    if rule == "mean":
+        return average(uploads, like)
+    cut = 0.5 if rule == "median" else trim
+    return {
+        name: trimmed_mean(torch.stack([u.tensors[name].double() for u in uploads]), cut).to(
+            ref.dtype
+        )
         for name, ref in like.items()
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import torch
@@ -103,6 +105,23 @@ class RunHistory:
         self._eval_from = len(self.steps)
         self.evaluations.append(row)
         return row
+
+    def state_dict(self) -> dict[str, object]:
+        """Return the rows and the running losses so far (for a checkpoint, between steps)."""
+        return {
+            "steps": self.steps,
+            "evaluations": self.evaluations,
+            "train_losses": self.train_losses,
+            "eval_from": self._eval_from,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a `state_dict`."""
+        self.steps = list(state["steps"])
+        self.evaluations = list(state["evaluations"])
+        self.train_losses = [float(loss) for loss in state["train_losses"]]
+        self._eval_from = int(state["eval_from"])
+        self.batch_row = {}
 
     def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Return ``(evaluations, steps)`` as DataFrames."""

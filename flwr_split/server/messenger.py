@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
@@ -26,7 +27,7 @@ from flwr_split.wire import (
     compute_seconds,
 )
 from flwr_split.wire.guard import untrusted
-from flwr_split.wire.limits import MAX_COMPUTE_SECONDS
+from flwr_split.wire.limits import MAX_COMPUTE_SECONDS, MAX_REPLY_BYTES
 from flwr_split.wire.replies import check_reply
 
 logger = logging.getLogger("flwr").getChild(__name__)
@@ -98,6 +99,11 @@ class Messenger:
         """Sum of the compute seconds clients reported for training exchanges."""
         self.messages_sent = 0
         """Messages pushed in training exchanges."""
+        self.reply_budget: Callable[[ClientInfo, str, StepOrder | None], int] = (
+            lambda client, message_type, order: MAX_REPLY_BYTES
+        )
+        """Most bytes the reply to a message may bring over a deployment
+        (`flwr_split.server.pull`); the strategy derives it from the request."""
         self.max_compute_s = min(MAX_COMPUTE_SECONDS, step_timeout)
         """Most compute seconds one reply may book: a client cannot compute longer than
         the server waits (nor, with a long timeout, than `MAX_COMPUTE_SECONDS`)."""
@@ -107,6 +113,22 @@ class Messenger:
         return Books(
             self.exchange_wall, self.client_compute, self.messages_sent, self.clock.seconds
         )
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the exchange totals and the rejections so far."""
+        return {
+            "exchange_wall": self.exchange_wall,
+            "client_compute": self.client_compute,
+            "messages_sent": self.messages_sent,
+            "rejected": [list(r) for r in self.rejected],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Add the totals and rejections of a `state_dict` before those booked since."""
+        self.exchange_wall += float(state["exchange_wall"])
+        self.client_compute += float(state["client_compute"])
+        self.messages_sent += int(state["messages_sent"])
+        self.rejected[:0] = [(int(s), int(p), str(r)) for s, p, r in state["rejected"]]
 
     def new_message(
         self,
@@ -147,13 +169,20 @@ class Messenger:
         }
         if timed:
             self.messages_sent += len(messages)
+        orders = [
+            None if phase == "hello" else StepOrder.from_record(sent.content[KEY_ORDER])
+            for _, sent in messages
+        ]
+        budgets = [
+            self.reply_budget(client, sent.metadata.message_type, order)
+            for (client, sent), order in zip(messages, orders, strict=True)
+        ]
         started = time.perf_counter()
-        replies = exchange(self.grid, [m for _, m in messages], self.step_timeout)
+        replies = exchange(self.grid, [m for _, m in messages], self.step_timeout, budgets=budgets)
         self.exchange_wall += time.perf_counter() - started
         contents: dict[int, RecordDict] = {}
         timings, timed_ids = [], []
-        for client, sent in messages:
-            order = None if phase == "hello" else StepOrder.from_record(sent.content[KEY_ORDER])
+        for (client, sent), order in zip(messages, orders, strict=True):
             try:
                 content, bytes_up = self._accept(step, phase, client, sent, order, replies)
             except ProtocolError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from flwr.app import ArrayRecord
 from torch import nn
@@ -36,6 +37,16 @@ class ServerBottom:
     def reload(self) -> None:
         """Forget the converted record (the weights changed without a new version)."""
         self._record = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the weights and their version."""
+        return {"weights": self.module.state_dict(), "version": self.version}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a `state_dict`."""
+        self.module.load_state_dict(state["weights"])
+        self.version = int(state["version"])
+        self.reload()
 
 
 def load_arrays(modules: Mapping[str, nn.Module], arrays: Mapping[str, ArrayRecord]) -> None:

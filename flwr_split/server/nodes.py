@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from flwr.app import Message
 from flwr.serverapp import Grid
+
+from flwr_split.server.pull import pull_replies
 
 logger = logging.getLogger("flwr").getChild(__name__)
 
@@ -29,27 +31,32 @@ def wait_for_nodes(grid: Grid, min_nodes: int, timeout: float, poll: float = 0.2
 
 
 def exchange(
-    grid: Grid, messages: Iterable[Message], timeout: float, poll: float = 0.005
+    grid: Grid,
+    messages: Iterable[Message],
+    timeout: float,
+    poll: float = 0.005,
+    budgets: Sequence[int] = (),
 ) -> dict[int, Message]:
     """Push ``messages`` and pull their replies, keyed by the destination node id.
 
     Waits at most ``timeout`` seconds; nodes that have not replied by then are
-    missing from the result (and logged). Replies may be error replies.
+    missing from the result (and logged). Replies may be error replies: a
+    reply over its budget (``budgets[i]`` bytes for ``messages[i]``, see
+    `flwr_split.server.pull`) is one.
     """
     messages = list(messages)
     if not messages:
         return {}
     ids = list(grid.push_messages(messages))
     node_of = {mid: msg.metadata.dst_node_id for mid, msg in zip(ids, messages, strict=True)}
-    waiting = set(ids)
+    limits = dict(zip(ids, budgets, strict=False))
+    waiting = dict(zip(ids, messages, strict=True))
     replies: dict[int, Message] = {}
     deadline = time.monotonic() + timeout
     while waiting:
-        for reply in grid.pull_messages(waiting):
-            mid = reply.metadata.reply_to_message_id
-            if mid in waiting:
-                waiting.discard(mid)
-                replies[node_of[mid]] = reply
+        for asked, reply in pull_replies(grid, waiting, limits).items():
+            if waiting.pop(asked, None) is not None:
+                replies[node_of[asked]] = reply
         if not waiting or time.monotonic() > deadline:
             break
         time.sleep(poll)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from flwr.app import RecordDict
@@ -94,6 +95,15 @@ class TopTrainer:
                 return None
         self.optimization.step()
         return TopUpdate(batches, labels, float(loss.detach()), acts.grad.cpu())
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the top's weights and its optimizer's (and scheduler's) state."""
+        return {"top": self.top.state_dict(), "optimization": self.optimization.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a `state_dict`."""
+        self.top.load_state_dict(state["top"])
+        self.optimization.load_state_dict(state["optimization"])
 
     def encode_gradients(self, step: int, update: TopUpdate) -> dict[int, RecordDict]:
         """Encode each client's slice of the cut-layer gradient; records by node id."""

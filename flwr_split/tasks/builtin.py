@@ -183,6 +183,7 @@ def builtin_task(
     num_classes: int,
     cuts: dict[int, str],
     channel_maps: bool = True,
+    downloads: tuple[str, ...] = (),
 ) -> SplitTask:
     """Return a classification `SplitTask` over a data loader and a layer list."""
     return SplitTask(
@@ -193,6 +194,7 @@ def builtin_task(
         cuts=cuts,
         partitioners=data.partitioners if isinstance(data, SharedDataset) else PARTITION_SCHEMES,
         channel_maps=channel_maps,
+        downloads=downloads,
     )
 
 
@@ -232,6 +234,7 @@ BUILTIN_TASKS = (
         shakespeare.NUM_CLASSES,
         char_lstm_cuts(),
         channel_maps=False,
+        downloads=(shakespeare.LEAF_HOST,),
     ),
 )
 """The built-in tasks, registered when `flwr_split.tasks` is imported."""

@@ -5,6 +5,7 @@ It travels in every message's ``sl.cfg``, so every field is plain data.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 
 from flwr_split.common.registry import RegistryError
@@ -73,8 +74,8 @@ class TaskConfig:
             )
         if self.channels_last and not task.channel_maps:
             raise ValueError(f"task {self.task!r} has no channel maps at the cut to reorder")
-        if self.dirichlet_alpha <= 0:
-            raise ValueError(f"dirichlet_alpha must be > 0, got {self.dirichlet_alpha}")
+        if not (math.isfinite(self.dirichlet_alpha) and self.dirichlet_alpha > 0):
+            raise ValueError(f"dirichlet_alpha must be finite and > 0, got {self.dirichlet_alpha}")
         if self.classes_per_client < 1:
             raise ValueError(f"classes_per_client must be >= 1, got {self.classes_per_client}")
 

@@ -5,11 +5,14 @@ The run's `OptimizerConfig`, or a task's own optimizer and LR-scheduler factorie
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
+
+from flwr_split.tasks.lean_optim import LeanOptimizer
 
 if TYPE_CHECKING:
     from flwr_split.tasks.task import SplitTask
@@ -38,8 +41,8 @@ class OptimizerConfig:
     def __post_init__(self) -> None:
         if self.name not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.name!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be finite and > 0, got {self.lr}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
 
@@ -52,6 +55,11 @@ class OptimizerConfig:
 
 class Optimization:
     """A task's optimizer over some parameters and its optional LR scheduler, stepped together.
+
+    Without the task's own factories it is the run's `OptimizerConfig` as a
+    `LeanOptimizer` (same updates, no ``torch._dynamo`` import in a fresh
+    client process); a task scheduler without a task optimizer wraps
+    ``OptimizerConfig.build``'s torch optimizer, as torch schedulers need one.
 
     Parameters
     ----------
@@ -72,9 +80,14 @@ class Optimization:
 
     def _build(
         self, params: Iterable[torch.nn.Parameter]
-    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
+    ) -> tuple[torch.optim.Optimizer | LeanOptimizer, torch.optim.lr_scheduler.LRScheduler | None]:
         task = self.task
-        optimizer = task.optimizer(params) if task.optimizer else self.fallback.build(params)
+        if task.optimizer:
+            optimizer = task.optimizer(params)
+        elif task.scheduler:
+            optimizer = self.fallback.build(params)
+        else:
+            return LeanOptimizer(self.fallback, params), None
         return optimizer, task.scheduler(optimizer) if task.scheduler else None
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -97,6 +110,16 @@ class Optimization:
     def scheduler_state(self) -> dict[str, Any] | None:
         """Return the scheduler's state (plain data), None without a scheduler."""
         return None if self.scheduler is None else self.scheduler.state_dict()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the optimizer's and the scheduler's states."""
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a `state_dict`."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state["scheduler"] is not None:
+            self.load_scheduler_state(state["scheduler"])
 
     def load_scheduler_state(self, state: dict[str, Any]) -> None:
         """Resume the schedule from `scheduler_state` output; the learning rates follow."""

@@ -69,6 +69,10 @@ class SplitTask:
     channel_maps : bool (default: False)
         The model factory honours ``TaskConfig.channels_last`` (its cut-layer
         output is a ``(channels, *spatial)`` map it can send channels last).
+    downloads : tuple[str, ...] (default: ())
+        ``host:port`` addresses the loader fetches data from when it has no
+        local copy; a client that cannot reach one answers with an error at
+        once (`flwr_split.tasks.downloads`).
     """
 
     name: str
@@ -82,6 +86,7 @@ class SplitTask:
     cuts: Mapping[int, str] | None = None
     partitioners: tuple[str, ...] | None = None
     channel_maps: bool = False
+    downloads: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:

@@ -17,12 +17,13 @@ from __future__ import annotations
 import ast
 import math
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from io import BytesIO
 
 import numpy as np
-from flwr.app import Array
+from flwr.app import Array, ArrayRecord
 
 from flwr_split.wire.contract import ProtocolError
 from flwr_split.wire.guard import untrusted
@@ -116,8 +117,23 @@ def to_array(values: np.ndarray) -> Array:
     if dtype not in FAST_DTYPES:
         return Array(values)
     shape = tuple(int(n) for n in values.shape)
-    data = npy_header(dtype, shape) + np.ascontiguousarray(values).tobytes()
+    # one copy: join writes the header and the array's buffer straight into the result
+    data = b"".join(
+        (npy_header(dtype, shape), np.ascontiguousarray(values).reshape(-1).view(np.uint8))
+    )
     return Array(dtype=dtype, shape=shape, stype=NUMPY_STYPE, data=data)
+
+
+def array_record(arrays: Mapping[str, Array]) -> ArrayRecord:
+    """Return an ArrayRecord that holds these Array objects themselves.
+
+    ``ArrayRecord(dict)`` rebuilds every Array (Flower's argument checks once
+    more per array); setting the items one by one keeps them as they are.
+    """
+    record = ArrayRecord()
+    for name, array in arrays.items():
+        record[name] = array
+    return record
 
 
 def from_array(array: Array, spec: ArraySpec | None = None) -> np.ndarray:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
+from functools import cache, lru_cache
 from typing import Any
 
 from flwr.app import ConfigRecord
@@ -54,14 +56,25 @@ class SessionConfig:
 
     @classmethod
     def from_record(cls, record: ConfigRecord) -> SessionConfig:
-        """Rebuild from `to_record` output; raise `ProtocolError` on any bad field."""
+        """Rebuild from `to_record` output; raise `ProtocolError` on any bad field.
+
+        Every message of a run carries the same ``sl.cfg``, so a content (each
+        field's name, type and value, in order) is parsed once and remembered.
+        """
+        content = tuple((key, type(value), value) for key, value in record.items())
+        try:
+            return _session_of(content)
+        except TypeError:  # an unhashable (list) value: never a valid config, parse it anyway
+            return cls.parse(record)
+
+    @classmethod
+    def parse(cls, record: Mapping[str, Any]) -> SessionConfig:
+        """Rebuild from `to_record` output, checking every field; raise `ProtocolError`."""
         try:
             task = TaskConfig(**_typed_fields(record, TaskConfig))
             opt = {
-                f.name: typed_field(
-                    record, f"opt_{f.name}", type(getattr(OptimizerConfig(), f.name))
-                )
-                for f in fields(OptimizerConfig)
+                name: typed_field(record, f"opt_{name}", kind)
+                for name, kind in field_kinds(OptimizerConfig)
             }
             return cls(
                 task=task,
@@ -130,7 +143,7 @@ class StepOrder:
         return cls(**_typed_fields(record, cls))
 
 
-def typed_field(record: ConfigRecord, key: str, kind: type) -> Any:
+def typed_field(record: Mapping[str, Any], key: str, kind: type) -> Any:
     """Return ``record[key]`` as ``kind``; raise `ProtocolError` if missing or of another type."""
     if key not in record:
         raise ProtocolError(f"missing field '{key}'")
@@ -143,8 +156,17 @@ def typed_field(record: ConfigRecord, key: str, kind: type) -> Any:
         ) from None
 
 
-def _typed_fields(record: ConfigRecord, cls: type) -> dict[str, Any]:
+@lru_cache(maxsize=64)
+def _session_of(content: tuple[tuple[str, type, Any], ...]) -> SessionConfig:
+    return SessionConfig.parse({key: value for key, _, value in content})
+
+
+@cache
+def field_kinds(cls: type) -> tuple[tuple[str, type], ...]:
+    """Return ``(name, type of its default)`` of every field of a dataclass with defaults."""
     defaults = cls()
-    return {
-        f.name: typed_field(record, f.name, type(getattr(defaults, f.name))) for f in fields(cls)
-    }
+    return tuple((f.name, type(getattr(defaults, f.name))) for f in fields(cls))
+
+
+def _typed_fields(record: Mapping[str, Any], cls: type) -> dict[str, Any]:
+    return {name: typed_field(record, name, kind) for name, kind in field_kinds(cls)}

@@ -13,7 +13,7 @@ from torch import nn
 from flwr_split.codecs import CodecError, Encoded
 from flwr_split.codecs.base import all_finite, shape_from_meta
 from flwr_split.tasks.targets import Classes, Target
-from flwr_split.wire.arrays import ArraySpec, array_nbytes, from_array, to_array
+from flwr_split.wire.arrays import ArraySpec, array_nbytes, array_record, from_array, to_array
 from flwr_split.wire.contract import KEY_LABELS, META_SUFFIX, ProtocolError
 from flwr_split.wire.guard import bounded_json, untrusted
 from flwr_split.wire.layouts import check_payload, payload_layout
@@ -32,7 +32,7 @@ def require_record(content: RecordDict, key: str, kind: type) -> Any:
 
 def put_encoded(content: RecordDict, key: str, encoded: Encoded) -> None:
     """Store an encoded tensor under ``key`` (arrays) and ``key.meta`` (JSON metadata)."""
-    content[key] = ArrayRecord({name: to_array(arr) for name, arr in encoded.arrays.items()})
+    content[key] = array_record({name: to_array(arr) for name, arr in encoded.arrays.items()})
     content[key + META_SUFFIX] = ConfigRecord({"json": json.dumps(encoded.meta)})
 
 
@@ -97,7 +97,7 @@ def put_targets(content: RecordDict, targets: np.ndarray, target: Target) -> Non
     if isinstance(target, Classes):
         put_labels(content, targets, target.num_classes)
     else:
-        content[KEY_LABELS] = ArrayRecord({"y": to_array(targets.astype(np.float32))})
+        content[KEY_LABELS] = array_record({"y": to_array(targets.astype(np.float32))})
 
 
 def get_targets(content: RecordDict, count: int, target: Target) -> torch.Tensor:
@@ -129,7 +129,7 @@ def _target_array(content: RecordDict) -> np.ndarray:
 
 def put_labels(content: RecordDict, labels: np.ndarray, num_classes: int) -> None:
     """Store labels in the smallest unsigned dtype."""
-    content[KEY_LABELS] = ArrayRecord({"y": to_array(labels.astype(labels_dtype(num_classes)))})
+    content[KEY_LABELS] = array_record({"y": to_array(labels.astype(labels_dtype(num_classes)))})
 
 
 def get_labels(content: RecordDict, count: int, num_classes: int) -> torch.Tensor:
@@ -148,7 +148,7 @@ def get_labels(content: RecordDict, count: int, num_classes: int) -> torch.Tenso
 
 def weights_to_record(model: nn.Module) -> ArrayRecord:
     """Return the model's parameters and buffers as an ArrayRecord."""
-    return ArrayRecord(
+    return array_record(
         {k: to_array(v.detach().cpu().numpy()) for k, v in model.state_dict().items()}
     )
 

@@ -82,6 +82,7 @@ def _run_inprocess(app_module, run_config: dict[str, object]) -> pd.DataFrame:
     return pd.read_csv(run_config["output"])
 
 
+@pytest.mark.slow  # trains a CNN on 3x32x32 images
 def test_own_images_task_with_own_loss_and_plugin_codec_trains_in_process(
     app_module, data_dir, tmp_path
 ):

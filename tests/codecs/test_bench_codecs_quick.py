@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from flwr_split.codecs import registered_codecs
@@ -24,6 +25,7 @@ MEASURED = [
 ]
 
 
+@pytest.mark.slow  # times every codec
 def test_quick_run_writes_a_finite_row_per_registered_codec(tmp_path):
     bench_codecs.main(["--quick", "--results", tmp_path])
     (out,) = (tmp_path / "bench_codecs").iterdir()

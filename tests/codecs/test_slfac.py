@@ -348,6 +348,7 @@ def test_gradients_are_signed_and_scale_free():
 
 
 # ------------------------------------------------------------------ shapes
+@pytest.mark.slow  # 60 hypothesis examples of 24-bit encodes
 @settings(max_examples=60, deadline=None)
 @given(
     shape=st.lists(st.integers(0, 7), min_size=0, max_size=5).map(tuple),

@@ -43,3 +43,17 @@ def test_client_data_shards_the_test_set_iid():
     config = TaskConfig()
     tests = [client_data(config, k, 4)[1] for k in range(4)]
     assert sum(len(t) for t in tests) == len(load_task_data(config)[1])
+
+
+@pytest.mark.parametrize(("num_samples", "num_partitions"), [(1437, 10), (30, 7), (5, 5)])
+def test_iid_equals_flwr_datasets_iid_partitioner_on_the_same_order(num_samples, num_partitions):
+    from datasets import Dataset
+    from flwr_datasets.partitioner import IidPartitioner
+
+    labels = np.arange(num_samples) % 10
+    order = np.random.default_rng(3).permutation(num_samples)
+    partitioner = IidPartitioner(num_partitions=num_partitions)
+    partitioner.dataset = Dataset.from_dict({"index": order})
+    expected = [np.sort(partitioner.load_partition(k)["index"]) for k in range(num_partitions)]
+    got = partition_indices(labels, num_partitions, "iid", seed=3)
+    assert [p.tolist() for p in got] == [list(e) for e in expected]

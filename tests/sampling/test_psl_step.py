@@ -77,6 +77,7 @@ def test_a_psl_step_equals_a_centralized_step_on_the_union_batch(steps):
             assert np.array_equal(replica[name].numpy(), value)
 
 
+@pytest.mark.slow  # trains two whole epochs per sampler
 @pytest.mark.parametrize(
     ("spec", "sync"),
     [
@@ -126,6 +127,7 @@ def test_schedules_are_bit_for_bit_reproducible_from_the_seed(spec):
         assert schedule(12).tobytes() != first.tobytes()
 
 
+@pytest.mark.slow  # trains the same schedule in several runs
 def test_server_and_clients_agree_on_the_schedule_across_runs(monkeypatch):
     seen = record_union_labels(monkeypatch)
     for _ in range(2):

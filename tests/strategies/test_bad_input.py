@@ -236,6 +236,7 @@ def _flip_bytes(seed: int) -> Callable[[RecordDict], None]:
     return corrupt
 
 
+@pytest.mark.slow  # 20 hypothesis examples, each a training run
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), sync=st.sampled_from(["every_epoch", "every_step"]))
 def test_flipped_bytes_in_any_reply_array_never_crash_the_server(seed, sync):

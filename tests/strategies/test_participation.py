@@ -7,6 +7,7 @@ import pytest
 from tests.helpers import run_inprocess
 
 
+@pytest.mark.slow  # trains a whole epoch
 def test_at_most_c_clients_send_activations_per_step_and_all_train_in_an_epoch():
     _, result, grid = run_inprocess(6, sampler="fixed:clients=2", max_steps=None, batch_size=64)
     acts = result.traffic.query("phase == 'train' and kind == 'activations'")
@@ -16,6 +17,7 @@ def test_at_most_c_clients_send_activations_per_step_and_all_train_in_an_epoch()
     assert result.history["eval_samples"].iloc[-1] == 360
 
 
+@pytest.mark.slow  # trains a whole epoch
 def test_the_steps_table_has_one_row_per_step_with_its_participants_and_timings():
     strategy, result, _ = run_inprocess(6, sampler="fixed:clients=2", max_steps=None, batch_size=64)
     steps = result.steps
@@ -32,6 +34,7 @@ def test_the_steps_table_has_one_row_per_step_with_its_participants_and_timings(
     assert 0 < steps["sim_time_s"].sum() <= strategy.clock.seconds
 
 
+@pytest.mark.slow  # trains a whole epoch
 def test_clients_that_sit_out_get_their_pending_gradient_with_their_next_message():
     # Groups of 2 take turns: a finished group's last gradients ride with the epoch-end sync
     # instead of costing an extra message each when the next group starts.

@@ -33,6 +33,7 @@ def _accuracy(model: nn.Module) -> float:
     return float((logits.argmax(1) == torch.from_numpy(test.y)).float().mean())
 
 
+@pytest.mark.slow  # trains two full epochs
 def test_the_returned_bottom_and_top_reproduce_the_reported_test_accuracy():
     _, result, _ = run_inprocess(4, epochs=2, max_steps=None)  # every_epoch sync
     model = _unsplit(RecordDict({"bottom": result.bottom, "top": result.top}))
@@ -40,6 +41,7 @@ def test_the_returned_bottom_and_top_reproduce_the_reported_test_accuracy():
     assert _accuracy(model) == pytest.approx(result.final_accuracy, abs=1e-9)
 
 
+@pytest.mark.slow  # trains a full epoch
 def test_initial_arrays_set_the_starting_weights():
     _, first, _ = run_inprocess(4, epochs=1, max_steps=None)
     trained = RecordDict({"bottom": first.bottom, "top": first.top})

@@ -75,6 +75,7 @@ def clients_only(monkeypatch):
     return client_app
 
 
+@pytest.mark.slow  # trains on several tasks
 def test_the_server_reads_no_data_and_still_reports_the_batch_deviation(clients_only):
     config = TaskConfig()
     strategy = ParallelSplitLearning(config, batch_size=8, eval_every=5, min_available_nodes=10)

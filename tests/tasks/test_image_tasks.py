@@ -78,6 +78,7 @@ def test_pixels_standardize_uint8_and_are_not_model_state():
         Pixels((0.5,), (0.0,))
 
 
+@pytest.mark.slow  # reads a real data set and trains
 @pytest.mark.parametrize(
     "task",
     [

@@ -14,6 +14,7 @@ from flwr_split.client.app import app
 from flwr_split.client.session_cache import SESSION_CACHE
 from flwr_split.client.state import STATE_SCHEDULE, schedule_of
 from flwr_split.tasks import Optimization, OptimizerConfig, TaskConfig, get_task, register_task
+from flwr_split.tasks.lean_optim import LeanOptimizer
 from flwr_split.testing import InProcessGrid
 from strategies.parallel import ParallelSplitLearning
 
@@ -46,7 +47,8 @@ def test_without_factories_the_run_options_optimizer_is_used():
     optimization = Optimization(
         get_task("digits"), OptimizerConfig(name="adam"), layer.parameters()
     )
-    assert isinstance(optimization.optimizer, torch.optim.Adam) and optimization.scheduler is None
+    assert isinstance(optimization.optimizer, LeanOptimizer) and optimization.scheduler is None
+    assert optimization.optimizer.config.name == "adam"
 
 
 @pytest.mark.parametrize("cached", [True, False])

@@ -18,9 +18,12 @@ def partition_indices(
 ) -> list[np.ndarray]:
     """Assign sample indices to ``num_partitions`` clients.
 
-    Uses flwr-datasets partitioners (`make_partitioner`) on a local Hugging
-    Face ``Dataset`` that holds only the labels and the sample index, so no
-    data leaves memory.
+    ``"iid"`` cuts a seeded permutation into contiguous shards in NumPy: the
+    split flwr-datasets' `IidPartitioner` makes of that order (a test checks
+    it), without importing flwr-datasets in a client process that loads its
+    partition at every message. The others use flwr-datasets partitioners
+    (`make_partitioner`) on a local Hugging Face ``Dataset`` that holds only
+    the labels and the sample index, so no data leaves memory.
 
     Parameters
     ----------
@@ -54,6 +57,9 @@ def partition_indices(
     labels = np.asarray(labels, dtype=np.int64)
     if num_partitions > len(labels):
         raise ValueError(f"{num_partitions} partitions for only {len(labels)} samples")
+    if scheme == "iid":
+        order = np.random.default_rng(seed).permutation(len(labels))
+        return [np.sort(shard) for shard in np.array_split(order, num_partitions)]
     from datasets import Dataset
 
     from flwr_split.tasks.data.partitioners import make_partitioner
@@ -66,11 +72,7 @@ def partition_indices(
         classes_per_client=classes_per_client,
         min_partition_size=min_partition_size,
     )
-    if scheme == "iid":  # IidPartitioner cuts contiguous shards
-        order = np.random.default_rng(seed).permutation(len(labels))
-    else:
-        order = np.arange(len(labels))
-    partitioner.dataset = Dataset.from_dict({"label": labels[order], "index": order})
+    partitioner.dataset = Dataset.from_dict({"label": labels, "index": np.arange(len(labels))})
     try:
         return [
             np.sort(np.asarray(partitioner.load_partition(pid)["index"], dtype=np.int64))

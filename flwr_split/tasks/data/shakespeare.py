@@ -35,6 +35,8 @@ NUM_CLASSES = len(VOCAB) + 1
 """Classes of the task: class 0 stands for any character outside `VOCAB`."""
 TEXT_FILE = Path(__file__).with_name("tinyshakespeare.txt.gz")
 LEAF_DATASET = "flwrlabs/shakespeare"
+LEAF_HOST = "huggingface.co:443"
+"""Where `download_leaf` fetches ``LEAF_DATASET`` from (the Hugging Face Hub)."""
 
 _LOOKUP = np.zeros(256, dtype=np.uint8)
 _LOOKUP[np.frombuffer(VOCAB.encode("ascii"), dtype=np.uint8)] = np.arange(1, NUM_CLASSES)

@@ -20,8 +20,14 @@ def step(message: Message, context: Context) -> Message:
 
     With ``busy`` > 0 (seconds) the reply is sent after computing that long and
     reports the time in ``sl.info`` as ``compute_s``, as an SL client reports
-    its compute (`flwr_split_echo.shaped.with_compute`).
+    its compute (`flwr_split_echo.shaped.with_compute`). With ``import-torch``
+    the handler imports torch first: in deployment every message starts a
+    fresh ClientApp process, so this is the floor of a ClientApp that computes
+    with torch.
     """
+    if context.run_config.get("import-torch", False):
+        import torch  # noqa: F401
+
     shaped = context.run_config.get("payload", "empty") == "sl"
     busy = float(context.run_config.get("busy", 0.0))
     if not shaped and busy <= 0:

@@ -1,0 +1,1 @@
+"""A Flower App whose last SuperNode sends corrupted replies (a test fixture)."""
