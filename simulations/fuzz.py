@@ -19,13 +19,15 @@ eval; with the bottom weights attached so it stands alone), damaged by one of
 Per case it records: ``crash`` (an exception escaped the hook or the ClientApp),
 ``hang`` (over `HANG_SECONDS`), whether the damage was applied and must be
 refused (``strict``), ``rejected`` (with a reason), ``accepted_bad`` (strict,
-applied, not refused), ``collateral`` (another partition rejected), and the
-process's peak RSS. Writes ``runs.csv`` (one row per case) and ``env.json``.
+applied, not refused), ``collateral`` (another partition rejected; the first such
+reason in ``collateral_reason``), and the process's peak RSS. Writes ``runs.csv``
+(one row per case) and ``env.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import resource
 import time
@@ -174,6 +176,7 @@ class ServerHarness:
             reasons_ok=all(isinstance(r, str) and r for _, _, r in strategy.rejected),
             collateral=len(others),
             reason=(mine or others or [""])[0][:160],
+            collateral_reason=(others or [""])[0][:160],
         )
 
 
@@ -340,6 +343,7 @@ def client_case(message: Message, mutation: Mutation, rng: np.random.Generator) 
         reasons_ok=not rejected or bool(reason),
         collateral=0,
         reason=reason[:160],
+        collateral_reason="",
     )
 
 
@@ -395,6 +399,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     try:
         with torch_threads(args.threads):
             ServerHarness(codec_specs()[0], "every_epoch")  # warm-up: imports, data, caches
+            # A mutated seed makes a client split the digits anew, which imports
+            # scikit-learn once (~120 MB); the cached default split does not.
+            importlib.import_module("sklearn.model_selection")
             baseline_mb = peak_rss_mb()
             if args.side in ("server", "both"):
                 rows += server_cases(cases, args.seed)

@@ -128,7 +128,7 @@ class ParallelSplitLearning(SplitStrategy):
                 uploads.append(Upload(client, slices[client.node_id][2], tensors))
             except ProtocolError as exc:
                 self.messenger.reject(step, client, str(exc))
-        accepted, rejected = screen_gradients(uploads)
+        accepted, rejected = screen_gradients(uploads, self.trainer.sent_norms)
         for client, reason in rejected:
             self.messenger.reject(step, client, reason)
         total = {name: torch.zeros_like(p) for name, p in expected.items()}

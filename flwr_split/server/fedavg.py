@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from flwr_split.wire.hello import ClientInfo
-from flwr_split.wire.limits import FEDAVG_NORM_RATIO
+from flwr_split.wire.limits import FEDAVG_NORM_RATIO, GRADIENT_GAIN_RATIO
 
 
 @dataclass
@@ -59,32 +59,51 @@ def screen(
     """
     norms = [weights_norm(u.tensors) for u in uploads]
     base = weights_norm(reference) or (statistics.median(norms) if norms else 0.0)
-    return _bounded(uploads, norms, base, "bottom weights norm")
+    return _bounded(uploads, norms, base, FEDAVG_NORM_RATIO, "bottom weights norm")
 
 
 def screen_gradients(
-    uploads: list[Upload],
+    uploads: list[Upload], sent_norms: Mapping[int, float]
 ) -> tuple[list[Upload], list[tuple[ClientInfo, str]]]:
     """Split bottom gradients (``every_step``) into accepted ones and ``(client, reason)``.
 
-    A gradient's float64 norm per sample of its slice (``Upload.weight``) must
-    be finite and within `FEDAVG_NORM_RATIO` times the median of the step's
-    norms per sample: with three or more clients, one client's huge finite
-    gradient cannot take the server's bottom with it. Two clients cannot be
-    told apart this way (the median is their mean): only a non-finite norm
-    is refused then.
+    A client's bottom gradient is its cut-layer gradient pulled back through its
+    bottom, so its norm over the norm of that cut-layer gradient (the gain) is
+    bounded by the bottom's Jacobian, whatever the loss of the client's samples
+    and however many it had. The gain must be finite and within
+    `GRADIENT_GAIN_RATIO` times the median gain of the step: with three or more
+    clients, one client's huge finite gradient cannot take the server's bottom
+    with it. (A norm per sample is no such yardstick: a client whose few samples
+    are still misclassified, beside clients whose many samples are learned, had
+    thousands of times the median.) Two clients cannot be told apart this way
+    (the median is their mean): only a non-finite gain is refused then.
+
+    Parameters
+    ----------
+    uploads : list[Upload]
+        Bottom gradients of the right layout, finite.
+    sent_norms : Mapping[int, float]
+        Norm of the cut-layer gradient each client was sent, by node id
+        (`TopTrainer.sent_norms`).
     """
-    norms = [weights_norm(u.tensors) / max(u.weight, 1) for u in uploads]
-    finite = [n for n in norms if math.isfinite(n)]
+    gains = [_gain(weights_norm(u.tensors), sent_norms[u.client.node_id]) for u in uploads]
+    finite = [g for g in gains if math.isfinite(g)]
     base = statistics.median(finite) if finite else 0.0
-    return _bounded(uploads, norms, base, "bottom gradient norm per sample")
+    return _bounded(uploads, gains, base, GRADIENT_GAIN_RATIO, "bottom gradient gain")
+
+
+def _gain(norm: float, sent: float) -> float:
+    """``norm / sent``; 0 for a zero gradient, inf for a nonzero one from a zero cut gradient."""
+    if not norm:
+        return 0.0
+    return norm / sent if sent else math.inf
 
 
 def _bounded(
-    uploads: list[Upload], norms: list[float], base: float, what: str
+    uploads: list[Upload], norms: list[float], base: float, ratio: float, what: str
 ) -> tuple[list[Upload], list[tuple[ClientInfo, str]]]:
-    """Accept the uploads whose norm is finite and within the ratio of ``base`` (any if 0)."""
-    bound = FEDAVG_NORM_RATIO * base
+    """Accept the uploads whose norm is finite and within ``ratio`` times ``base`` (any if 0)."""
+    bound = ratio * base
     accepted, rejected = [], []
     for upload, norm in zip(uploads, norms, strict=True):
         if math.isfinite(norm) and (norm <= bound or not base):
@@ -93,8 +112,7 @@ def _bounded(
             rejected.append(
                 (
                     upload.client,
-                    f"{what} {norm:.3g} exceeds {bound:.3g} "
-                    f"({FEDAVG_NORM_RATIO:g}x the reference {base:.3g})",
+                    f"{what} {norm:.3g} exceeds {bound:.3g} ({ratio:g}x the reference {base:.3g})",
                 )
             )
     return accepted, rejected

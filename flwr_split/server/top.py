@@ -79,6 +79,9 @@ class TopTrainer:
         self.downlink = downlink
         self.loss_fn = loss_fn
         self.seed = seed
+        self.sent_norms: dict[int, float] = {}
+        """Float64 norm of each client's cut-layer gradient slice last encoded, by node id
+        (the reference of `flwr_split.server.fedavg.screen_gradients`)."""
 
     def train(self, step: int, batches: list[CutBatch], reject: Reject) -> TopUpdate | None:
         """Apply one optimizer step on the union of ``batches``; None if none was finite."""
@@ -109,7 +112,9 @@ class TopTrainer:
         """Encode each client's slice of the cut-layer gradient; records by node id."""
         sizes = [len(b.labels) for b in update.batches]
         grads: dict[int, RecordDict] = {}
+        self.sent_norms = {}
         for batch, grad in zip(update.batches, torch.split(update.cut_grad, sizes), strict=True):
+            self.sent_norms[batch.client.node_id] = float(grad.double().norm())
             ctx = CodecContext(seed=codec_seed(self.seed + 1, step, batch.client.partition_id))
             records = RecordDict()
             put_encoded(records, KEY_GRAD, self.downlink.encode(grad, ctx))

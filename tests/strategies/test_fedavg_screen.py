@@ -10,7 +10,14 @@ import pytest
 import torch
 from flwr.app import Context, Message, RecordDict
 
-from flwr_split.server.fedavg import Upload, aggregate, average, screen, weights_norm
+from flwr_split.server.fedavg import (
+    Upload,
+    aggregate,
+    average,
+    screen,
+    screen_gradients,
+    weights_norm,
+)
 from flwr_split.wire import KEY_BOTTOM, KEY_BOTTOM_GRAD, MSG_STEP, ClientInfo
 from flwr_split.wire.arrays import from_array, to_array
 from tests.helpers import run_inprocess, tampering_app
@@ -75,7 +82,9 @@ def test_a_3e38_bottom_gradient_is_rejected_every_step_and_the_others_train():
     app = tampering_app(BAD, MSG_STEP, huge_gradient)
     _, result, _ = run_inprocess(3, client_app=app, sync="every_step", max_steps=6, eval_every=3)
     assert [(step, part) for step, part, _ in result.rejected] == [(s, BAD) for s in range(6)]
-    assert all("bottom gradient norm per sample 3.75e+37 exceeds" in r[2] for r in result.rejected)
+    assert all(
+        "bottom gradient gain" in r[2] and "20x the reference" in r[2] for r in result.rejected
+    )
     assert np.isfinite(result.history["accuracy"]).all()
     assert np.isfinite(result.history["train_loss"]).all()
 
@@ -94,6 +103,35 @@ def test_screen_uses_the_server_weights_and_the_median_when_they_are_zero():
     assert rejected[0][0].partition_id == 2 and "10x the reference 2)" in rejected[0][1]
     accepted, rejected = screen(uploads, {"w": torch.zeros(4)})  # median 4: bound 40
     assert [u.client.partition_id for u in accepted] == [0, 1] and len(rejected) == 1
+
+
+def test_the_gradient_screen_measures_gain_not_norm_per_sample():
+    # Partition 0 has one misclassified sample: a large cut gradient, a large
+    # bottom gradient, thousands of times the others' norm per sample (the old
+    # yardstick rejected such honest clients). Its gain is like theirs.
+    slices = [(1, 10.0, 5.0), (30, 0.5, 0.3), (30, 0.4, 0.25), (30, 0.45, 0.3), (30, 13.0, 0.3)]
+    uploads = [
+        Upload(client(k), n, {"w": torch.full((4,), norm / 2)})
+        for k, (n, norm, _) in enumerate(slices)
+    ]
+    sent = {10 + k: cut for k, (_, _, cut) in enumerate(slices)}
+    accepted, rejected = screen_gradients(uploads, sent)
+    assert [u.client.partition_id for u in accepted] == [0, 1, 2, 3]
+    (bad, reason), *others = rejected  # partition 4: gain 43 against a median of 1.6
+    assert bad.partition_id == 4 and not others
+    assert reason.startswith("bottom gradient gain 43.3 exceeds") and "20x the reference" in reason
+    zero_cut = {**sent, 10: 0.0}  # a nonzero gradient from a zero cut gradient
+    assert screen_gradients(uploads[:4], zero_cut)[1][0][0].partition_id == 0
+
+
+@pytest.mark.slow  # a whole epoch
+def test_honest_clients_pass_the_gradient_screen_late_in_an_epoch():
+    # With a norm per sample as the yardstick, 5 honest clients were rejected
+    # between steps 68 and 71 of this epoch (up to 4,900x the median).
+    _, result, _ = run_inprocess(
+        20, sampler="fls", batch_size=16, sync="every_step", max_steps=None
+    )
+    assert len(result.steps) == 72 and not result.rejected
 
 
 def test_the_average_is_weighted_in_float64_and_cast_back():
