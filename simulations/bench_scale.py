@@ -1,7 +1,9 @@
 """Benchmark: SL step time and peak memory at N virtual SuperNodes, beside Flower's echo floor.
 
 Usage: ``python -m simulations.bench_scale [--nodes 10 100 300 1000] [--participants 10 100]
-[--steps 8] [--client-cpus 1] [--shaped-echo] [--compute-echo] [--quick]``
+[--steps 8] [--client-cpus 1] [--shaped-echo] [--compute-echo] [--quick]``, or a training run:
+``python -m simulations.bench_scale --nodes 10000 --participants 100 --epochs 2 [--task mnist]
+[--batch-size 6] [--eval-every 20]``
 
 For every N, one private loopback SuperLink (``--simulation``, Ray,
 ``--client-cpus`` CPUs per ClientApp actor: 1 gives 2 actors on 2 cores)
@@ -30,6 +32,15 @@ runs, for every K <= N, two Apps through ``flwr run``:
   long as ours. Both flags together add ``echo-sl-compute``: SL-shaped records
   and the same compute.
 
+With ``--epochs E`` the SL run trains instead: E whole epochs of ``--task``
+(MNIST by default) with ``sampler="fixed:clients=K"``, ``--batch-size`` samples
+per client and step (6: at N = 10,000 every client holds 6 MNIST training
+samples, so each group of K clients takes one step and an epoch has N / K
+steps), the optimizer and learning rate of ``simulations/configs/mnist.toml``,
+an evaluation on every client's test shard every ``--eval-every`` steps and at
+the end; the echo runs replay its training steps. ``runs.csv`` then also has the
+first and last evaluation (step, accuracy).
+
 A step's time is the median over steps 1.. (step 0 pays first-use costs). The
 compute of a step is ``server_s + client_compute_s / actors`` (the clients'
 reported compute runs on ``actors`` actors at once). The goal of issue 4 is
@@ -38,8 +49,11 @@ reported compute runs on ``actors`` actors at once). The goal of issue 4 is
 computing echoes the floor is the step minus the clients' reported compute per actor
 (``echo_compute_floor_s``, ``overhead_ratio_compute_matched``, and the same with
 ``sl_compute``). Peak RSS (and PSS) is the sum over the SuperLink and every
-process it started, sampled every 0.25 s during each ``flwr run``. Writes
-``runs.csv``, ``steps.csv``, ``scale.png`` and ``env.json``.
+process it started, sampled every 0.25 s during each ``flwr run``; ``runs.csv`` also
+has the peak of each kind of process (``peak_rss_gb_<kind>``:
+`simulations.process_memory.PROCESS_KINDS`) and the 1-minute load average before
+and after each run. Writes
+``runs.csv``, ``summary.csv``, ``steps.csv``, ``scale.png`` and ``env.json``.
 """
 
 from __future__ import annotations
@@ -47,6 +61,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+import tomllib
 from pathlib import Path
 
 import matplotlib
@@ -60,20 +75,42 @@ from simulations.common import ECHO_APP, ROOT, output_dir, save_figure, write_en
 from simulations.process_memory import PeakMemory  # noqa: E402
 
 SL_BATCH = 2
-"""Samples per client and step in the SL runs."""
+"""Samples per client and step in the timing runs (without ``--epochs``)."""
+TRAIN_BATCH = 6
+"""Samples per client and step in the training runs: MNIST's 60,000 over 10,000 clients."""
+TRAINING_SETTINGS = ROOT / "simulations" / "configs" / "mnist.toml"
+"""Where the training runs take their optimizer and learning rate from."""
 GOAL_FACTOR = 1.2
 """Issue 4: an SL step may cost at most 1.2x the echo step plus the measured compute."""
 
 
-def sl_run_config(nodes: int, participants: int, steps: int, out: Path) -> dict[str, object]:
-    """Return the SL App's ``--run-config`` for one (N, K) cell."""
+def training(task: str, epochs: int, batch: int, eval_every: int) -> dict[str, object]:
+    """Return the run-config keys of a training run: whole epochs, evaluated, tuned optimizer."""
+    tuned = tomllib.loads(TRAINING_SETTINGS.read_text())["bench"]["run-config"]
     return {
-        "min-nodes": nodes,
-        "sampler": f"fixed:clients={participants}",
+        "task": task,
+        "epochs": epochs,
+        "batch-size": batch,
+        "eval-every": eval_every,
+        "optimizer": tuned["optimizer"],
+        "lr": tuned["lr"],
+    }
+
+
+def sl_run_config(
+    nodes: int, participants: int, steps: int, out: Path, trained: dict | None = None
+) -> dict[str, object]:
+    """Return the SL App's ``--run-config`` for one (N, K) cell: ``steps`` steps or ``trained``."""
+    timed = {
         "batch-size": SL_BATCH,
         "epochs": steps,  # at least one step per epoch, so max-steps ends the run
         "max-steps": steps,
         "eval-every": 10**6,
+    }
+    return {
+        "min-nodes": nodes,
+        "sampler": f"fixed:clients={participants}",
+        **(trained or timed),
         "output-dir": str(out),
         "run-name": f"sl_n{nodes}_k{participants}",
     }
@@ -99,9 +136,13 @@ def echo_runs(shaped: bool, computing: bool) -> tuple[str, ...]:
 
 
 def echo_run_config(
-    app: str, nodes: int, participants: int, sl_steps: pd.DataFrame, out: Path
+    app: str, cell: tuple[int, int, int], sl_steps: pd.DataFrame, out: Path
 ) -> dict:
-    """Return the echo App's ``--run-config``: the SL run's messages (pauses, compute) per step."""
+    """Return the echo App's ``--run-config``: the SL run's messages (pauses, compute) per step.
+
+    ``cell`` is (N, K, samples per client and step of the SL run).
+    """
+    nodes, participants, batch = cell
     paced, payload, computes = ECHO_RUNS[app]
     pauses = sl_steps["server_s"].fillna(0.0) if paced else []
     timed = sl_steps[sl_steps["step"] >= 1]
@@ -113,7 +154,7 @@ def echo_run_config(
         "pauses": ",".join(f"{seconds:.4f}" for seconds in pauses),
         "payload": payload,
         "busy": busy,
-        "batch-size": SL_BATCH,
+        "batch-size": batch,
         "output-dir": str(out),
         "run-name": f"{app.replace('-', '_')}_n{nodes}_k{participants}",
     }
@@ -129,12 +170,13 @@ def run_app(
     """Run one App at ``cell = (N, K, CPUs per actor)``; return its summary and steps."""
     nodes, participants, client_cpus = cell
     app_dir = ROOT if app == "flwr-split" else ECHO_APP
-    started = time.perf_counter()
+    load_before, started = os.getloadavg()[0], time.perf_counter()
     with PeakMemory(superlink.alive) as memory:
-        done = superlink.run(app_dir, run_config, nodes, client_cpus, timeout=3600)
+        done = superlink.run(app_dir, run_config, nodes, client_cpus, timeout=6 * 3600)
     if done.returncode != 0:
         raise RuntimeError(f"{app} at N={nodes} failed:\n{done.stdout}{done.stderr}")
     frame = pd.read_csv(out / f"{run_config['run-name']}_steps.csv")
+    history = out / f"{run_config['run-name']}.csv"
     timed = frame[frame["step"] >= 1]
     row = {
         "app": app,
@@ -150,11 +192,28 @@ def run_app(
         "peak_rss_gb": memory.peak_rss / 1e9,
         "peak_pss_gb": memory.peak_pss / 1e9,
         "peak_processes": memory.peak_processes,
+        **{f"peak_rss_gb_{kind}": rss / 1e9 for kind, rss in memory.peak_rss_by_kind.items()},
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+        **(evaluations(pd.read_csv(history)) if history.exists() else {}),
     }
     frame.insert(0, "app", app)
     frame.insert(1, "nodes", nodes)
     frame.insert(2, "participants", participants)
     return row, frame
+
+
+def evaluations(history: pd.DataFrame) -> dict[str, object]:
+    """Return the first and last evaluation of an SL run's history: steps and accuracies."""
+    first, last = history.iloc[0], history.iloc[-1]
+    return {
+        "epochs": int(last["epoch"]) + 1,
+        "evaluations": len(history),
+        "first_eval_step": int(first["step"]),
+        "first_accuracy": float(first["accuracy"]),
+        "last_eval_step": int(last["step"]),
+        "last_accuracy": float(last["accuracy"]),
+    }
 
 
 def run_cell(
@@ -163,14 +222,19 @@ def run_cell(
     steps: int,
     out: Path,
     echo_apps: tuple[str, ...] = ("echo", "echo-paced"),
+    trained: dict | None = None,
 ) -> tuple[list[dict], pd.DataFrame]:
-    """Run the SL App, then the echo runs with the same messages per step, for one (N, K, CPUs)."""
+    """Run the SL App, then the echo runs with the same messages per step, for one (N, K, CPUs).
+
+    ``trained``: the keys of a training run (`training`); else ``steps`` timed steps.
+    """
     nodes, participants, _ = cell
-    sl_config = sl_run_config(nodes, participants, steps, out)
+    sl_config = sl_run_config(nodes, participants, steps, out, trained)
     sl_row, sl_steps = run_app(superlink, "flwr-split", sl_config, cell, out)
     rows, frames = [sl_row], [sl_steps]
+    batch = int(sl_config["batch-size"])  # type: ignore[call-overload]
     for app in echo_apps:
-        echo_config = echo_run_config(app, nodes, participants, sl_steps, out)
+        echo_config = echo_run_config(app, (nodes, participants, batch), sl_steps, out)
         echo_row, echo_steps = run_app(superlink, app, echo_config, cell, out)
         rows.append(echo_row)
         frames.append(echo_steps)
@@ -190,8 +254,13 @@ def summarize(runs: pd.DataFrame, actors: int) -> pd.DataFrame:
             "sl_peak_rss_gb": sl["peak_rss_gb"],
             "echo_peak_rss_gb": echo["peak_rss_gb"],
             "sl_peak_pss_gb": sl["peak_pss_gb"],
+            "sl_run_wall_s": sl["run_wall_s"],
+            "echo_run_wall_s": echo["run_wall_s"],
         }
     )
+    for column in ("steps", "first_accuracy", "last_accuracy"):
+        if column in sl:
+            table[f"sl_{column}"] = sl[column]
     overhead = table["sl_step_s"] - table["compute_s"]
     table["overhead_ratio"] = overhead / table["echo_step_s"]
     table["overhead_ratio_unpaced"] = overhead / table["echo_unpaced_step_s"]
@@ -269,14 +338,37 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         action="store_true",
         help="also run the echo whose clients compute as long as the SL run's (paced, empty)",
     )
-    parser.add_argument("--quick", action="store_true", help="N=4, K=2, 3 steps")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=0,
+        help="train this many whole epochs instead of --steps timed steps",
+    )
+    parser.add_argument("--task", default="mnist", help="the training runs' task")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=TRAIN_BATCH,
+        help="the training runs' samples per client and step",
+    )
+    parser.add_argument("--eval-every", type=int, default=20, help="the training runs' period")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="N=4, K=2, 3 steps; with --epochs: N=10, K=5 on digits, batch 36",
+    )
     parser.add_argument("--results", default="results")
     args = parser.parse_args(argv)
     if args.quick:
         args.nodes, args.participants, args.steps = [4], [2], 3
+    if args.quick and args.epochs:
+        args.nodes, args.participants, args.task, args.batch_size = [10], [5], "digits", 36
+    trained = (
+        training(args.task, args.epochs, args.batch_size, args.eval_every) if args.epochs else None
+    )
     out = output_dir("bench_scale", args.results).resolve()  # the ServerApp runs elsewhere
     actors = max(1, (os.cpu_count() or 1) // args.client_cpus)
-    write_env(out, client_cpus=args.client_cpus, actors=actors, steps=args.steps)
+    write_env(out, client_cpus=args.client_cpus, actors=actors, steps=args.steps, trained=trained)
     echo_apps = echo_runs(shaped=args.shaped_echo, computing=args.compute_echo)
     rows, step_frames = [], []
     for nodes in args.nodes:
@@ -285,7 +377,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                 if participants > nodes and nodes in args.participants:
                     continue  # K > N is the cell (N, N), run already
                 cell = (nodes, min(participants, nodes), args.client_cpus)
-                cell_rows, cell_steps = run_cell(superlink, cell, args.steps, out, echo_apps)
+                cell_rows, cell_steps = run_cell(
+                    superlink, cell, args.steps, out, echo_apps, trained
+                )
                 rows += cell_rows
                 step_frames.append(cell_steps)
                 print(pd.DataFrame(cell_rows).to_string(index=False), flush=True)

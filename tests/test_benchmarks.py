@@ -124,6 +124,37 @@ def test_scale_benchmark_quick_runs_the_sl_and_echo_apps_through_flwr_run(tmp_pa
     }
 
 
+@pytest.mark.slow
+def test_scale_benchmark_quick_training_run_uses_every_sample_once_per_epoch(tmp_path):
+    from sklearn.datasets import load_digits
+
+    summary = bench_scale.main(
+        ["--quick", "--epochs", "2", "--eval-every", "4", "--results", str(tmp_path)]
+    )
+    (row,) = summary.to_dict("records")
+    assert (row["nodes"], row["participants"]) == (10, 5)
+    (out,) = (tmp_path / "bench_scale").iterdir()
+    steps = pd.read_csv(out / "steps.csv")
+    sl = steps[steps["app"] == "flwr-split"]
+    history = pd.read_csv(out / "sl_n10_k5.csv")
+    # every sample of digits is trained on once per epoch or evaluated once per evaluation
+    per_epoch = sl.groupby("epoch")["samples"].sum()
+    assert list(per_epoch.index) == [0, 1]
+    assert (per_epoch + history["eval_samples"].iloc[0] == load_digits().target.size).all()
+    assert (sl["clients"] <= 5).all() and (sl["samples"] <= 5 * 36).all()
+    assert list(history["step"]) == [*range(4, len(sl), 4), len(sl)]
+    runs = pd.read_csv(out / "runs.csv").set_index("app")
+    assert runs.loc["flwr-split", "epochs"] == 2 and row["sl_steps"] == len(sl)
+    assert row["sl_last_accuracy"] > 0.3  # 10 classes: chance is 0.1
+    for app in ("echo", "echo-paced"):
+        assert list(steps[steps["app"] == app]["messages"]) == list(sl["messages"])
+    kinds = [c for c in runs.columns if c.startswith("peak_rss_gb_")]
+    assert {"simulation", "superlink", "ray_worker", "ray_services"} <= {
+        c.removeprefix("peak_rss_gb_") for c in kinds
+    }
+    assert (runs[kinds].sum(axis=1) >= runs["peak_rss_gb"] * (1 - 1e-9)).all()
+
+
 @pytest.mark.slow  # a sweep of several runs, in worker processes
 def test_fedlite_benchmark_quick_runs_the_grid_sweep_and_timing(tmp_path):
     runs = bench_fedlite.main(["--quick", "--workers", "1", "--results", str(tmp_path)])
