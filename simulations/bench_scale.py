@@ -196,6 +196,8 @@ def run_app(
         "load_before": load_before,
         "load_after": os.getloadavg()[0],
         **(evaluations(pd.read_csv(history)) if history.exists() else {}),
+        # the echo App's round to every node before its steps
+        **({"warmup_s": float(frame["warmup_s"].iloc[0])} if "warmup_s" in frame else {}),
     }
     frame.insert(0, "app", app)
     frame.insert(1, "nodes", nodes)
@@ -223,22 +225,46 @@ def run_cell(
     out: Path,
     echo_apps: tuple[str, ...] = ("echo", "echo-paced"),
     trained: dict | None = None,
+    overrides: dict | None = None,
 ) -> tuple[list[dict], pd.DataFrame]:
     """Run the SL App, then the echo runs with the same messages per step, for one (N, K, CPUs).
 
     ``trained``: the keys of a training run (`training`); else ``steps`` timed steps.
+    ``overrides`` go into every App's run config (e.g. ``step-timeout``).
     """
     nodes, participants, _ = cell
-    sl_config = sl_run_config(nodes, participants, steps, out, trained)
+    sl_config = {**sl_run_config(nodes, participants, steps, out, trained), **(overrides or {})}
     sl_row, sl_steps = run_app(superlink, "flwr-split", sl_config, cell, out)
     rows, frames = [sl_row], [sl_steps]
     batch = int(sl_config["batch-size"])  # type: ignore[call-overload]
     for app in echo_apps:
         echo_config = echo_run_config(app, (nodes, participants, batch), sl_steps, out)
+        echo_config.update(overrides or {})
         echo_row, echo_steps = run_app(superlink, app, echo_config, cell, out)
         rows.append(echo_row)
         frames.append(echo_steps)
     return rows, pd.concat(frames, ignore_index=True)
+
+
+def run_echo_alone(
+    superlink: SimulationSuperLink,
+    cell: tuple[int, int, int],
+    steps: int,
+    out: Path,
+    overrides: dict,
+) -> tuple[list[dict], pd.DataFrame]:
+    """Run only the echo App, K empty messages per step for ``steps`` steps: Flower alone."""
+    nodes, participants, _ = cell
+    config = {
+        "min-nodes": nodes,
+        "participants": participants,
+        "steps": steps,
+        **overrides,
+        "output-dir": str(out),
+        "run-name": f"echo_alone_n{nodes}_k{participants}",
+    }
+    row, frame = run_app(superlink, "echo", config, cell, out)
+    return [row], frame
 
 
 def summarize(runs: pd.DataFrame, actors: int) -> pd.DataFrame:
@@ -353,6 +379,14 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     )
     parser.add_argument("--eval-every", type=int, default=20, help="the training runs' period")
     parser.add_argument(
+        "--step-timeout", type=float, help="every App's step-timeout (default: the Apps' own)"
+    )
+    parser.add_argument(
+        "--echo-alone",
+        action="store_true",
+        help="run only the echo App (K per step, --steps steps): Flower's floor where SL stops",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="N=4, K=2, 3 steps; with --epochs: N=10, K=5 on digits, batch 36",
@@ -370,6 +404,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     actors = max(1, (os.cpu_count() or 1) // args.client_cpus)
     write_env(out, client_cpus=args.client_cpus, actors=actors, steps=args.steps, trained=trained)
     echo_apps = echo_runs(shaped=args.shaped_echo, computing=args.compute_echo)
+    extra = {} if args.step_timeout is None else {"step-timeout": args.step_timeout}
     rows, step_frames = [], []
     for nodes in args.nodes:
         with SimulationSuperLink(out / f"flwr-home-n{nodes}") as superlink:
@@ -377,15 +412,21 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                 if participants > nodes and nodes in args.participants:
                     continue  # K > N is the cell (N, N), run already
                 cell = (nodes, min(participants, nodes), args.client_cpus)
-                cell_rows, cell_steps = run_cell(
-                    superlink, cell, args.steps, out, echo_apps, trained
-                )
+                if args.echo_alone:
+                    cell_rows, cell_steps = run_echo_alone(superlink, cell, args.steps, out, extra)
+                else:
+                    cell_rows, cell_steps = run_cell(
+                        superlink, cell, args.steps, out, echo_apps, trained, extra
+                    )
                 rows += cell_rows
                 step_frames.append(cell_steps)
                 print(pd.DataFrame(cell_rows).to_string(index=False), flush=True)
     runs = pd.DataFrame(rows)
     runs.to_csv(out / "runs.csv", index=False)
     pd.concat(step_frames, ignore_index=True).to_csv(out / "steps.csv", index=False)
+    if args.echo_alone:
+        print(runs.to_string(index=False))
+        return runs
     summary = summarize(runs, actors)
     summary.to_csv(out / "summary.csv", index=False)
     plot(summary, out / "scale.png")

@@ -14,7 +14,8 @@ and the row's ``client_compute_s`` sums the compute the replies report. It uses 
 node wait and push/pull loop as the SL strategies
 (`flwr_split.server.nodes`), so the difference between an SL step and an echo
 step is what flwr-split adds on top of Flower. Writes
-``<output-dir>/<run-name>_steps.csv`` with one row per step.
+``<output-dir>/<run-name>_steps.csv`` with one row per step, after every step; each row
+also holds the warm-up round's wall time and replies (``warmup_s``, ``warmup_replied``).
 """
 
 from __future__ import annotations
@@ -75,13 +76,21 @@ def main(grid: Grid, context: Context) -> None:
     config = context.run_config
     timeout = float(config["step-timeout"])
     nodes = wait_for_nodes(grid, int(config["min-nodes"]), timeout)
-    _round_trip(grid, nodes, "query.echo_hello", timeout, RecordDict())
+    started = time.perf_counter()
+    warm, _ = _round_trip(grid, nodes, "query.echo_hello", timeout, RecordDict())
+    warmup = {"warmup_s": time.perf_counter() - started, "warmup_replied": warm}
+    print(
+        f"warm-up: {warm} of {len(nodes)} nodes replied in {warmup['warmup_s']:.1f} s", flush=True
+    )
     content = RecordDict()
     if config.get("payload", "empty") == "sl":
         from flwr_split_echo.shaped import step_content  # torch only when asked for
 
         content = step_content(int(config["batch-size"]))
     rows, first = [], 0
+    out = Path(str(config["output-dir"])).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{config['run-name']}_steps.csv"
     counts = messages_per_step(config)
     pauses = pauses_per_step(config, len(counts))
     for step, (count, pause) in enumerate(zip(counts, pauses, strict=True)):
@@ -99,10 +108,8 @@ def main(grid: Grid, context: Context) -> None:
                 "pause_s": pause,
                 "wall_s": time.perf_counter() - started,
                 "client_compute_s": compute,
+                **warmup,
             }
         )
-    out = Path(str(config["output-dir"])).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{config['run-name']}_steps.csv"
-    pd.DataFrame(rows).to_csv(path, index=False)
+        pd.DataFrame(rows).to_csv(path, index=False)
     print(f"echo done; steps in {path}", flush=True)
