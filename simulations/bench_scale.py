@@ -173,9 +173,10 @@ def run_app(
     load_before, started = os.getloadavg()[0], time.perf_counter()
     with PeakMemory(superlink.alive) as memory:
         done = superlink.run(app_dir, run_config, nodes, client_cpus, timeout=6 * 3600)
-    if done.returncode != 0:
+    steps_csv = out / f"{run_config['run-name']}_steps.csv"
+    if done.returncode != 0 or not steps_csv.exists():  # flwr run exits 0 if Ray fails to start
         raise RuntimeError(f"{app} at N={nodes} failed:\n{done.stdout}{done.stderr}")
-    frame = pd.read_csv(out / f"{run_config['run-name']}_steps.csv")
+    frame = pd.read_csv(steps_csv)
     history = out / f"{run_config['run-name']}.csv"
     timed = frame[frame["step"] >= 1]
     row = {
