@@ -2,7 +2,8 @@
 
 Usage: ``python -m simulations.bench_ms [--config simulations/configs/bench_ms.toml] [--quick]``
 
-For every task, cut and seed of the config, parallel SL runs on the in-process grid
+For every task, cut and seed of the config (a task may stop early at
+``max_steps``), parallel SL runs on the in-process grid
 with each uplink codec (gradients go down uncompressed, as in the paper):
 the fp32 baseline, MS over a grid of (ratio, bits), top-k at the byte budget
 of each MS setting, and uniform quantization. Per run it records the measured
@@ -101,6 +102,7 @@ def _train(job: tuple[dict, str, str]) -> tuple[pd.DataFrame, dict[str, np.ndarr
         task,
         clients=run["clients"],
         epochs=run["epochs"],
+        max_steps=run["max_steps"],
         uplink=uplink,
         batch_size=run["batch_size"],
         eval_every=run["eval_every"],
@@ -171,6 +173,7 @@ def run(config: dict, workers: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
                 run_cfg = {
                     "clients": bench["clients"],
                     "epochs": task_entry["epochs"],
+                    "max_steps": task_entry.get("max_steps"),
                     "batch_size": bench["batch_size"],
                     "eval_every": task_entry["eval_every"],
                     "optimizer": bench_optimizer(bench),
