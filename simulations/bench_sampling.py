@@ -57,7 +57,13 @@ CENTRALIZED = "centralized"
 
 
 def make_task(bench: dict, task: str, partition: str, seed: int) -> TaskConfig:
-    """Task config of a partition preset ``[scheme, classes per client, alpha]``."""
+    """Task config of a partition preset ``[scheme, classes per client, alpha]``.
+
+    Without a preset of that name, the IID split (the centralized baseline's,
+    whether or not the grid has IID cells).
+    """
+    if partition not in bench["partitions"]:
+        return TaskConfig(task=task, group_norm=True, seed=seed)
     scheme, classes, alpha = bench["partitions"][partition]
     return TaskConfig(
         task=task,

@@ -157,6 +157,18 @@ def test_sampling_summary_averages_each_cell_over_the_seeds():
     assert math.isnan(summary.loc["fls", "accuracy_std"])
 
 
+def test_sampling_tasks_follow_the_presets_and_the_centralized_split_needs_none():
+    bench = {"partitions": {"severe": ["extended-dirichlet", 2, 3.0]}}
+    severe = bench_sampling.make_task(bench, "digits", "severe", 3)
+    assert (severe.partitioner, severe.classes_per_client, severe.dirichlet_alpha) == (
+        "extended-dirichlet",
+        2,
+        3.0,
+    )
+    central = bench_sampling.make_task(bench, "digits", "iid", 3)
+    assert (central.partitioner, central.group_norm, central.seed) == ("iid", True, 3)
+
+
 def test_matched_topk_keeps_the_most_values_within_the_budget():
     n = 16 * 1024
     spec = matched_topk(4748, n)
