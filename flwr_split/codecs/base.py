@@ -80,6 +80,10 @@ class Codec(ABC):
     signed_example_spec: ClassVar[str] = ""
     """The typical setting for tensors with negative values (gradients; activations after no
     ReLU) when `example_spec` refuses them; ``""`` when `example_spec` takes them."""
+    value_sized_arrays: ClassVar[frozenset[str]] = frozenset()
+    """Payload arrays whose length depends on the tensor's values, not only its shape. A
+    reader that learns a payload's layout from probe tensors
+    (`flwr_split.wire.layouts`) caps these by bytes instead of pinning the probes' shape."""
 
     @abstractmethod
     def encode(self, tensor: torch.Tensor, ctx: CodecContext | None = None) -> Encoded:

@@ -156,6 +156,7 @@ class SLFAC(Codec):
 
     codec_id = "slfac"
     example_spec = "slfac:theta=0.9,bmin=2,bmax=8"
+    value_sized_arrays = frozenset({"bits", "ranges", "codes"})  # empty components send none
 
     def __init__(
         self,

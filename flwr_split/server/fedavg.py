@@ -17,12 +17,12 @@ values around it.
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 
+from flwr_split.server.screens import bounded, finite_median
 from flwr_split.wire.hello import ClientInfo
 from flwr_split.wire.limits import FEDAVG_NORM_RATIO, GRADIENT_GAIN_RATIO
 
@@ -58,8 +58,8 @@ def screen(
         The server's current bottom weights.
     """
     norms = [weights_norm(u.tensors) for u in uploads]
-    base = weights_norm(reference) or (statistics.median(norms) if norms else 0.0)
-    return _bounded(uploads, norms, base, FEDAVG_NORM_RATIO, "bottom weights norm")
+    base = weights_norm(reference) or finite_median(norms)
+    return bounded(uploads, norms, base, FEDAVG_NORM_RATIO, "bottom weights norm")
 
 
 def screen_gradients(
@@ -87,9 +87,9 @@ def screen_gradients(
         (`TopTrainer.sent_norms`).
     """
     gains = [_gain(weights_norm(u.tensors), sent_norms[u.client.node_id]) for u in uploads]
-    finite = [g for g in gains if math.isfinite(g)]
-    base = statistics.median(finite) if finite else 0.0
-    return _bounded(uploads, gains, base, GRADIENT_GAIN_RATIO, "bottom gradient gain")
+    return bounded(
+        uploads, gains, finite_median(gains), GRADIENT_GAIN_RATIO, "bottom gradient gain"
+    )
 
 
 def _gain(norm: float, sent: float) -> float:
@@ -97,25 +97,6 @@ def _gain(norm: float, sent: float) -> float:
     if not norm:
         return 0.0
     return norm / sent if sent else math.inf
-
-
-def _bounded(
-    uploads: list[Upload], norms: list[float], base: float, ratio: float, what: str
-) -> tuple[list[Upload], list[tuple[ClientInfo, str]]]:
-    """Accept the uploads whose norm is finite and within ``ratio`` times ``base`` (any if 0)."""
-    bound = ratio * base
-    accepted, rejected = [], []
-    for upload, norm in zip(uploads, norms, strict=True):
-        if math.isfinite(norm) and (norm <= bound or not base):
-            accepted.append(upload)
-        else:
-            rejected.append(
-                (
-                    upload.client,
-                    f"{what} {norm:.3g} exceeds {bound:.3g} ({ratio:g}x the reference {base:.3g})",
-                )
-            )
-    return accepted, rejected
 
 
 def average(uploads: list[Upload], like: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

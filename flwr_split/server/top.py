@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,9 +16,11 @@ from flwr_split.codecs.base import all_finite
 from flwr_split.common.devices import CPU
 from flwr_split.common.seeds import codec_seed
 from flwr_split.server.batches import CutBatch
+from flwr_split.server.screens import bounded, finite_median
 from flwr_split.tasks import Optimization
 from flwr_split.tasks.objectives import LossFn
 from flwr_split.wire import KEY_GRAD, ClientInfo, put_encoded
+from flwr_split.wire.limits import ACTIVATION_RMS_RATIO
 
 NON_FINITE = "activations give a NaN or inf loss or gradient at the server"
 """Rejection reason when a client's activations make the top's backward non-finite."""
@@ -84,7 +87,10 @@ class TopTrainer:
         (the reference of `flwr_split.server.fedavg.screen_gradients`)."""
 
     def train(self, step: int, batches: list[CutBatch], reject: Reject) -> TopUpdate | None:
-        """Apply one optimizer step on the union of ``batches``; None if none was finite."""
+        """Apply one optimizer step on the union of ``batches``; None if none was usable."""
+        batches = self._screen_magnitudes(step, batches, reject)
+        if not batches:
+            return None
         acts, labels, loss = self._backward(batches)
         if not self._finite(acts, loss):
             batches = [b for b in batches if self._finite_alone(step, b, reject)]
@@ -120,6 +126,29 @@ class TopTrainer:
             put_encoded(records, KEY_GRAD, self.downlink.encode(grad, ctx))
             grads[batch.client.node_id] = records
         return grads
+
+    @staticmethod
+    def _screen_magnitudes(step: int, batches: list[CutBatch], reject: Reject) -> list[CutBatch]:
+        """Reject activations whose root mean square is far above the step's median.
+
+        Finite but huge activations (1e30, say) pass every check of the reply
+        and would make the top's weights huge, so that every client's next
+        step fails. Honest clients' activations come from copies of one
+        bottom, so their root mean squares stay close (measured beside
+        `ACTIVATION_RMS_RATIO`). Two clients cannot be told apart this way
+        (the median is their mean).
+        """
+        rms = [
+            float(torch.linalg.vector_norm(b.acts, dtype=torch.float64))
+            / math.sqrt(max(b.acts.numel(), 1))
+            for b in batches
+        ]
+        accepted, rejected = bounded(
+            batches, rms, finite_median(rms), ACTIVATION_RMS_RATIO, "activations root mean square"
+        )
+        for client, reason in rejected:
+            reject(step, client, reason)
+        return accepted
 
     def _backward(self, batches: list[CutBatch]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Forward and backward of the top on ``batches`` (no step); ``(acts, labels, loss)``."""

@@ -89,18 +89,27 @@ def payload_layout(codec: Codec, shape: tuple[int, ...]) -> PayloadLayout | None
         return None
     finally:
         np.random.set_state(numpy_state)
-    return layout_of(probes, dense_bytes)
+    return layout_of(probes, dense_bytes, codec.value_sized_arrays)
 
 
-def layout_of(probes: list[Encoded], dense_bytes: int) -> PayloadLayout:
-    """Combine the probes' payloads into a layout; ``dense_bytes`` is the float32 size."""
+def layout_of(
+    probes: list[Encoded], dense_bytes: int, value_sized: frozenset[str] = frozenset()
+) -> PayloadLayout:
+    """Combine the probes' payloads into a layout; ``dense_bytes`` is the float32 size.
+
+    An array is pinned to one shape when every probe sent it with that shape,
+    unless it is named in ``value_sized`` (`Codec.value_sized_arrays`): then,
+    like an array whose shape varied between the probes, only its dtype, number
+    of dimensions and a byte cap are checked.
+    """
     names = {name for probe in probes for name in probe.arrays}
     arrays = {}
     for name in sorted(names):
         seen = [np.asarray(p.arrays[name]) for p in probes if name in p.arrays]
         dtypes = {a.dtype.name for a in seen}
         dtype = dtypes.pop() if len(dtypes) == 1 else None
-        if len(seen) == len(probes) and len({a.shape for a in seen}) == 1:
+        pinned = name not in value_sized and len(seen) == len(probes)
+        if pinned and len({a.shape for a in seen}) == 1:
             arrays[name] = ArraySpec(dtype, seen[0].shape, max_bytes=seen[0].nbytes)
         else:
             largest = max(a.nbytes for a in seen)

@@ -278,15 +278,20 @@ def _cut_batch(partition: int, value: float) -> CutBatch:
 def test_a_batch_that_makes_the_top_backward_non_finite_costs_only_its_client():
     strategy = _overflowing_top()
     before = [p.detach().clone() for p in strategy.top.parameters()]
-    batches = [_cut_batch(0, HUGE), _cut_batch(1, 0.5), _cut_batch(2, 0.25)]
-    grads = strategy.top_step(0, batches)
-    assert sorted(grads) == [101, 102]
+    # Two clients: the magnitude screen cannot tell which is off (the median is
+    # their mean), so the huge batch reaches the top's backward.
+    grads = strategy.top_step(0, [_cut_batch(0, HUGE), _cut_batch(1, 0.5)])
+    assert sorted(grads) == [101]
     assert strategy.rejected == [(0, 0, NON_FINITE)]
     after = list(strategy.top.parameters())
     assert all(torch.isfinite(p).all() for p in after)
     assert any(not torch.equal(a, b) for a, b in zip(after, before, strict=True))  # it trained
     assert strategy.top_step(1, [_cut_batch(0, HUGE)]) == {}  # nobody left: nothing applied
     assert strategy.rejected[-1] == (1, 0, NON_FINITE)
+    # With three or more, the screen rejects it before the top's forward.
+    grads = strategy.top_step(2, [_cut_batch(0, HUGE), _cut_batch(1, 0.5), _cut_batch(2, 0.25)])
+    assert sorted(grads) == [101, 102]
+    assert strategy.rejected[-1][:2] == (2, 0) and "root mean square" in strategy.rejected[-1][2]
 
 
 def test_test_activations_with_non_finite_logits_are_left_out_of_the_metrics():

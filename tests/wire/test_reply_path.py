@@ -23,7 +23,7 @@ from flwr_split.wire import (
 )
 from flwr_split.wire.arrays import NPY_MAGIC, ArraySpec, array_nbytes, from_array, to_array
 from flwr_split.wire.guard import bounded_json, untrusted
-from flwr_split.wire.layouts import payload_layout
+from flwr_split.wire.layouts import check_payload, payload_layout
 from flwr_split.wire.limits import MAX_META_CHARS, MAX_SAMPLES
 from tests.helpers import run_inprocess, tampering_app
 
@@ -193,6 +193,23 @@ def test_probing_a_layout_leaves_the_global_random_state_alone(codec):
     assert layout is not None and layout.max_bytes > 0
     assert torch.equal(torch.get_rng_state(), torch_state)
     assert np.array_equal(np.random.get_state()[1], numpy_state)
+
+
+def test_an_honest_payload_whose_array_lengths_depend_on_the_values_fits_its_layout():
+    # SL-FAC sends no bit width and no range for an empty component: a channel
+    # whose energy sits in the last frequency band has no high component. The
+    # fuzzer's honest clients refused such gradients while the layout pinned
+    # 'bits' to the probes' (32,).
+    codec = get_codec("slfac")
+    board = (-1.0) ** (torch.arange(8)[:, None] + torch.arange(8)[None, :])
+    tensor = torch.randn(4, 16, 8, 8, generator=torch.Generator().manual_seed(0)) * 0.01
+    tensor[:, :3] += board
+    encoded = codec.encode(tensor)
+    assert encoded.arrays["bits"].shape == (29,)  # three of the 32 components are empty
+    layout = payload_layout(codec, (4, 16, 8, 8))
+    check_payload(encoded, layout, "gradient")
+    for name in codec.value_sized_arrays:
+        assert layout.arrays[name].shape is None and layout.arrays[name].max_bytes
 
 
 def test_a_huge_metadata_text_is_rejected_before_it_is_counted():
