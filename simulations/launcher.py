@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from flwr_split.launch.processes import FlowerProcesses
-from flwr_split.launch.run_log import RunLog
+from flwr_split.launch.run_log import ANSI, RunLog
 from flwr_split.options.check import RunConfigError, check_run_config
 from flwr_split.server.progress import PROGRESS_ENV, ProgressBar
 from strategies.registry import build_strategy
@@ -155,7 +155,8 @@ class RunWatch:
     Use as the ``on_line`` callback of `FlowerProcesses.flwr_run` after
     `attach`: every line is appended to ``<flwr_home>/flwr-run.log``, progress
     lines drive a ticking `ProgressBar` on stderr (none with ``quiet``), noise
-    is dropped, the rest is printed. `finish` or `fail` closes the bar.
+    is dropped, the rest is printed (without colour codes off a terminal). `finish` or
+    `fail` closes the bar.
 
     Parameters
     ----------
@@ -187,6 +188,8 @@ class RunWatch:
         self.log(line)
 
     def _print(self, line: str) -> None:
+        if not getattr(self.out, "isatty", lambda: False)():
+            line = ANSI.sub("", line)  # Flower colours its log levels: no escape codes in a file
         if self.bar is not None:
             self.bar.write(line, self.out)
         else:

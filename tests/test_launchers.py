@@ -148,6 +148,16 @@ def test_a_finished_run_exits_0_with_a_summary_and_progress_from_the_serverapp(f
     assert FakeSuperLink.seen["run_config"]["min-nodes"] == 10
 
 
+def test_off_a_terminal_flowers_log_lines_come_without_colour_codes(fake, capsys):
+    FakeSuperLink.lines = [
+        "\x1b[92mINFO \x1b[0m:      step 4 epoch 0: accuracy 0.9000\n",
+        RESULT + "\n",
+    ]
+    assert fake("--quiet") == EXIT_OK
+    out = capsys.readouterr().out
+    assert "INFO :      step 4 epoch 0: accuracy 0.9000\n" in out and "\x1b" not in out
+
+
 def test_a_serverapp_failure_exits_1_even_if_flwr_run_exits_0(fake, capsys):
     FakeSuperLink.lines = [failure_line(MemoryError("Unable to allocate 3.64 TiB")) + "\n"]
     assert fake("--quiet") == EXIT_FAILED
