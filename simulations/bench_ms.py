@@ -2,7 +2,8 @@
 
 Usage: ``python -m simulations.bench_ms [--config simulations/configs/bench_ms.toml] [--quick]``
 
-For every task and cut of the config, parallel SL runs on the in-process grid
+For every task, cut and seed of the config (a task may stop early at
+``max_steps``), parallel SL runs on the in-process grid
 with each uplink codec (gradients go down uncompressed, as in the paper):
 the fp32 baseline, MS over a grid of (ratio, bits), top-k at the byte budget
 of each MS setting, and uniform quantization. Per run it records the measured
@@ -10,11 +11,13 @@ uplink activation bytes and their ratio to fp32, the test accuracy, the
 activation bytes needed to first reach the baseline's accuracy (the paper's
 Table 1 metric; INF if never) and the saving multiplier against the baseline.
 Per codec it also measures the relative l2 error of the activations of the
-trained fp32 bottom, and the encode+decode time of one client batch against
+trained fp32 bottom (first seed), and the encode+decode time of one client batch against
 that batch's bottom forward+backward (medians of 200 calls, one torch thread;
 pin the process to one core with ``taskset -c 0`` on a shared machine).
-Writes ``runs.csv``, ``codecs.csv``, ``histories.csv``,
-``accuracy_vs_bytes.png`` and ``env.json``.
+The optimizer is the config's ``optimizer``, ``lr`` and ``momentum``
+(`simulations.common.bench_optimizer`). Writes ``runs.csv``, ``summary.csv``
+(mean and standard deviation over the seeds), ``codecs.csv``,
+``histories.csv``, ``accuracy_vs_bytes.png`` (first seed) and ``env.json``.
 """
 
 from __future__ import annotations
@@ -34,9 +37,10 @@ import torch  # noqa: E402
 
 from flwr_split.codecs import get_codec  # noqa: E402
 from flwr_split.codecs.bitpack import index_bits, packed_nbytes  # noqa: E402
+from flwr_split.codecs.topk import TopK  # noqa: E402
 from flwr_split.tasks import TaskConfig, build_model, builtin_cut_shape, client_data  # noqa: E402
-from flwr_split.tasks.optim import OptimizerConfig  # noqa: E402
 from simulations.common import (  # noqa: E402
+    bench_optimizer,
     bottom_step,
     config_parser,
     load_config,
@@ -67,7 +71,10 @@ def matched_topk(budget: int, n: int) -> str:
     while low < high:
         mid = (low + high + 1) // 2
         low, high = (mid, high) if topk_nbytes(mid, n) <= budget else (low, mid - 1)
-    spec = f"topk:ratio={1 - low / n!r}"
+    ratio = 1 - low / n
+    while TopK(ratio).keep_count(n) < low:  # 1 - low / n rounded up past the exact value
+        ratio = math.nextafter(ratio, 0)
+    spec = f"topk:ratio={ratio!r}"
     kept = int(np.count_nonzero(get_codec(spec).decode(get_codec(spec).encode(torch.rand(n) + 1))))
     if kept != low:
         raise AssertionError(f"top-k spec {spec} keeps {kept} values, wanted {low}")
@@ -95,10 +102,11 @@ def _train(job: tuple[dict, str, str]) -> tuple[pd.DataFrame, dict[str, np.ndarr
         task,
         clients=run["clients"],
         epochs=run["epochs"],
+        max_steps=run["max_steps"],
         uplink=uplink,
         batch_size=run["batch_size"],
         eval_every=run["eval_every"],
-        optimizer=OptimizerConfig("sgd", run["lr"], run["momentum"]),
+        optimizer=run["optimizer"],
     )
     state = {k: v.detach().numpy().copy() for k, v in strategy.bottom.state_dict().items()}
     return result.history, state
@@ -154,35 +162,36 @@ def _measure_costs(task: TaskConfig, state: dict, specs: list[str], batch: int) 
 
 
 def run(config: dict, workers: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Run every (task, cut, codec); return the runs table, the codec table and histories."""
+    """Run every (task, cut, seed, codec); return the runs table, the codec table and histories."""
     bench = config["bench"]
     jobs, meta = [], []
     for task_entry in bench["tasks"]:
         for cut in task_entry["cuts"]:
-            task = TaskConfig(task=task_entry["task"], cut=cut, seed=bench["seed"])
-            n = bench["batch_size"] * math.prod(builtin_cut_shape(task))
-            run_cfg = {
-                "clients": bench["clients"],
-                "epochs": task_entry["epochs"],
-                "batch_size": bench["batch_size"],
-                "eval_every": task_entry["eval_every"],
-                "lr": bench["lr"],
-                "momentum": bench["momentum"],
-            }
-            for family, spec, matched in codec_grid(bench, n):
-                jobs.append(({"task": task.as_dict(), "run": run_cfg}, spec, family))
-                meta.append((task, family, spec, matched))
+            for seed in bench["seeds"]:
+                task = TaskConfig(task=task_entry["task"], cut=cut, seed=seed)
+                n = bench["batch_size"] * math.prod(builtin_cut_shape(task))
+                run_cfg = {
+                    "clients": bench["clients"],
+                    "epochs": task_entry["epochs"],
+                    "max_steps": task_entry.get("max_steps"),
+                    "batch_size": bench["batch_size"],
+                    "eval_every": task_entry["eval_every"],
+                    "optimizer": bench_optimizer(bench),
+                }
+                for family, spec, matched in codec_grid(bench, n):
+                    jobs.append(({"task": task.as_dict(), "run": run_cfg}, spec, family))
+                    meta.append((task, family, spec, matched))
     with ProcessPoolExecutor(max_workers=workers) as pool:
         outputs = list(pool.map(_train, jobs))
 
     histories = {}
     rows, cost_tables = [], []
-    by_setting: dict[tuple[str, int], list] = {}
+    by_setting: dict[tuple[str, int, int], list] = {}
     for (task, family, spec, matched), (history, state) in zip(meta, outputs, strict=True):
-        by_setting.setdefault((task.task, task.cut), []).append(
+        by_setting.setdefault((task.task, task.cut, task.seed), []).append(
             (task, family, spec, matched, history, state)
         )
-    for (task_name, cut), runs in by_setting.items():
+    for (task_name, cut, seed), runs in by_setting.items():
         base_task, _, _, _, base_history, base_state = next(r for r in runs if r[1] == "fp32")
         target = float(base_history["accuracy"].tail(3).median())
         base_bytes = bytes_to_reach(base_history, target)
@@ -193,6 +202,7 @@ def run(config: dict, workers: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
                 {
                     "task": task_name,
                     "cut": cut,
+                    "seed": seed,
                     "family": family,
                     "codec": spec,
                     "matched_to": matched,
@@ -205,12 +215,34 @@ def run(config: dict, workers: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
                     "saving_to_target": base_bytes / to_target if math.isfinite(to_target) else 0.0,
                 }
             )
-            histories[(task_name, cut, spec)] = history.assign(task=task_name, cut=cut, codec=spec)
+            histories[(task_name, cut, seed, spec)] = history.assign(
+                task=task_name, cut=cut, seed=seed, codec=spec
+            )
+        if seed != bench["seeds"][0]:
+            continue
         costs = codec_costs(base_task, base_state, [r[2] for r in runs], bench["batch_size"])
         costs.insert(0, "cut", cut)
         costs.insert(0, "task", task_name)
         cost_tables.append(costs)
     return pd.DataFrame(rows), pd.concat(cost_tables, ignore_index=True), histories
+
+
+def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation over the seeds of each (task, cut, codec)'s runs.
+
+    Top-k rows are grouped by the MS setting they are matched to, since their
+    spec can differ by a value when a seed's cut shape does not.
+    """
+    keys = ["task", "cut", "family", "matched_to"]
+    grouped = runs.assign(matched_to=runs["matched_to"].fillna("")).groupby(keys, sort=False)
+    summary = grouped.agg(
+        codec=("codec", "first"),
+        seeds=("seed", "count"),
+        accuracy_mean=("final_accuracy", "mean"),
+        accuracy_std=("final_accuracy", "std"),
+        uplink_ratio_mean=("uplink_ratio", "mean"),
+    )
+    return summary.reset_index()
 
 
 def timing_only(config: dict) -> pd.DataFrame:
@@ -219,7 +251,7 @@ def timing_only(config: dict) -> pd.DataFrame:
     tables = []
     for task_entry in bench["tasks"]:
         for cut in task_entry["cuts"]:
-            task = TaskConfig(task=task_entry["task"], cut=cut, seed=bench["seed"])
+            task = TaskConfig(task=task_entry["task"], cut=cut, seed=bench["seeds"][0])
             n = bench["batch_size"] * math.prod(builtin_cut_shape(task))
             bottom, _ = build_model(task)
             state = {k: v.numpy() for k, v in bottom.state_dict().items()}
@@ -232,11 +264,12 @@ def timing_only(config: dict) -> pd.DataFrame:
 
 
 def plot(runs: pd.DataFrame, histories: dict, path: Path) -> None:
-    """Accuracy vs cumulative uplink activation bytes, one panel per (task, cut).
+    """Accuracy vs cumulative uplink activation bytes, one panel per (task, cut), first seed.
 
     Shown: fp32, quantization, every MS setting with the highest ratio, and the
     top-k matched to its ``bits=2`` setting.
     """
+    runs = runs[runs["seed"] == runs["seed"].iloc[0]]
     settings = runs[["task", "cut"]].drop_duplicates().itertuples(index=False)
     settings = list(settings)
     fig, axes = plt.subplots(1, len(settings), figsize=(5.5 * len(settings), 4), squeeze=False)
@@ -251,7 +284,7 @@ def plot(runs: pd.DataFrame, histories: dict, path: Path) -> None:
                 or row.codec.startswith(highlighted)
                 or row.matched_to == f"{highlighted}bits=2"
             ):
-                history = histories[(task, cut, row.codec)]
+                history = histories[(task, cut, row.seed, row.codec)]
                 ax.plot(history["activation_bytes"] / 1e6, history["accuracy"], label=row.codec)
         ax.set_xscale("log")
         ax.set_title(f"{task}, cut {cut}")
@@ -282,6 +315,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     runs, costs, histories = run(config, args.workers)
     out = output_dir("bench_ms", args.results)
     runs.to_csv(out / "runs.csv", index=False)
+    summary = summarize(runs)
+    summary.to_csv(out / "summary.csv", index=False)
     pd.concat(histories.values(), ignore_index=True).to_csv(out / "histories.csv", index=False)
     costs.to_csv(out / "codecs.csv", index=False)
     plot(runs, histories, out / "accuracy_vs_bytes.png")
@@ -289,6 +324,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(runs.drop(columns=["target_accuracy"]).to_string(index=False))
         print(costs.to_string(index=False))
+        print(summary.to_string(index=False))
     print(f"results in {out}")
     return runs
 

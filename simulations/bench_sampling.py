@@ -12,9 +12,14 @@ step is one centralized step on the union batch; the `crosscheck` cell runs
 it on the in-process grid too and records both accuracies). Per run it
 records test accuracy, mean batch deviation, steps per epoch and the
 simulated training time of the schedules without and with stragglers
-(`flwr_split.metrics.profiles.planned_step_seconds`). Writes ``runs.csv``,
-``histories.csv``, ``crosscheck.csv``, ``table.md`` (samplers x partitions x
-K), ``accuracy_vs_time.png`` and ``env.json`` under ``results/bench_sampling/<timestamp>/``.
+(`flwr_split.metrics.profiles.planned_step_seconds`). Every cell runs once per
+seed of ``seeds`` (partition, stragglers, model and schedules all follow it);
+the optimizer is the config's ``optimizer``, ``lr`` and ``momentum``
+(`simulations.common.bench_optimizer`). Writes ``runs.csv``, ``summary.csv``
+(mean and standard deviation over the seeds), ``histories.csv``,
+``crosscheck.csv``, ``table.md`` (samplers x partitions x K, means over the
+seeds), ``accuracy_vs_time.png`` (first seed) and ``env.json`` under
+``results/bench_sampling/<timestamp>/``.
 """
 
 from __future__ import annotations
@@ -36,9 +41,9 @@ from flwr_split.common.seeds import epoch_seed  # noqa: E402
 from flwr_split.metrics.profiles import ProfileConfig, planned_step_seconds, straggler_extra  # noqa: E402
 from flwr_split.sampling import batch_deviation, class_shares, get_sampler  # noqa: E402
 from flwr_split.tasks import TaskConfig, build_model, load_task_data  # noqa: E402
-from flwr_split.tasks.optim import OptimizerConfig  # noqa: E402
 from flwr_split.testing.replay import EpochReplay  # noqa: E402
 from simulations.common import (  # noqa: E402
+    bench_optimizer,
     config_parser,
     load_config,
     output_dir,
@@ -51,8 +56,14 @@ DEFAULT_CONFIG = Path(__file__).parent / "configs" / "bench_sampling.toml"
 CENTRALIZED = "centralized"
 
 
-def make_task(bench: dict, task: str, partition: str) -> TaskConfig:
-    """Task config of a partition preset ``[scheme, classes per client, alpha]``."""
+def make_task(bench: dict, task: str, partition: str, seed: int) -> TaskConfig:
+    """Task config of a partition preset ``[scheme, classes per client, alpha]``.
+
+    Without a preset of that name, the IID split (the centralized baseline's,
+    whether or not the grid has IID cells).
+    """
+    if partition not in bench["partitions"]:
+        return TaskConfig(task=task, group_norm=True, seed=seed)
     scheme, classes, alpha = bench["partitions"][partition]
     return TaskConfig(
         task=task,
@@ -60,7 +71,7 @@ def make_task(bench: dict, task: str, partition: str) -> TaskConfig:
         classes_per_client=int(classes),
         dirichlet_alpha=float(alpha),
         group_norm=True,
-        seed=bench["seed"],
+        seed=seed,
     )
 
 
@@ -68,17 +79,18 @@ class StepTimes:
     """Simulated step times of a cell's schedules: none, fixed and exponential stragglers.
 
     Stragglers (a seeded fraction of the clients) add ``lambda`` times the
-    median UGS step time of the cell to every step they take part in.
+    median UGS step time of the cell to every step they take part in; ``seed``
+    chooses them and draws the exponential delays.
     """
 
-    def __init__(self, bench: dict, counts: np.ndarray, batch_size: int) -> None:
+    def __init__(self, bench: dict, counts: np.ndarray, batch_size: int, seed: int) -> None:
         self.bench = bench
         self.stragglers = ProfileConfig(
-            straggler_fraction=bench["straggler_fraction"], seed=bench["seed"]
+            straggler_fraction=bench["straggler_fraction"], seed=seed
         ).stragglers(counts.size)
         ugs = get_sampler("ugs").plan(counts, batch_size, seed=0)
         self.extra_s = bench["straggler_latency"] * float(np.median(self.seconds(ugs)))
-        self.rng = np.random.default_rng(bench["seed"])
+        self.rng = np.random.default_rng(seed)
 
     def seconds(self, plan: np.ndarray, delay: str | None = None) -> np.ndarray:
         """Per-step seconds of ``plan``; ``delay``: ``None``, ``"fixed"`` or ``"exponential"``."""
@@ -119,12 +131,12 @@ def train_cell(job: dict) -> tuple[dict, pd.DataFrame]:
     replay = EpochReplay(task, clients)
     counts = replay.counts
     pooled = class_shares(np.concatenate([s.y for s in replay.shards]), task.definition.num_classes)
-    times = StepTimes(bench, counts, batch_size)
+    times = StepTimes(bench, counts, batch_size, task.seed)
     sampler = get_sampler("ugs" if spec == CENTRALIZED else spec)
     sampler.set_delays(times.delays())
     bottom, top = build_model(task)
     model = nn.Sequential(bottom, top)
-    optimizer = OptimizerConfig("sgd", bench["lr"], bench["momentum"]).build(model.parameters())
+    optimizer = bench_optimizer(bench).build(model.parameters())
     deviations, steps, active, history = [], [], [], []
     clock = {"none": 0.0, "fixed": 0.0, "exponential": 0.0}
     for epoch in range(job["epochs"]):
@@ -150,6 +162,7 @@ def train_cell(job: dict) -> tuple[dict, pd.DataFrame]:
         "k_effective": int(np.count_nonzero(counts)),
         "batch_size": batch_size,
         "sampler": spec,
+        "seed": task.seed,
         "epochs": job["epochs"],
         "accuracy": history[-1]["accuracy"],
         "best_accuracy": max(h["accuracy"] for h in history),
@@ -168,34 +181,38 @@ def train_cell(job: dict) -> tuple[dict, pd.DataFrame]:
             "exponential": "sim_time_exp_stragglers_s",
         }
     )
-    keys = ("task", "partition", "clients", "batch_size", "sampler")
+    keys = ("task", "partition", "clients", "batch_size", "sampler", "seed")
     return row, frame.assign(**{k: row[k] for k in keys})
 
 
 def jobs(bench: dict) -> list[dict]:
-    """Every cell of the grid, plus the centralized baseline and the LDS straggler variants."""
+    """Every cell of the grid and seed, with the LDS variants and the centralized baseline.
+
+    ``centralized = false`` in the config leaves the baseline out.
+    """
     cells = []
     for entry in bench["tasks"]:
         for batch_size in bench["batch_sizes"]:
             base = {"bench": bench, "epochs": entry["epochs"], "batch_size": batch_size}
-            iid = make_task(bench, entry["task"], "iid")
-            cells.append(
-                {**base, "task": iid, "partition": "iid", "clients": 1, "sampler": CENTRALIZED}
-            )
             variants = bench["lds_variants"] if batch_size == max(bench["batch_sizes"]) else []
-            for partition in bench["partitions"]:
-                task = make_task(bench, entry["task"], partition)
-                for clients in bench["clients"]:
-                    for spec in [*bench["samplers"], *variants]:
-                        cell = {"task": task, "partition": partition, "clients": clients}
-                        cells.append({**base, **cell, "sampler": spec})
+            for seed in bench["seeds"]:
+                if bench.get("centralized", True):
+                    iid = make_task(bench, entry["task"], "iid", seed)
+                    central = {"task": iid, "partition": "iid", "clients": 1}
+                    cells.append({**base, **central, "sampler": CENTRALIZED})
+                for partition in bench["partitions"]:
+                    task = make_task(bench, entry["task"], partition, seed)
+                    for clients in bench["clients"]:
+                        for spec in [*bench["samplers"], *variants]:
+                            cell = {"task": task, "partition": partition, "clients": clients}
+                            cells.append({**base, **cell, "sampler": spec})
     return cells
 
 
 def crosscheck(bench: dict) -> pd.DataFrame:
     """Run one cell through `ParallelSplitLearning` on the in-process grid and by replay."""
     check = bench["crosscheck"]
-    task = make_task(bench, check["task"], check["partition"])
+    task = make_task(bench, check["task"], check["partition"], bench["seeds"][0])
     job = {"bench": bench, "task": task, **{k: v for k, v in check.items() if k != "task"}}
     replayed, _ = train_cell(job)
     started = time.perf_counter()
@@ -207,7 +224,7 @@ def crosscheck(bench: dict) -> pd.DataFrame:
         sampler=check["sampler"],
         sync="every_step",
         eval_every=10**9,
-        optimizer=OptimizerConfig("sgd", bench["lr"], bench["momentum"]),
+        optimizer=bench_optimizer(bench),
     )
     return pd.DataFrame(
         [
@@ -240,8 +257,30 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+SUMMARY_VALUES = ("accuracy", "sim_time_s", "sim_time_stragglers_s", "sim_time_exp_stragglers_s")
+"""Columns of ``runs.csv`` that ``summary.csv`` averages over the seeds."""
+
+
+def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation over the seeds of every cell's `SUMMARY_VALUES`."""
+    keys = ["task", "partition", "clients", "batch_size", "sampler"]
+    grouped = runs.groupby(keys, sort=False)
+    summary = grouped.agg(
+        seeds=("seed", "count"),
+        **{
+            f"{column}_{stat}": (column, stat)
+            for column in SUMMARY_VALUES
+            for stat in ("mean", "std")
+        },
+    )
+    return summary.reset_index()
+
+
 def paper_table(runs: pd.DataFrame) -> str:
-    """Markdown accuracy tables like the paper's: samplers x (partition, K), per task and B."""
+    """Markdown accuracy tables like the paper's: samplers x (partition, K), per task and B.
+
+    Each entry is the mean over the seeds.
+    """
     blocks = []
     main = runs[runs["sampler"] != CENTRALIZED]
     for (task, batch_size), group in main.groupby(["task", "batch_size"], sort=False):
@@ -254,13 +293,15 @@ def paper_table(runs: pd.DataFrame) -> str:
             & (runs["sampler"] == CENTRALIZED)
         ]["accuracy"]
         table = (100 * table).round(2)
-        header = f"### {task}, B = {batch_size} (centralized: {100 * central.iloc[0]:.2f})"
+        note = f" (centralized: {100 * central.mean():.2f})" if len(central) else ""
+        header = f"### {task}, B = {batch_size}{note}"
         blocks.append(f"{header}\n\n{markdown(table)}\n")
     return "\n".join(blocks)
 
 
 def plot(histories: pd.DataFrame, path: Path, clients: int, batch_size: int) -> None:
-    """Accuracy vs simulated time with stragglers, severe non-IID, one panel per task."""
+    """Accuracy vs simulated time with stragglers, severe non-IID, per task (first seed)."""
+    histories = histories[histories["seed"] == histories["seed"].iloc[0]]
     tasks = list(histories["task"].unique())
     fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=True):
@@ -292,14 +333,18 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         rows.append(row)
         frames.append(frame)
         print(
-            {k: row[k] for k in ("task", "partition", "clients", "batch_size", "sampler")},
-            f"acc {row['accuracy']:.4f} dev {row['mean_deviation']:.3f} {row['wall_s']:.1f}s",
+            {k: row[k] for k in ("task", "partition", "clients", "batch_size", "sampler", "seed")},
+            f"acc {row['accuracy']:.4f} dev {row['mean_deviation']:.3f}",
+            f"sim {row['sim_time_s']:.1f}s, stragglers {row['sim_time_stragglers_s']:.1f}s",
+            f"exp {row['sim_time_exp_stragglers_s']:.1f}s, wall {row['wall_s']:.1f}s",
             flush=True,
         )
     runs, histories = pd.DataFrame(rows), pd.concat(frames, ignore_index=True)
     checks = crosscheck(bench)
     out = output_dir("bench_sampling", args.results)
     runs.to_csv(out / "runs.csv", index=False)
+    summary = summarize(runs)
+    summary.to_csv(out / "summary.csv", index=False)
     histories.to_csv(out / "histories.csv", index=False)
     checks.to_csv(out / "crosscheck.csv", index=False)
     (out / "table.md").write_text(paper_table(runs))
@@ -307,6 +352,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     write_env(out, config=config, quick=args.quick, threads=torch.get_num_threads())
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(runs.to_string(index=False))
+        print(summary.to_string(index=False))
         print(checks.to_string(index=False))
     print(f"results in {out}")
     return runs

@@ -24,6 +24,7 @@ from flwr_split.client.app import app as client_app
 from flwr_split.options import RunSettings
 from flwr_split.server.result import SplitResult
 from flwr_split.tasks import TaskConfig
+from flwr_split.tasks.optim import OptimizerConfig
 from flwr_split.testing.inprocess import InProcessGrid
 from strategies.parallel import ParallelSplitLearning
 from strategies.registry import build_strategy
@@ -52,6 +53,21 @@ def load_config(args: argparse.Namespace) -> dict:
     if args.quick:
         config["bench"].update(config["quick"])
     return config
+
+
+BENCH_OPTIMIZER_KEYS = {"optimizer": "name", "lr": "lr", "momentum": "momentum"}
+"""Config key of a benchmark table -> `OptimizerConfig` field."""
+
+
+def bench_optimizer(settings: Mapping[str, Any]) -> OptimizerConfig:
+    """Return the optimizer a benchmark config table names.
+
+    Keys ``optimizer`` (``"sgd"`` or ``"adam"``), ``lr`` and ``momentum``;
+    a missing key takes `OptimizerConfig`'s default.
+    """
+    return OptimizerConfig(
+        **{field: settings[key] for key, field in BENCH_OPTIMIZER_KEYS.items() if key in settings}
+    )
 
 
 def output_dir(name: str, base: str | Path = "results") -> Path:

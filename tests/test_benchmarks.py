@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 
 import pandas as pd
@@ -11,7 +12,8 @@ import torch
 
 from flwr_split.codecs import get_codec
 from flwr_split.codecs.base import Codec, CodecError
-from flwr_split.tasks import builtin_cut_shape
+from flwr_split.tasks import TaskConfig, builtin_cut_shape
+from flwr_split.tasks.optim import OptimizerConfig
 from simulations import (
     bench_deploy,
     bench_fedlite,
@@ -74,11 +76,97 @@ def test_ms_benchmark_quick_compares_codecs_at_matched_bytes(tmp_path):
     (out,) = (tmp_path / "bench_ms").iterdir()
     assert {p.name for p in out.iterdir()} == {
         "runs.csv",
+        "summary.csv",
         "codecs.csv",
         "histories.csv",
         "accuracy_vs_bytes.png",
         "env.json",
     }
+
+
+def test_bench_optimizer_reads_the_config_keys_and_defaults_the_missing_ones():
+    assert common.bench_optimizer({"optimizer": "adam", "lr": 0.003}) == OptimizerConfig(
+        "adam", 0.003
+    )
+    assert common.bench_optimizer({"lr": 0.01, "momentum": 0.0}) == OptimizerConfig(
+        lr=0.01, momentum=0.0
+    )
+    assert common.bench_optimizer({}) == OptimizerConfig()
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        common.bench_optimizer({"optimizer": "adagrad"})
+
+
+@pytest.mark.parametrize(
+    "path", sorted(bench_ms.DEFAULT_CONFIG.parent.glob("bench_ms*.toml")), ids=str
+)
+def test_every_ms_config_names_its_seeds_optimizer_and_valid_codecs(path):
+    bench = tomllib.loads(path.read_text())["bench"]
+    assert bench["seeds"] and isinstance(common.bench_optimizer(bench), OptimizerConfig)
+    for entry in bench["tasks"]:
+        for cut in entry["cuts"]:
+            task = TaskConfig(task=entry["task"], cut=cut, seed=bench["seeds"][0])
+            n = bench["batch_size"] * math.prod(builtin_cut_shape(task))
+            for _, spec, _ in bench_ms.codec_grid(bench, n):
+                get_codec(spec)
+
+
+def test_ms_summary_averages_each_codec_over_the_seeds():
+    runs = pd.DataFrame(
+        {
+            "task": ["mnist"] * 4,
+            "cut": [1] * 4,
+            "seed": [0, 0, 1, 1],
+            "family": ["fp32", "topk", "fp32", "topk"],
+            "codec": ["identity", "topk:ratio=0.9", "identity", "topk:ratio=0.9"],
+            "matched_to": ["", "ms:ratio=0.99,bits=2"] * 2,
+            "final_accuracy": [0.9, 0.5, 0.8, 0.7],
+            "uplink_ratio": [1.0, 13.8, 1.0, 13.6],
+        }
+    )
+    summary = bench_ms.summarize(runs).set_index("family")
+    assert list(summary["seeds"]) == [2, 2]
+    assert summary.loc["fp32", "accuracy_mean"] == pytest.approx(0.85)
+    assert summary.loc["topk", "accuracy_std"] == pytest.approx(pd.Series([0.5, 0.7]).std())
+    assert summary.loc["topk", "uplink_ratio_mean"] == pytest.approx(13.7)
+
+
+def test_sampling_summary_averages_each_cell_over_the_seeds():
+    cells = [("ugs", 0, 0.8, 10.0), ("ugs", 1, 0.6, 14.0), ("fls", 0, 0.3, 20.0)]
+    runs = pd.DataFrame(
+        [
+            {
+                "task": "fashion_mnist",
+                "partition": "severe",
+                "clients": 8,
+                "batch_size": 32,
+                "sampler": sampler,
+                "seed": seed,
+                "accuracy": accuracy,
+                "sim_time_s": time,
+                "sim_time_stragglers_s": 2 * time,
+                "sim_time_exp_stragglers_s": 3 * time,
+            }
+            for sampler, seed, accuracy, time in cells
+        ]
+    )
+    summary = bench_sampling.summarize(runs).set_index("sampler")
+    assert list(summary["seeds"]) == [2, 1]
+    assert summary.loc["ugs", "accuracy_mean"] == pytest.approx(0.7)
+    assert summary.loc["ugs", "sim_time_stragglers_s_mean"] == pytest.approx(24.0)
+    assert summary.loc["ugs", "sim_time_s_std"] == pytest.approx(pd.Series([10.0, 14.0]).std())
+    assert math.isnan(summary.loc["fls", "accuracy_std"])
+
+
+def test_sampling_tasks_follow_the_presets_and_the_centralized_split_needs_none():
+    bench = {"partitions": {"severe": ["extended-dirichlet", 2, 3.0]}}
+    severe = bench_sampling.make_task(bench, "digits", "severe", 3)
+    assert (severe.partitioner, severe.classes_per_client, severe.dirichlet_alpha) == (
+        "extended-dirichlet",
+        2,
+        3.0,
+    )
+    central = bench_sampling.make_task(bench, "digits", "iid", 3)
+    assert (central.partitioner, central.group_norm, central.seed) == ("iid", True, 3)
 
 
 def test_matched_topk_keeps_the_most_values_within_the_budget():
@@ -228,6 +316,7 @@ def test_sampling_benchmark_quick_writes_tables_and_matches_the_inprocess_grid(t
     (out,) = (tmp_path / "bench_sampling").iterdir()
     assert {p.name for p in out.iterdir()} == {
         "runs.csv",
+        "summary.csv",
         "histories.csv",
         "crosscheck.csv",
         "table.md",
