@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
+import numpy as np
 import torch
 
 
@@ -78,24 +79,63 @@ def band_dct_matrix(height: int, width: int) -> torch.Tensor:
     return full[band_layout(height, width)[0]].to(torch.float32)
 
 
+@lru_cache(maxsize=32)
+def band_gathers(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return the gathers into and out of `band_layout` order used by the separable path.
+
+    Returns
+    -------
+    turned : np.ndarray
+        int64 flat index, in a transposed ``W x H`` plane (``(u, v)`` at ``v * H + u``),
+        of each band position.
+    rank : np.ndarray
+        int64 band position of each flat ``u * W + v`` of an ``H x W`` plane.
+    """
+    order = band_layout(height, width)[0].numpy()
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return (order % width) * height + order // width, rank
+
+
 def dct2_bands(planes: torch.Tensor) -> torch.Tensor:
     """Return the DCT-II coefficients of every ``H x W`` plane in `band_layout` order.
 
     ``(..., H, W)`` float32 planes give ``(..., H * W)`` coefficients, the same
-    values as `dct2` followed by a gather (up to float32 rounding).
+    values as `dct2` followed by a gather (bit for bit on the separable path, whose
+    matrix products are those of `dct2` with the second one transposed). Large planes
+    go through two 2-D matmuls (rows by ``D_W``, then the transposed planes by ``D_H``)
+    and one gather of the transposed planes into band order: no batched small matmuls.
     """
     height, width = planes.shape[-2:]
     positions = height * width
     shape = (*planes.shape[:-2], positions)
     if positions <= KRON_MAX_POSITIONS:  # one 2-D matmul: its rounding depends on shapes only
         return (planes.reshape(-1, positions) @ band_dct_matrix(height, width).T).reshape(shape)
-    return dct2(planes).reshape(shape)[..., band_layout(height, width)[0]]
+    count = math.prod(shape[:-1])
+    rows = planes.reshape(count * height, width) @ dct_matrix(width).T
+    if height == 1:  # band order of a single row is the identity
+        return rows.reshape(shape)
+    turned = rows.view(count, height, width).transpose(1, 2).reshape(count * width, height)
+    coeffs = (turned @ dct_matrix(height).T).view(count, positions).numpy()
+    order = band_gathers(height, width)[0]
+    return torch.from_numpy(np.take(coeffs, order, axis=1)).reshape(shape)
 
 
 def idct2_bands(coeffs: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Invert `dct2_bands`: ``(..., H * W)`` band-ordered coefficients to ``(..., H, W)`` planes."""
+    """Invert `dct2_bands`: ``(..., H * W)`` band-ordered coefficients to ``(..., H, W)`` planes.
+
+    Large planes come back as a view of transposed planes (not contiguous), so a caller
+    that permutes the leading axes pays a single copy.
+    """
+    positions = height * width
     shape = (*coeffs.shape[:-1], height, width)
-    if height * width <= KRON_MAX_POSITIONS:
-        return (coeffs.reshape(-1, height * width) @ band_dct_matrix(height, width)).reshape(shape)
-    rank = torch.argsort(band_layout(height, width)[0])  # band position of each (u, v)
-    return idct2(coeffs[..., rank].reshape(shape))
+    count = math.prod(shape[:-2])
+    flat = coeffs.reshape(count, positions)
+    if positions <= KRON_MAX_POSITIONS:
+        return (flat @ band_dct_matrix(height, width)).reshape(shape)
+    if height == 1:
+        return (flat @ dct_matrix(width)).reshape(shape)
+    planes = torch.from_numpy(np.take(flat.numpy(), band_gathers(height, width)[1], axis=1))
+    rows = planes.view(count * height, width) @ dct_matrix(width)
+    turned = rows.view(count, height, width).transpose(1, 2).reshape(count * width, height)
+    return (turned @ dct_matrix(height)).view(*shape[:-2], width, height).transpose(-1, -2)

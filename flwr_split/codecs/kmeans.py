@@ -98,14 +98,21 @@ def update(points: torch.Tensor, codebooks: torch.Tensor, codes: torch.Tensor) -
 def _update_rows(points: torch.Tensor, books: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """`update` on flat ``(G N, p)`` points, ``(G L, p)`` codewords and codeword rows ``(G N,)``.
 
-    The residuals are made and added block by block of points (no full-size temporaries);
-    every sum still adds its points in order, so the result is the same bit for bit.
+    The residuals are made block by block of points in one reused buffer and added with
+    ``scatter_add_`` on an expanded index: torch sorts the rows stably and adds each
+    codeword's residuals in point order in float32, as ``index_add_`` did row by row
+    (bit for bit the same sums), without a kernel launch per point.
     """
     sums = torch.zeros_like(books)
-    step = max(1, UPDATE_BLOCK // max(books.shape[1], 1))
+    width = books.shape[1]
+    step = max(1, UPDATE_BLOCK // max(width, 1))
+    buffer = torch.empty(min(step, points.shape[0]), width, dtype=points.dtype)
     for start in range(0, points.shape[0], step):
         part = rows[start : start + step]
-        sums.index_add_(0, part, points[start : start + step] - books.index_select(0, part))
+        residuals = buffer[: part.numel()]
+        torch.index_select(books, 0, part, out=residuals)
+        torch.sub(points[start : start + step], residuals, out=residuals)
+        sums.scatter_add_(0, part.unsqueeze(1).expand(-1, width), residuals)
     counts = torch.bincount(rows, minlength=books.shape[0]).clamp_min_(1)
     return sums.div_(counts.unsqueeze(1)).add_(books)
 

@@ -246,23 +246,24 @@ class SLFAC(Codec):
         batch, channels, height, width = planes_shape(shape)
         _check_sides(height, width)
         x = tensor.detach().to(torch.float32).cpu().reshape(batch, channels, height, width)
-        if not np.isfinite(x.numpy()).all():
-            check_finite(tensor)  # names NaN or inf in the input first
-            raise CodecError("tensor values overflow float32; refusing to encode")
         if x.numel() == 0:
             count = channels if self.cutoff_scope == "channel" else 1
             none = torch.zeros(2 * channels, dtype=torch.int64)
             cutoffs, codes = torch.zeros(count, dtype=torch.int64), none[:0]
             return Quantized(shape, cutoffs, none, none.double(), none.double(), codes)
-        coeffs = dct2_bands(x).numpy()
-        if not np.isfinite(coeffs).all():
+        coeffs = dct2_bands(x.transpose(0, 1).contiguous()).numpy()  # (C, B, P): wire order
+        lows, highs = coeffs.min(1), coeffs.max(1)  # NaN or inf show in the extremes
+        if not np.isfinite(lows).all() or not np.isfinite(highs).all():
+            check_finite(tensor)  # names NaN or inf in the input first
+            if not all_finite(x):
+                raise CodecError("tensor values overflow float32; refusing to encode")
             raise CodecError("DCT coefficients overflow float32; refusing to encode")
         pooled = _pooled_energy(coeffs)  # (C, P) energy of each position over the batch
         cutoffs = self._cutoffs(pooled, band_layout(height, width)[2].numpy())
         if cutoffs.size and int(cutoffs.max()) > np.iinfo(np.uint16).max:
             raise CodecError("a cutoff band does not fit the uint16 wire field")
         layout = self._layout(shape, cutoffs)
-        lo, hi = layout.ranges(coeffs.min(0), coeffs.max(0))
+        lo, hi = layout.ranges(lows, highs)
         bits = self._allocate(layout.per_component(pooled), layout.counts)
         sent = bits > 0
         stream = layout.to_wire(coeffs, sent)
@@ -380,9 +381,10 @@ class SLFAC(Codec):
             table = decoding_table(lo[g], hi[g], 2 ** int(bits[g]) - 1)
             stream[part] = lookup(table, codes[part])
         planes = idct2_bands(torch.from_numpy(layout.from_wire(stream, sent)), height, width)
-        if not all_finite(planes):  # finite but huge ranges from the network
+        decoded = planes.transpose(0, 1).reshape(shape).contiguous()  # the one copy to (B, C)
+        if not all_finite(decoded):  # finite but huge ranges from the network
             raise CodecError("decoded values overflow float32")
-        return planes.reshape(shape)
+        return decoded
 
     # ------------------------------------------------------------------ layout
     def _code_dtype(self) -> type[np.integer]:
@@ -407,11 +409,11 @@ class SLFAC(Codec):
 
 
 def _pooled_energy(coeffs: np.ndarray) -> np.ndarray:
-    """Sum of the float64 squares of ``(B, C, P)`` ``coeffs`` over the batch, by blocks of rows."""
-    pooled = np.zeros(coeffs.shape[1:])
+    """Float64 sum of squares of ``(C, B, P)`` ``coeffs`` over the batch, by blocks of samples."""
+    pooled = np.zeros((coeffs.shape[0], coeffs.shape[2]))
     rows = max(1, BLOCK // max(pooled.size, 1))
-    for start in range(0, coeffs.shape[0], rows):
-        pooled += np.square(coeffs[start : start + rows], dtype=np.float64).sum(0)
+    for start in range(0, coeffs.shape[1], rows):
+        pooled += np.square(coeffs[:, start : start + rows], dtype=np.float64).sum(1)
     return pooled
 
 

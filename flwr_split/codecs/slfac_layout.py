@@ -10,7 +10,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class ComponentLayout:
-    """The components ``L_0, H_0, L_1, H_1, ...`` of ``(B, C, P)`` band-ordered coefficients.
+    """The components ``L_0, H_0, L_1, H_1, ...`` of ``(C, B, P)`` band-ordered coefficients.
 
     Channel ``c``'s first ``low[c]`` positions form ``L_c``, the others ``H_c``.
     On the wire a component's coefficients run over samples, then positions,
@@ -90,36 +90,44 @@ class ComponentLayout:
         in_low = entry < self.batch * self.low[:, None]
         return np.where(in_low, sent[0::2, None], sent[1::2, None])
 
-    def to_wire(self, planes: np.ndarray, sent: np.ndarray) -> np.ndarray:
-        """Return the entries of ``(B, C, P)`` ``planes`` that go on the wire, in wire order.
+    @cached_property
+    def _split(self) -> bool:
+        """Whether some channel has both a low and a high part (its row must be rearranged)."""
+        return bool(np.any((self.low > 0) & (self.low < self.positions)))
+
+    def to_wire(self, coeffs: np.ndarray, sent: np.ndarray) -> np.ndarray:
+        """Return the entries of ``(C, B, P)`` ``coeffs`` that go on the wire, in wire order.
 
         ``sent`` is a bool mask over the ``2C`` components: those with ``bits > 0``.
-        Row ``c`` of the ``(C, B P)`` channel-major array built here is ``L_c``
-        followed by ``H_c``, so the rows end to end are the stream.
+        Row ``c`` of the ``(C, B P)`` array built here is ``L_c`` followed by ``H_c``,
+        so the rows end to end are the stream; a channel wholly low or wholly high
+        is already its row (no copy when every channel is).
         """
-        batch, positions = self.batch, self.positions
-        rows = np.empty((self.low.size, batch * positions), planes.dtype)
-        for low, group in self._channel_groups:
-            part = planes[:, group].transpose(1, 0, 2)
-            rows[group, : batch * low] = part[:, :, :low].reshape(len(part), batch * low)
-            rows[group, batch * low :] = part[:, :, low:].reshape(len(part), -1)
+        batch, channels = self.batch, self.low.size
+        rows = coeffs.reshape(channels, -1)
+        if self._split:
+            rows = np.empty_like(rows)
+            for low, group in self._channel_groups:
+                part = coeffs[group]
+                rows[group, : batch * low] = part[:, :, :low].reshape(len(part), batch * low)
+                rows[group, batch * low :] = part[:, :, low:].reshape(len(part), -1)
         keep = self._wire_entries(sent)
         return rows.reshape(-1) if keep is None else rows[keep]
 
     def from_wire(self, stream: np.ndarray, sent: np.ndarray) -> np.ndarray:
-        """Invert `to_wire`: the ``(B, C, P)`` planes, zero at the positions not sent."""
-        batch, positions = self.batch, self.positions
+        """Invert `to_wire`: the ``(C, B, P)`` coefficients, zero at the positions not sent."""
+        batch, positions, channels = self.batch, self.positions, self.low.size
         keep = self._wire_entries(sent)
         if keep is None:
-            rows = stream.reshape(self.low.size, batch * positions)
+            rows = stream.reshape(channels, batch * positions)
         else:
             rows = np.zeros(keep.shape, stream.dtype)
             rows[keep] = stream
-        planes = np.empty((batch, self.low.size, positions), stream.dtype)
+        if not self._split:
+            return rows.reshape(channels, batch, positions)
+        coeffs = np.empty((channels, batch, positions), stream.dtype)
         for low, group in self._channel_groups:
-            channels = rows[group]
-            low_part = channels[:, : batch * low].reshape(len(channels), batch, low)
-            high_part = channels[:, batch * low :].reshape(len(channels), batch, positions - low)
-            planes[:, group, :low] = low_part.transpose(1, 0, 2)
-            planes[:, group, low:] = high_part.transpose(1, 0, 2)
-        return planes
+            part = rows[group]
+            coeffs[group, :, :low] = part[:, : batch * low].reshape(len(part), batch, low)
+            coeffs[group, :, low:] = part[:, batch * low :].reshape(len(part), batch, -1)
+        return coeffs

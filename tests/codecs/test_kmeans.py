@@ -7,6 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flwr_split.codecs import kmeans
 from flwr_split.codecs.kmeans import _all_distinct, fit_kmeans, init_random
 from tests.helpers import digest
 
@@ -76,3 +77,17 @@ def test_distinct_codeword_check_agrees_with_comparing_every_pair(shape, values,
     books = torch.tensor(values[: groups * clusters * width], dtype=dtype).reshape(shape)
     pairs = (books.unsqueeze(2) == books.unsqueeze(1)).all(dim=3)
     assert _all_distinct(books) == (int(pairs.sum()) == groups * clusters)
+
+
+@pytest.mark.parametrize("block", [kmeans.UPDATE_BLOCK, 40])
+def test_update_sums_each_cluster_in_point_order_like_index_add(monkeypatch, block):
+    """The scatter-based update equals adding residuals point by point (``index_add_``)."""
+    monkeypatch.setattr(kmeans, "UPDATE_BLOCK", block)  # 40 values: several blocks of points
+    points = _points("coarse", 3, 200, 8, seed=4).reshape(-1, 8)
+    books = _points("normal", 3, 5, 8, seed=5).reshape(-1, 8)
+    books[2] = points[0]  # a codeword equal to points: zero residuals, negative zeros
+    rows = torch.randint(15, (600,), generator=torch.Generator().manual_seed(6))
+    sums = torch.zeros_like(books).index_add_(0, rows, points - books[rows])
+    counts = torch.bincount(rows, minlength=15).clamp_min(1).unsqueeze(1)
+    expected = sums / counts + books
+    assert torch.equal(kmeans._update_rows(points, books, rows), expected)
