@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from flwr_split.server.screens import bounded, finite_median
+from flwr_split.server.screens import bounded, finite_median, float64_norm
 from flwr_split.wire.hello import ClientInfo
 from flwr_split.wire.limits import FEDAVG_NORM_RATIO, GRADIENT_GAIN_RATIO
 
@@ -39,10 +39,7 @@ class Upload:
 
 def weights_norm(tensors: Mapping[str, torch.Tensor]) -> float:
     """Return the float64 L2 norm over all floating-point tensors (inf if it overflows)."""
-    total = sum(
-        float(t.detach().double().square().sum()) for t in tensors.values() if t.is_floating_point()
-    )
-    return math.sqrt(total)
+    return math.sqrt(sum(float64_norm(t) ** 2 for t in tensors.values() if t.is_floating_point()))
 
 
 def screen(

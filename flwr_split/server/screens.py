@@ -12,6 +12,8 @@ import math
 import statistics
 from typing import Protocol, TypeVar
 
+import torch
+
 from flwr_split.wire.hello import ClientInfo
 
 
@@ -22,6 +24,11 @@ class FromClient(Protocol):
 
 
 Item = TypeVar("Item", bound=FromClient)
+
+
+def float64_norm(tensor: torch.Tensor) -> float:
+    """L2 norm of ``tensor`` accumulated in float64 (no float64 copy of the tensor is made)."""
+    return float(torch.linalg.vector_norm(tensor.detach(), dtype=torch.float64))
 
 
 def finite_median(values: list[float]) -> float:

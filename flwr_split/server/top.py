@@ -16,7 +16,7 @@ from flwr_split.codecs.base import all_finite
 from flwr_split.common.devices import CPU
 from flwr_split.common.seeds import codec_seed
 from flwr_split.server.batches import CutBatch
-from flwr_split.server.screens import bounded, finite_median
+from flwr_split.server.screens import bounded, finite_median, float64_norm
 from flwr_split.tasks import Optimization
 from flwr_split.tasks.objectives import LossFn
 from flwr_split.wire import KEY_GRAD, ClientInfo, put_encoded
@@ -120,7 +120,7 @@ class TopTrainer:
         grads: dict[int, RecordDict] = {}
         self.sent_norms = {}
         for batch, grad in zip(update.batches, torch.split(update.cut_grad, sizes), strict=True):
-            self.sent_norms[batch.client.node_id] = float(grad.double().norm())
+            self.sent_norms[batch.client.node_id] = float64_norm(grad)
             ctx = CodecContext(seed=codec_seed(self.seed + 1, step, batch.client.partition_id))
             records = RecordDict()
             put_encoded(records, KEY_GRAD, self.downlink.encode(grad, ctx))
@@ -138,11 +138,7 @@ class TopTrainer:
         `ACTIVATION_RMS_RATIO`). Two clients cannot be told apart this way
         (the median is their mean).
         """
-        rms = [
-            float(torch.linalg.vector_norm(b.acts, dtype=torch.float64))
-            / math.sqrt(max(b.acts.numel(), 1))
-            for b in batches
-        ]
+        rms = [float64_norm(b.acts) / math.sqrt(max(b.acts.numel(), 1)) for b in batches]
         accepted, rejected = bounded(
             batches, rms, finite_median(rms), ACTIVATION_RMS_RATIO, "activations root mean square"
         )
