@@ -30,6 +30,10 @@ def wait_for_nodes(grid: Grid, min_nodes: int, timeout: float, poll: float = 0.2
         time.sleep(poll)
 
 
+PULL_SHARE = 0.2
+"""Most of an exchange's wall time that pulling replies may take (see `exchange`)."""
+
+
 def exchange(
     grid: Grid,
     messages: Iterable[Message],
@@ -43,6 +47,14 @@ def exchange(
     missing from the result (and logged). Replies may be error replies: a
     reply over its budget (``budgets[i]`` bytes for ``messages[i]``, see
     `flwr_split.server.pull`) is one.
+
+    Pulls at least every ``poll`` seconds, and less often when a pull itself is
+    slow: after a pull that took ``t`` seconds it waits ``t * (1 / PULL_SHARE - 1)``,
+    so pulling holds the SuperLink's state at most ``PULL_SHARE`` of the time. A
+    pull asks for every message still waiting, and Flower's state checks each
+    under its lock: polled every 5 ms with 10,000 messages waiting, pulls held
+    that lock nearly all the time and starved the threads that deliver the
+    messages and store their replies (docs/scale.md).
     """
     messages = list(messages)
     if not messages:
@@ -54,12 +66,14 @@ def exchange(
     replies: dict[int, Message] = {}
     deadline = time.monotonic() + timeout
     while waiting:
+        pulled_at = time.monotonic()
         for asked, reply in pull_replies(grid, waiting, limits).items():
             if waiting.pop(asked, None) is not None:
                 replies[node_of[asked]] = reply
-        if not waiting or time.monotonic() > deadline:
+        now = time.monotonic()
+        if not waiting or now > deadline:
             break
-        time.sleep(poll)
+        time.sleep(min(deadline - now, max(poll, (now - pulled_at) * (1 / PULL_SHARE - 1))))
     if waiting:
         logger.warning(
             "no reply within %.1f s from nodes %s", timeout, sorted(node_of[m] for m in waiting)
