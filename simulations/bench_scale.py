@@ -388,6 +388,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         help="run only the echo App (K per step, --steps steps): Flower's floor where SL stops",
     )
     parser.add_argument(
+        "--sl-alone",
+        action="store_true",
+        help="run only the SL App, without its echo floors (e.g. a 10,000-client training run)",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="N=4, K=2, 3 steps; with --epochs: N=10, K=5 on digits, batch 36",
@@ -404,7 +409,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     out = output_dir("bench_scale", args.results).resolve()  # the ServerApp runs elsewhere
     actors = max(1, (os.cpu_count() or 1) // args.client_cpus)
     write_env(out, client_cpus=args.client_cpus, actors=actors, steps=args.steps, trained=trained)
-    echo_apps = echo_runs(shaped=args.shaped_echo, computing=args.compute_echo)
+    echo_apps = () if args.sl_alone else echo_runs(args.shaped_echo, args.compute_echo)
     extra = {} if args.step_timeout is None else {"step-timeout": args.step_timeout}
     rows, step_frames = [], []
     for nodes in args.nodes:
@@ -425,7 +430,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     runs = pd.DataFrame(rows)
     runs.to_csv(out / "runs.csv", index=False)
     pd.concat(step_frames, ignore_index=True).to_csv(out / "steps.csv", index=False)
-    if args.echo_alone:
+    if args.echo_alone or args.sl_alone:
         print(runs.to_string(index=False))
         return runs
     summary = summarize(runs, actors)
