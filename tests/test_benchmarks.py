@@ -176,44 +176,8 @@ def test_matched_topk_keeps_the_most_values_within_the_budget():
     assert topk_nbytes(k, n) <= 4748 < topk_nbytes(k + 1, n)
 
 
-@pytest.mark.slow
-def test_scale_benchmark_quick_runs_the_sl_and_echo_apps_through_flwr_run(tmp_path):
-    summary = bench_scale.main(
-        ["--quick", "--shaped-echo", "--compute-echo", "--results", str(tmp_path)]
-    )
-    (row,) = summary.to_dict("records")
-    assert (row["nodes"], row["participants"]) == (4, 2)
-    assert row["sl_step_s"] > 0 and row["compute_s"] > 0
-    assert min(row["echo_step_s"], row["echo_unpaced_step_s"], row["echo_sl_step_s"]) > 0
-    assert 0 < row["echo_compute_floor_s"] < row["echo_compute_step_s"]
-    assert 0 < row["echo_sl_compute_floor_s"] < row["echo_sl_compute_step_s"]
-    assert row["sl_peak_rss_gb"] > row["echo_peak_rss_gb"] > 0.1  # torch actors cost memory
-    (out,) = (tmp_path / "bench_scale").iterdir()
-    steps = pd.read_csv(out / "steps.csv")
-    apps = ["echo", "echo-compute", "echo-paced", "echo-sl", "echo-sl-compute", "flwr-split"]
-    assert sorted(steps["app"].unique()) == apps
-    assert (steps.groupby("app")["step"].count() == 3).all()
-    assert (steps["clients"] == 2).all()
-    sl = steps[steps["app"] == "flwr-split"]
-    paced = list(sl["server_s"].round(4))
-    for app in apps[:-1]:
-        echo = steps[steps["app"] == app]
-        assert (echo["replied"] == 2).all()
-        assert list(echo["messages"]) == list(sl["messages"]) == [2, 2, 2]
-        assert list(echo["pause_s"]) == pytest.approx([0.0] * 3 if app == "echo" else paced)
-        if not app.endswith("compute"):
-            assert (echo["client_compute_s"] == 0).all()
-    # each of the 2 replies per step computed at least the SL run's median compute per message
-    busy = (sl["client_compute_s"] / sl["messages"])[sl["step"] >= 1].median()
-    computed = steps[steps["app"].str.endswith("compute")]["client_compute_s"]
-    assert len(computed) == 6 and (computed >= 2 * busy * (1 - 1e-6)).all()
-    assert {"runs.csv", "summary.csv", "steps.csv", "scale.png", "env.json"} <= {
-        p.name for p in out.iterdir()
-    }
-
-
-@pytest.mark.slow
-def test_scale_benchmark_quick_training_run_uses_every_sample_once_per_epoch(tmp_path):
+@pytest.mark.slow  # three flwr runs on one SuperLink
+def test_scale_benchmark_quick_trains_through_flwr_run_and_the_echoes_replay_its_steps(tmp_path):
     from sklearn.datasets import load_digits
 
     summary = bench_scale.main(
@@ -221,8 +185,15 @@ def test_scale_benchmark_quick_training_run_uses_every_sample_once_per_epoch(tmp
     )
     (row,) = summary.to_dict("records")
     assert (row["nodes"], row["participants"]) == (10, 5)
+    assert row["sl_step_s"] > 0 and row["compute_s"] > 0
+    assert min(row["echo_step_s"], row["echo_unpaced_step_s"]) > 0
+    assert row["sl_peak_rss_gb"] > row["echo_peak_rss_gb"] > 0.1  # torch actors cost memory
     (out,) = (tmp_path / "bench_scale").iterdir()
+    assert {"runs.csv", "summary.csv", "steps.csv", "scale.png", "env.json"} <= {
+        p.name for p in out.iterdir()
+    }
     steps = pd.read_csv(out / "steps.csv")
+    assert sorted(steps["app"].unique()) == ["echo", "echo-paced", "flwr-split"]
     sl = steps[steps["app"] == "flwr-split"]
     history = pd.read_csv(out / "sl_n10_k5.csv")
     # every sample of digits is trained on once per epoch or evaluated once per evaluation
@@ -234,8 +205,14 @@ def test_scale_benchmark_quick_training_run_uses_every_sample_once_per_epoch(tmp
     runs = pd.read_csv(out / "runs.csv").set_index("app")
     assert runs.loc["flwr-split", "epochs"] == 2 and row["sl_steps"] == len(sl)
     assert row["sl_last_accuracy"] > 0.3  # 10 classes: chance is 0.1
+    # the echoes send the SL run's messages step by step; the paced one idles its server time
+    paced = list(sl["server_s"].fillna(0.0).round(4))
     for app in ("echo", "echo-paced"):
-        assert list(steps[steps["app"] == app]["messages"]) == list(sl["messages"])
+        echo = steps[steps["app"] == app]
+        assert list(echo["messages"]) == list(sl["messages"])
+        assert (echo["replied"] == echo["messages"]).all()
+        assert (echo["client_compute_s"] == 0).all()
+        assert list(echo["pause_s"]) == pytest.approx([0.0] * len(sl) if app == "echo" else paced)
     kinds = [c for c in runs.columns if c.startswith("peak_rss_gb_")]
     assert {"simulation", "superlink", "ray_worker", "ray_services"} <= {
         c.removeprefix("peak_rss_gb_") for c in kinds
