@@ -80,62 +80,106 @@ def band_dct_matrix(height: int, width: int) -> torch.Tensor:
 
 
 @lru_cache(maxsize=32)
-def band_gathers(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Return the gathers into and out of `band_layout` order used by the separable path.
-
-    Returns
-    -------
-    turned : np.ndarray
-        int64 flat index, in a transposed ``W x H`` plane (``(u, v)`` at ``v * H + u``),
-        of each band position.
-    rank : np.ndarray
-        int64 band position of each flat ``u * W + v`` of an ``H x W`` plane.
-    """
+def band_rank(height: int, width: int) -> np.ndarray:
+    """Return the int64 band position (`band_layout` order) of each flat ``u * W + v``."""
     order = band_layout(height, width)[0].numpy()
     rank = np.empty_like(order)
     rank[order] = np.arange(order.size)
-    return (order % width) * height + order // width, rank
+    return rank
+
+
+def _buffer(*shape: int) -> torch.Tensor:
+    """Return an uninitialized float32 tensor on numpy memory.
+
+    numpy asks the kernel for huge pages on large arrays, so filling a fresh 64 MB buffer
+    costs a third of what torch's allocator pays in page faults (`x.clone()`).
+    """
+    return torch.from_numpy(np.empty(shape, np.float32))
+
+
+def channel_bands(planes: torch.Tensor) -> np.ndarray:
+    """Return the DCT-II coefficients of ``(B, C, H, W)`` float32 ``planes``, channel-major.
+
+    The result is a fresh ``(C, B, H * W)`` float32 array whose last axis is in
+    `band_layout` order: bit for bit `dct2` followed by a gather (the separable path's
+    products are those of `dct2`, the second one on transposed planes, and rows do not
+    depend on their neighbours). Planes of at most `KRON_MAX_POSITIONS` positions go
+    through one matmul with `band_dct_matrix`; larger ones through two 2-D matmuls and
+    one gather of the transposed planes into band order and channel-major layout.
+    Every intermediate lives on numpy memory (`_buffer`).
+    """
+    batch, channels, height, width = planes.shape
+    positions, count = height * width, batch * channels
+    out = np.empty((channels, batch, positions), np.float32)
+    if positions <= KRON_MAX_POSITIONS:  # one 2-D matmul: its rounding depends on shapes only
+        turned = _buffer(channels, batch, positions)
+        turned.copy_(planes.reshape(batch, channels, positions).transpose(0, 1))
+        torch.mm(
+            turned.view(count, positions),
+            band_dct_matrix(height, width).T,
+            out=torch.from_numpy(out).view(count, positions),
+        )
+        return out
+    rows = _buffer(count * height, width)
+    torch.mm(planes.reshape(count * height, width), dct_matrix(width).T, out=rows)
+    if height == 1:  # band order of a single row is the identity
+        np.copyto(out.transpose(1, 0, 2), rows.numpy().reshape(batch, channels, positions))
+        return out
+    coeffs = _buffer(count, height, width)
+    torch.matmul(dct_matrix(height), rows.view(count, height, width), out=coeffs)
+    natural = coeffs.numpy().reshape(batch, channels, positions)
+    order = band_layout(height, width)[0].numpy()
+    for channel in range(channels):  # a gather per channel beats one into a transposed view
+        np.take(natural[:, channel], order, axis=1, out=out[channel], mode="wrap")
+    return out
+
+
+def planes_from_channel_bands(coeffs: np.ndarray, height: int, width: int) -> torch.Tensor:
+    """Invert `channel_bands`: ``(C, B, H * W)`` coefficients to fresh ``(B, C, H, W)`` planes.
+
+    Bit for bit `idct2` of the planes the band-ordered coefficients come from.
+    """
+    channels, batch, positions = coeffs.shape
+    count = batch * channels
+    out = _buffer(batch, channels, height, width)
+    if positions <= KRON_MAX_POSITIONS:
+        planes = _buffer(channels, batch, positions)
+        torch.mm(
+            torch.from_numpy(coeffs).view(count, positions),
+            band_dct_matrix(height, width),
+            out=planes.view(count, positions),
+        )
+        out.view(batch, channels, positions).copy_(planes.transpose(0, 1))
+        return out
+    if height == 1:
+        planes = _buffer(batch, channels, positions)
+        planes.copy_(torch.from_numpy(coeffs).transpose(0, 1))
+        torch.mm(planes.view(count, width), dct_matrix(width), out=out.view(count, width))
+        return out
+    planes = np.empty((batch, channels, positions), np.float32)
+    rank = band_rank(height, width)
+    for channel in range(channels):
+        np.take(coeffs[channel], rank, axis=1, out=planes[:, channel], mode="wrap")
+    rows = _buffer(count * height, width)
+    torch.mm(torch.from_numpy(planes).view(count * height, width), dct_matrix(width), out=rows)
+    torch.matmul(
+        dct_matrix(height).T, rows.view(count, height, width), out=out.view(count, height, width)
+    )
+    return out
 
 
 def dct2_bands(planes: torch.Tensor) -> torch.Tensor:
     """Return the DCT-II coefficients of every ``H x W`` plane in `band_layout` order.
 
-    ``(..., H, W)`` float32 planes give ``(..., H * W)`` coefficients, the same
-    values as `dct2` followed by a gather (bit for bit on the separable path, whose
-    matrix products are those of `dct2` with the second one transposed). Large planes
-    go through two 2-D matmuls (rows by ``D_W``, then the transposed planes by ``D_H``)
-    and one gather of the transposed planes into band order: no batched small matmuls.
+    ``(..., H, W)`` float32 planes give ``(..., H * W)`` coefficients (`channel_bands`
+    of the planes as one sample's channels).
     """
     height, width = planes.shape[-2:]
-    positions = height * width
-    shape = (*planes.shape[:-2], positions)
-    if positions <= KRON_MAX_POSITIONS:  # one 2-D matmul: its rounding depends on shapes only
-        return (planes.reshape(-1, positions) @ band_dct_matrix(height, width).T).reshape(shape)
-    count = math.prod(shape[:-1])
-    rows = planes.reshape(count * height, width) @ dct_matrix(width).T
-    if height == 1:  # band order of a single row is the identity
-        return rows.reshape(shape)
-    turned = rows.view(count, height, width).transpose(1, 2).reshape(count * width, height)
-    coeffs = (turned @ dct_matrix(height).T).view(count, positions).numpy()
-    order = band_gathers(height, width)[0]
-    return torch.from_numpy(np.take(coeffs, order, axis=1)).reshape(shape)
+    flat = planes.reshape(1, -1, height, width)
+    return torch.from_numpy(channel_bands(flat)).reshape(*planes.shape[:-2], height * width)
 
 
 def idct2_bands(coeffs: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Invert `dct2_bands`: ``(..., H * W)`` band-ordered coefficients to ``(..., H, W)`` planes.
-
-    Large planes come back as a view of transposed planes (not contiguous), so a caller
-    that permutes the leading axes pays a single copy.
-    """
-    positions = height * width
-    shape = (*coeffs.shape[:-1], height, width)
-    count = math.prod(shape[:-2])
-    flat = coeffs.reshape(count, positions)
-    if positions <= KRON_MAX_POSITIONS:
-        return (flat @ band_dct_matrix(height, width)).reshape(shape)
-    if height == 1:
-        return (flat @ dct_matrix(width)).reshape(shape)
-    planes = torch.from_numpy(np.take(flat.numpy(), band_gathers(height, width)[1], axis=1))
-    rows = planes.view(count * height, width) @ dct_matrix(width)
-    turned = rows.view(count, height, width).transpose(1, 2).reshape(count * width, height)
-    return (turned @ dct_matrix(height)).view(*shape[:-2], width, height).transpose(-1, -2)
+    """Invert `dct2_bands`: ``(..., H * W)`` band-ordered coefficients to ``(..., H, W)`` planes."""
+    flat = coeffs.reshape(-1, 1, height * width).numpy()
+    return planes_from_channel_bands(flat, height, width).reshape(*coeffs.shape[:-1], height, width)

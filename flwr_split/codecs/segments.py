@@ -6,7 +6,8 @@ import numpy as np
 
 from flwr_split.codecs.base import CodecError
 from flwr_split.codecs.bitpack import pack_bits, unpack_codes
-from flwr_split.codecs.wordpack import MAX_BITS, check_codes, pack_blocks, unpack_blocks
+from flwr_split.codecs.lanes import pack_lanes, unpack_lanes
+from flwr_split.codecs.wordpack import MAX_BITS, check_codes, check_fit, pack_blocks, unpack_blocks
 
 LONG_SEGMENT = 4096
 """Mean codes per segment from which each segment is packed on its own with `pack_bits`."""
@@ -70,8 +71,17 @@ def pack_segments(codes: np.ndarray, widths: np.ndarray, counts: np.ndarray) -> 
     if codes.size < LONG_SEGMENT * widths.size:  # many short segments: all blocks at once
         return pack_blocks(codes, widths, counts)
     ends = np.cumsum(counts).tolist()
-    pieces = [pack_bits(codes[end - n : end], w) for w, n, end in _segments(widths, counts, ends)]
+    pack = pack_bits
+    if codes.dtype == np.uint8:  # the lanes do not check that codes fit: check all at once
+        check_fit(codes, widths, counts)
+        pack = _pack_long
+    pieces = [pack(codes[end - n : end], w) for w, n, end in _segments(widths, counts, ends)]
     return np.concatenate([np.zeros(0, np.uint8), *pieces])
+
+
+def _pack_long(codes: np.ndarray, bits: int) -> np.ndarray:
+    """Pack one long segment of ``uint8`` codes that fit: `pack_bits`' byte paths, else lanes."""
+    return pack_bits(codes, bits) if 8 % bits == 0 else pack_lanes(codes, bits)
 
 
 def _segments(widths: np.ndarray, counts: np.ndarray, ends: list[int]) -> zip:
@@ -117,7 +127,17 @@ def unpack_segments(
         return unpack_blocks(packed, widths, counts).astype(dtype, copy=False)
     ends = np.cumsum(sizes).tolist()
     pieces = [
-        unpack_codes(packed[end - size : end], w, n)
+        _unpack_long(packed[end - size : end], w, n)
         for (w, n, end), size in zip(_segments(widths, counts, ends), sizes.tolist(), strict=True)
     ]
     return np.concatenate([np.zeros(0, dtype), *pieces], dtype=dtype, casting="unsafe")
+
+
+def _unpack_long(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
+    """Read one long segment (`unpack_codes`; `unpack_lanes` below 8 bits), checking padding."""
+    if bits >= 8:
+        return unpack_codes(packed, bits, count)
+    codes = unpack_lanes(packed, bits, count)
+    if codes[count:].any():
+        raise CodecError("padding bits after the last code are not zero")
+    return codes[:count]

@@ -23,7 +23,7 @@ from flwr_split.codecs.base import (
     shape_from_meta,
 )
 from flwr_split.codecs.blocks import BLOCK, decoding_table, lookup, quantize_blocks
-from flwr_split.codecs.dct import band_layout, dct2_bands, idct2_bands
+from flwr_split.codecs.dct import band_layout, channel_bands, planes_from_channel_bands
 from flwr_split.codecs.registry import register_codec
 from flwr_split.codecs.segments import pack_segments, segments_nbytes, unpack_segments
 from flwr_split.codecs.slfac_layout import ComponentLayout
@@ -251,7 +251,7 @@ class SLFAC(Codec):
             none = torch.zeros(2 * channels, dtype=torch.int64)
             cutoffs, codes = torch.zeros(count, dtype=torch.int64), none[:0]
             return Quantized(shape, cutoffs, none, none.double(), none.double(), codes)
-        coeffs = dct2_bands(x.transpose(0, 1).contiguous()).numpy()  # (C, B, P): wire order
+        coeffs = channel_bands(x)  # (C, B, P): wire order
         lows, highs = coeffs.min(1), coeffs.max(1)  # NaN or inf show in the extremes
         if not np.isfinite(lows).all() or not np.isfinite(highs).all():
             check_finite(tensor)  # names NaN or inf in the input first
@@ -380,8 +380,8 @@ class SLFAC(Codec):
         for g, part in _sent_parts(layout.counts, sent):
             table = decoding_table(lo[g], hi[g], 2 ** int(bits[g]) - 1)
             stream[part] = lookup(table, codes[part])
-        planes = idct2_bands(torch.from_numpy(layout.from_wire(stream, sent)), height, width)
-        decoded = planes.transpose(0, 1).reshape(shape).contiguous()  # the one copy to (B, C)
+        coeffs = layout.from_wire(stream, sent)
+        decoded = planes_from_channel_bands(coeffs, height, width).reshape(shape)
         if not all_finite(decoded):  # finite but huge ranges from the network
             raise CodecError("decoded values overflow float32")
         return decoded

@@ -75,7 +75,7 @@ def _unpack_words(stream: np.ndarray, block_widths: np.ndarray) -> np.ndarray:
     return (codes & mask).T
 
 
-def _check_fit(codes: np.ndarray, widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def check_fit(codes: np.ndarray, widths: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Raise `CodecError` unless every code fits its segment's width; return them unsigned."""
     if not codes.size:
         return codes
@@ -111,7 +111,7 @@ def pack_blocks(codes: np.ndarray, widths: np.ndarray, counts: np.ndarray) -> np
     All blocks are packed at once, each at its width; a partial block is padded
     with zero codes and cut to its ``ceil(real * w / 8)`` bytes.
     """
-    codes = _check_fit(codes, widths, counts)
+    codes = check_fit(codes, widths, counts)
     block_widths, real = _block_layout(widths, counts)
     if not block_widths.size:
         return np.zeros(0, np.uint8)

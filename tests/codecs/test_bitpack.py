@@ -14,7 +14,13 @@ from flwr_split.codecs.bitpack import (
     unpack_bits,
     unpack_codes,
 )
-from flwr_split.codecs.segments import pack_segments, segments_nbytes, unpack_segments
+from flwr_split.codecs.lanes import pack_lanes, unpack_lanes
+from flwr_split.codecs.segments import (
+    LONG_SEGMENT,
+    pack_segments,
+    segments_nbytes,
+    unpack_segments,
+)
 
 
 @st.composite
@@ -173,3 +179,33 @@ def test_segments_reject_wrong_totals_and_lengths():
         pack_segments(np.zeros(2, np.int64), np.array([2]), np.array([3]))
     with pytest.raises(CodecError, match="bytes"):
         unpack_segments(np.zeros(3, np.uint8), np.array([3, 5]), np.array([3, 2]))
+
+
+@pytest.mark.parametrize("bits", range(1, 9))
+@pytest.mark.parametrize("count", [0, 1, 7, 8, 13, 3 * 2**17 + 5])
+def test_lanes_pack_like_pack_bits_and_round_trip(bits, count):
+    codes = np.random.default_rng(bits + count).integers(0, 2**bits, count, dtype=np.uint8)
+    packed = pack_lanes(codes, bits)
+    np.testing.assert_array_equal(packed, pack_bits(codes, bits))
+    unpacked = unpack_lanes(packed, bits, count)
+    np.testing.assert_array_equal(unpacked[:count], codes)
+    assert unpacked.size == -(-count // 8) * 8 and not unpacked[count:].any()
+
+
+@pytest.mark.parametrize("widths", [[3, 5], [6, 7], [2, 4]])
+def test_long_uint8_segments_pack_round_trip_and_reject_misfits_and_padding(widths):
+    counts = np.array([LONG_SEGMENT + 3, LONG_SEGMENT + 1])
+    rng = np.random.default_rng(0)
+    pieces = [rng.integers(0, 2**w, n, dtype=np.uint8) for w, n in zip(widths, counts, strict=True)]
+    packed = pack_segments(np.concatenate(pieces), np.array(widths), counts)
+    expected = [pack_bits(p, w) for p, w in zip(pieces, widths, strict=True)]
+    np.testing.assert_array_equal(packed, np.concatenate(expected))
+    np.testing.assert_array_equal(
+        unpack_segments(packed, np.array(widths), counts, np.uint8), np.concatenate(pieces)
+    )
+    packed[expected[0].size - 1] |= 0x80  # a padding bit of the first segment
+    with pytest.raises(CodecError, match="padding bits"):
+        unpack_segments(packed, np.array(widths), counts)
+    pieces[1][-1] = 2 ** widths[1]
+    with pytest.raises(CodecError, match="fit"):
+        pack_segments(np.concatenate(pieces), np.array(widths), counts)
