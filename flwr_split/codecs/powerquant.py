@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -63,19 +64,28 @@ class PowerQuant(Quant):
         """Return ``sign(x) * |x|**alpha`` in float64."""
         return math.copysign(abs(value) ** self.alpha, value)
 
-    def forward_(self, block: np.ndarray, source: np.ndarray) -> None:
-        """Write ``sign(x) * |x|**alpha`` of ``source`` into ``block``, in float32.
+    def block_forward(self, lowest: float) -> Callable[[np.ndarray, np.ndarray], None]:
+        """Return ``forward_(block, source)``: ``sign(x) * |x|**alpha`` of ``source`` in float32.
 
         ``alpha = 0.5`` takes the correctly rounded ``sqrt``; other exponents ``pow``, within
         a few float32 roundings of the float64 value (the clamp to ``[0, levels]`` covers
-        values a rounding beyond the range ends).
+        values a rounding beyond the range ends). Without negative values (``lowest >= 0``)
+        the power of ``x`` itself is taken, skipping the ``abs`` and ``copysign`` passes: the
+        same values up to the sign of a zero, so the same codes.
         """
-        np.abs(source, out=block)
-        if self.alpha == 0.5:
-            np.sqrt(block, out=block)
-        else:
-            np.power(block, block.dtype.type(self.alpha), out=block)
-        np.copysign(block, source, out=block)
+        signed = lowest < 0
+
+        def forward_(block: np.ndarray, source: np.ndarray) -> None:
+            same = block.dtype == source.dtype  # else the power runs in block's float64
+            magnitude = source if same and not signed else np.abs(source, out=block)
+            if self.alpha == 0.5:
+                np.sqrt(magnitude, out=block)
+            else:
+                np.power(magnitude, block.dtype.type(self.alpha), out=block)
+            if signed:
+                np.copysign(block, source, out=block)
+
+        return forward_
 
     def inverse(self, values: torch.Tensor) -> torch.Tensor:
         """Return ``sign(y) * |y|**(1 / alpha)``."""

@@ -84,9 +84,10 @@ class Quant(Codec):
         flat, *ends = finite_flat(tensor)
         lo, hi = (float(np.float32(self.forward(end))) for end in ends)  # what the decoder sees
         generator = (ctx or CodecContext()).generator() if self.stochastic else None
-        codes = quantize_blocks(flat, lo, hi, self.levels, generator, self.forward_)
+        codes = quantize_blocks(flat, lo, hi, self.levels, generator, self.block_forward(ends[0]))
         arrays = {
-            "codes": pack_bits(codes, self.bits),
+            # 8-bit codes (uint8, in range by construction) are their own packing: no copy
+            "codes": codes if self.bits == 8 else pack_bits(codes, self.bits),
             "range": np.array([lo, hi], dtype=np.float32),
         }
         return Encoded(arrays, {"shape": list(tensor.shape), **self.wire_options()})
@@ -118,8 +119,13 @@ class Quant(Codec):
         """Map an input value to the domain that is quantized, in float64 (identity here)."""
         return value
 
-    forward_: Callable[[np.ndarray, np.ndarray], None] | None = None
-    """``forward_(block, source)`` writes `forward` of float32 ``source`` into ``block``."""
+    def block_forward(self, lowest: float) -> Callable[[np.ndarray, np.ndarray], None] | None:
+        """Return the block form of `forward` for a tensor whose smallest value is ``lowest``.
+
+        ``forward_(block, source)`` writes `forward` of float32 ``source`` into ``block``;
+        None stands for the identity (no pass at all).
+        """
+        return None
 
     def inverse(self, values: torch.Tensor) -> torch.Tensor:
         """Map dequantized float64 values back to the input domain (identity here)."""

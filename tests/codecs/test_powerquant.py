@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from flwr_split.codecs import CodecError, get_codec
+from flwr_split.codecs.bitpack import unpack_codes
+from flwr_split.codecs.blocks import quantize_blocks
 from flwr_split.codecs.powerquant import PowerQuant
 from flwr_split.codecs.quant import Quant
 
@@ -83,3 +85,17 @@ def test_a_range_whose_inverse_overflows_float32_is_refused():
     encoded.arrays["range"] = np.array([-3e38, 3e38], np.float32)  # finite, but y**2 is not
     with pytest.raises(CodecError, match="beyond float32"):
         codec.decode(encoded)
+
+
+@pytest.mark.parametrize("alpha", [0.5, 0.3])
+def test_non_negative_input_skips_sign_passes_with_the_same_codes(alpha):
+    generator = torch.Generator().manual_seed(2)
+    x = torch.randn(3, 70_000, generator=generator).relu()  # several blocks, many zeros
+    x[0, :5] = -0.0
+    codec = PowerQuant(bits=5, alpha=alpha)
+    lo, hi = (np.float32(codec.forward(float(end))) for end in (x.min(), x.max()))
+    flat = x.numpy().reshape(-1)
+    signed = quantize_blocks(flat, lo, hi, codec.levels, None, codec.block_forward(-1.0))
+    np.testing.assert_array_equal(
+        unpack_codes(codec.encode(x).arrays["codes"], 5, flat.size), signed
+    )
