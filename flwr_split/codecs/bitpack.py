@@ -91,8 +91,10 @@ def pack_bits(codes: np.ndarray, bits: int) -> np.ndarray:
         return codes.astype(np.uint8)
     if 8 % bits == 0:  # whole codes per byte: merge the bytes of one word
         per_byte = 8 // bits
-        padded = np.zeros(-(-codes.size // per_byte) * per_byte, dtype=np.uint8)
-        padded[: codes.size] = codes
+        padded = codes
+        if codes.size % per_byte or codes.dtype != np.uint8 or not codes.flags.c_contiguous:
+            padded = np.zeros(-(-codes.size // per_byte) * per_byte, dtype=np.uint8)
+            padded[: codes.size] = codes
         # Word i holds code j of byte i at bit 8 j. Multiplying by the sum of
         # 2**(m (8 - bits)), m < per_byte, puts a copy of code j at every bit
         # 8 j + m (8 - bits): all distinct multiples of bits, so the copies
@@ -204,7 +206,20 @@ def _split_bytes(packed: np.ndarray, bits: int) -> np.ndarray:
         return np.unpackbits(packed, bitorder="little")
     if bits == 8:
         return packed.copy()
-    return byte_codes(bits).take(packed, axis=0).reshape(-1)
+    return lookup(byte_codes(bits), packed).reshape(-1)
+
+
+def lookup(table: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """Return ``table[indices]`` (rows of ``table``), `WORD_BLOCK` indices at a time.
+
+    ``np.take`` converts its indices to ``intp``; blocks keep that copy in cache (a
+    whole-array take of a 4 MB ``uint8`` stream took 2.3x the CPU time).
+    """
+    out = np.empty((indices.size, *table.shape[1:]), table.dtype)
+    for start in range(0, indices.size, WORD_BLOCK):
+        part = slice(start, start + WORD_BLOCK)
+        np.take(table, indices[part], axis=0, out=out[part], mode="wrap")
+    return out
 
 
 @functools.cache

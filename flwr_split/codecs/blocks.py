@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from flwr_split.codecs.base import CodecError, check_finite, check_float_tensor
-from flwr_split.codecs.bitpack import byte_codes, check_packed, unpack_codes
+from flwr_split.codecs.bitpack import byte_codes, check_packed, lookup, unpack_codes
 from flwr_split.codecs.minmax import dequantize
 
 BLOCK = 2**15
@@ -136,13 +136,22 @@ def finite_flat(tensor: torch.Tensor, dtype: type | None = None) -> tuple[np.nda
 
     Without ``dtype`` the returned array may share memory with ``tensor``: read it only.
     """
+    out, lo, hi = scan_blocks(float32_flat(tensor), dtype)
+    require_finite_ends(tensor, lo, hi)
+    return out, lo, hi
+
+
+def float32_flat(tensor: torch.Tensor) -> np.ndarray:
+    """Return a float tensor's values as a flat float32 array, sharing memory where it can."""
     check_float_tensor(tensor)
-    flat = tensor.detach().to(torch.float32).cpu().reshape(-1).numpy()
-    out, lo, hi = scan_blocks(flat, dtype)
+    return tensor.detach().to(torch.float32).cpu().reshape(-1).numpy()
+
+
+def require_finite_ends(tensor: torch.Tensor, lo: float, hi: float) -> None:
+    """Raise `CodecError` unless ``tensor``'s float32 extremes ``lo`` and ``hi`` are finite."""
     if not math.isfinite(lo + hi):
         check_finite(tensor)  # names NaN or inf in the input first
         raise CodecError("tensor values overflow float32; refusing to encode")
-    return out, lo, hi
 
 
 def decoding_table(
@@ -158,17 +167,6 @@ def decoding_table(
     """
     values = dequantize(torch.arange(levels + 1, dtype=torch.float64), lo, hi, levels)
     return (values if inverse is None else inverse(values)).to(torch.float32).numpy()
-
-
-def lookup(table: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """Return ``table[indices]`` (rows of ``table``), block by block.
-
-    ``np.take`` converts its indices to ``intp``; blocks keep that copy small.
-    """
-    out = np.empty((indices.size, *table.shape[1:]), table.dtype)
-    for part in blocks(indices.size):
-        np.take(table, indices[part], axis=0, out=out[part], mode="wrap")
-    return out
 
 
 def lookup_packed(packed: np.ndarray, bits: int, count: int, table: np.ndarray) -> np.ndarray:

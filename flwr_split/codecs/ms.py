@@ -13,15 +13,16 @@ from flwr_split.codecs.base import (
     CodecContext,
     CodecError,
     Encoded,
+    check_float_tensor,
     require_array,
     require_finite,
     require_scalar,
     shape_from_meta,
 )
-from flwr_split.codecs.bitpack import byte_codes, pack_bits, packed_nbytes, unpack_codes
-from flwr_split.codecs.blocks import finite_flat
+from flwr_split.codecs.bitpack import byte_codes, lookup, pack_bits, packed_nbytes, unpack_codes
+from flwr_split.codecs.blocks import BLOCK, blocks
 from flwr_split.codecs.registry import register_codec
-from flwr_split.codecs.selection import kth_largest
+from flwr_split.codecs.selection import finite_flat_maxima, kth_largest, largest_positions
 
 MAX_BITS = 8
 """Widest magnitude code `MaskSparsification` accepts."""
@@ -34,16 +35,22 @@ EDGE_LEVELS = 7
 """Largest ``L`` for which codes are counted from level edges instead of divided out."""
 
 
-def _top_positions(mag: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _top_positions(
+    mag: np.ndarray, k: int, maxima: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Return the flat positions of the ``k`` largest entries of each row, and ``T``.
 
     Positions are ascending; among equal values at the cut-off, lower positions
     win. ``T`` (shape ``(rows,)``, float64) is the smallest kept value of each
-    row, zero when ``k == 0``.
+    row, zero when ``k == 0``. A single row is pruned by its group ``maxima``
+    (`largest_positions`).
     """
     rows, width = mag.shape
     if k == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(rows)
+    if rows == 1:
+        positions = largest_positions(mag[0], k, maxima)
+        return positions, mag[0, positions].min(keepdims=True).astype(np.float64)
     cutoff = kth_largest(mag, k)
     positions = np.flatnonzero(mag >= cutoff)
     if positions.size > rows * k:  # more entries equal the cut-off than fit
@@ -200,16 +207,17 @@ class MaskSparsification(Codec):
 
     def encode(self, tensor: torch.Tensor, ctx: CodecContext | None = None) -> Encoded:
         """Keep the top-k entries of each unit and code the others in ``bits`` bits."""
-        flat, lowest, _ = finite_flat(tensor)
+        check_float_tensor(tensor)
+        shape = tuple(tensor.shape)
+        rows, width = self.units(shape)
+        k = self.keep_count(width)
+        flat, lowest, _, maxima = finite_flat_maxima(tensor, k if rows == 1 else 0)
         if not self.signed and lowest < 0:
             raise CodecError(
                 f"ms with signed=false needs non-negative input (e.g. after a ReLU), got a "
                 f"minimum of {lowest:g}; use 'ms:signed=true' for tensors with "
                 "negative values such as gradients"
             )
-        shape = tuple(tensor.shape)
-        rows, width = self.units(shape)
-        k = self.keep_count(width)
         meta = {
             "shape": list(shape),
             "bits": self.bits,
@@ -221,7 +229,7 @@ class MaskSparsification(Codec):
             return Encoded({"values": flat[:0].copy(), "mask": np.zeros(0, np.uint8)}, meta)
         signal = flat.reshape(rows, width)
         mag = np.abs(signal) if lowest < 0 else signal
-        positions, threshold = _top_positions(mag, k)
+        positions, threshold = _top_positions(mag, k, maxima)
         codes = self._codes(mag, threshold)
         if self.signed:
             codes |= ((signal < 0) & (codes > 0)).astype(codes.dtype) << self.bits
@@ -243,9 +251,13 @@ class MaskSparsification(Codec):
         """
         levels = self.levels
         codes = np.zeros(mag.shape, dtype=np.uint8 if self.width <= 8 else np.uint16)
-        if levels <= EDGE_LEVELS:
-            for edge in self._edges(threshold).T:
-                codes += mag >= edge[:, None]
+        if levels <= EDGE_LEVELS:  # block by block: the comparisons stay in cache
+            above = np.empty(min(BLOCK, mag.shape[1]), bool)
+            for row_codes, row, edges in zip(codes, mag, self._edges(threshold), strict=True):
+                for part in blocks(row.size):
+                    block, out, hit = row[part], row_codes[part], above[: part.stop - part.start]
+                    for edge in edges:
+                        np.add(out, np.greater_equal(block, edge, out=hit), out=out)
             return codes
         positive = threshold[:, None] > 0
         quantized = self._quantize(mag, np.where(positive, threshold[:, None], 1.0))
@@ -314,7 +326,7 @@ class MaskSparsification(Codec):
                 raise CodecError("sign bit set on a kept entry or on a zero code")
         table = self._decoded_levels(threshold)
         if rows == 1 and 8 % self.width == 0:  # look up whole bytes: all their codes at once
-            out = table[0][byte_codes(self.width)].take(packed, axis=0).reshape(1, -1)[:, :numel]
+            out = lookup(table[0][byte_codes(self.width)], packed).reshape(1, -1)[:, :numel]
         else:
             out = np.take_along_axis(table, codes.astype(np.intp), axis=1)
         out.reshape(-1)[positions] = values

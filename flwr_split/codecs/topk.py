@@ -13,15 +13,15 @@ from flwr_split.codecs.base import (
     CodecContext,
     CodecError,
     Encoded,
+    check_float_tensor,
     require_array,
     require_finite,
     require_scalar,
     shape_from_meta,
 )
 from flwr_split.codecs.bitpack import index_bits, pack_bits, packed_nbytes, unpack_bits
-from flwr_split.codecs.blocks import finite_flat
 from flwr_split.codecs.registry import register_codec
-from flwr_split.codecs.selection import largest_positions
+from flwr_split.codecs.selection import finite_flat_maxima, largest_positions
 
 
 @register_codec
@@ -72,9 +72,10 @@ class TopK(Codec):
 
     def encode(self, tensor: torch.Tensor, ctx: CodecContext | None = None) -> Encoded:
         """Keep the ``k`` largest-magnitude entries and their positions."""
-        flat, lowest, _ = finite_flat(tensor)
-        k = self.keep_count(flat.size)
-        positions = largest_positions(np.abs(flat) if lowest < 0 else flat, k)
+        check_float_tensor(tensor)
+        k = self.keep_count(tensor.numel())
+        flat, lowest, _, maxima = finite_flat_maxima(tensor, k)
+        positions = largest_positions(np.abs(flat) if lowest < 0 else flat, k, maxima)
         width = index_bits(flat.size)
         arrays = {"values": flat[positions]}
         if packed_nbytes(width, k) < packed_nbytes(1, flat.size):
