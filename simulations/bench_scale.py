@@ -382,12 +382,13 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument(
         "--step-timeout", type=float, help="every App's step-timeout (default: the Apps' own)"
     )
-    parser.add_argument(
+    alone = parser.add_mutually_exclusive_group()
+    alone.add_argument(
         "--echo-alone",
         action="store_true",
         help="run only the echo App (K per step, --steps steps): Flower's floor where SL stops",
     )
-    parser.add_argument(
+    alone.add_argument(
         "--sl-alone",
         action="store_true",
         help="run only the SL App, without its echo floors (e.g. a 10,000-client training run)",

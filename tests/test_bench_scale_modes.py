@@ -1,10 +1,12 @@
-"""`bench_scale --sl-alone` runs the SL App without its echo floors (no Flower process here)."""
+"""`bench_scale`'s run modes: `--sl-alone` runs the SL App without its echo floors (no Flower
+process here); `--echo-alone` and `--sl-alone` exclude each other."""
 
 from __future__ import annotations
 
 import contextlib
 
 import pandas as pd
+import pytest
 
 from simulations import bench_scale
 
@@ -25,3 +27,10 @@ def test_sl_alone_runs_no_echo_app_and_prints_the_sl_row(tmp_path, monkeypatch, 
     assert asked == [()]
     assert list(runs["app"]) == ["flwr-split"] and runs["step_s"].iloc[0] == 1.5
     assert "flwr-split" in capsys.readouterr().out
+
+
+def test_echo_alone_and_sl_alone_cannot_be_asked_together(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        bench_scale.main(["--echo-alone", "--sl-alone", "--results", str(tmp_path)])
+    assert stopped.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
