@@ -48,7 +48,9 @@ reported compute runs on ``actors`` actors at once). The goal of issue 4 is
 (``overhead_ratio``; ``overhead_ratio_unpaced`` uses the back-to-back one). Against the
 computing echoes the floor is the step minus the clients' reported compute per actor
 (``echo_compute_floor_s``, ``overhead_ratio_compute_matched``, and the same with
-``sl_compute``). Peak RSS (and PSS) is the sum over the SuperLink and every
+``sl_compute``). Issue 23's goal compares whole steps: ``step_ratio_compute`` (and
+``step_ratio_sl_compute``) is ``sl_step_s`` over the computing echo's step, at most 1.1
+(``goal_met_step_ratio_compute``). Peak RSS (and PSS) is the sum over the SuperLink and every
 process it started, sampled every 0.25 s during each ``flwr run``; ``runs.csv`` also
 has the peak of each kind of process (``peak_rss_gb_<kind>``:
 `simulations.process_memory.PROCESS_KINDS`) and the 1-minute load average before
@@ -82,6 +84,8 @@ TRAINING_SETTINGS = ROOT / "simulations" / "configs" / "mnist.toml"
 """Where the training runs take their optimizer and learning rate from."""
 GOAL_FACTOR = 1.2
 """Issue 4: an SL step may cost at most 1.2x the echo step plus the measured compute."""
+GOAL_STEP_RATIO = 1.1
+"""Issue 23: an SL step may take at most 1.1x the step of an echo whose clients compute as long."""
 
 
 def training(task: str, epochs: int, batch: int, eval_every: int) -> dict[str, object]:
@@ -301,6 +305,8 @@ def summarize(runs: pd.DataFrame, actors: int) -> pd.DataFrame:
             table[floor] = computed["step_s"] - computed["client_compute_s"] / actors
             table[f"overhead_ratio_{name}_matched"] = overhead / table[floor]
             table[f"goal_met_{name}_matched"] = within_goal(table, floor)
+            table[f"step_ratio_{name}"] = table["sl_step_s"] / computed["step_s"]
+            table[f"goal_met_step_ratio_{name}"] = table[f"step_ratio_{name}"] <= GOAL_STEP_RATIO
     table["goal_met"] = within_goal(table, "echo_step_s")
     return table.reset_index()
 

@@ -65,3 +65,6 @@ def test_summary_compares_the_sl_step_with_every_echo_floor():
     assert row["echo_sl_compute_floor_s"] == pytest.approx(0.5 - 0.4)
     assert row["goal_met"] and row["goal_met_compute_matched"]  # 1.0 <= 1.2 * 0.5 + 0.5, twice
     assert not row["goal_met_sl_compute_matched"]  # 1.0 > 1.2 * 0.1 + 0.5
+    assert row["step_ratio_compute"] == pytest.approx(1.0 / 0.9)
+    assert not row["goal_met_step_ratio_compute"]  # 1.11 > 1.1
+    assert row["step_ratio_sl_compute"] == pytest.approx(1.0 / 0.5)
