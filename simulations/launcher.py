@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import argparse
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -232,6 +235,28 @@ class RunWatch:
         return EXIT_OK
 
 
+@contextmanager
+def ctrl_c_raises() -> Iterator[None]:
+    """Make SIGINT raise ``KeyboardInterrupt`` in this block, then restore its old handling.
+
+    Python only raises on SIGINT if the process did not start with SIGINT
+    ignored, and a shell without job control starts every background command
+    (``cmd &``, CI scripts, nohup-style wrappers) with SIGINT ignored: a
+    launcher started so would keep training through Ctrl-C and a process
+    group's SIGINT. A launcher owns processes in other sessions that only it
+    stops, so it takes SIGINT itself. Outside the main thread (where Python
+    cannot take signals) the block runs unchanged.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def watched_run(
     processes: FlowerProcesses,
     quiet: bool,
@@ -241,13 +266,14 @@ def watched_run(
 
     ``run`` runs ``flwr run`` with the watch as its ``on_line``. A timeout and a
     start that fails are `EXIT_FAILED`, Ctrl-C `EXIT_INTERRUPTED`, each with
-    one line; every process is stopped in every case.
+    one line; every process is stopped in every case. SIGINT counts as Ctrl-C
+    even if this process started with it ignored (`ctrl_c_raises`).
     """
     watch = RunWatch(quiet=quiet)
     watch.attach(processes)
     done = None
     try:
-        with processes:
+        with ctrl_c_raises(), processes:
             done = run(watch)
     except subprocess.TimeoutExpired:
         pass

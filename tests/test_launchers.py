@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from pathlib import Path
 
@@ -90,6 +91,7 @@ class FakeSuperLink:
     lines: list[str] = []
     returncode = 0
     raises: BaseException | None = None
+    sends: signal.Signals | None = None  # a signal that arrives while the run runs
     seen: dict = {}
 
     def __init__(self, flwr_home: Path):
@@ -107,6 +109,8 @@ class FakeSuperLink:
         FakeSuperLink.seen.update(run_config=run_config, env=dict(self.env))
         for line in self.lines:
             on_line(line)
+        if self.sends is not None:
+            signal.raise_signal(self.sends)
         if self.raises is not None:
             raise self.raises
         return subprocess.CompletedProcess(["flwr"], self.returncode, "".join(self.lines), "")
@@ -116,6 +120,7 @@ class FakeSuperLink:
 def fake(monkeypatch, tmp_path):
     monkeypatch.setattr(simulations.run, "SimulationSuperLink", FakeSuperLink)
     FakeSuperLink.lines, FakeSuperLink.returncode, FakeSuperLink.raises = [], 0, None
+    FakeSuperLink.sends = None
     FakeSuperLink.seen = {}
 
     def run(*extra: str) -> int:
@@ -184,6 +189,20 @@ def test_ctrl_c_stops_everything_and_exits_130_without_a_traceback(fake, capsys)
     err = capsys.readouterr().err
     assert err.startswith("interrupted:") and "Traceback" not in err
     assert FakeSuperLink.seen["stopped"]
+
+
+def test_ctrl_c_stops_the_run_also_if_the_launcher_started_with_sigint_ignored(fake, capsys):
+    """A shell without job control starts background commands so (the CI run that hung)."""
+    FakeSuperLink.sends = signal.SIGINT
+    inherited = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        code = fake("--quiet")
+        after = signal.getsignal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
+    assert code == EXIT_INTERRUPTED, capsys.readouterr()
+    assert capsys.readouterr().err.startswith("interrupted:") and FakeSuperLink.seen["stopped"]
+    assert after == signal.SIG_IGN  # handed back as it was
 
 
 def test_a_timeout_is_a_failure_that_names_the_option(fake, capsys):

@@ -88,6 +88,8 @@ def test_a_serverapp_that_fails_makes_the_launcher_fail_in_one_line(tmp_path):
 
 
 def test_ctrl_c_stops_every_process_and_prints_no_traceback(tmp_path):
+    """Also when the launcher starts with SIGINT ignored, as a shell without job control
+    starts background commands: a CI run started with ``&`` hung here before `ctrl_c_raises`."""
     home = tmp_path / "home"
     process = subprocess.Popen(
         launcher(tmp_path, "epochs=50", tmp_path / "out"),
@@ -96,6 +98,7 @@ def test_ctrl_c_stops_every_process_and_prints_no_traceback(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     output = []
     assert process.stdout is not None
