@@ -22,7 +22,7 @@ from flwr_split.codecs.base import (
 from flwr_split.codecs.bitpack import byte_codes, lookup, pack_bits, packed_nbytes, unpack_codes
 from flwr_split.codecs.blocks import BLOCK, blocks
 from flwr_split.codecs.registry import register_codec
-from flwr_split.codecs.selection import finite_flat_maxima, kth_largest, largest_positions
+from flwr_split.codecs.selection import finite_flat_candidates, kth_largest, largest_positions
 
 MAX_BITS = 8
 """Widest magnitude code `MaskSparsification` accepts."""
@@ -36,20 +36,20 @@ EDGE_LEVELS = 7
 
 
 def _top_positions(
-    mag: np.ndarray, k: int, maxima: np.ndarray | None
+    mag: np.ndarray, k: int, candidates: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return the flat positions of the ``k`` largest entries of each row, and ``T``.
 
     Positions are ascending; among equal values at the cut-off, lower positions
     win. ``T`` (shape ``(rows,)``, float64) is the smallest kept value of each
-    row, zero when ``k == 0``. A single row is pruned by its group ``maxima``
+    row, zero when ``k == 0``. A single row is searched among its ``candidates``
     (`largest_positions`).
     """
     rows, width = mag.shape
     if k == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(rows)
     if rows == 1:
-        positions = largest_positions(mag[0], k, maxima)
+        positions = largest_positions(mag[0], k, candidates)
         return positions, mag[0, positions].min(keepdims=True).astype(np.float64)
     cutoff = kth_largest(mag, k)
     positions = np.flatnonzero(mag >= cutoff)
@@ -211,7 +211,7 @@ class MaskSparsification(Codec):
         shape = tuple(tensor.shape)
         rows, width = self.units(shape)
         k = self.keep_count(width)
-        flat, lowest, _, maxima = finite_flat_maxima(tensor, k if rows == 1 else 0)
+        flat, lowest, _, candidates = finite_flat_candidates(tensor, k if rows == 1 else 0)
         if not self.signed and lowest < 0:
             raise CodecError(
                 f"ms with signed=false needs non-negative input (e.g. after a ReLU), got a "
@@ -229,7 +229,7 @@ class MaskSparsification(Codec):
             return Encoded({"values": flat[:0].copy(), "mask": np.zeros(0, np.uint8)}, meta)
         signal = flat.reshape(rows, width)
         mag = np.abs(signal) if lowest < 0 else signal
-        positions, threshold = _top_positions(mag, k, maxima)
+        positions, threshold = _top_positions(mag, k, candidates)
         codes = self._codes(mag, threshold)
         if self.signed:
             codes |= ((signal < 0) & (codes > 0)).astype(codes.dtype) << self.bits

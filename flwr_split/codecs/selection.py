@@ -1,65 +1,83 @@
-"""Largest-value selection shared by the sparsifying codecs.
+"""Largest-magnitude selection shared by the sparsifying codecs.
 
-A long row is pruned before its ``k`` largest entries are searched: its entries are split into
-at least ``k`` groups and ``bound``, the ``k``-th largest of the group maxima, is found. Those
-``k`` maxima are distinct entries at or above ``bound``, so the ``k``-th largest entry is at
-least ``bound``: every entry of the top ``k`` is among the candidates ``>= bound``, and the
-``k``-th largest candidate is the ``k``-th largest entry. The group maxima come from the
-pass that checks the tensor (`finite_flat_maxima`), so selection reads the tensor only once
-more (for the candidates).
+A long row is searched for its ``k`` largest magnitudes in one pass, the pass that checks the
+tensor (`finite_flat_candidates`): a strided sample of the row gives a ``bound`` that at
+least ``k`` entries very likely reach, and the pass collects the positions of the entries at or
+above it (the candidates). When at least ``k`` entries reach ``bound``, the ``k``-th largest
+magnitude is at least ``bound``, so every entry of the top ``k`` is a candidate and the ``k``-th
+largest candidate is the ``k``-th largest entry: the result is exact whatever the sample. When
+fewer reach it (a sample that misleads: rare, the bound has a four-sigma margin), the whole row
+is searched instead.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
-from flwr_split.codecs.blocks import BLOCK, blocks, finite_flat, float32_flat, require_finite_ends
+from flwr_split.codecs.blocks import finite_flat, float32_flat, require_finite_ends
 
-MIN_GROUP = 8
-"""Smallest group of entries whose maxima are worth computing to prune a row."""
+SAMPLED = 2**16
+"""Entries sampled (every ``n // SAMPLED``-th) to estimate the bound of a long row."""
+
+MIN_SHARE = 8
+"""A row is sampled only if it has at least ``MIN_SHARE * k`` entries (and `SAMPLED` * 4)."""
+
+SCAN = 2**16
+"""Entries per block of the checking pass (256 KiB of float32 and the block's flags)."""
 
 
 def kth_largest(rows: np.ndarray, k: int) -> np.ndarray:
     """Return the ``k``-th largest value of each row of a 2-D array, shape ``(rows, 1)``.
 
     ``torch.topk`` is used because it stays fast on the many equal values that
-    ReLU and max-pool outputs hold, where ``np.partition`` degrades.
+    ReLU and max-pool outputs hold, where ``np.partition`` degrades. When ``k`` is more
+    than half a row, the ``(width - k + 1)``-th smallest (the same value) is searched.
     """
     rows = np.ascontiguousarray(rows)
+    smallest = rows.shape[1] - k + 1
+    if smallest < k:
+        top = torch.from_numpy(rows).topk(smallest, dim=1, largest=False, sorted=False)
+        return top.values.numpy().max(axis=1, keepdims=True)
     top = torch.from_numpy(rows).topk(k, dim=1, sorted=False).values.numpy()
     return top.min(axis=1, keepdims=True)
 
 
-def group_size(n: int, k: int) -> int:
-    """Return the entries per group for pruning ``n`` entries to their ``k`` largest; 0: none.
+def sampled_bound(flat: np.ndarray, k: int) -> float | None:
+    """Return a magnitude that about ``1.2 k`` entries of ``flat`` reach, or None: search all.
 
-    The largest power of two ``g <= n / k`` (so there are at least ``k`` groups), at most
-    one block of `flwr_split.codecs.blocks`; 0 when ``k == 0`` or ``g < MIN_GROUP``
-    (groups that small prune too little to pay off).
+    The ``r``-th largest magnitude of a strided sample of ``s`` entries, with ``r`` four
+    binomial standard deviations above the ``mu = s k / n`` sampled entries expected in the
+    top ``k``: fewer than ``k`` entries reach it only if the sample holds more than ``r`` of
+    the top ``k``. None when ``k == 0`` or the row is too short to prune
+    (`MIN_SHARE`); NaN if the sample holds NaN.
     """
-    if k == 0:
-        return 0
-    group = min(1 << (n // k).bit_length() >> 1, BLOCK)
-    return group if group >= MIN_GROUP else 0
+    n = flat.size
+    if k == 0 or n < max(MIN_SHARE * k, 4 * SAMPLED):
+        return None
+    sample = np.abs(flat[:: n // SAMPLED])
+    expected = sample.size * k / n
+    rank = min(sample.size, math.ceil(expected + 4 * math.sqrt(expected)) + 8)
+    return float(kth_largest(sample.reshape(1, -1), rank)[0, 0])
 
 
-def finite_flat_maxima(
+def finite_flat_candidates(
     tensor: torch.Tensor, k: int
 ) -> tuple[np.ndarray, float, float, np.ndarray | None]:
-    """`finite_flat` of ``tensor`` plus the largest magnitude of each pruning group.
+    """`finite_flat` of ``tensor`` plus the positions of the entries that may be in its top ``k``.
 
-    One blocked pass: every block's ``b`` entries form ``g = group_size(numel, k)`` rows
-    of ``b // g`` entries; each column is a group (its maximum and minimum are taken while
-    the block is in cache), and the ``b % g`` entries after them are groups of one. The
-    magnitude maximum of a group is its maximum, or ``max(maximum, -minimum)`` when the
-    tensor has negative values.
+    One blocked pass: each block's minimum and maximum, and the positions of its entries of
+    magnitude at or above `sampled_bound` (``b >= bound``, or also ``b <= -bound`` in a block
+    with negative values).
 
     Returns
     -------
     tuple
         The flat float32 values (may share memory with ``tensor``: read only), the lowest
-        and highest value, and the group maxima of the magnitudes (None when ``g`` is 0).
+        and highest value, and the ascending candidate positions: a superset of the top
+        ``k`` magnitudes' positions, or None (no bound, or fewer than ``k`` reach it).
 
     Raises
     ------
@@ -67,24 +85,28 @@ def finite_flat_maxima(
         If ``tensor`` is not a float tensor or holds NaN or inf (as `finite_flat`).
     """
     flat = float32_flat(tensor)
-    group = group_size(flat.size, k)
-    if not group:
+    bound = sampled_bound(flat, k)
+    if bound is None:
         return (*finite_flat(tensor), None)
-    highs, lows = [], []
-    for part in blocks(flat.size):
-        block = flat[part]
-        cut = block.size - block.size % group
-        columns = block[:cut].reshape(group, -1)
-        highs += [columns.max(axis=0), block[cut:]]
-        lows += [columns.min(axis=0), block[cut:]]
-    high, low = np.concatenate(highs), np.concatenate(lows)
-    lowest, highest = float(low.min()), float(high.max())
+    ends = np.empty((2, -(-flat.size // SCAN)), np.float32)
+    hits, parts = np.empty(SCAN, bool), []
+    for index, start in enumerate(range(0, flat.size, SCAN)):
+        block = flat[start : start + SCAN]
+        hit = hits[: block.size]
+        ends[:, index] = block.min(), block.max()
+        np.greater_equal(block, bound, out=hit)
+        if ends[0, index] < 0:
+            hit |= block <= -bound
+        parts.append(np.flatnonzero(hit) + start)
+    lowest, highest = float(ends[0].min()), float(ends[1].max())
     require_finite_ends(tensor, lowest, highest)
-    maxima = high if lowest >= 0 else np.maximum(high, -low, out=high)
-    return flat, lowest, highest, maxima
+    candidates = np.concatenate(parts)
+    return flat, lowest, highest, candidates if candidates.size >= k else None
 
 
-def largest_positions(values: np.ndarray, k: int, maxima: np.ndarray | None = None) -> np.ndarray:
+def largest_positions(
+    values: np.ndarray, k: int, candidates: np.ndarray | None = None, absolute: bool = False
+) -> np.ndarray:
     """Return the ascending flat positions of the ``k`` largest entries of 1-D ``values``.
 
     Among equal values at the cut-off, lower positions win.
@@ -95,23 +117,24 @@ def largest_positions(values: np.ndarray, k: int, maxima: np.ndarray | None = No
         1-D float array, no NaN.
     k : int
         Entries to keep, ``0 <= k <= values.size``.
-    maxima : np.ndarray, optional
-        The maxima of at least ``k`` disjoint groups covering ``values`` (e.g. from
-        `finite_flat_maxima`): only entries at or above their ``k``-th largest are searched.
+    candidates : np.ndarray, optional
+        Ascending positions that include those of the ``k`` largest (e.g. from
+        `finite_flat_candidates`, at least ``k`` of them): only they are searched.
+    absolute : bool, default False
+        Rank the entries by magnitude.
     """
     if k == 0:
         return np.empty(0, dtype=np.int64)
-    if maxima is not None and maxima.size >= k:
-        bound = kth_largest(maxima.reshape(1, -1), k)[0, 0]
-        candidates = np.flatnonzero(values >= bound)  # the one pass over values
-        chosen = values[candidates]
+    if candidates is None:
+        magnitudes = np.abs(values) if absolute else values
+        cutoff = kth_largest(magnitudes.reshape(1, -1), k)[0, 0]
+        positions = np.flatnonzero(magnitudes >= cutoff)
+        kept_values = magnitudes[positions]
+    else:
+        chosen = np.abs(values[candidates]) if absolute else values[candidates]
         cutoff = kth_largest(chosen.reshape(1, -1), k)[0, 0]
         kept = chosen >= cutoff
         positions, kept_values = candidates[kept], chosen[kept]
-    else:
-        cutoff = kth_largest(values.reshape(1, -1), k)[0, 0]
-        positions = np.flatnonzero(values >= cutoff)
-        kept_values = values[positions]
     surplus = positions.size - k
     if surplus:  # more entries equal the cut-off than fit: drop the highest tied positions
         tied = np.flatnonzero(kept_values == cutoff)

@@ -21,7 +21,7 @@ from flwr_split.codecs.base import (
 )
 from flwr_split.codecs.bitpack import index_bits, pack_bits, packed_nbytes, unpack_bits
 from flwr_split.codecs.registry import register_codec
-from flwr_split.codecs.selection import finite_flat_maxima, largest_positions
+from flwr_split.codecs.selection import finite_flat_candidates, largest_positions
 
 
 @register_codec
@@ -74,8 +74,8 @@ class TopK(Codec):
         """Keep the ``k`` largest-magnitude entries and their positions."""
         check_float_tensor(tensor)
         k = self.keep_count(tensor.numel())
-        flat, lowest, _, maxima = finite_flat_maxima(tensor, k)
-        positions = largest_positions(np.abs(flat) if lowest < 0 else flat, k, maxima)
+        flat, lowest, _, candidates = finite_flat_candidates(tensor, k)
+        positions = largest_positions(flat, k, candidates, absolute=lowest < 0)
         width = index_bits(flat.size)
         arrays = {"values": flat[positions]}
         if packed_nbytes(width, k) < packed_nbytes(1, flat.size):

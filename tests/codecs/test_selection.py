@@ -6,51 +6,89 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flwr_split.codecs.blocks import BLOCK
 from flwr_split.codecs.selection import (
-    MIN_GROUP,
-    finite_flat_maxima,
-    group_size,
+    SAMPLED,
+    finite_flat_candidates,
     kth_largest,
     largest_positions,
+    sampled_bound,
 )
 
+LONG = 4 * SAMPLED
+"""The shortest row that `finite_flat_candidates` prunes by a sampled bound."""
 
-@settings(max_examples=200, deadline=None)
-@given(st.integers(1, 70_000), st.data(), st.sampled_from(["normal", "ties", "zeros"]))
-def test_pruned_selection_matches_a_stable_sort(n, data, kind):
-    """Pruning by group maxima (long rows, small k) never changes the kept positions."""
-    k = data.draw(st.integers(0, n) | st.integers(1, max(1, n // 64)))
-    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+
+def _values(n: int, kind: str, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
     values = rng.standard_normal(n).astype(np.float32)
     if kind == "ties":
         values = np.round(values * 2).astype(np.float32)
     elif kind == "zeros":
         values = np.where(rng.random(n) < 0.9, 0, np.abs(values)).astype(np.float32)
-    _, lowest, highest, maxima = finite_flat_maxima(torch.from_numpy(values), k)
+    elif kind == "ramp":  # the strided sample sees only the smallest values of each period
+        values = np.tile(np.arange(n // SAMPLED, dtype=np.float32), SAMPLED + 1)[:n]
+    return values
+
+
+def _expected(values: np.ndarray, k: int, absolute: bool) -> list[int]:
+    magnitudes = np.abs(values) if absolute else values
+    return np.sort(np.argsort(-magnitudes, kind="stable")[:k]).tolist()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.integers(LONG, LONG + 3000),
+    st.data(),
+    st.sampled_from(["normal", "ties", "zeros", "ramp"]),
+)
+def test_pruned_selection_matches_a_stable_sort(n, data, kind):
+    """Searching only the candidates above a sampled bound never changes the kept positions."""
+    k = data.draw(st.integers(0, n) | st.integers(1, n // 8) | st.integers(1, n // 1000))
+    values = _values(n, kind, data.draw(st.integers(0, 2**32 - 1)))
+    _, lowest, highest, candidates = finite_flat_candidates(torch.from_numpy(values), k)
     assert (lowest, highest) == (values.min(), values.max())
-    magnitudes = np.abs(values) if lowest < 0 else values  # as topk and ms select
-    expected = np.sort(np.argsort(-magnitudes, kind="stable")[:k])
-    assert largest_positions(magnitudes, k, maxima).tolist() == expected.tolist()
+    if candidates is not None:
+        assert candidates.size >= k and np.all(np.diff(candidates) > 0)
+    kept = largest_positions(values, k, candidates, absolute=lowest < 0)
+    assert kept.tolist() == _expected(values, k, lowest < 0)
 
 
-def test_group_maxima_bound_every_group():
-    values = np.random.default_rng(1).standard_normal(3 * BLOCK + 100).astype(np.float32)
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 5000), st.data(), st.sampled_from(["normal", "ties", "zeros"]))
+def test_short_rows_are_searched_whole(n, data, kind):
+    k = data.draw(st.integers(0, n))
+    values = _values(n, kind, data.draw(st.integers(0, 2**32 - 1)))
+    assert finite_flat_candidates(torch.from_numpy(values), k)[3] is None
+    assert largest_positions(values, k, absolute=True).tolist() == _expected(values, k, True)
+
+
+def test_sampled_bound_leaves_a_margin_above_k():
+    values = _values(3 * LONG + 100, "normal", 1)
     k = values.size // 100
-    group = group_size(values.size, k)
-    maxima = finite_flat_maxima(torch.from_numpy(values), k)[3]
-    assert group == 64 and maxima.size >= k
-    # the maxima are distinct entries' magnitudes and cover every entry's group
-    assert np.isin(maxima, np.abs(values)).all()
-    assert maxima.max() == np.abs(values).max()
+    bound = sampled_bound(values, k)
+    reached = int(np.count_nonzero(np.abs(values) >= bound))
+    assert k < reached < 1.5 * k
+    assert finite_flat_candidates(torch.from_numpy(values), k)[3].size == reached
 
 
-def test_kth_largest_of_one_row_matches_a_sort():
+def test_a_misleading_sample_falls_back_to_the_whole_row():
+    values = _values(LONG, "ramp", 0)  # every sampled entry is 0: the bound is 0, all reach it
+    assert sampled_bound(values, 100) == 0
+    values[:] = 0  # only the sampled entries are positive: fewer than k reach the bound
+    values[:: values.size // SAMPLED] = np.arange(1, SAMPLED + 1)
+    k = 1000
+    assert sampled_bound(values, k) > 0
+    assert finite_flat_candidates(torch.from_numpy(values), k)[3] is None
+    assert largest_positions(values, k).tolist() == _expected(values, k, False)
+
+
+@pytest.mark.parametrize("k", [1, 50, 2500, 2501, 4999, 5000])
+def test_kth_largest_of_one_row_matches_a_sort(k):
     values = np.random.default_rng(2).standard_normal(5000).astype(np.float32)
-    assert kth_largest(values[None, :], 50)[0, 0] == np.sort(values)[-50]
+    assert kth_largest(values[None, :], k)[0, 0] == np.sort(values)[-k]
 
 
-@pytest.mark.parametrize("n", [MIN_GROUP * 100, 16384, 20480])
+@pytest.mark.parametrize("n", [800, 16384, 20480])
 def test_kth_largest_of_constant_rows_and_of_several_rows(n):
     k = n // 100
     assert kth_largest(np.full((1, n), 1.5, np.float32), k)[0, 0] == 1.5
