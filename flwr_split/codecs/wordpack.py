@@ -144,10 +144,21 @@ def unpack_blocks(packed: np.ndarray, widths: np.ndarray, counts: np.ndarray) ->
 
 
 def pack_wide(codes: np.ndarray, bits: int) -> np.ndarray:
-    """`pack_bits` of codes wider than 8 bits: one segment of width ``bits``."""
-    return pack_blocks(codes, np.array([bits]), np.array([codes.size]))
+    """`pack_bits` of codes wider than 8 bits: one segment of width ``bits``.
+
+    Whole-byte widths (16, 24, 32) copy each code's low bytes (the same stream, tested).
+    """
+    if bits % 8:
+        return pack_blocks(codes, np.array([bits]), np.array([codes.size]))
+    codes = check_fit(codes, np.array([bits]), np.array([codes.size]))
+    as_bytes = codes.astype("<u4", copy=False).view(np.uint8).reshape(-1, 4)
+    return as_bytes[:, : bits // 8].reshape(-1)
 
 
 def unpack_wide(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
     """Invert `pack_wide` (``packed`` has the right size) into int64 codes."""
-    return unpack_blocks(packed, np.array([bits]), np.array([count]))
+    if bits % 8:
+        return unpack_blocks(packed, np.array([bits]), np.array([count]))
+    words = np.zeros((count, 4), np.uint8)
+    words[:, : bits // 8] = packed.reshape(count, bits // 8)
+    return words.view("<u4").reshape(-1).astype(np.int64)

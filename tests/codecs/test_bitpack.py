@@ -21,6 +21,7 @@ from flwr_split.codecs.segments import (
     segments_nbytes,
     unpack_segments,
 )
+from flwr_split.codecs.wordpack import pack_blocks, pack_wide, unpack_blocks, unpack_wide
 
 
 @st.composite
@@ -54,6 +55,19 @@ def test_pack_matches_a_bit_by_bit_reference_and_unpack_codes_is_narrow(case, ex
     narrow = unpack_codes(packed, bits, codes.size)
     assert narrow.dtype == (np.uint8 if bits <= 8 else np.uint16 if bits <= 16 else np.uint32)
     np.testing.assert_array_equal(narrow, codes)
+
+
+@pytest.mark.parametrize("bits", [16, 24, 32])
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.int64])
+def test_whole_byte_wide_codes_pack_like_the_word_packer(bits, dtype):
+    high = min(2**bits, np.iinfo(dtype).max + 1)
+    codes = np.random.default_rng(bits).integers(0, high, 1001).astype(dtype)
+    one = (np.array([bits]), np.array([codes.size]))
+    packed = pack_wide(codes, bits)
+    np.testing.assert_array_equal(packed, pack_blocks(codes, *one))
+    unpacked = unpack_wide(packed, bits, codes.size)
+    np.testing.assert_array_equal(unpacked, unpack_blocks(packed, *one))
+    np.testing.assert_array_equal(unpacked, codes)
 
 
 @pytest.mark.parametrize("bits", [1, 2, 4, 8])
