@@ -20,7 +20,7 @@ from flwr_split.codecs.base import (
     shape_from_meta,
 )
 from flwr_split.codecs.bitpack import byte_codes, lookup, pack_bits, packed_nbytes, unpack_codes
-from flwr_split.codecs.blocks import BLOCK, blocks
+from flwr_split.codecs.blocks import BLOCK, blocks, lookup_packed
 from flwr_split.codecs.registry import register_codec
 from flwr_split.codecs.selection import finite_flat_candidates, kth_largest, largest_positions
 
@@ -30,6 +30,9 @@ MAX_BITS = 8
 ROUNDINGS = ("nearest", "floor")
 SCOPES = ("batch", "sample")
 
+
+_EMPTY_UNIT_ERROR = "mask has non-zero codes in a unit whose smallest kept value is 0"
+_SIGN_ERROR = "sign bit set on a kept entry or on a zero code"
 
 EDGE_LEVELS = 7
 """Largest ``L`` for which codes are counted from level edges instead of divided out."""
@@ -304,7 +307,26 @@ class MaskSparsification(Codec):
                 return torch.zeros(shape)
             except (TypeError, RuntimeError) as exc:
                 raise CodecError(f"shape {list(shape)} does not fit a tensor: {exc}") from exc
-        codes = unpack_codes(packed, self.width, numel).reshape(rows, width)
+        kept = values.reshape(rows, k)
+        threshold = np.abs(kept).min(axis=1).astype(np.float64) if k else np.zeros(rows)
+        table = self._decoded_levels(threshold)
+        if rows == 1 and 8 % self.width == 0:  # whole bytes: all their codes at once
+            out = lookup_packed(packed, self.width, numel, table[0]).reshape(1, -1)
+            positions = self._check_bytes(packed, k, bool(threshold[0] <= 0))
+        else:
+            codes = unpack_codes(packed, self.width, numel).reshape(rows, width)
+            positions = self._check_codes(codes, k, threshold <= 0)
+            out = np.take_along_axis(table, codes.astype(np.intp), axis=1)
+        out.reshape(-1)[positions] = values
+        return torch.from_numpy(out).reshape(shape)
+
+    def _check_codes(self, codes: np.ndarray, k: int, empty: np.ndarray) -> np.ndarray:
+        """Return the kept positions of ``(rows, width)`` codes after checking the mask.
+
+        Every unit must have ``k`` all-ones codes, no other non-zero code where ``T <= 0``
+        (``empty``) and, signed, no sign bit on a kept or zero code.
+        """
+        rows, width = codes.shape
         magnitude = codes & self.levels if self.signed else codes
         top = magnitude == self.levels
         positions = np.flatnonzero(top)
@@ -315,22 +337,38 @@ class MaskSparsification(Codec):
                 f"mask has {int(counts[bad[0]])} all-ones codes in unit {int(bad[0])}, "
                 f"expected k={k} (one per kept value)"
             )
-        kept = values.reshape(rows, k)
-        threshold = np.abs(kept).min(axis=1).astype(np.float64) if k else np.zeros(rows)
-        empty = threshold <= 0
         if empty.any() and np.count_nonzero(magnitude[empty]) > np.count_nonzero(top[empty]):
-            raise CodecError("mask has non-zero codes in a unit whose smallest kept value is 0")
+            raise CodecError(_EMPTY_UNIT_ERROR)
         if self.signed:
             sign = 1 << self.bits
             if np.any((codes == sign) | (codes == sign | self.levels)):
-                raise CodecError("sign bit set on a kept entry or on a zero code")
-        table = self._decoded_levels(threshold)
-        if rows == 1 and 8 % self.width == 0:  # look up whole bytes: all their codes at once
-            out = lookup(table[0][byte_codes(self.width)], packed).reshape(1, -1)[:, :numel]
-        else:
-            out = np.take_along_axis(table, codes.astype(np.intp), axis=1)
-        out.reshape(-1)[positions] = values
-        return torch.from_numpy(out).reshape(shape)
+                raise CodecError(_SIGN_ERROR)
+        return positions
+
+    def _check_bytes(self, packed: np.ndarray, k: int, empty: bool) -> np.ndarray:
+        """`_check_codes` of one unit, read from the packed bytes (``8 % width == 0``).
+
+        Tables of the 256 byte values say which bytes hold an all-ones code, so only
+        those bytes are split into codes. Same checks and errors, tested.
+        """
+        codes = byte_codes(self.width)
+        magnitude = codes & self.levels
+        top = magnitude == self.levels
+        hit = np.flatnonzero(lookup(top.any(axis=1), packed))
+        entries, slots = np.nonzero(top[packed[hit]])
+        positions = hit[entries] * codes.shape[1] + slots
+        if positions.size != k:
+            raise CodecError(
+                f"mask has {positions.size} all-ones codes in unit 0, "
+                f"expected k={k} (one per kept value)"
+            )
+        if empty and lookup(np.count_nonzero(magnitude, axis=1), packed).sum() > k:
+            raise CodecError(_EMPTY_UNIT_ERROR)
+        if self.signed:
+            sign = 1 << self.bits
+            if lookup(((codes == sign) | (codes == sign | self.levels)).any(axis=1), packed).any():
+                raise CodecError(_SIGN_ERROR)
+        return positions
 
     def _decoded_levels(self, threshold: np.ndarray) -> np.ndarray:
         """Return ``(rows, 2**width)`` float32: what each code decodes to (kept codes give ``T``).

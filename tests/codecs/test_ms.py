@@ -765,3 +765,35 @@ def test_payload_and_decode_pinned_to_the_reference_on_benchmark_shapes(
         assert encoded.arrays["values"].tobytes() == values
         assert encoded.arrays["mask"].tobytes() == mask
         assert codec.decode(encoded).numpy().tobytes() == decoded
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from([(1, False), (2, False), (4, False), (8, False), (1, True), (3, True)]),
+    st.integers(1, 70),
+    st.data(),
+)
+def test_byte_mask_checks_match_the_code_checks(options, count, data):
+    """`_check_bytes` (one unit, whole bytes) keeps and rejects what `_check_codes` does."""
+    bits, signed = options
+    codec = MaskSparsification(bits=bits, signed=signed)
+    codes = np.array(
+        data.draw(st.lists(st.integers(0, 2**codec.width - 1), min_size=count, max_size=count)),
+        np.uint8,
+    )
+    if data.draw(st.booleans(), label="valid sign bits"):
+        codes[(codes & codec.levels == 0) | (codes & codec.levels == codec.levels)] &= codec.levels
+    top = int(np.count_nonzero(codes & codec.levels == codec.levels))
+    k = data.draw(st.sampled_from([top, max(top - 1, 0), top + 1]))
+    empty = data.draw(st.booleans())
+    packed = pack_bits(codes, codec.width)
+    outcomes = []
+    for check in (
+        lambda: codec._check_codes(codes.reshape(1, -1), k, np.array([empty])),
+        lambda: codec._check_bytes(packed, k, empty),
+    ):
+        try:
+            outcomes.append(check().tolist())
+        except CodecError as exc:
+            outcomes.append(str(exc))
+    assert outcomes[0] == outcomes[1]
