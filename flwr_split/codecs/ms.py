@@ -254,13 +254,16 @@ class MaskSparsification(Codec):
         """
         levels = self.levels
         codes = np.zeros(mag.shape, dtype=np.uint8 if self.width <= 8 else np.uint16)
+        if levels == 1:  # no level edges: every code is 0
+            return codes
         if levels <= EDGE_LEVELS:  # block by block: the comparisons stay in cache
             above = np.empty(min(BLOCK, mag.shape[1]), bool)
             for row_codes, row, edges in zip(codes, mag, self._edges(threshold), strict=True):
                 for part in blocks(row.size):
                     block, out, hit = row[part], row_codes[part], above[: part.stop - part.start]
-                    for edge in edges:
-                        np.add(out, np.greater_equal(block, edge, out=hit), out=out)
+                    np.greater_equal(block, edges[0], out=out.view(bool))  # uint8 0 or 1
+                    for edge in edges[1:]:
+                        np.add(out, np.greater_equal(block, edge, out=hit).view(np.uint8), out=out)
             return codes
         positive = threshold[:, None] > 0
         quantized = self._quantize(mag, np.where(positive, threshold[:, None], 1.0))
