@@ -13,13 +13,20 @@ from flwr_split.codecs.base import (
     CodecContext,
     CodecError,
     Encoded,
-    flat_float32,
     require_array,
     require_finite,
     shape_from_meta,
 )
 from flwr_split.codecs.bitpack import pack_bits, packed_nbytes, unpack_bits, unpack_codes
-from flwr_split.codecs.blocks import BLOCK, decoding_table, lookup, quantize_blocks
+from flwr_split.codecs.blocks import (
+    BLOCK,
+    decoding_table,
+    float32_flat,
+    lookup,
+    lookup_packed,
+    quantize_blocks,
+    require_finite_ends,
+)
 from flwr_split.codecs.registry import register_codec
 from flwr_split.codecs.selection import largest_positions
 
@@ -44,10 +51,15 @@ def feature_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Two passes in float64 (the mean, then the squared deviations from it), over blocks
     of samples so no float64 copy of ``x`` is made; zeros for features without values.
+    The float64 sums of float32 values cannot overflow, so the means are finite exactly
+    when every value is: if one is not, the spreads are NaN and the second pass is skipped
+    (the caller checks the means instead of scanning ``x`` once more).
     """
     batch, features, size = x.shape
     count = max(batch * size, 1)
     means = x.sum(axis=(0, 2), dtype=np.float64) / count
+    if not np.isfinite(means).all():
+        return np.full(features, np.nan), means
     squares = np.zeros(features)
     rows = max(1, BLOCK // max(features * size, 1))
     for start in range(0, batch, rows):
@@ -128,12 +140,13 @@ class SplitFC(Codec):
 
     def encode(self, tensor: torch.Tensor, ctx: CodecContext | None = None) -> Encoded:
         """Keep the ``k`` features of largest spread, quantized; send the others' means."""
-        flat = flat_float32(tensor)
+        flat = float32_flat(tensor)
         shape = tuple(tensor.shape)
         batch, features, size = feature_view(shape)
         k = self.keep_count(features)
         x = flat.reshape(batch, features, size)
         spread, means = feature_stats(x)
+        require_finite_ends(tensor, 0.0, float(means.sum()))  # finite iff every value is
         kept = largest_positions(spread, k)
         mask = np.zeros(features, dtype=np.uint8)
         mask[kept] = 1
@@ -169,10 +182,20 @@ class SplitFC(Codec):
             raise CodecError("a feature range has lo > hi")
         count = k * batch * size
         packed = require_array(encoded, "codes", np.uint8, packed_nbytes(self.bits, count))
-        codes = unpack_codes(packed, self.bits, count).reshape(k, batch, size)
         out = np.empty((batch, features, size), np.float32)
-        out[:, ~mask] = means[:, None]
-        for row, feature in enumerate(np.flatnonzero(mask).tolist()):
-            table = decoding_table(*ranges[row].tolist(), self.levels)
-            out[:, feature] = lookup(table, codes[row].reshape(-1)).reshape(batch, size)
+        for feature, mean in zip(np.flatnonzero(~mask).tolist(), means.tolist(), strict=True):
+            out[:, feature] = mean
+        kept = np.flatnonzero(mask).tolist()
+        tables = [decoding_table(*bounds, self.levels) for bounds in ranges.tolist()]
+        if batch * size * self.bits % 8:  # features do not start on a byte: unpack all codes
+            codes = unpack_codes(packed, self.bits, count).reshape(k, batch * size)
+            decoded = (lookup(table, row) for table, row in zip(tables, codes, strict=True))
+        else:  # each feature's own bytes, looked up a byte at a time
+            parts = np.split(packed, k) if k else []
+            decoded = (
+                lookup_packed(part, self.bits, batch * size, table)
+                for table, part in zip(tables, parts, strict=True)
+            )
+        for feature, values in zip(kept, decoded, strict=True):
+            out[:, feature] = values.reshape(batch, size)
         return torch.from_numpy(out).reshape(shape)
