@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flwr_split.codecs import CodecContext, CodecError, get_codec
-from flwr_split.codecs.bitpack import packed_nbytes
+from flwr_split.codecs.bitpack import packed_nbytes, unpack_bits
+from flwr_split.codecs.blocks import decoding_table
 from flwr_split.codecs.splitfc import SplitFC, feature_view
 
 
@@ -92,3 +93,20 @@ def test_decode_rejects_inverted_ranges_and_nan_means():
 def test_bad_options_raise(options):
     with pytest.raises(CodecError, match="splitfc"):
         SplitFC(**options)
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 5), (4, 4, 6), (2, 5, 8)])  # odd, even, whole bytes
+@pytest.mark.parametrize("bits", [3, 4, 12])
+def test_decode_reads_codes_feature_by_feature_whether_or_not_they_start_on_a_byte(shape, bits):
+    codec = SplitFC(keep=0.5, bits=bits)
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(2))
+    encoded = codec.encode(x)
+    batch, features, size = feature_view(shape)
+    k = codec.keep_count(features)
+    codes = unpack_bits(encoded.arrays["codes"], bits, k * batch * size).reshape(k, batch, size)
+    kept = np.flatnonzero(np.unpackbits(encoded.arrays["mask"], bitorder="little")[:features])
+    ranges = encoded.arrays["ranges"].reshape(k, 2).tolist()
+    decoded = codec.decode(encoded).numpy()
+    for row, feature in enumerate(kept):
+        expected = decoding_table(*ranges[row], codec.levels)[codes[row]]
+        np.testing.assert_array_equal(decoded[:, feature], expected)
