@@ -1,10 +1,12 @@
 """The App on a real deployment: ``flower-superlink`` + ``flower-supernode``s on 127.0.0.1.
 
 Each deployment round trip costs seconds (a new ``flwr-clientapp`` process per
-message), so each module fixture starts one cluster, runs one short job and
-gathers everything the tests look at (results, logs, probes) before it stops
-the cluster; the tests then only read that evidence. Every cluster must leave
-no process behind (`_no_process_left`, checked after each test).
+message), so each fixture starts one cluster, runs one short job and gathers
+everything the tests look at (results, logs, probes) before it stops the
+cluster; the tests then only read that evidence. The insecure tests read the
+honest run of the deployment they share with ``test_corrupt_supernode.py``
+(``shared_deployment``). Every cluster must leave no process behind
+(`_no_process_left`, checked after each test).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import subprocess
 import tomllib
 import urllib.request
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -38,9 +39,8 @@ from flwr_split.options import RunSettings
 from flwr_split.testing.inprocess import InProcessGrid
 from flwr_split.wire import MSG_EVAL, MSG_HELLO, MSG_STEP
 from strategies.parallel import ParallelSplitLearning
+from tests.app.deployment_runs import HONEST_STEPS, ROOT, RUN_TIMEOUT, Evidence
 
-ROOT = Path(__file__).resolve().parents[2]
-RUN_TIMEOUT = 900.0
 JOB = {"epochs": 1, "max-steps": 2, "eval-every": 2, "batch-size": 8, "run-name": "deploy"}
 """A short SL job: hello, steps 0 and 1, the epoch's sync and one evaluation."""
 
@@ -63,24 +63,6 @@ def _registered(cluster: DeploymentCluster) -> DeploymentCluster:
     return cluster
 
 
-@dataclass
-class Evidence:
-    """What a cluster fixture collected before it stopped its cluster."""
-
-    cluster: DeploymentCluster
-    run_config: dict[str, object]
-    done: subprocess.CompletedProcess[str]
-    superlink_log: str = ""
-    supernode_logs: list[str] = field(default_factory=list)
-    started_pids: set[int] = field(default_factory=set)
-    left_after_stop: set[int] = field(default_factory=set)
-    extra: dict[str, object] = field(default_factory=dict)
-
-    @property
-    def out(self) -> Path:
-        return Path(str(self.run_config["output-dir"]))
-
-
 def _run_job(cluster: DeploymentCluster, run_config: dict[str, object]) -> Evidence:
     done = cluster.run(ROOT, run_config, timeout=RUN_TIMEOUT)
     evidence = Evidence(cluster, run_config, done)
@@ -90,12 +72,8 @@ def _run_job(cluster: DeploymentCluster, run_config: dict[str, object]) -> Evide
 
 def _finish(evidence: Evidence) -> Evidence:
     """Read the logs and check what is left once the cluster has stopped."""
-    cluster = evidence.cluster
-    evidence.left_after_stop = marked_processes(cluster.launch_id)
-    evidence.superlink_log = cluster.read_log("superlink")
-    evidence.supernode_logs = [
-        cluster.read_log(f"supernode-{i}") for i in range(cluster.num_supernodes)
-    ]
+    evidence.left_after_stop = marked_processes(evidence.cluster.launch_id)
+    evidence.read_logs()
     return evidence
 
 
@@ -140,17 +118,15 @@ def _start_flwr_run(
 
 # --------------------------------------------------------------------------- insecure
 @pytest.fixture(scope="module")
-def insecure(tmp_path_factory) -> Evidence:
-    base = tmp_path_factory.mktemp("insecure")
-    run_config = {**JOB, "min-nodes": 3, "output-dir": str(base / "out")}
-    cluster = _registered(DeploymentCluster(base / "flwr-home", 3))
-    with cluster:
-        evidence = _run_job(cluster, run_config)
-    return _finish(evidence)
+def insecure(shared_deployment) -> Evidence:
+    """The honest run of the shared 3-node deployment (`HONEST_STEPS` steps)."""
+    honest = shared_deployment[0]
+    _registered(honest.cluster)
+    return honest
 
 
 def test_insecure_deployment_writes_the_results(insecure):
-    _assert_run_ok(insecure, [2])
+    _assert_run_ok(insecure, [HONEST_STEPS])
     assert len(set(insecure.cluster.node_ids)) == 3
     # SuperLink and 3 SuperNodes, each with its SuperExec, were up after the run; none is now.
     assert len(insecure.started_pids) >= 8
@@ -159,12 +135,14 @@ def test_insecure_deployment_writes_the_results(insecure):
 
 def test_deployment_costs_one_round_trip_per_client_and_step(insecure):
     # Every SuperNode logs each message it pulls, under the message's group id (= SL step).
+    last = str(HONEST_STEPS)
     expected = [
         (None, MSG_HELLO),
         ("0", MSG_STEP),  # forward of step 0
-        ("1", MSG_STEP),  # gradient of step 0 + forward of step 1
-        ("2", MSG_STEP),  # end of epoch: gradient of step 1, bottom returned for FedAvg
-        ("2", MSG_EVAL),
+        # steps 1.. : gradient of the step before + forward of this step
+        *((str(step), MSG_STEP) for step in range(1, HONEST_STEPS)),
+        (last, MSG_STEP),  # end of the run: the last step's gradient, bottom returned for FedAvg
+        (last, MSG_EVAL),
     ]
     for log in insecure.supernode_logs:
         assert _received(log) == expected
@@ -178,10 +156,9 @@ def test_deployment_costs_one_round_trip_per_client_and_step(insecure):
     messages = traffic[traffic["kind"] == "message"]
     assert sorted(set(zip(messages["step"], messages["phase"], strict=True))) == [
         (0, "hello"),
-        (0, "train"),
-        (1, "train"),
-        (2, "eval"),
-        (2, "sync"),
+        *((step, "train") for step in range(HONEST_STEPS)),
+        (HONEST_STEPS, "eval"),
+        (HONEST_STEPS, "sync"),
     ]
 
 
