@@ -351,15 +351,15 @@ class MaskSparsification(Codec):
     def _check_bytes(self, packed: np.ndarray, k: int, empty: bool) -> np.ndarray:
         """`_check_codes` of one unit, read from the packed bytes (``8 % width == 0``).
 
-        Tables of the 256 byte values say which bytes hold an all-ones code, so only
-        those bytes are split into codes. Same checks and errors, tested.
+        Only the bytes that hold an all-ones code (`_top_bytes`) are split into codes, by a
+        table of the 256 byte values. Same checks and errors, tested.
         """
         codes = byte_codes(self.width)
         magnitude = codes & self.levels
         top = magnitude == self.levels
-        hit = np.flatnonzero(lookup(top.any(axis=1), packed))
-        entries, slots = np.nonzero(top[packed[hit]])
-        positions = hit[entries] * codes.shape[1] + slots
+        hit, per_byte = self._top_bytes(packed), codes.shape[1]
+        in_hit = np.flatnonzero(top[packed[hit]])
+        positions = hit[in_hit // per_byte] * per_byte + in_hit % per_byte
         if positions.size != k:
             raise CodecError(
                 f"mask has {positions.size} all-ones codes in unit 0, "
@@ -372,6 +372,23 @@ class MaskSparsification(Codec):
             if lookup(((codes == sign) | (codes == sign | self.levels)).any(axis=1), packed).any():
                 raise CodecError(_SIGN_ERROR)
         return positions
+
+    def _top_bytes(self, packed: np.ndarray) -> np.ndarray:
+        """Return the ascending indices of the bytes of ``packed`` holding an all-ones code.
+
+        ANDing a byte with itself shifted right by ``1 .. bits - 1`` leaves bit ``j * width``
+        set iff the ``bits`` magnitude bits of its code ``j`` all are. The bytes are searched
+        eight at a time, as 64-bit words, and only the non-zero words byte by byte.
+        """
+        words = np.zeros(-(-packed.size // 8), np.uint64)
+        ones = words.view(np.uint8)[: packed.size]
+        ones[...] = packed
+        for shift in range(1, self.bits):
+            ones &= packed >> shift
+        ones &= sum(1 << (j * self.width) for j in range(8 // self.width))
+        hit = np.flatnonzero(words)
+        in_hit = np.flatnonzero(words[hit].view(np.uint8))  # 1-D: numpy's 2-D nonzero is slower
+        return hit[in_hit // 8] * 8 + in_hit % 8
 
     def _decoded_levels(self, threshold: np.ndarray) -> np.ndarray:
         """Return ``(rows, 2**width)`` float32: what each code decodes to (kept codes give ``T``).
