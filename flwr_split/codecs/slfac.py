@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -22,11 +20,12 @@ from flwr_split.codecs.base import (
     require_finite,
     shape_from_meta,
 )
-from flwr_split.codecs.blocks import BLOCK, decoding_table, lookup, quantize_blocks
+from flwr_split.codecs.blocks import decoding_table, lookup, quantize_blocks
 from flwr_split.codecs.dct import band_layout, channel_bands, planes_from_channel_bands
 from flwr_split.codecs.registry import register_codec
 from flwr_split.codecs.segments import pack_segments, segments_nbytes, unpack_segments
-from flwr_split.codecs.slfac_layout import ComponentLayout
+from flwr_split.codecs.slfac_layout import ComponentLayout, Quantized
+from flwr_split.codecs.slfac_passes import kernels_for, pooled_energy, sent_parts
 
 MAX_BITS = 24
 """Widest code: a float32 coefficient carries 24 significant bits."""
@@ -52,38 +51,6 @@ def planes_shape(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
     if len(shape) == 3:
         return shape[0], shape[1], 1, shape[2]
     return math.prod(shape[:-3]), shape[-3], shape[-2], shape[-1]
-
-
-@dataclass
-class Quantized:
-    """Everything SL-FAC sends, before serialization (the reference for `decode`).
-
-    Attributes
-    ----------
-    shape : tuple[int, ...]
-        Shape of the encoded tensor.
-    cutoffs : torch.Tensor
-        int64 ``r*`` per channel (one value in tensor scope).
-    bits : torch.Tensor
-        int64 width per component (``2C`` entries, 0 for empty or dropped ones).
-    lo, hi : torch.Tensor
-        float64 minimum and maximum per component (float32 values).
-    codes : torch.Tensor
-        Integer codes of the components with ``bits > 0``, in wire order
-        (``uint8`` when ``bmax <= 8``, else ``int32``).
-    """
-
-    shape: tuple[int, ...]
-    cutoffs: torch.Tensor
-    bits: torch.Tensor
-    lo: torch.Tensor
-    hi: torch.Tensor
-    codes: torch.Tensor
-
-    @classmethod
-    def from_arrays(cls, shape: tuple[int, ...], *arrays: np.ndarray) -> Quantized:
-        """Build it from numpy ``cutoffs, bits, lo, hi, codes`` (shared, not copied)."""
-        return cls(shape, *(torch.from_numpy(array) for array in arrays))
 
 
 @register_codec
@@ -227,17 +194,26 @@ class SLFAC(Codec):
         if self.passthrough:
             values = flat_float32(tensor).copy()
             return Encoded({"values": values}, {"shape": list(tensor.shape)})
-        quantized = self.quantize(tensor, ctx or CodecContext())
-        bits, lo, hi = quantized.bits.numpy(), quantized.lo.numpy(), quantized.hi.numpy()
+        check_float_tensor(tensor)
+        fast = None if self.stochastic else kernels_for(tensor.numel())
+        if fast is not None:
+            shape, cutoffs, bits, lo, hi, stream, counts = self._analyse(tensor)
+            packed = fast.pack_components(stream, bits, lo, hi, counts)
+        else:
+            quantized = self.quantize(tensor, ctx or CodecContext())
+            shape, cutoffs = quantized.shape, quantized.cutoffs.numpy()
+            bits, lo, hi = quantized.bits.numpy(), quantized.lo.numpy(), quantized.hi.numpy()
+            counts = self._counts_for(shape, cutoffs)
+            sent = bits > 0
+            packed = pack_segments(quantized.codes.numpy(), bits[sent], counts[sent])
         sent = bits > 0
-        counts = self._counts_for(quantized.shape, quantized.cutoffs.numpy())
         arrays = {
-            "cutoffs": quantized.cutoffs.numpy().astype(np.uint16),
+            "cutoffs": cutoffs.astype(np.uint16),
             "bits": bits[counts > 0].astype(np.uint8),
             "ranges": np.stack([lo[sent], hi[sent]], 1).reshape(-1).astype(np.float32),
-            "codes": pack_segments(quantized.codes.numpy(), bits[sent], counts[sent]),
+            "codes": packed,
         }
-        return Encoded(arrays, {"shape": list(quantized.shape)})
+        return Encoded(arrays, {"shape": list(shape)})
 
     def quantize(self, tensor: torch.Tensor, ctx: CodecContext) -> Quantized:
         """Run AFD and FQC on ``tensor``; return what `encode` serializes."""
@@ -245,12 +221,30 @@ class SLFAC(Codec):
         shape = tuple(tensor.shape)
         batch, channels, height, width = planes_shape(shape)
         _check_sides(height, width)
-        x = tensor.detach().to(torch.float32).cpu().reshape(batch, channels, height, width)
-        if x.numel() == 0:
+        if math.prod(shape) == 0:
             count = channels if self.cutoff_scope == "channel" else 1
             none = torch.zeros(2 * channels, dtype=torch.int64)
             cutoffs, codes = torch.zeros(count, dtype=torch.int64), none[:0]
             return Quantized(shape, cutoffs, none, none.double(), none.double(), codes)
+        shape, cutoffs, bits, lo, hi, stream, counts = self._analyse(tensor)
+        generator = ctx.generator() if self.stochastic else None
+        codes = np.empty(stream.size, self._code_dtype())
+        for g, part in sent_parts(counts, bits > 0):
+            levels = 2 ** int(bits[g]) - 1
+            codes[part] = quantize_blocks(stream[part], lo[g], hi[g], levels, generator, exact=True)
+        return Quantized.from_arrays(shape, cutoffs, bits, lo, hi, codes)
+
+    def _analyse(self, tensor: torch.Tensor) -> tuple[tuple[int, ...], *tuple[np.ndarray, ...]]:
+        """AFD and the widths of FQC for a non-empty float ``tensor``.
+
+        Returns ``(shape, cutoffs, bits, lo, hi, stream, counts)``: the numpy arrays of
+        `Quantized` but the codes, the float32 wire stream of the sent components'
+        coefficients and the coefficients per component.
+        """
+        shape = tuple(tensor.shape)
+        batch, channels, height, width = planes_shape(shape)
+        _check_sides(height, width)
+        x = tensor.detach().to(torch.float32).cpu().reshape(batch, channels, height, width)
         coeffs = channel_bands(x)  # (C, B, P): wire order
         lows, highs = coeffs.min(1), coeffs.max(1)  # NaN or inf show in the extremes
         if not np.isfinite(lows).all() or not np.isfinite(highs).all():
@@ -258,21 +252,15 @@ class SLFAC(Codec):
             if not all_finite(x):
                 raise CodecError("tensor values overflow float32; refusing to encode")
             raise CodecError("DCT coefficients overflow float32; refusing to encode")
-        pooled = _pooled_energy(coeffs)  # (C, P) energy of each position over the batch
+        pooled = pooled_energy(coeffs)  # (C, P) energy of each position over the batch
         cutoffs = self._cutoffs(pooled, band_layout(height, width)[2].numpy())
         if cutoffs.size and int(cutoffs.max()) > np.iinfo(np.uint16).max:
             raise CodecError("a cutoff band does not fit the uint16 wire field")
         layout = self._layout(shape, cutoffs)
         lo, hi = layout.ranges(lows, highs)
         bits = self._allocate(layout.per_component(pooled), layout.counts)
-        sent = bits > 0
-        stream = layout.to_wire(coeffs, sent)
-        generator = ctx.generator() if self.stochastic else None
-        codes = np.empty(stream.size, self._code_dtype())
-        for g, part in _sent_parts(layout.counts, sent):
-            levels = 2 ** int(bits[g]) - 1
-            codes[part] = quantize_blocks(stream[part], lo[g], hi[g], levels, generator, exact=True)
-        return Quantized.from_arrays(shape, cutoffs, bits, lo, hi, codes)
+        stream = layout.to_wire(coeffs, bits > 0)
+        return shape, cutoffs, bits, lo, hi, stream, layout.counts
 
     def _cutoffs(self, pooled: np.ndarray, prefix: np.ndarray) -> np.ndarray:
         """First band per channel (or tensor) whose cumulative energy reaches ``theta``.
@@ -326,10 +314,26 @@ class SLFAC(Codec):
         if self.passthrough:
             values = require_finite("values", require_array(encoded, "values", np.float32, numel))
             return torch.from_numpy(values.copy()).reshape(shape)
-        return self.reconstruct(self.parse(encoded, shape))
+        fast = kernels_for(numel)
+        if fast is None:
+            return self.reconstruct(self.parse(encoded, shape))
+        cutoffs, bits, lo, hi, packed = self._read(encoded, shape)
+        counts = self._counts_for(shape, cutoffs)
+        stream = fast.unpack_components(packed, bits, lo, hi, counts)
+        return self._planes(shape, cutoffs, bits, stream)
 
     def parse(self, encoded: Encoded, shape: tuple[int, ...]) -> Quantized:
         """Read and validate every payload array of ``encoded`` for a tensor of ``shape``."""
+        cutoffs, bits, lo, hi, packed = self._read(encoded, shape)
+        sent, counts = bits > 0, self._counts_for(shape, cutoffs)
+        codes = unpack_segments(packed, bits[sent], counts[sent], self._code_dtype())
+        return Quantized.from_arrays(shape, cutoffs, bits, lo, hi, codes)
+
+    def _read(self, encoded: Encoded, shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+        """Validate the payload; return ``cutoffs, bits, lo, hi`` (as in `Quantized`) and codes.
+
+        The codes are the packed ``uint8`` stream, checked for its size only.
+        """
         batch, channels, height, width = planes_shape(shape)
         _check_sides(height, width)
         count = channels if self.cutoff_scope == "channel" else 1
@@ -360,27 +364,30 @@ class SLFAC(Codec):
         packed = require_array(
             encoded, "codes", np.uint8, int(segments_nbytes(bits[sent], counts[sent]).sum())
         )
-        codes = unpack_segments(packed, bits[sent], counts[sent], self._code_dtype())
         lo = np.zeros(counts.size)
         hi = np.zeros(counts.size)
         lo[sent], hi[sent] = ranges[:, 0], ranges[:, 1]
-        return Quantized.from_arrays(shape, cutoffs, bits, lo, hi, codes)
+        return cutoffs, bits, lo, hi, packed
 
     def reconstruct(self, quantized: Quantized) -> torch.Tensor:
         """Dequantize, scatter the coefficients back and apply the inverse DCT."""
         shape = quantized.shape
-        _, _, height, width = planes_shape(shape)
         if math.prod(shape) == 0:
             return torch.zeros(shape)
-        layout = self._layout(shape, quantized.cutoffs.numpy())
-        bits = quantized.bits.numpy()
-        sent, codes = bits > 0, quantized.codes.numpy()
-        lo, hi = quantized.lo.tolist(), quantized.hi.tolist()
+        bits, cutoffs = quantized.bits.numpy(), quantized.cutoffs.numpy()
+        codes, lo, hi = quantized.codes.numpy(), quantized.lo.tolist(), quantized.hi.tolist()
         stream = np.empty(codes.size, np.float32)
-        for g, part in _sent_parts(layout.counts, sent):
+        for g, part in sent_parts(self._counts_for(shape, cutoffs), bits > 0):
             table = decoding_table(lo[g], hi[g], 2 ** int(bits[g]) - 1)
             stream[part] = lookup(table, codes[part])
-        coeffs = layout.from_wire(stream, sent)
+        return self._planes(shape, cutoffs, bits, stream)
+
+    def _planes(
+        self, shape: tuple[int, ...], cutoffs: np.ndarray, bits: np.ndarray, stream: np.ndarray
+    ) -> torch.Tensor:
+        """Scatter the dequantized wire ``stream`` back and apply the inverse DCT."""
+        _, _, height, width = planes_shape(shape)
+        coeffs = self._layout(shape, cutoffs).from_wire(stream, bits > 0)
         decoded = planes_from_channel_bands(coeffs, height, width).reshape(shape)
         if not all_finite(decoded):  # finite but huge ranges from the network
             raise CodecError("decoded values overflow float32")
@@ -406,22 +413,6 @@ class SLFAC(Codec):
     def _counts_for(self, shape: tuple[int, ...], cutoffs: np.ndarray) -> np.ndarray:
         """Coefficients per component (``L_0, H_0, ...``)."""
         return self._layout(shape, cutoffs).counts
-
-
-def _pooled_energy(coeffs: np.ndarray) -> np.ndarray:
-    """Float64 sum of squares of ``(C, B, P)`` ``coeffs`` over the batch, by blocks of samples."""
-    pooled = np.zeros((coeffs.shape[0], coeffs.shape[2]))
-    rows = max(1, BLOCK // max(pooled.size, 1))
-    for start in range(0, coeffs.shape[1], rows):
-        pooled += np.square(coeffs[:, start : start + rows], dtype=np.float64).sum(1)
-    return pooled
-
-
-def _sent_parts(counts: np.ndarray, sent: np.ndarray) -> Iterator[tuple[int, slice]]:
-    """Yield each sent component and its slice of the wire stream, in wire order."""
-    ends = np.cumsum(np.where(sent, counts, 0)).tolist()
-    for g in np.flatnonzero(sent).tolist():
-        yield g, slice(ends[g] - int(counts[g]), ends[g])
 
 
 def _check_sides(height: int, width: int) -> None:

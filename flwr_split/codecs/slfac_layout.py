@@ -1,4 +1,4 @@
-"""Where SL-FAC's coefficients go: low/high components per channel and their wire order."""
+"""What SL-FAC sends (`Quantized`) and where its coefficients go: components and wire order."""
 
 from __future__ import annotations
 
@@ -6,6 +6,39 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+import torch
+
+
+@dataclass
+class Quantized:
+    """Everything SL-FAC sends, before serialization (the reference for `decode`).
+
+    Attributes
+    ----------
+    shape : tuple[int, ...]
+        Shape of the encoded tensor.
+    cutoffs : torch.Tensor
+        int64 ``r*`` per channel (one value in tensor scope).
+    bits : torch.Tensor
+        int64 width per component (``2C`` entries, 0 for empty or dropped ones).
+    lo, hi : torch.Tensor
+        float64 minimum and maximum per component (float32 values).
+    codes : torch.Tensor
+        Integer codes of the components with ``bits > 0``, in wire order
+        (``uint8`` when ``bmax <= 8``, else ``int32``).
+    """
+
+    shape: tuple[int, ...]
+    cutoffs: torch.Tensor
+    bits: torch.Tensor
+    lo: torch.Tensor
+    hi: torch.Tensor
+    codes: torch.Tensor
+
+    @classmethod
+    def from_arrays(cls, shape: tuple[int, ...], *arrays: np.ndarray) -> Quantized:
+        """Build it from numpy ``cutoffs, bits, lo, hi, codes`` (shared, not copied)."""
+        return cls(shape, *(torch.from_numpy(array) for array in arrays))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,60 @@
+"""SL-FAC's numba kernels give the numpy path's payload and decoded bytes (the ``fast`` extra)."""
+
+import numpy as np
+import pytest
+import torch
+
+from flwr_split.codecs import CodecContext, CodecError, get_codec
+from flwr_split.codecs import slfac_passes
+from flwr_split.codecs.base import Encoded
+
+pytest.importorskip("numba")
+
+SPECS = (
+    "slfac:theta=1.0,bmin=2,bmax=8",
+    "slfac:theta=0.9,bmin=1,bmax=7",
+    "slfac:theta=0.6,bmin=3,bmax=12,alloc=rd_log",
+    "slfac:theta=0.8,alloc=two_level,hf_drop=true",
+    "slfac:theta=0.95,cutoff_scope=tensor,bmin=2,bmax=24",
+)
+SHAPES = ((24, 8, 16, 16), (16, 6, 5, 40), (6, 4, 32, 32), (96, 1000), (40, 7, 300))
+
+
+def _tensor(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+    return x.relu_() if seed % 2 else x.cumsum(-1)  # ReLU'd, or energy at low frequencies
+
+
+def _round_trip(codec, x: torch.Tensor) -> tuple[dict[str, bytes], bytes]:  # noqa: ANN001
+    encoded = codec.encode(x, CodecContext(3))
+    decoded = codec.decode(encoded, CodecContext(3))
+    return {k: v.tobytes() for k, v in encoded.arrays.items()}, decoded.numpy().tobytes()
+
+
+@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize("index", range(len(SHAPES)))
+def test_compiled_and_numpy_paths_give_the_same_bytes(spec, index, monkeypatch) -> None:  # noqa: ANN001
+    x, codec = _tensor(SHAPES[index], index), get_codec(spec)
+    monkeypatch.setattr(slfac_passes, "MIN_VALUES", 1)
+    assert slfac_passes.kernels_for(x.numel()) is not None
+    compiled = _round_trip(codec, x)
+    monkeypatch.setattr(slfac_passes, "MIN_VALUES", 2**62)
+    assert slfac_passes.kernels_for(x.numel()) is None
+    assert _round_trip(codec, x) == compiled
+
+
+def test_compiled_decode_rejects_set_padding_bits(monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(slfac_passes, "MIN_VALUES", 1)
+    codec = get_codec("slfac:theta=1.0,bmin=3,bmax=3")
+    encoded = codec.encode(_tensor((3, 1, 4, 4), 1), CodecContext())  # 48 codes: 18 bytes
+    codec.decode(encoded)
+    arrays = dict(encoded.arrays)
+    arrays["codes"] = encoded.arrays["codes"].copy()
+    arrays["codes"][-1] |= 0x80  # 144 bits exactly: no padding, the top bit is a code's
+    codec.decode(Encoded(arrays, encoded.meta))
+    short = codec.encode(_tensor((1, 1, 5, 5), 1), CodecContext())  # 25 codes: 75 of 80 bits
+    arrays = dict(short.arrays)
+    arrays["codes"] = short.arrays["codes"].copy()
+    arrays["codes"][-1] |= 0x80
+    with pytest.raises(CodecError, match="padding"):
+        codec.decode(Encoded(arrays, short.meta))
