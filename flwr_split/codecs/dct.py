@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -97,40 +98,128 @@ def _buffer(*shape: int) -> torch.Tensor:
     return torch.from_numpy(np.empty(shape, np.float32))
 
 
-def channel_bands(planes: torch.Tensor) -> np.ndarray:
-    """Return the DCT-II coefficients of ``(B, C, H, W)`` float32 ``planes``, channel-major.
+@dataclass(frozen=True)
+class Coefficients:
+    """DCT-II coefficients of ``(B, C, H, W)`` planes, before any band-order gather.
 
-    The result is a fresh ``(C, B, H * W)`` float32 array whose last axis is in
-    `band_layout` order: bit for bit `dct2` followed by a gather (the separable path's
-    products are those of `dct2`, the second one on transposed planes, and rows do not
-    depend on their neighbours). Planes of at most `KRON_MAX_POSITIONS` positions go
-    through one matmul with `band_dct_matrix`; larger ones through two 2-D matmuls and
-    one gather of the transposed planes into band order and channel-major layout.
-    Every intermediate lives on numpy memory (`_buffer`).
+    Coefficient ``j`` (`band_layout` order) of channel ``c`` of sample ``b`` is
+    ``values[b * sample_stride + c * channel_stride + perm[j]]``. Small planes
+    (`KRON_MAX_POSITIONS`) are band-ordered and channel-major (``perm`` the identity),
+    larger ones in the natural ``(B, C, H * W)`` layout (``perm`` the band order).
+    """
+
+    values: np.ndarray
+    """Flat float32 coefficients."""
+    shape: tuple[int, int, int]
+    """``(C, B, P)``: channels, samples and positions per plane."""
+    sample_stride: int
+    channel_stride: int
+    perm: np.ndarray
+    """int64 flat position of each band position."""
+    natural: bool
+    """Whether the layout is the natural one (reading in band order needs ``perm``)."""
+
+    @classmethod
+    def laid_out(
+        cls, values: np.ndarray, shape: tuple[int, int, int], height: int, width: int
+    ) -> Coefficients:
+        """Wrap the flat ``values`` of ``(C, B, P)`` coefficients of ``H x W`` planes."""
+        channels, batch, positions = shape
+        if positions <= KRON_MAX_POSITIONS:
+            return cls(values, shape, positions, batch * positions, np.arange(positions), False)
+        perm = band_layout(height, width)[0].numpy()
+        return cls(values, shape, channels * positions, positions, perm, True)
+
+    @classmethod
+    def band_ordered(cls, bands: np.ndarray) -> Coefficients:
+        """Wrap `channel_bands`' ``(C, B, P)`` array (any ``P``)."""
+        channels, batch, positions = bands.shape
+        perm = np.arange(positions)
+        return cls(bands.reshape(-1), bands.shape, positions, batch * positions, perm, False)
+
+    @classmethod
+    def empty(
+        cls, shape: tuple[int, int, int], height: int, width: int, zero: bool
+    ) -> Coefficients:
+        """Return a buffer laid out as `coefficients` lays out its result (for decoding).
+
+        Uninitialized, or zero if ``zero``.
+        """
+        values = (np.zeros if zero else np.empty)(math.prod(shape), np.float32)
+        return cls.laid_out(values, shape, height, width)
+
+
+def coefficients(planes: torch.Tensor) -> Coefficients:
+    """Return the DCT-II coefficients of ``(B, C, H, W)`` float32 ``planes`` (`Coefficients`).
+
+    Planes of at most `KRON_MAX_POSITIONS` positions go through one matmul with
+    `band_dct_matrix` (its rounding depends on shapes only), larger ones through two 2-D
+    matmuls: the second is `dct2`'s broadcast ``matmul``, so the values are those of `dct2`
+    bit for bit. Every intermediate lives on numpy memory (`_buffer`).
     """
     batch, channels, height, width = planes.shape
     positions, count = height * width, batch * channels
-    out = np.empty((channels, batch, positions), np.float32)
-    if positions <= KRON_MAX_POSITIONS:  # one 2-D matmul: its rounding depends on shapes only
+    shape = (channels, batch, positions)
+    if positions <= KRON_MAX_POSITIONS:
         turned = _buffer(channels, batch, positions)
         turned.copy_(planes.reshape(batch, channels, positions).transpose(0, 1))
-        torch.mm(
-            turned.view(count, positions),
-            band_dct_matrix(height, width).T,
-            out=torch.from_numpy(out).view(count, positions),
-        )
-        return out
+        out = _buffer(count, positions)
+        torch.mm(turned.view(count, positions), band_dct_matrix(height, width).T, out=out)
+        return Coefficients.laid_out(out.numpy().reshape(-1), shape, height, width)
     rows = _buffer(count * height, width)
     torch.mm(planes.reshape(count * height, width), dct_matrix(width).T, out=rows)
-    if height == 1:  # band order of a single row is the identity
-        np.copyto(out.transpose(1, 0, 2), rows.numpy().reshape(batch, channels, positions))
+    if height == 1:
+        natural = rows
+    else:
+        natural = _buffer(count, height, width)
+        torch.matmul(dct_matrix(height), rows.view(count, height, width), out=natural)
+    return Coefficients.laid_out(natural.numpy().reshape(-1), shape, height, width)
+
+
+def channel_bands(planes: torch.Tensor) -> np.ndarray:
+    """Return the DCT-II coefficients of ``(B, C, H, W)`` float32 ``planes``, channel-major.
+
+    The result is a ``(C, B, H * W)`` float32 array whose last axis is in `band_layout`
+    order: bit for bit `dct2` followed by a gather (`coefficients` then, for large planes,
+    one `np.take` per channel, which beats one gather into a transposed view).
+    """
+    coeffs = coefficients(planes)
+    channels, batch, positions = coeffs.shape
+    if not coeffs.natural:
+        return coeffs.values.reshape(channels, batch, positions)
+    natural = coeffs.values.reshape(batch, channels, positions)
+    out = np.empty((channels, batch, positions), np.float32)
+    for channel in range(channels):
+        np.take(natural[:, channel], coeffs.perm, axis=1, out=out[channel], mode="wrap")
+    return out
+
+
+def planes_from_coefficients(coeffs: Coefficients, height: int, width: int) -> torch.Tensor:
+    """Invert `coefficients`: fresh ``(B, C, H, W)`` planes, bit for bit `idct2`'s.
+
+    ``coeffs`` is laid out as `coefficients` lays out its result (`Coefficients.laid_out`).
+    """
+    channels, batch, positions = coeffs.shape
+    count = batch * channels
+    out = _buffer(batch, channels, height, width)
+    values = torch.from_numpy(coeffs.values)
+    if not coeffs.natural:
+        planes = _buffer(channels, batch, positions)
+        torch.mm(
+            values.view(count, positions),
+            band_dct_matrix(height, width),
+            out=planes.view(count, positions),
+        )
+        out.view(batch, channels, positions).copy_(planes.transpose(0, 1))
         return out
-    coeffs = _buffer(count, height, width)
-    torch.matmul(dct_matrix(height), rows.view(count, height, width), out=coeffs)
-    natural = coeffs.numpy().reshape(batch, channels, positions)
-    order = band_layout(height, width)[0].numpy()
-    for channel in range(channels):  # a gather per channel beats one into a transposed view
-        np.take(natural[:, channel], order, axis=1, out=out[channel], mode="wrap")
+    if height == 1:
+        torch.mm(values.view(count, width), dct_matrix(width), out=out.view(count, width))
+        return out
+    rows = _buffer(count * height, width)
+    torch.mm(values.view(count * height, width), dct_matrix(width), out=rows)
+    torch.matmul(
+        dct_matrix(height).T, rows.view(count, height, width), out=out.view(count, height, width)
+    )
     return out
 
 
@@ -140,32 +229,15 @@ def planes_from_channel_bands(coeffs: np.ndarray, height: int, width: int) -> to
     Bit for bit `idct2` of the planes the band-ordered coefficients come from.
     """
     channels, batch, positions = coeffs.shape
-    count = batch * channels
-    out = _buffer(batch, channels, height, width)
-    if positions <= KRON_MAX_POSITIONS:
-        planes = _buffer(channels, batch, positions)
-        torch.mm(
-            torch.from_numpy(coeffs).view(count, positions),
-            band_dct_matrix(height, width),
-            out=planes.view(count, positions),
-        )
-        out.view(batch, channels, positions).copy_(planes.transpose(0, 1))
-        return out
-    if height == 1:
-        planes = _buffer(batch, channels, positions)
-        planes.copy_(torch.from_numpy(coeffs).transpose(0, 1))
-        torch.mm(planes.view(count, width), dct_matrix(width), out=out.view(count, width))
-        return out
-    planes = np.empty((batch, channels, positions), np.float32)
-    rank = band_rank(height, width)
-    for channel in range(channels):
-        np.take(coeffs[channel], rank, axis=1, out=planes[:, channel], mode="wrap")
-    rows = _buffer(count * height, width)
-    torch.mm(torch.from_numpy(planes).view(count * height, width), dct_matrix(width), out=rows)
-    torch.matmul(
-        dct_matrix(height).T, rows.view(count, height, width), out=out.view(count, height, width)
-    )
-    return out
+    target = Coefficients.empty(coeffs.shape, height, width, zero=False)
+    if not target.natural:
+        target = replace(target, values=np.ascontiguousarray(coeffs).reshape(-1))
+    else:
+        natural = target.values.reshape(batch, channels, positions)
+        rank = band_rank(height, width)
+        for channel in range(channels):
+            np.take(coeffs[channel], rank, axis=1, out=natural[:, channel], mode="wrap")
+    return planes_from_coefficients(target, height, width)
 
 
 def dct2_bands(planes: torch.Tensor) -> torch.Tensor:

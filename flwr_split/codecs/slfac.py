@@ -21,11 +21,18 @@ from flwr_split.codecs.base import (
     shape_from_meta,
 )
 from flwr_split.codecs.blocks import decoding_table, lookup, quantize_blocks
-from flwr_split.codecs.dct import band_layout, channel_bands, planes_from_channel_bands
+from flwr_split.codecs.dct import (
+    Coefficients,
+    band_layout,
+    channel_bands,
+    coefficients,
+    planes_from_channel_bands,
+    planes_from_coefficients,
+)
 from flwr_split.codecs.registry import register_codec
 from flwr_split.codecs.segments import pack_segments, segments_nbytes, unpack_segments
 from flwr_split.codecs.slfac_layout import ComponentLayout, Quantized
-from flwr_split.codecs.slfac_passes import kernels_for, pooled_energy, sent_parts
+from flwr_split.codecs.slfac_passes import Compiled, band_statistics, kernels_for, sent_parts
 
 MAX_BITS = 24
 """Widest code: a float32 coefficient carries 24 significant bits."""
@@ -197,8 +204,9 @@ class SLFAC(Codec):
         check_float_tensor(tensor)
         fast = None if self.stochastic else kernels_for(tensor.numel())
         if fast is not None:
-            shape, cutoffs, bits, lo, hi, stream, counts = self._analyse(tensor)
-            packed = fast.pack_components(stream, bits, lo, hi, counts)
+            shape, cutoffs, bits, lo, hi, coeffs, layout = self._analyse(tensor, fast)
+            packed = fast.pack_components(coeffs, layout, bits, lo, hi)
+            counts = layout.counts
         else:
             quantized = self.quantize(tensor, ctx or CodecContext())
             shape, cutoffs = quantized.shape, quantized.cutoffs.numpy()
@@ -226,7 +234,11 @@ class SLFAC(Codec):
             none = torch.zeros(2 * channels, dtype=torch.int64)
             cutoffs, codes = torch.zeros(count, dtype=torch.int64), none[:0]
             return Quantized(shape, cutoffs, none, none.double(), none.double(), codes)
-        shape, cutoffs, bits, lo, hi, stream, counts = self._analyse(tensor)
+        shape, cutoffs, bits, lo, hi, coeffs, layout = self._analyse(tensor, None)
+        stream, counts = (
+            layout.to_wire(coeffs.values.reshape(coeffs.shape), bits > 0),
+            layout.counts,
+        )
         generator = ctx.generator() if self.stochastic else None
         codes = np.empty(stream.size, self._code_dtype())
         for g, part in sent_parts(counts, bits > 0):
@@ -234,33 +246,33 @@ class SLFAC(Codec):
             codes[part] = quantize_blocks(stream[part], lo[g], hi[g], levels, generator, exact=True)
         return Quantized.from_arrays(shape, cutoffs, bits, lo, hi, codes)
 
-    def _analyse(self, tensor: torch.Tensor) -> tuple[tuple[int, ...], *tuple[np.ndarray, ...]]:
+    def _analyse(
+        self, tensor: torch.Tensor, fast: Compiled | None
+    ) -> tuple[tuple[int, ...], *tuple[np.ndarray, ...], Coefficients, ComponentLayout]:
         """AFD and the widths of FQC for a non-empty float ``tensor``.
 
-        Returns ``(shape, cutoffs, bits, lo, hi, stream, counts)``: the numpy arrays of
-        `Quantized` but the codes, the float32 wire stream of the sent components'
-        coefficients and the coefficients per component.
+        Returns ``(shape, cutoffs, bits, lo, hi, coeffs, layout)``: the numpy arrays of
+        `Quantized` but the codes, the DCT coefficients (band-ordered and channel-major
+        without ``fast``) and the components.
         """
         shape = tuple(tensor.shape)
         batch, channels, height, width = planes_shape(shape)
         _check_sides(height, width)
         x = tensor.detach().to(torch.float32).cpu().reshape(batch, channels, height, width)
-        coeffs = channel_bands(x)  # (C, B, P): wire order
-        lows, highs = coeffs.min(1), coeffs.max(1)  # NaN or inf show in the extremes
-        if not np.isfinite(lows).all() or not np.isfinite(highs).all():
+        coeffs = coefficients(x) if fast else Coefficients.band_ordered(channel_bands(x))
+        lows, highs, pooled = band_statistics(coeffs, fast)  # NaN or inf show in all three
+        if not all(np.isfinite(array).all() for array in (lows, highs, pooled)):
             check_finite(tensor)  # names NaN or inf in the input first
             if not all_finite(x):
                 raise CodecError("tensor values overflow float32; refusing to encode")
             raise CodecError("DCT coefficients overflow float32; refusing to encode")
-        pooled = pooled_energy(coeffs)  # (C, P) energy of each position over the batch
         cutoffs = self._cutoffs(pooled, band_layout(height, width)[2].numpy())
         if cutoffs.size and int(cutoffs.max()) > np.iinfo(np.uint16).max:
             raise CodecError("a cutoff band does not fit the uint16 wire field")
         layout = self._layout(shape, cutoffs)
         lo, hi = layout.ranges(lows, highs)
         bits = self._allocate(layout.per_component(pooled), layout.counts)
-        stream = layout.to_wire(coeffs, bits > 0)
-        return shape, cutoffs, bits, lo, hi, stream, layout.counts
+        return shape, cutoffs, bits, lo, hi, coeffs, layout
 
     def _cutoffs(self, pooled: np.ndarray, prefix: np.ndarray) -> np.ndarray:
         """First band per channel (or tensor) whose cumulative energy reaches ``theta``.
@@ -318,9 +330,14 @@ class SLFAC(Codec):
         if fast is None:
             return self.reconstruct(self.parse(encoded, shape))
         cutoffs, bits, lo, hi, packed = self._read(encoded, shape)
-        counts = self._counts_for(shape, cutoffs)
-        stream = fast.unpack_components(packed, bits, lo, hi, counts)
-        return self._planes(shape, cutoffs, bits, stream)
+        layout = self._layout(shape, cutoffs)
+        _, channels, height, width = planes_shape(shape)
+        unsent = bool(np.any((layout.counts > 0) & (bits == 0)))
+        coeffs = Coefficients.empty(
+            (channels, layout.batch, layout.positions), height, width, unsent
+        )
+        fast.unpack_components(packed, layout, bits, lo, hi, coeffs)
+        return _checked(planes_from_coefficients(coeffs, height, width).reshape(shape))
 
     def parse(self, encoded: Encoded, shape: tuple[int, ...]) -> Quantized:
         """Read and validate every payload array of ``encoded`` for a tensor of ``shape``."""
@@ -388,10 +405,7 @@ class SLFAC(Codec):
         """Scatter the dequantized wire ``stream`` back and apply the inverse DCT."""
         _, _, height, width = planes_shape(shape)
         coeffs = self._layout(shape, cutoffs).from_wire(stream, bits > 0)
-        decoded = planes_from_channel_bands(coeffs, height, width).reshape(shape)
-        if not all_finite(decoded):  # finite but huge ranges from the network
-            raise CodecError("decoded values overflow float32")
-        return decoded
+        return _checked(planes_from_channel_bands(coeffs, height, width).reshape(shape))
 
     # ------------------------------------------------------------------ layout
     def _code_dtype(self) -> type[np.integer]:
@@ -413,6 +427,13 @@ class SLFAC(Codec):
     def _counts_for(self, shape: tuple[int, ...], cutoffs: np.ndarray) -> np.ndarray:
         """Coefficients per component (``L_0, H_0, ...``)."""
         return self._layout(shape, cutoffs).counts
+
+
+def _checked(decoded: torch.Tensor) -> torch.Tensor:
+    """Return ``decoded`` unless a value overflowed float32 (finite but huge network ranges)."""
+    if not all_finite(decoded):
+        raise CodecError("decoded values overflow float32")
+    return decoded
 
 
 def _check_sides(height: int, width: int) -> None:

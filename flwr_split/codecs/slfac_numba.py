@@ -1,0 +1,203 @@
+"""numba kernels of SL-FAC's passes (`flwr_split.codecs.slfac_passes`; the ``fast`` extra).
+
+Imported by `slfac_passes.kernels` on first use only. Every value is computed with the
+IEEE operations of the numpy path, in its order (no ``fastmath``), so the bytes match.
+Compiled code is cached on disk next to this file (``cache=True``) or under
+``NUMBA_CACHE_DIR``, so a fresh process loads instead of compiling.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+CHUNK = 2**12
+"""Values a kernel gathers, codes and packs at a time (a multiple of 8; in L1 as float32)."""
+
+
+@njit(cache=True, nogil=True)
+def statistics(
+    values: np.ndarray,
+    strides: tuple[int, int],
+    perm: np.ndarray,
+    channels: tuple[int, int],
+    batch: int,
+    rows: int,
+    lows: np.ndarray,
+    highs: np.ndarray,
+    pooled: np.ndarray,
+) -> None:
+    """Band-ordered extremes and energy of channels ``channels[0]:channels[1]`` (`Coefficients`).
+
+    ``lows`` and ``highs`` get the float32 minimum and maximum over the samples of each
+    ``(channel, position)``; ``pooled`` the float64 sum of squares, samples summed
+    ``rows`` at a time, each block's sum (from its first square, in sample order) then
+    added to ``pooled``: numpy's order for ``square(block).sum(1)``. Each plane is first
+    gathered into band order, so the loops over positions vectorize.
+    """
+    sample_stride, channel_stride = strides
+    plane = np.empty(perm.size, values.dtype)
+    block = np.empty(perm.size)
+    for c in range(channels[0], channels[1]):
+        low, high, energy = lows[c], highs[c], pooled[c]
+        for start in range(0, batch, rows):
+            for b in range(start, min(start + rows, batch)):
+                base = b * sample_stride + c * channel_stride
+                for j in range(perm.size):
+                    plane[j] = values[base + perm[j]]
+                if b == 0:
+                    low[:] = plane
+                    high[:] = plane
+                for j in range(perm.size):
+                    low[j] = min(low[j], plane[j])
+                    high[j] = max(high[j], plane[j])
+                if b == start:
+                    for j in range(perm.size):
+                        block[j] = float(plane[j]) * float(plane[j])
+                else:
+                    for j in range(perm.size):
+                        block[j] += float(plane[j]) * float(plane[j])
+            for j in range(perm.size):
+                energy[j] += block[j]
+
+
+@njit(cache=True, nogil=True)
+def _gather_run(
+    values: np.ndarray,
+    strides: tuple[int, int],
+    perm: np.ndarray,
+    part: tuple[int, int, int, int],
+    at: int,
+    out: np.ndarray,
+) -> None:
+    """Copy ``out.size`` values of component ``part`` from its ``at``-th on into ``out``."""
+    sample_stride, channel_stride = strides
+    channel, _, first, stop = part
+    sample, j = divmod(at, stop - first)
+    j += first
+    i = 0
+    while i < out.size:
+        run = min(stop - j, out.size - i)
+        base = sample * sample_stride + channel * channel_stride
+        for r in range(run):
+            out[i + r] = values[base + perm[j + r]]
+        i += run
+        sample, j = sample + 1, first
+
+
+@njit(cache=True, nogil=True)
+def _scatter_run(
+    values: np.ndarray,
+    strides: tuple[int, int],
+    perm: np.ndarray,
+    part: tuple[int, int, int, int],
+    at: int,
+    table: np.ndarray,
+    codes: np.ndarray,
+) -> None:
+    """Write ``table[code]`` of ``codes`` to component ``part`` from its ``at``-th value on."""
+    sample_stride, channel_stride = strides
+    channel, _, first, stop = part
+    sample, j = divmod(at, stop - first)
+    j += first
+    i = 0
+    while i < codes.size:
+        run = min(stop - j, codes.size - i)
+        base = sample * sample_stride + channel * channel_stride
+        for r in range(run):
+            values[base + perm[j + r]] = table[codes[i + r]]
+        i += run
+        sample, j = sample + 1, first
+
+
+@njit(cache=True, nogil=True)
+def quantize_pack(
+    values: np.ndarray,
+    strides: tuple[int, int],
+    perm: np.ndarray,
+    part: tuple[int, int, int, int],
+    grid: tuple[float, float, float],
+    bits: int,
+    out: np.ndarray,
+) -> None:
+    """Write the codes of one component at ``bits`` bits, LSB first, into ``out``.
+
+    The component ``part = (channel, samples, first, stop)`` holds band positions
+    ``first..stop - 1`` of every sample of a channel of `Coefficients` ``values``, read
+    sample by sample; ``grid = (lo, step, levels)``. ``out`` holds
+    ``ceil(count * bits / 8)`` bytes; the padding bits end zero. Chunks of `CHUNK`
+    values are gathered, coded and packed in turn: up to 8 bits each eight codes fill
+    ``bits`` whole bytes through one 64-bit word, wider codes stream code by code (a
+    chunk of ``8 k`` codes ends on a byte boundary).
+    """
+    lo, step, levels = grid
+    count = part[1] * (part[3] - part[2])
+    chunk = np.empty(min(CHUNK, count), values.dtype)
+    codes = np.empty(chunk.size, np.int64)
+    at = 0
+    for start in range(0, count, CHUNK):
+        size = min(CHUNK, count - start)
+        _gather_run(values, strides, perm, part, start, chunk[:size])
+        for i in range(size):
+            codes[i] = int(min(max(np.rint((float(chunk[i]) - lo) / step), 0.0), levels))
+        whole = size // 8 if bits <= 8 else 0
+        for group in range(whole):
+            word = 0
+            for k in range(8):
+                word |= codes[8 * group + k] << (bits * k)
+            for k in range(bits):
+                out[at + k] = (word >> (8 * k)) & 0xFF
+            at += bits
+        word = filled = 0
+        for i in range(8 * whole, size):
+            word |= codes[i] << filled
+            filled += bits
+            while filled >= 8:
+                out[at] = word & 0xFF
+                word >>= 8
+                filled -= 8
+                at += 1
+        if filled:
+            out[at] = word & 0xFF
+
+
+@njit(cache=True, nogil=True)
+def unpack_lookup(
+    packed: np.ndarray,
+    bits: int,
+    table: np.ndarray,
+    part: tuple[int, int, int, int],
+    strides: tuple[int, int],
+    perm: np.ndarray,
+    values: np.ndarray,
+) -> bool:
+    """Invert `quantize_pack` up to quantization: write ``table[code]`` of each code.
+
+    Return False if a padding bit after the last code is set, else True.
+    """
+    count = part[1] * (part[3] - part[2])
+    codes = np.empty(min(CHUNK, count), np.int64)
+    mask = (1 << bits) - 1
+    at = 0
+    word = 0
+    for start in range(0, count, CHUNK):
+        size = min(CHUNK, count - start)
+        whole = size // 8 if bits <= 8 else 0
+        for group in range(whole):
+            word = 0
+            for k in range(bits):
+                word |= int(packed[at + k]) << (8 * k)
+            for k in range(8):
+                codes[8 * group + k] = (word >> (bits * k)) & mask
+            at += bits
+        word = filled = 0
+        for i in range(8 * whole, size):
+            while filled < bits:
+                word |= int(packed[at]) << filled
+                filled += 8
+                at += 1
+            codes[i] = word & mask
+            word >>= bits
+            filled -= bits
+        _scatter_run(values, strides, perm, part, start, table, codes[:size])
+    return word == 0
