@@ -48,9 +48,9 @@ def statistics(
                 if b == 0:
                     low[:] = plane
                     high[:] = plane
-                for j in range(perm.size):
-                    low[j] = min(low[j], plane[j])
-                    high[j] = max(high[j], plane[j])
+                for j in range(perm.size):  # np.minimum vectorizes, min does not
+                    low[j] = np.minimum(plane[j], low[j])
+                    high[j] = np.maximum(plane[j], high[j])
                 if b == start:
                     for j in range(perm.size):
                         block[j] = float(plane[j]) * float(plane[j])
@@ -119,6 +119,7 @@ def quantize_pack(
     grid: tuple[float, float, float],
     bits: int,
     out: np.ndarray,
+    codes: np.ndarray,
 ) -> None:
     """Write the codes of one component at ``bits`` bits, LSB first, into ``out``.
 
@@ -128,18 +129,19 @@ def quantize_pack(
     ``ceil(count * bits / 8)`` bytes; the padding bits end zero. Chunks of `CHUNK`
     values are gathered, coded and packed in turn: up to 8 bits each eight codes fill
     ``bits`` whole bytes through one 64-bit word, wider codes stream code by code (a
-    chunk of ``8 k`` codes ends on a byte boundary).
+    chunk of ``8 k`` codes ends on a byte boundary). ``codes`` is a scratch buffer of
+    ``min(CHUNK, count)`` integers (``uint8`` up to 8 bits, the fastest, else ``int32``).
     """
     lo, step, levels = grid
     count = part[1] * (part[3] - part[2])
     chunk = np.empty(min(CHUNK, count), values.dtype)
-    codes = np.empty(chunk.size, np.int64)
     at = 0
     for start in range(0, count, CHUNK):
         size = min(CHUNK, count - start)
         _gather_run(values, strides, perm, part, start, chunk[:size])
         for i in range(size):
-            codes[i] = int(min(max(np.rint((float(chunk[i]) - lo) / step), 0.0), levels))
+            code = np.minimum(np.maximum(np.rint((float(chunk[i]) - lo) / step), 0.0), levels)
+            codes[i] = code  # np.minimum and np.maximum vectorize, min and max do not
         whole = size // 8 if bits <= 8 else 0
         for group in range(whole):
             word = 0
@@ -170,13 +172,15 @@ def unpack_lookup(
     strides: tuple[int, int],
     perm: np.ndarray,
     values: np.ndarray,
+    codes: np.ndarray,
 ) -> bool:
     """Invert `quantize_pack` up to quantization: write ``table[code]`` of each code.
+
+    ``codes`` is a scratch buffer as in `quantize_pack`.
 
     Return False if a padding bit after the last code is set, else True.
     """
     count = part[1] * (part[3] - part[2])
-    codes = np.empty(min(CHUNK, count), np.int64)
     mask = (1 << bits) - 1
     at = 0
     word = 0

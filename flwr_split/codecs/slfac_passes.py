@@ -86,19 +86,9 @@ class Compiled:
             levels = 2 ** int(bits[g]) - 1
             span = float(hi[g] - lo[g])
             grid = float(lo[g]), span / levels if span > 0 else 1.0, float(levels)
-            part = _part(layout, g)
-            out = packed[start:end]
+            args = coeffs.values, strides, coeffs.perm, _part(layout, g), grid, int(bits[g])
             tasks.append(
-                (
-                    self.kernels.quantize_pack,
-                    coeffs.values,
-                    strides,
-                    coeffs.perm,
-                    part,
-                    grid,
-                    int(bits[g]),
-                    out,
-                )
+                (self.kernels.quantize_pack, *args, packed[start:end], self._scratch(g, bits))
             )
             start = end
         run_all(tasks)
@@ -130,10 +120,14 @@ class Compiled:
             width = int(bits[g])
             table = decoding_table(float(lo[g]), float(hi[g]), 2**width - 1)
             args = packed[start:end], width, table, _part(layout, g), strides, target.perm
-            tasks.append((self.kernels.unpack_lookup, *args, target.values))
+            tasks.append((self.kernels.unpack_lookup, *args, target.values, self._scratch(g, bits)))
             start = end
         if not all(run_all(tasks)):
             raise CodecError("padding bits after the last code are not zero")
+
+    def _scratch(self, component: int, bits: np.ndarray) -> np.ndarray:
+        """Return a kernel's code buffer for ``component`` (uint8 to 8 bits, else int32)."""
+        return np.empty(self.kernels.CHUNK, np.uint8 if bits[component] <= 8 else np.int32)
 
 
 def _part(layout: ComponentLayout, component: int) -> tuple[int, int, int, int]:
