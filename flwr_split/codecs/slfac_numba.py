@@ -62,50 +62,33 @@ def statistics(
 
 
 @njit(cache=True, nogil=True)
-def _gather_run(
+def _copy_run(
     values: np.ndarray,
     strides: tuple[int, int],
     perm: np.ndarray,
     part: tuple[int, int, int, int],
     at: int,
-    out: np.ndarray,
+    chunk: np.ndarray,
+    into_values: bool,
 ) -> None:
-    """Copy ``out.size`` values of component ``part`` from its ``at``-th on into ``out``."""
+    """Copy ``chunk.size`` values of component ``part``, from its ``at``-th on, to ``chunk``.
+
+    With ``into_values``, copy the other way: from ``chunk`` into the component.
+    """
     sample_stride, channel_stride = strides
     channel, _, first, stop = part
     sample, j = divmod(at, stop - first)
     j += first
     i = 0
-    while i < out.size:
-        run = min(stop - j, out.size - i)
+    while i < chunk.size:
+        run = min(stop - j, chunk.size - i)
         base = sample * sample_stride + channel * channel_stride
-        for r in range(run):
-            out[i + r] = values[base + perm[j + r]]
-        i += run
-        sample, j = sample + 1, first
-
-
-@njit(cache=True, nogil=True)
-def _scatter_run(
-    values: np.ndarray,
-    strides: tuple[int, int],
-    perm: np.ndarray,
-    part: tuple[int, int, int, int],
-    at: int,
-    table: np.ndarray,
-    codes: np.ndarray,
-) -> None:
-    """Write ``table[code]`` of ``codes`` to component ``part`` from its ``at``-th value on."""
-    sample_stride, channel_stride = strides
-    channel, _, first, stop = part
-    sample, j = divmod(at, stop - first)
-    j += first
-    i = 0
-    while i < codes.size:
-        run = min(stop - j, codes.size - i)
-        base = sample * sample_stride + channel * channel_stride
-        for r in range(run):
-            values[base + perm[j + r]] = table[codes[i + r]]
+        if into_values:
+            for r in range(run):
+                values[base + perm[j + r]] = chunk[i + r]
+        else:
+            for r in range(run):
+                chunk[i + r] = values[base + perm[j + r]]
         i += run
         sample, j = sample + 1, first
 
@@ -138,7 +121,7 @@ def quantize_pack(
     at = 0
     for start in range(0, count, CHUNK):
         size = min(CHUNK, count - start)
-        _gather_run(values, strides, perm, part, start, chunk[:size])
+        _copy_run(values, strides, perm, part, start, chunk[:size], False)
         for i in range(size):
             code = np.minimum(np.maximum(np.rint((float(chunk[i]) - lo) / step), 0.0), levels)
             codes[i] = code  # np.minimum and np.maximum vectorize, min and max do not
@@ -181,6 +164,7 @@ def unpack_lookup(
     Return False if a padding bit after the last code is set, else True.
     """
     count = part[1] * (part[3] - part[2])
+    chunk = np.empty(min(CHUNK, count), values.dtype)
     mask = (1 << bits) - 1
     at = 0
     word = 0
@@ -203,5 +187,7 @@ def unpack_lookup(
             codes[i] = word & mask
             word >>= bits
             filled -= bits
-        _scatter_run(values, strides, perm, part, start, table, codes[:size])
+        for i in range(size):
+            chunk[i] = table[codes[i]]
+        _copy_run(values, strides, perm, part, start, chunk[:size], True)
     return word == 0
