@@ -40,6 +40,7 @@ import torch
 from flwr_split.codecs.base import CodecError
 from flwr_split.codecs.blocks import BLOCK, decoding_table
 from flwr_split.codecs.dct import Coefficients
+from flwr_split.codecs.minmax import dequantize
 from flwr_split.codecs.segments import segments_nbytes
 from flwr_split.codecs.slfac_layout import ComponentLayout
 
@@ -116,10 +117,10 @@ class Compiled:
         ends = np.cumsum(segments_nbytes(bits[sent], layout.counts[sent])).tolist()
         strides = target.sample_stride, target.channel_stride
         tasks, start = [], 0
+        tables = decoding_tables(bits, lo, hi)
         for end, g in zip(ends, np.flatnonzero(sent).tolist(), strict=True):
             width = int(bits[g])
-            table = decoding_table(float(lo[g]), float(hi[g]), 2**width - 1)
-            args = packed[start:end], width, table, _part(layout, g), strides, target.perm
+            args = packed[start:end], width, tables[g], _part(layout, g), strides, target.perm
             tasks.append((self.kernels.unpack_lookup, *args, target.values, self._scratch(g, bits)))
             start = end
         if not all(run_all(tasks)):
@@ -128,6 +129,23 @@ class Compiled:
     def _scratch(self, component: int, bits: np.ndarray) -> np.ndarray:
         """Return a kernel's code buffer for ``component`` (uint8 to 8 bits, else int32)."""
         return np.empty(self.kernels.CHUNK, np.uint8 if bits[component] <= 8 else np.int32)
+
+
+def decoding_tables(bits: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> dict[int, np.ndarray]:
+    """Return `blocks.decoding_table` of every sent component, by component index.
+
+    Up to 8 bits all tables come from one broadcast `minmax.dequantize` (the same float64
+    operations per entry, so the same values; a narrower component's table is longer than
+    its codes need); wider components get one call each.
+    """
+    sent = np.flatnonzero(bits > 0)
+    if not sent.size or int(bits[sent].max()) > 8:
+        return {g: decoding_table(lo[g], hi[g], 2 ** int(bits[g]) - 1) for g in sent.tolist()}
+    levels = torch.from_numpy(2.0 ** bits[sent] - 1)[:, None]
+    codes = torch.arange(int(levels.max()) + 1, dtype=torch.float64).expand(sent.size, -1)
+    ends = (torch.from_numpy(array[sent])[:, None] for array in (lo, hi))
+    tables = dequantize(codes.contiguous(), *ends, levels).to(torch.float32).numpy()
+    return dict(zip(sent.tolist(), tables, strict=True))
 
 
 def _part(layout: ComponentLayout, component: int) -> tuple[int, int, int, int]:

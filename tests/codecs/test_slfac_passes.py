@@ -1,10 +1,12 @@
 """SL-FAC's numba kernels give the numpy path's payload and decoded bytes (the ``fast`` extra)."""
 
+import numpy as np
 import pytest
 import torch
 
 from flwr_split.codecs import CodecContext, CodecError, get_codec, slfac_passes
 from flwr_split.codecs.base import Encoded
+from flwr_split.codecs.blocks import decoding_table
 
 pytest.importorskip("numba")
 
@@ -58,3 +60,16 @@ def test_compiled_decode_rejects_set_padding_bits(monkeypatch) -> None:
     arrays["codes"][-1] |= 0x80
     with pytest.raises(CodecError, match="padding"):
         codec.decode(Encoded(arrays, short.meta))
+
+
+def test_decoding_tables_equal_one_table_per_component() -> None:
+    rng = np.random.default_rng(0)
+    bits = rng.integers(0, 9, 200)
+    lo = rng.normal(size=200) * 5
+    hi = lo + np.abs(rng.normal(size=200)) * 3
+    hi[::7] = lo[::7]  # constant components
+    tables = slfac_passes.decoding_tables(bits, lo, hi)
+    assert sorted(tables) == np.flatnonzero(bits).tolist()
+    for g, table in tables.items():
+        levels = 2 ** int(bits[g]) - 1
+        assert np.array_equal(table[: levels + 1], decoding_table(lo[g], hi[g], levels))
