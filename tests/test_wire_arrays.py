@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from flwr.app import Array
+from flwr.app import Array, ArrayRecord
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from flwr_split.wire import ProtocolError
-from flwr_split.wire.arrays import FAST_DTYPES, MAX_DIMS, from_array, npy_header, to_array
+from flwr_split.wire.arrays import (
+    FAST_DTYPES,
+    MAX_DIMS,
+    array_record,
+    from_array,
+    npy_header,
+    to_array,
+)
 
 dtypes = st.sampled_from(sorted(FAST_DTYPES))
 shapes = hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=5)
@@ -29,6 +36,25 @@ def test_same_bytes_as_flower_and_exact_round_trip(dtype, shape, data):
     back = from_array(flowers)
     assert back.dtype == values.dtype and back.shape == values.shape
     assert back.tobytes() == values.tobytes() and back.flags.writeable
+    # built without Flower's constructor, yet the same object as the constructor makes
+    direct = Array(dtype=ours.dtype, shape=ours.shape, stype=ours.stype, data=ours.data)
+    assert vars(ours) == vars(direct) and ours.object_id == flowers.object_id
+
+
+def test_array_record_holds_what_item_assignment_holds():
+    arrays = {
+        "w": to_array(np.ones((2, 3), np.float32)),
+        "y": to_array(np.arange(4, dtype=np.uint8)),
+    }
+    ours, assigned = array_record(arrays), ArrayRecord()
+    for name, array in arrays.items():
+        assigned[name] = array
+    assert vars(ours) == vars(assigned) and ours.object_id == assigned.object_id
+    assert all(ours[name] is array for name, array in arrays.items())
+    with pytest.raises(TypeError):
+        array_record({"w": np.ones(2)})
+    with pytest.raises(TypeError):
+        array_record({1: arrays["w"]})
 
 
 def test_non_contiguous_input_is_written_in_c_order():

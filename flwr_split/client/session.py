@@ -57,6 +57,7 @@ from flwr_split.wire import (
     require_record,
 )
 from flwr_split.wire.arrays import array_record, to_array
+from flwr_split.wire.scalars import config_record
 
 DEVICE_KEY = "device"
 """Run-config (or node-config) key: where this node's bottom computes (`resolve_device`)."""
@@ -271,7 +272,7 @@ class ClientSession:
         meta = {"version": self.version, "token": self.token, "seq": self.seq}
         if self.last_forward is not None:
             meta["last_forward"] = [*self.last_forward[0], self.last_forward[1]]
-        context.state[STATE_META] = ConfigRecord(meta)
+        context.state[STATE_META] = config_record(meta)
         optimizer = optimizer_state_tensors(self.optimization.optimizer)
         _put(context, STATE_OPTIM, self.saved_optimizer.write(optimizer))
         schedule = self.optimization.scheduler_state()

@@ -15,6 +15,7 @@ from flwr_split.tasks import TaskConfig
 from flwr_split.tasks.optim import OptimizerConfig
 from flwr_split.wire.contract import KEY_CONFIG, KEY_ORDER, ProtocolError
 from flwr_split.wire.limits import MAX_SAMPLES
+from flwr_split.wire.scalars import config_record
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ class StepOrder:
 
     def to_record(self) -> ConfigRecord:
         """Return the order as a ConfigRecord."""
-        return ConfigRecord({f.name: getattr(self, f.name) for f in fields(self)})
+        return config_record({f.name: getattr(self, f.name) for f in fields(self)})
 
     @classmethod
     def from_record(cls, record: ConfigRecord) -> StepOrder:

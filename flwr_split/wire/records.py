@@ -18,6 +18,7 @@ from flwr_split.wire.contract import KEY_LABELS, META_SUFFIX, ProtocolError
 from flwr_split.wire.guard import bounded_json, untrusted
 from flwr_split.wire.layouts import check_payload, payload_layout
 from flwr_split.wire.orders import typed_field
+from flwr_split.wire.scalars import config_record, metric_record
 
 
 def require_record(content: RecordDict, key: str, kind: type) -> Any:
@@ -33,7 +34,7 @@ def require_record(content: RecordDict, key: str, kind: type) -> Any:
 def put_encoded(content: RecordDict, key: str, encoded: Encoded) -> None:
     """Store an encoded tensor under ``key`` (arrays) and ``key.meta`` (JSON metadata)."""
     content[key] = array_record({name: to_array(arr) for name, arr in encoded.arrays.items()})
-    content[key + META_SUFFIX] = ConfigRecord({"json": json.dumps(encoded.meta)})
+    content[key + META_SUFFIX] = config_record({"json": json.dumps(encoded.meta)})
 
 
 def get_encoded(content: RecordDict, key: str, max_bytes: int | None = None) -> Encoded:
@@ -179,4 +180,4 @@ def load_weights(model: nn.Module, record: ArrayRecord, what: str) -> None:
 
 def info_record(**values: int | float | list[int]) -> MetricRecord:
     """Return a MetricRecord of the given scalars and integer lists."""
-    return MetricRecord({k: v for k, v in values.items()})
+    return metric_record(values)
