@@ -107,6 +107,9 @@ class Messenger:
         self.max_compute_s = min(MAX_COMPUTE_SECONDS, step_timeout)
         """Most compute seconds one reply may book: a client cannot compute longer than
         the server waits (nor, with a long timeout, than `MAX_COMPUTE_SECONDS`)."""
+        self._orders: dict[int, tuple[Message, StepOrder]] = {}
+        """The order of each message `new_message` built and `send` has not sent yet, by
+        ``id`` of the message (held with it, so the id stays its own)."""
 
     def snapshot(self) -> Books:
         """Return the running totals now."""
@@ -147,9 +150,11 @@ class Messenger:
             content[key] = record
         if self.client_versions.get(client.node_id, NO_VERSION) != order.version:
             content[KEY_BOTTOM] = self.weights()
-        return Message(
+        message = Message(
             content, dst_node_id=client.node_id, message_type=message_type, group_id=str(order.step)
         )
+        self._orders[id(message)] = (message, order)
+        return message
 
     def send(
         self, step: int, phase: str, messages: list[tuple[ClientInfo, Message]]
@@ -169,10 +174,8 @@ class Messenger:
         }
         if timed:
             self.messages_sent += len(messages)
-        orders = [
-            None if phase == "hello" else StepOrder.from_record(sent.content[KEY_ORDER])
-            for _, sent in messages
-        ]
+        orders = [None if phase == "hello" else self._order_of(sent) for _, sent in messages]
+        self._orders.clear()
         budgets = [
             self.reply_budget(client, sent.metadata.message_type, order)
             for (client, sent), order in zip(messages, orders, strict=True)
@@ -202,6 +205,13 @@ class Messenger:
             if len(replies) < len(messages):  # the barrier waited for the timeout
                 self.clock.server(self.step_timeout)
         return contents
+
+    def _order_of(self, message: Message) -> StepOrder:
+        """Return the order of ``message``: kept by `new_message`, else read from ``sl.order``."""
+        made = self._orders.get(id(message))
+        if made is not None and made[0] is message:
+            return made[1]
+        return StepOrder.from_record(message.content[KEY_ORDER])
 
     def _accept(
         self,
