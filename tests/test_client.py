@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from flwr.app import Array, ArrayRecord, Context, Message, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.supercore.task_identity import TaskIdentity
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,6 +22,7 @@ from flwr_split.wire import (
     KEY_CONFIG,
     KEY_GRAD,
     KEY_ORDER,
+    MSG_HELLO,
     MSG_STEP,
     SessionConfig,
     StepOrder,
@@ -193,3 +194,39 @@ def test_flipped_bytes_in_the_gradient_get_a_reply_never_an_exception(seed):
         if not reply.has_error():
             acts = get_codec("identity").decode(get_encoded(reply.content, KEY_ACTS))
             assert torch.isfinite(acts).all()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ArrayRecord({"x": Array(np.zeros(4, np.uint8))}),
+        ConfigRecord({"json": "x"}),
+        MetricRecord({"x": 1.0}),
+    ],
+)
+@pytest.mark.parametrize("bwd_count", [0, 4])
+def test_records_the_order_does_not_call_for_are_refused(extra, bwd_count):
+    order = StepOrder(step=1, fwd_count=4, bwd_count=bwd_count)
+    message = with_weights(order)
+    message.content["sl.extra"] = extra
+    reply = app(message, context())
+    assert reply.has_error() and reply.error.code == ERROR_CODE_BAD_MESSAGE
+    assert "unexpected records ['sl.extra']" in reply.error.reason
+
+
+def test_a_gradient_without_a_backward_is_refused():
+    grad = RecordDict()
+    put_encoded(grad, KEY_GRAD, get_codec("identity").encode(torch.zeros(4, 16, 8, 8)))
+    message = with_weights(StepOrder(step=0, fwd_count=4))
+    for key, record in grad.items():
+        message.content[key] = record
+    reply = app(message, context())
+    assert (
+        reply.has_error() and "unexpected records ['sl.grad', 'sl.grad.meta']" in reply.error.reason
+    )
+
+
+def test_a_hello_with_records_beside_the_config_is_refused():
+    content = RecordDict({KEY_CONFIG: session().to_record(), "sl.extra": ConfigRecord({"a": 1})})
+    reply = app(Message(content, dst_node_id=7, message_type=MSG_HELLO), context())
+    assert reply.has_error() and "unexpected records ['sl.extra']" in reply.error.reason

@@ -30,6 +30,7 @@ from flwr_split.wire import (
     require_record,
     weights_to_record,
 )
+from flwr_split.wire.requests import check_request
 
 logger = logging.getLogger("flwr").getChild(__name__)
 
@@ -67,6 +68,7 @@ def handle_hello(message: Message, context: Context) -> Message:
     Partition id, sample counts, bottom-weights version, and in place of any
     data: per-class training counts and the input shape and dtype of one sample.
     """
+    check_request(None, message.content)
     session = ClientSession.open(message, context)
     _, num_partitions = partition_of(context)
     train = session.train
@@ -88,11 +90,12 @@ def handle_hello(message: Message, context: Context) -> Message:
 def _serve_order(
     message: Message, context: Context, work: Callable[[ClientSession, StepOrder, RecordDict], None]
 ) -> Message:
-    """Open the session, adopt weights, check the version, do ``work``, save, reply."""
+    """Check the records, open the session, adopt weights, check the version, work, save, reply."""
     started = time.perf_counter()
+    order = _order(message)
+    check_request(order, message.content)
     session = ClientSession.open(message, context)
     try:
-        order = _order(message)
         session.adopt_weights(message.content, order.version)
         session.check_version(order.version)
         reply = RecordDict()
