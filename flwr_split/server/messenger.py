@@ -29,6 +29,7 @@ from flwr_split.wire import (
 from flwr_split.wire.guard import untrusted
 from flwr_split.wire.limits import MAX_COMPUTE_SECONDS, MAX_REPLY_BYTES
 from flwr_split.wire.replies import check_reply
+from flwr_split.wire.sizes import constant_record
 
 logger = logging.getLogger("flwr").getChild(__name__)
 
@@ -82,7 +83,7 @@ class Messenger:
     ) -> None:
         self.roster = roster
         self.traffic = traffic
-        self.session = session
+        self.session = constant_record(session)
         self.weights = weights
         self.clock = clock
         self.step_timeout = step_timeout

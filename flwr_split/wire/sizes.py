@@ -100,6 +100,26 @@ def scalar_record_nbytes(record: ConfigRecord | MetricRecord) -> int:
     return framed_nbytes(kind.__name__, 0, body)
 
 
+MAX_CONSTANT_RECORDS = 64
+"""Records `constant_record` remembers; the oldest is forgotten past this many."""
+_CONSTANT: dict[int, tuple[Any, int, tuple[str, ...]]] = {}
+"""Record, serialized size and keys of each record declared constant, by ``id`` of the record
+(held with it, so the id stays its own)."""
+
+
+def constant_record(record: ConfigRecord | MetricRecord) -> ConfigRecord | MetricRecord:
+    """Declare that ``record`` is never changed again, and return it.
+
+    Its serialized size is computed here once, not for every message that
+    carries it (the server's ``sl.cfg`` goes with every message). Changing it
+    afterwards would make `message_nbytes` count its old size.
+    """
+    if len(_CONSTANT) >= MAX_CONSTANT_RECORDS:
+        del _CONSTANT[next(iter(_CONSTANT))]
+    _CONSTANT[id(record)] = (record, scalar_record_nbytes(record), tuple(record))
+    return record
+
+
 @lru_cache(maxsize=4096)
 def _item_nbytes(
     kind: type, key: str, value_type: type, value: Any, element_types: tuple[type, ...]
@@ -186,8 +206,12 @@ class _Counter:
             return identity
         if type(record) not in SCALAR_RECORDS:
             raise TypeError(f"{type(record).__name__} is not a Flower record")
-        size = scalar_record_nbytes(record)
-        identity, new = self.scalar_records.identity((type(record), size, tuple(record)), record)
+        known = _CONSTANT.get(id(record))
+        if known is not None and known[0] is record:
+            size, keys = known[1], known[2]
+        else:
+            size, keys = scalar_record_nbytes(record), tuple(record)
+        identity, new = self.scalar_records.identity((type(record), size, keys), record)
         if new:
             self.total += size
         return -1 - identity  # never an ArrayRecord's identity

@@ -13,6 +13,7 @@ from flwr.supercore.inflatable.inflatable_object import (
 from flwr.supercore.task_identity import TaskIdentity
 
 import flwr_split.metrics.traffic as traffic
+import flwr_split.wire.sizes as sizes
 from flwr_split.codecs import get_codec, registered_codecs
 from flwr_split.wire import message_nbytes
 from flwr_split.wire.arrays import to_array
@@ -176,3 +177,16 @@ def test_data_is_never_hashed(monkeypatch):
     monkeypatch.setattr(hashlib, "sha256", no_hashing)
     content = RecordDict({"a": ArrayRecord({"x": to_array(np.ones(1000, np.float32))})})
     assert message_nbytes(_message(content)) > 4000
+
+
+@pytest.mark.usefixtures("task_identity")
+def test_a_constant_record_is_sized_once_and_the_same(monkeypatch):
+    record = ConfigRecord({"task": "digits", "seed": 3, "lr": 0.1, "flags": [True, False]})
+    message = _message(RecordDict({"sl.cfg": record, "other": ConfigRecord({"x": 1})}))
+    expected = serialized_nbytes(message)
+    assert sizes.constant_record(record) is record
+    calls = []
+    sizing = sizes.scalar_record_nbytes
+    monkeypatch.setattr(sizes, "scalar_record_nbytes", lambda r: calls.append(r) or sizing(r))
+    assert message_nbytes(message) == expected
+    assert [r for r in calls if r is record] == [] and len(calls) == 1  # only "other"
