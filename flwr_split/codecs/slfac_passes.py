@@ -165,12 +165,20 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 def run_all(tasks: list[tuple]) -> list:
     """Run each ``(kernel, *args)`` of ``tasks``; on `torch.get_num_threads` threads if > 1.
 
-    Returns the kernels' results in order.
+    Each thread runs one contiguous share of the tasks (one pool hand-off per thread, not
+    per task: at the ResNet cut a task takes ~0.1 ms). Returns the results in order.
     """
     workers = min(torch.get_num_threads(), len(tasks))
     if workers < 2:
-        return [kernel(*args) for kernel, *args in tasks]
-    return list(_pool(workers).map(lambda task: task[0](*task[1:]), tasks))
+        return _run(tasks)
+    shares = [
+        tasks[i * len(tasks) // workers : (i + 1) * len(tasks) // workers] for i in range(workers)
+    ]
+    return [result for share in _pool(workers).map(_run, shares) for result in share]
+
+
+def _run(tasks: list[tuple]) -> list:
+    return [kernel(*args) for kernel, *args in tasks]
 
 
 def kernels_for(values: int) -> Compiled | None:
