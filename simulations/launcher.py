@@ -33,7 +33,7 @@ from strategies.registry import build_strategy
 ROOT = Path(__file__).resolve().parent.parent
 """The Flower App that the launchers run (the repository root)."""
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 """Exit codes: finished; the run failed; a bad option or run config (nothing started); Ctrl-C."""
 
 PAIR = re.compile(r"""[\w.-]+=(?:'[^']*'|"[^"]*"|\S+)""")
@@ -235,26 +235,38 @@ class RunWatch:
         return EXIT_OK
 
 
-@contextmanager
-def ctrl_c_raises() -> Iterator[None]:
-    """Make SIGINT raise ``KeyboardInterrupt`` in this block, then restore its old handling.
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived (``kill``, ``timeout``, a cancelled CI job): stop like Ctrl-C."""
 
-    Python only raises on SIGINT if the process did not start with SIGINT
-    ignored, and a shell without job control starts every background command
-    (``cmd &``, CI scripts, nohup-style wrappers) with SIGINT ignored: a
-    launcher started so would keep training through Ctrl-C and a process
-    group's SIGINT. A launcher owns processes in other sessions that only it
-    stops, so it takes SIGINT itself. Outside the main thread (where Python
-    cannot take signals) the block runs unchanged.
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+@contextmanager
+def stop_signals_raise() -> Iterator[None]:
+    """Make SIGINT and SIGTERM raise in this block, then restore their old handling.
+
+    SIGINT raises ``KeyboardInterrupt`` and SIGTERM `Terminated` (a
+    ``KeyboardInterrupt``), so both take the path that stops every Flower
+    process: the SuperLink and Ray run in sessions of their own, which only
+    this process stops. Python only raises on SIGINT if the process did not
+    start with SIGINT ignored, and a shell without job control starts every
+    background command (``cmd &``, CI scripts, nohup-style wrappers) so: a
+    launcher started that way would keep training through a process group's
+    SIGINT, so the launcher takes SIGINT itself. Outside the main thread
+    (where Python cannot take signals) the block runs unchanged.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous_term = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, previous_int)
+        signal.signal(signal.SIGTERM, previous_term)
 
 
 def watched_run(
@@ -266,24 +278,27 @@ def watched_run(
 
     ``run`` runs ``flwr run`` with the watch as its ``on_line``. A timeout and a
     start that fails are `EXIT_FAILED`, Ctrl-C `EXIT_INTERRUPTED`, each with
-    one line; every process is stopped in every case. SIGINT counts as Ctrl-C
-    even if this process started with it ignored (`ctrl_c_raises`).
+    one line, SIGTERM `EXIT_TERMINATED`; every process is stopped in every case.
+    SIGINT counts as Ctrl-C even if this process started with it ignored
+    (`stop_signals_raise`).
     """
     watch = RunWatch(quiet=quiet)
     watch.attach(processes)
     done = None
     try:
-        with ctrl_c_raises(), processes:
+        with stop_signals_raise(), processes:
             done = run(watch)
     except subprocess.TimeoutExpired:
         pass
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         watch.close_bar()
+        terminated = isinstance(stop, Terminated)
         print(
-            f"interrupted: the run and its processes were stopped; logs: {processes.flwr_home}",
+            f"{'terminated' if terminated else 'interrupted'}: the run and its processes were "
+            f"stopped; logs: {processes.flwr_home}",
             file=sys.stderr,
         )
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except (OSError, RuntimeError, TimeoutError) as exc:
         return watch.fail(f"Flower did not start: {exc}", processes.flwr_home)
     return watch.finish(done, processes.flwr_home)

@@ -18,6 +18,7 @@ from simulations.launcher import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_TERMINATED,
     EXIT_USAGE,
     parse_overrides,
 )
@@ -203,6 +204,17 @@ def test_ctrl_c_stops_the_run_also_if_the_launcher_started_with_sigint_ignored(f
     assert code == EXIT_INTERRUPTED, capsys.readouterr()
     assert capsys.readouterr().err.startswith("interrupted:") and FakeSuperLink.seen["stopped"]
     assert after == signal.SIG_IGN  # handed back as it was
+
+
+def test_sigterm_stops_everything_and_exits_143_without_a_traceback(fake, capsys):
+    """``kill``, ``timeout`` or a cancelled CI job: the SuperLink and Ray (own sessions) stop."""
+    FakeSuperLink.sends = signal.SIGTERM
+    inherited = signal.getsignal(signal.SIGTERM)
+    assert fake("--quiet") == EXIT_TERMINATED
+    err = capsys.readouterr().err
+    assert err.startswith("terminated:") and "Traceback" not in err
+    assert FakeSuperLink.seen["stopped"]
+    assert signal.getsignal(signal.SIGTERM) == inherited
 
 
 def test_a_timeout_is_a_failure_that_names_the_option(fake, capsys):

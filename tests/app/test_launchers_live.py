@@ -89,7 +89,8 @@ def test_a_serverapp_that_fails_makes_the_launcher_fail_in_one_line(tmp_path):
 
 def test_ctrl_c_stops_every_process_and_prints_no_traceback(tmp_path):
     """Also when the launcher starts with SIGINT ignored, as a shell without job control
-    starts background commands: a CI run started with ``&`` hung here before `ctrl_c_raises`."""
+    starts background commands: a CI run started with ``&`` hung here before
+    `stop_signals_raise`."""
     home = tmp_path / "home"
     process = subprocess.Popen(
         launcher(tmp_path, "epochs=50", tmp_path / "out"),
