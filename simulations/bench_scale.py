@@ -48,14 +48,12 @@ reported compute runs on ``actors`` actors at once). The goal of issue 4 is
 (``overhead_ratio``; ``overhead_ratio_unpaced`` uses the back-to-back one). Against the
 computing echoes the floor is the step minus the clients' reported compute per actor
 (``echo_compute_floor_s``, ``overhead_ratio_compute_matched``, and the same with
-``sl_compute``). Issue 23's goal compares whole steps: ``step_ratio_compute`` (and
-``step_ratio_sl_compute``) is ``sl_step_s`` over the computing echo's step, at most 1.1
-(``goal_met_step_ratio_compute``). Peak RSS (and PSS) is the sum over the SuperLink and every
-process it started, sampled every 0.25 s during each ``flwr run``; ``runs.csv`` also
-has the peak of each kind of process (``peak_rss_gb_<kind>``:
-`simulations.process_memory.PROCESS_KINDS`) and the 1-minute load average before
-and after each run. Writes
-``runs.csv``, ``summary.csv``, ``steps.csv``, ``scale.png`` and ``env.json``.
+``sl_compute``). Issue 23 compares whole steps: ``step_ratio_compute`` (``_sl_compute``) is
+``sl_step_s`` over the computing echo's step, goal <= 1.1. Peak RSS (and PSS) is the sum over
+the SuperLink and every process it started, sampled every 0.25 s during each ``flwr run``;
+``runs.csv`` also has each kind of process' peak (``peak_rss_gb_<kind>``:
+`simulations.process_memory.PROCESS_KINDS`) and the 1-minute load average before and after
+each run. Writes ``runs.csv``, ``summary.csv``, ``steps.csv``, ``scale.png`` and ``env.json``.
 """
 
 from __future__ import annotations
