@@ -54,11 +54,13 @@ context = Context(1, 7, {"partition-id": 0, "num-partitions": 3}, RecordDict(), 
 
 def send(message_type, order, content=None):
     content = content or RecordDict()
-    content[KEY_CONFIG], content[KEY_ORDER] = config.to_record(), order.to_record()
+    content[KEY_CONFIG] = config.to_record()
+    if order is not None:  # a hello holds the config alone, as the server sends it
+        content[KEY_ORDER] = order.to_record()
     reply = app(Message(content, dst_node_id=7, message_type=message_type), context)
     assert not reply.has_error(), reply.error.reason
 
-send(MSG_HELLO, StepOrder())
+send(MSG_HELLO, None)
 weights = weights_to_record(build_model(TaskConfig())[0])
 send(MSG_STEP, StepOrder(step=0, fwd_count=4), RecordDict({KEY_BOTTOM: weights}))
 grad = RecordDict()
