@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from flwr_split.codecs.blocks import finite_flat, float32_flat, require_finite_ends
+from flwr_split.codecs.threads import run_all, spans
 
 SAMPLED = 2**16
 """Entries sampled (every ``n // SAMPLED``-th) to estimate the bound of a long row."""
@@ -88,20 +89,31 @@ def finite_flat_candidates(
     bound = sampled_bound(flat, k)
     if bound is None:
         return (*finite_flat(tensor), None)
-    ends = np.empty((2, -(-flat.size // SCAN)), np.float32)
-    hits, parts = np.empty(SCAN, bool), []
-    for index, start in enumerate(range(0, flat.size, SCAN)):
-        block = flat[start : start + SCAN]
+    scans = run_all([(_scan, flat, bound, *span) for span in spans(flat.size, SCAN)])
+    ends = np.array([(low, high) for low, high, _ in scans])  # NaN propagates, as in numpy
+    lowest, highest = float(ends[:, 0].min()), float(ends[:, 1].max())
+    require_finite_ends(tensor, lowest, highest)
+    candidates = np.concatenate([found for _, _, found in scans])
+    return flat, lowest, highest, candidates if candidates.size >= k else None
+
+
+def _scan(flat: np.ndarray, bound: float, start: int, stop: int) -> tuple[float, float, np.ndarray]:
+    """Run the checking pass over ``flat[start:stop]``, `SCAN` values at a time.
+
+    Returns the span's lowest and highest value and the ascending positions (in ``flat``)
+    of its entries of magnitude at or above ``bound``.
+    """
+    ends = np.empty((2, -(-(stop - start) // SCAN)), np.float32)
+    hits, parts = np.empty(min(SCAN, stop - start), bool), []
+    for index, first in enumerate(range(start, stop, SCAN)):
+        block = flat[first : min(first + SCAN, stop)]
         hit = hits[: block.size]
         ends[:, index] = block.min(), block.max()
         np.greater_equal(block, bound, out=hit)
         if ends[0, index] < 0:
             hit |= block <= -bound
-        parts.append(np.flatnonzero(hit) + start)
-    lowest, highest = float(ends[0].min()), float(ends[1].max())
-    require_finite_ends(tensor, lowest, highest)
-    candidates = np.concatenate(parts)
-    return flat, lowest, highest, candidates if candidates.size >= k else None
+        parts.append(np.flatnonzero(hit) + first)
+    return ends[0].min(), ends[1].max(), np.concatenate(parts)
 
 
 def largest_positions(

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
@@ -43,6 +42,7 @@ from flwr_split.codecs.dct import Coefficients
 from flwr_split.codecs.minmax import dequantize
 from flwr_split.codecs.segments import segments_nbytes
 from flwr_split.codecs.slfac_layout import ComponentLayout
+from flwr_split.codecs.threads import run_all
 
 MIN_VALUES = 2**16
 """Tensors of fewer values take the numpy path: there a kernel's call costs more than it saves."""
@@ -154,31 +154,6 @@ def _part(layout: ComponentLayout, component: int) -> tuple[int, int, int, int]:
     low = int(layout.low[channel])
     first, stop = (low, layout.positions) if high else (0, low)
     return channel, layout.batch, first, stop
-
-
-@cache
-def _pool(workers: int) -> ThreadPoolExecutor:
-    """Return a pool of ``workers`` threads (the kernels release the GIL), made once per size."""
-    return ThreadPoolExecutor(workers, thread_name_prefix="slfac")
-
-
-def run_all(tasks: list[tuple]) -> list:
-    """Run each ``(kernel, *args)`` of ``tasks``; on `torch.get_num_threads` threads if > 1.
-
-    Each thread runs one contiguous share of the tasks (one pool hand-off per thread, not
-    per task: at the ResNet cut a task takes ~0.1 ms). Returns the results in order.
-    """
-    workers = min(torch.get_num_threads(), len(tasks))
-    if workers < 2:
-        return _run(tasks)
-    shares = [
-        tasks[i * len(tasks) // workers : (i + 1) * len(tasks) // workers] for i in range(workers)
-    ]
-    return [result for share in _pool(workers).map(_run, shares) for result in share]
-
-
-def _run(tasks: list[tuple]) -> list:
-    return [kernel(*args) for kernel, *args in tasks]
 
 
 def kernels_for(values: int) -> Compiled | None:
