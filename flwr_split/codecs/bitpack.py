@@ -95,14 +95,9 @@ def pack_bits(codes: np.ndarray, bits: int) -> np.ndarray:
         if codes.size % per_byte or codes.dtype != np.uint8 or not codes.flags.c_contiguous:
             padded = np.zeros(-(-codes.size // per_byte) * per_byte, dtype=np.uint8)
             padded[: codes.size] = codes
-        # Word i holds code j of byte i at bit 8 j. Multiplying by the sum of
-        # 2**(m (8 - bits)), m < per_byte, puts a copy of code j at every bit
-        # 8 j + m (8 - bits): all distinct multiples of bits, so the copies
-        # never overlap or carry, and m = per_byte - 1 - j lands code j at bit
-        # j * bits of the byte that starts at (per_byte - 1) (8 - bits).
-        words = padded.view(np.dtype(f"<u{per_byte}"))
-        spread = words.dtype.type(sum(1 << (m * (8 - bits)) for m in range(per_byte)))
-        return ((words * spread) >> ((per_byte - 1) * (8 - bits))).astype(np.uint8)
+        out = np.empty(padded.size // per_byte, np.uint8)
+        _merge_bytes(padded, bits, out)
+        return out
     # 3, 5, 6 or 7 bits: eight codes fill ``bits`` bytes; build them in one 64-bit word
     if codes.size > WORD_BLOCK:  # whole bytes per part: its words stay in cache
         parts = range(0, codes.size, WORD_BLOCK)
@@ -114,6 +109,33 @@ def pack_bits(codes: np.ndarray, bits: int) -> np.ndarray:
         words |= groups[:, j] << np.uint64(j * bits)
     as_bytes = words.astype("<u8").view(np.uint8).reshape(-1, 8)[:, :bits]
     return as_bytes.reshape(-1)[: packed_nbytes(bits, codes.size)].copy()
+
+
+def pack_into(codes: np.ndarray, bits: int, out: np.ndarray) -> None:
+    """Write `pack_bits` of 1-D ``codes`` into ``out``, its exact size; the codes are not checked.
+
+    2- and 4-bit ``uint8`` codes filling whole bytes are merged into ``out`` without a copy
+    (a code above ``2**bits - 1`` corrupts its neighbours); other input goes through
+    `pack_bits`.
+    """
+    if bits in (2, 4) and codes.dtype == np.uint8 and codes.size % (8 // bits) == 0:
+        _merge_bytes(np.ascontiguousarray(codes), bits, out)
+    else:
+        out[...] = pack_bits(codes, bits)
+
+
+def _merge_bytes(codes: np.ndarray, bits: int, out: np.ndarray) -> None:
+    """Pack contiguous ``uint8`` codes of 2 or 4 bits, ``8 // bits`` per byte, into ``out``."""
+    per_byte = 8 // bits
+    # Word i holds code j of byte i at bit 8 j. Multiplying by the sum of
+    # 2**(m (8 - bits)), m < per_byte, puts a copy of code j at every bit
+    # 8 j + m (8 - bits): all distinct multiples of bits, so the copies
+    # never overlap or carry, and m = per_byte - 1 - j lands code j at bit
+    # j * bits of the byte that starts at (per_byte - 1) (8 - bits).
+    words = codes.view(np.dtype(f"<u{per_byte}"))
+    merged = words * words.dtype.type(sum(1 << (m * (8 - bits)) for m in range(per_byte)))
+    np.right_shift(merged, (per_byte - 1) * (8 - bits), out=merged)
+    out[...] = merged
 
 
 def unpack_bits(packed: np.ndarray, bits: int, count: int) -> np.ndarray:

@@ -19,10 +19,18 @@ from flwr_split.codecs.base import (
     require_scalar,
     shape_from_meta,
 )
-from flwr_split.codecs.bitpack import byte_codes, lookup, pack_bits, packed_nbytes, unpack_codes
+from flwr_split.codecs.bitpack import (
+    byte_codes,
+    lookup,
+    pack_bits,
+    pack_into,
+    packed_nbytes,
+    unpack_codes,
+)
 from flwr_split.codecs.blocks import BLOCK, blocks, lookup_packed
 from flwr_split.codecs.registry import register_codec
 from flwr_split.codecs.selection import finite_flat_candidates, kth_largest, largest_positions
+from flwr_split.codecs.threads import run_all, spans
 
 MAX_BITS = 8
 """Widest magnitude code `MaskSparsification` accepts."""
@@ -33,6 +41,9 @@ SCOPES = ("batch", "sample")
 
 _EMPTY_UNIT_ERROR = "mask has non-zero codes in a unit whose smallest kept value is 0"
 _SIGN_ERROR = "sign bit set on a kept entry or on a zero code"
+
+CHUNK = 2**17
+"""Codes of one unit made and packed at a time (a multiple of 8: each fills whole bytes)."""
 
 EDGE_LEVELS = 7
 """Largest ``L`` for which codes are counted from level edges instead of divided out."""
@@ -233,24 +244,79 @@ class MaskSparsification(Codec):
         signal = flat.reshape(rows, width)
         mag = np.abs(signal) if lowest < 0 else signal
         positions, threshold = _top_positions(mag, k, candidates)
-        codes = self._codes(mag, threshold)
+        edges = self._edges(threshold)
+        if rows == 1:
+            mask = self._unit_mask(mag, signal, threshold, edges, positions)
+        else:
+            mask = pack_bits(
+                self._entry_codes(mag, signal, threshold, edges, positions), self.width
+            )
+        return Encoded({"values": flat[positions], "mask": mask}, meta)
+
+    def _unit_mask(
+        self,
+        mag: np.ndarray,
+        signal: np.ndarray,
+        threshold: np.ndarray,
+        edges: np.ndarray,
+        positions: np.ndarray,
+    ) -> np.ndarray:
+        """Return the packed mask of one unit (``(1, d)`` arrays), `CHUNK` codes at a time.
+
+        The chunks' codes are made and packed while in cache, on torch's threads
+        (`threads.run_all`); each chunk writes its own whole bytes of the mask.
+        """
+        mask = np.empty(packed_nbytes(self.width, mag.size), np.uint8)
+        args = mag, signal, threshold, edges, positions, mask
+        run_all([(self._pack_span, *args, *span) for span in spans(mag.size, CHUNK)])
+        return mask
+
+    def _pack_span(
+        self,
+        mag: np.ndarray,
+        signal: np.ndarray,
+        threshold: np.ndarray,
+        edges: np.ndarray,
+        positions: np.ndarray,
+        mask: np.ndarray,
+        start: int,
+        stop: int,
+    ) -> None:
+        """Write the mask bytes of codes ``start .. stop`` of one unit (`_unit_mask`)."""
+        for first in range(start, stop, CHUNK):
+            last = min(first + CHUNK, stop)
+            kept = positions[np.searchsorted(positions, first) : np.searchsorted(positions, last)]
+            part = slice(first, last)
+            codes = self._entry_codes(mag[:, part], signal[:, part], threshold, edges, kept - first)
+            out = mask[first * self.width // 8 : packed_nbytes(self.width, last)]
+            pack_into(codes.reshape(-1), self.width, out)
+
+    def _entry_codes(
+        self,
+        mag: np.ndarray,
+        signal: np.ndarray,
+        threshold: np.ndarray,
+        edges: np.ndarray,
+        positions: np.ndarray,
+    ) -> np.ndarray:
+        """Return the code of every entry: `_codes`, the sign bits, ``L`` at kept ``positions``."""
+        codes = self._codes(mag, threshold, edges)
         if self.signed:
             codes |= ((signal < 0) & (codes > 0)).astype(codes.dtype) << self.bits
         codes.reshape(-1)[positions] = self.levels  # also clears the sign bit of kept entries
-        arrays = {"values": flat[positions], "mask": pack_bits(codes, self.width)}
-        return Encoded(arrays, meta)
+        return codes
 
     def _quantize(self, mag: np.ndarray, threshold: np.ndarray) -> np.ndarray:
         """Return ``Q(mag * L / T)`` in float64 (``threshold`` is ``T``, broadcast, positive)."""
         scaled = mag.astype(np.float64) * self.levels / threshold
         return np.rint(scaled) if self.rounding == "nearest" else np.floor(scaled)
 
-    def _codes(self, mag: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+    def _codes(self, mag: np.ndarray, threshold: np.ndarray, edges: np.ndarray) -> np.ndarray:
         """Return the magnitude code of every entry as if none were kept (0..L-1).
 
         The dtype is the narrowest that holds a ``width``-bit code. For small
-        ``L`` each code counts the level edges (`_edges`) at or below the
-        entry, which gives the float64 rule's codes without its divisions.
+        ``L`` each code counts the level ``edges`` (`_edges` of ``threshold``) at or
+        below the entry, which gives the float64 rule's codes without its divisions.
         """
         levels = self.levels
         codes = np.zeros(mag.shape, dtype=np.uint8 if self.width <= 8 else np.uint16)
@@ -258,11 +324,11 @@ class MaskSparsification(Codec):
             return codes
         if levels <= EDGE_LEVELS:  # block by block: the comparisons stay in cache
             above = np.empty(min(BLOCK, mag.shape[1]), bool)
-            for row_codes, row, edges in zip(codes, mag, self._edges(threshold), strict=True):
+            for row_codes, row, row_edges in zip(codes, mag, edges, strict=True):
                 for part in blocks(row.size):
                     block, out, hit = row[part], row_codes[part], above[: part.stop - part.start]
-                    np.greater_equal(block, edges[0], out=out.view(bool))  # uint8 0 or 1
-                    for edge in edges[1:]:
+                    np.greater_equal(block, row_edges[0], out=out.view(bool))  # uint8 0 or 1
+                    for edge in row_edges[1:]:
                         np.add(out, np.greater_equal(block, edge, out=hit).view(np.uint8), out=out)
             return codes
         positive = threshold[:, None] > 0
