@@ -28,8 +28,9 @@ from flwr_split.codecs.bitpack import (
     unpack_codes,
 )
 from flwr_split.codecs.blocks import BLOCK, blocks, lookup_packed
+from flwr_split.codecs.maskscan import top_positions
 from flwr_split.codecs.registry import register_codec
-from flwr_split.codecs.selection import finite_flat_candidates, kth_largest, largest_positions
+from flwr_split.codecs.selection import finite_flat_candidates, row_top_positions
 from flwr_split.codecs.threads import run_all, spans
 
 MAX_BITS = 8
@@ -47,34 +48,6 @@ CHUNK = 2**17
 
 EDGE_LEVELS = 7
 """Largest ``L`` for which codes are counted from level edges instead of divided out."""
-
-
-def _top_positions(
-    mag: np.ndarray, k: int, candidates: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Return the flat positions of the ``k`` largest entries of each row, and ``T``.
-
-    Positions are ascending; among equal values at the cut-off, lower positions
-    win. ``T`` (shape ``(rows,)``, float64) is the smallest kept value of each
-    row, zero when ``k == 0``. A single row is searched among its ``candidates``
-    (`largest_positions`).
-    """
-    rows, width = mag.shape
-    if k == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(rows)
-    if rows == 1:
-        positions = largest_positions(mag[0], k, candidates)
-        return positions, mag[0, positions].min(keepdims=True).astype(np.float64)
-    cutoff = kth_largest(mag, k)
-    positions = np.flatnonzero(mag >= cutoff)
-    if positions.size > rows * k:  # more entries equal the cut-off than fit
-        row = positions // width
-        tie = mag.reshape(-1)[positions] == cutoff[row, 0]
-        ties = np.bincount(row[tie], minlength=rows)
-        spare = k - (np.bincount(row, minlength=rows) - ties)  # ties that fit per row
-        rank = np.cumsum(tie) - (np.cumsum(ties) - ties)[row]  # 1-based among the row's ties
-        positions = positions[~tie | (rank <= spare[row])]
-    return positions, cutoff[:, 0].astype(np.float64)
 
 
 @register_codec
@@ -243,7 +216,7 @@ class MaskSparsification(Codec):
             return Encoded({"values": flat[:0].copy(), "mask": np.zeros(0, np.uint8)}, meta)
         signal = flat.reshape(rows, width)
         mag = np.abs(signal) if lowest < 0 else signal
-        positions, threshold = _top_positions(mag, k, candidates)
+        positions, threshold = row_top_positions(mag, k, candidates)
         edges = self._edges(threshold)
         if rows == 1:
             mask = self._unit_mask(mag, signal, threshold, edges, positions)
@@ -417,15 +390,11 @@ class MaskSparsification(Codec):
     def _check_bytes(self, packed: np.ndarray, k: int, empty: bool) -> np.ndarray:
         """`_check_codes` of one unit, read from the packed bytes (``8 % width == 0``).
 
-        Only the bytes that hold an all-ones code (`_top_bytes`) are split into codes, by a
-        table of the 256 byte values. Same checks and errors, tested.
+        The kept positions come from `maskscan.top_positions`. Same checks and errors, tested.
         """
         codes = byte_codes(self.width)
         magnitude = codes & self.levels
-        top = magnitude == self.levels
-        hit, per_byte = self._top_bytes(packed), codes.shape[1]
-        in_hit = np.flatnonzero(top[packed[hit]])
-        positions = hit[in_hit // per_byte] * per_byte + in_hit % per_byte
+        positions = top_positions(packed, self.width, self.bits)
         if positions.size != k:
             raise CodecError(
                 f"mask has {positions.size} all-ones codes in unit 0, "
@@ -438,23 +407,6 @@ class MaskSparsification(Codec):
             if lookup(((codes == sign) | (codes == sign | self.levels)).any(axis=1), packed).any():
                 raise CodecError(_SIGN_ERROR)
         return positions
-
-    def _top_bytes(self, packed: np.ndarray) -> np.ndarray:
-        """Return the ascending indices of the bytes of ``packed`` holding an all-ones code.
-
-        ANDing a byte with itself shifted right by ``1 .. bits - 1`` leaves bit ``j * width``
-        set iff the ``bits`` magnitude bits of its code ``j`` all are. The bytes are searched
-        eight at a time, as 64-bit words, and only the non-zero words byte by byte.
-        """
-        words = np.zeros(-(-packed.size // 8), np.uint64)
-        ones = words.view(np.uint8)[: packed.size]
-        ones[...] = packed
-        for shift in range(1, self.bits):
-            ones &= packed >> shift
-        ones &= sum(1 << (j * self.width) for j in range(8 // self.width))
-        hit = np.flatnonzero(words)
-        in_hit = np.flatnonzero(words[hit].view(np.uint8))  # 1-D: numpy's 2-D nonzero is slower
-        return hit[in_hit // 8] * 8 + in_hit % 8
 
     def _decoded_levels(self, threshold: np.ndarray) -> np.ndarray:
         """Return ``(rows, 2**width)`` float32: what each code decodes to (kept codes give ``T``).

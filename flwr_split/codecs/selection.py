@@ -152,3 +152,31 @@ def largest_positions(
         tied = np.flatnonzero(kept_values == cutoff)
         positions = np.delete(positions, tied[tied.size - surplus :])
     return positions
+
+
+def row_top_positions(
+    mag: np.ndarray, k: int, candidates: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the flat positions of the ``k`` largest entries of each row, and ``T``.
+
+    Positions are ascending; among equal values at the cut-off, lower positions
+    win. ``T`` (shape ``(rows,)``, float64) is the smallest kept value of each
+    row, zero when ``k == 0``. A single row is searched among its ``candidates``
+    (`largest_positions`).
+    """
+    rows, width = mag.shape
+    if k == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(rows)
+    if rows == 1:
+        positions = largest_positions(mag[0], k, candidates)
+        return positions, mag[0, positions].min(keepdims=True).astype(np.float64)
+    cutoff = kth_largest(mag, k)
+    positions = np.flatnonzero(mag >= cutoff)
+    if positions.size > rows * k:  # more entries equal the cut-off than fit
+        row = positions // width
+        tie = mag.reshape(-1)[positions] == cutoff[row, 0]
+        ties = np.bincount(row[tie], minlength=rows)
+        spare = k - (np.bincount(row, minlength=rows) - ties)  # ties that fit per row
+        rank = np.cumsum(tie) - (np.cumsum(ties) - ties)[row]  # 1-based among the row's ties
+        positions = positions[~tie | (rank <= spare[row])]
+    return positions, cutoff[:, 0].astype(np.float64)
