@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
@@ -48,6 +49,21 @@ CHUNK = 2**17
 
 EDGE_LEVELS = 7
 """Largest ``L`` for which codes are counted from level edges instead of divided out."""
+
+
+@dataclass(frozen=True)
+class _Coding:
+    """What the codes of ``(units, d)`` entries depend on (`MaskSparsification.encode`).
+
+    Magnitudes and values, ``T`` and level edges (`MaskSparsification._edges`) per unit,
+    and the ascending flat positions of the kept entries.
+    """
+
+    mag: np.ndarray
+    signal: np.ndarray
+    threshold: np.ndarray
+    edges: np.ndarray
+    positions: np.ndarray
 
 
 @register_codec
@@ -217,65 +233,37 @@ class MaskSparsification(Codec):
         signal = flat.reshape(rows, width)
         mag = np.abs(signal) if lowest < 0 else signal
         positions, threshold = row_top_positions(mag, k, candidates)
-        edges = self._edges(threshold)
+        coding = _Coding(mag, signal, threshold, self._edges(threshold), positions)
         if rows == 1:
-            mask = self._unit_mask(mag, signal, threshold, edges, positions)
+            mask = np.empty(packed_nbytes(self.width, flat.size), np.uint8)
+            tasks = [(self._pack_span, coding, mask, *span) for span in spans(flat.size, CHUNK)]
+            run_all(tasks)
         else:
-            mask = pack_bits(
-                self._entry_codes(mag, signal, threshold, edges, positions), self.width
-            )
+            mask = pack_bits(self._entry_codes(coding, slice(0, width)), self.width)
         return Encoded({"values": flat[positions], "mask": mask}, meta)
 
-    def _unit_mask(
-        self,
-        mag: np.ndarray,
-        signal: np.ndarray,
-        threshold: np.ndarray,
-        edges: np.ndarray,
-        positions: np.ndarray,
-    ) -> np.ndarray:
-        """Return the packed mask of one unit (``(1, d)`` arrays), `CHUNK` codes at a time.
+    def _pack_span(self, coding: _Coding, mask: np.ndarray, start: int, stop: int) -> None:
+        """Write the mask bytes of codes ``start .. stop`` of one unit, `CHUNK` codes at a time.
 
-        The chunks' codes are made and packed while in cache, on torch's threads
-        (`threads.run_all`); each chunk writes its own whole bytes of the mask.
+        Each chunk's codes are made and packed while in cache; spans run on torch's threads
+        (`threads.run_all`), each writing its own whole bytes of the mask.
         """
-        mask = np.empty(packed_nbytes(self.width, mag.size), np.uint8)
-        args = mag, signal, threshold, edges, positions, mask
-        run_all([(self._pack_span, *args, *span) for span in spans(mag.size, CHUNK)])
-        return mask
-
-    def _pack_span(
-        self,
-        mag: np.ndarray,
-        signal: np.ndarray,
-        threshold: np.ndarray,
-        edges: np.ndarray,
-        positions: np.ndarray,
-        mask: np.ndarray,
-        start: int,
-        stop: int,
-    ) -> None:
-        """Write the mask bytes of codes ``start .. stop`` of one unit (`_unit_mask`)."""
         for first in range(start, stop, CHUNK):
             last = min(first + CHUNK, stop)
-            kept = positions[np.searchsorted(positions, first) : np.searchsorted(positions, last)]
-            part = slice(first, last)
-            codes = self._entry_codes(mag[:, part], signal[:, part], threshold, edges, kept - first)
+            codes = self._entry_codes(coding, slice(first, last))
             out = mask[first * self.width // 8 : packed_nbytes(self.width, last)]
             pack_into(codes.reshape(-1), self.width, out)
 
-    def _entry_codes(
-        self,
-        mag: np.ndarray,
-        signal: np.ndarray,
-        threshold: np.ndarray,
-        edges: np.ndarray,
-        positions: np.ndarray,
-    ) -> np.ndarray:
-        """Return the code of every entry: `_codes`, the sign bits, ``L`` at kept ``positions``."""
-        codes = self._codes(mag, threshold, edges)
+    def _entry_codes(self, coding: _Coding, part: slice) -> np.ndarray:
+        """Return the codes of columns ``part`` of every unit: `_codes`, sign bits, kept ``L``."""
+        positions = coding.positions
+        if coding.mag.shape[0] == 1:  # one unit: the kept positions inside the part
+            found = np.searchsorted(positions, [part.start, part.stop])
+            positions = positions[found[0] : found[1]] - part.start
+        codes = self._codes(coding.mag[:, part], coding.threshold, coding.edges)
         if self.signed:
-            codes |= ((signal < 0) & (codes > 0)).astype(codes.dtype) << self.bits
+            negative = coding.signal[:, part] < 0
+            codes |= (negative & (codes > 0)).astype(codes.dtype) << self.bits
         codes.reshape(-1)[positions] = self.levels  # also clears the sign bit of kept entries
         return codes
 
