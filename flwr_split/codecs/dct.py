@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
 import torch
+
+from flwr_split.codecs.base import CodecError, all_finite
 
 
 @lru_cache(maxsize=32)
@@ -63,6 +66,8 @@ def band_layout(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor, to
     return order, band, prefix
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 KRON_MAX_POSITIONS = 256
 """Planes of at most this many positions are transformed by one matmul (`band_dct_matrix`);
 larger ones separably (`dct2` / `idct2`), where the Kronecker product would cost ``(H W)^2``
@@ -96,6 +101,34 @@ def _buffer(*shape: int) -> torch.Tensor:
     costs a third of what torch's allocator pays in page faults (`x.clone()`).
     """
     return torch.from_numpy(np.empty(shape, np.float32))
+
+
+_SCRATCH = threading.local()
+SCRATCH_SLOTS = 2
+"""Reusable buffers per thread (`scratch`): the transforms use at most two at a time."""
+
+
+def scratch(slot: int, *shape: int) -> np.ndarray:
+    """Return an uninitialized float32 array of ``shape`` on this thread's buffer ``slot``.
+
+    The buffer is kept for the next call with the same slot on the same thread (grown when
+    too small), so its pages are not faulted in again: a fresh 64 MB buffer costs about a
+    third of ``x.clone()``. The content is valid until the thread asks for ``slot`` again;
+    never hand it to a caller. The memory held is, per thread and slot, the largest buffer
+    asked for (two 67 MB buffers after a 256x64x32x32 tensor).
+    """
+    size = math.prod(shape)
+    buffers = getattr(_SCRATCH, "buffers", None)
+    if buffers is None:
+        buffers = _SCRATCH.buffers = [np.empty(0, np.float32)] * SCRATCH_SLOTS
+    if buffers[slot].size < size:
+        buffers[slot] = np.empty(size, np.float32)
+    return buffers[slot][:size].reshape(shape)
+
+
+def _reused(*shape: int, slot: int = 0) -> torch.Tensor:
+    """`scratch` as a torch tensor."""
+    return torch.from_numpy(scratch(slot, *shape))
 
 
 @dataclass(frozen=True)
@@ -143,35 +176,42 @@ class Coefficients:
     ) -> Coefficients:
         """Return a buffer laid out as `coefficients` lays out its result (for decoding).
 
-        Uninitialized, or zero if ``zero``.
+        Uninitialized, or zero if ``zero``; on `scratch` slot 0, so valid until this
+        thread's next transform.
         """
-        values = (np.zeros if zero else np.empty)(math.prod(shape), np.float32)
+        values = scratch(0, math.prod(shape))
+        if zero:
+            values.fill(0)
         return cls.laid_out(values, shape, height, width)
 
 
-def coefficients(planes: torch.Tensor) -> Coefficients:
+def coefficients(planes: torch.Tensor, reuse: bool = False) -> Coefficients:
     """Return the DCT-II coefficients of ``(B, C, H, W)`` float32 ``planes`` (`Coefficients`).
 
     Planes of at most `KRON_MAX_POSITIONS` positions go through one matmul with
     `band_dct_matrix` (its rounding depends on shapes only), larger ones through two 2-D
     matmuls: the second is `dct2`'s broadcast ``matmul``, so the values are those of `dct2`
-    bit for bit. Every intermediate lives on numpy memory (`_buffer`).
+    bit for bit. Every intermediate lives on numpy memory, on this thread's `scratch`
+    slot 1; with ``reuse`` so does the result (slot 0: valid until this thread's next
+    transform), else it is fresh (`_buffer`).
     """
     batch, channels, height, width = planes.shape
     positions, count = height * width, batch * channels
     shape = (channels, batch, positions)
+    result = _reused if reuse else _buffer
     if positions <= KRON_MAX_POSITIONS:
-        turned = _buffer(channels, batch, positions)
+        turned = _reused(channels, batch, positions, slot=1)
         turned.copy_(planes.reshape(batch, channels, positions).transpose(0, 1))
-        out = _buffer(count, positions)
+        out = result(count, positions)
         torch.mm(turned.view(count, positions), band_dct_matrix(height, width).T, out=out)
         return Coefficients.laid_out(out.numpy().reshape(-1), shape, height, width)
-    rows = _buffer(count * height, width)
-    torch.mm(planes.reshape(count * height, width), dct_matrix(width).T, out=rows)
     if height == 1:
-        natural = rows
+        natural = result(count, width)
+        torch.mm(planes.reshape(count, width), dct_matrix(width).T, out=natural)
     else:
-        natural = _buffer(count, height, width)
+        rows = _reused(count * height, width, slot=1)
+        torch.mm(planes.reshape(count * height, width), dct_matrix(width).T, out=rows)
+        natural = result(count, height, width)
         torch.matmul(dct_matrix(height), rows.view(count, height, width), out=natural)
     return Coefficients.laid_out(natural.numpy().reshape(-1), shape, height, width)
 
@@ -181,9 +221,10 @@ def channel_bands(planes: torch.Tensor) -> np.ndarray:
 
     The result is a ``(C, B, H * W)`` float32 array whose last axis is in `band_layout`
     order: bit for bit `dct2` followed by a gather (`coefficients` then, for large planes,
-    one `np.take` per channel, which beats one gather into a transposed view).
+    one `np.take` per channel, which beats one gather into a transposed view); the
+    result is fresh.
     """
-    coeffs = coefficients(planes)
+    coeffs = coefficients(planes, reuse=planes.shape[-2] * planes.shape[-1] > KRON_MAX_POSITIONS)
     channels, batch, positions = coeffs.shape
     if not coeffs.natural:
         return coeffs.values.reshape(channels, batch, positions)
@@ -204,7 +245,7 @@ def planes_from_coefficients(coeffs: Coefficients, height: int, width: int) -> t
     out = _buffer(batch, channels, height, width)
     values = torch.from_numpy(coeffs.values)
     if not coeffs.natural:
-        planes = _buffer(channels, batch, positions)
+        planes = _reused(channels, batch, positions, slot=1)
         torch.mm(
             values.view(count, positions),
             band_dct_matrix(height, width),
@@ -215,7 +256,7 @@ def planes_from_coefficients(coeffs: Coefficients, height: int, width: int) -> t
     if height == 1:
         torch.mm(values.view(count, width), dct_matrix(width), out=out.view(count, width))
         return out
-    rows = _buffer(count * height, width)
+    rows = _reused(count * height, width, slot=1)
     torch.mm(values.view(count * height, width), dct_matrix(width), out=rows)
     torch.matmul(
         dct_matrix(height).T, rows.view(count, height, width), out=out.view(count, height, width)
@@ -255,3 +296,24 @@ def idct2_bands(coeffs: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Invert `dct2_bands`: ``(..., H * W)`` band-ordered coefficients to ``(..., H, W)`` planes."""
     flat = coeffs.reshape(-1, 1, height * width).numpy()
     return planes_from_channel_bands(flat, height, width).reshape(*coeffs.shape[:-1], height, width)
+
+
+def finite_planes(
+    decoded: torch.Tensor, lo: np.ndarray, hi: np.ndarray, positions: int
+) -> torch.Tensor:
+    """Return inverse-transformed ``decoded`` unless a value overflowed float32.
+
+    Finite but huge ranges in a payload from the network can overflow. ``lo`` and ``hi``
+    are the components' ranges (every coefficient lies in one of them, or is zero) and
+    ``positions`` the plane's ``H W``. The inverse DCT is orthonormal, so a row of its
+    matrix (and of each separable factor) has an L1 norm of at most ``sqrt(H W)``: no
+    output, nor any intermediate, exceeds ``sqrt(H W)`` times the largest ``|lo|`` or
+    ``|hi|``. Below half of float32's largest value (a margin far wider than the matmuls'
+    rounding) the values are finite without a pass over them.
+    """
+    largest = max(float(np.abs(lo).max(initial=0.0)), float(np.abs(hi).max(initial=0.0)))
+    if 2 * largest * math.sqrt(positions) < FLOAT32_MAX:
+        return decoded
+    if not all_finite(decoded):
+        raise CodecError("decoded values overflow float32")
+    return decoded

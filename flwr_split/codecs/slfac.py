@@ -26,6 +26,7 @@ from flwr_split.codecs.dct import (
     band_layout,
     channel_bands,
     coefficients,
+    finite_planes,
     planes_from_channel_bands,
     planes_from_coefficients,
 )
@@ -259,7 +260,10 @@ class SLFAC(Codec):
         batch, channels, height, width = planes_shape(shape)
         _check_sides(height, width)
         x = tensor.detach().to(torch.float32).cpu().reshape(batch, channels, height, width)
-        coeffs = coefficients(x) if fast else Coefficients.band_ordered(channel_bands(x))
+        if fast:
+            coeffs = coefficients(x, reuse=True)
+        else:
+            coeffs = Coefficients.band_ordered(channel_bands(x))
         lows, highs, pooled = band_statistics(coeffs, fast)  # NaN or inf show in all three
         if not all(np.isfinite(array).all() for array in (lows, highs, pooled)):
             check_finite(tensor)  # names NaN or inf in the input first
@@ -337,7 +341,8 @@ class SLFAC(Codec):
             (channels, layout.batch, layout.positions), height, width, unsent
         )
         fast.unpack_components(packed, layout, bits, lo, hi, coeffs)
-        return _checked(planes_from_coefficients(coeffs, height, width).reshape(shape))
+        decoded = planes_from_coefficients(coeffs, height, width).reshape(shape)
+        return finite_planes(decoded, lo, hi, height * width)
 
     def parse(self, encoded: Encoded, shape: tuple[int, ...]) -> Quantized:
         """Read and validate every payload array of ``encoded`` for a tensor of ``shape``."""
@@ -397,15 +402,16 @@ class SLFAC(Codec):
         for g, part in sent_parts(self._counts_for(shape, cutoffs), bits > 0):
             table = decoding_table(lo[g], hi[g], 2 ** int(bits[g]) - 1)
             stream[part] = lookup(table, codes[part])
-        return self._planes(shape, cutoffs, bits, stream)
+        return self._planes(shape, cutoffs, quantized, stream)
 
     def _planes(
-        self, shape: tuple[int, ...], cutoffs: np.ndarray, bits: np.ndarray, stream: np.ndarray
+        self, shape: tuple[int, ...], cutoffs: np.ndarray, quantized: Quantized, stream: np.ndarray
     ) -> torch.Tensor:
         """Scatter the dequantized wire ``stream`` back and apply the inverse DCT."""
         _, _, height, width = planes_shape(shape)
-        coeffs = self._layout(shape, cutoffs).from_wire(stream, bits > 0)
-        return _checked(planes_from_channel_bands(coeffs, height, width).reshape(shape))
+        coeffs = self._layout(shape, cutoffs).from_wire(stream, quantized.bits.numpy() > 0)
+        decoded = planes_from_channel_bands(coeffs, height, width).reshape(shape)
+        return finite_planes(decoded, quantized.lo.numpy(), quantized.hi.numpy(), height * width)
 
     # ------------------------------------------------------------------ layout
     def _code_dtype(self) -> type[np.integer]:
@@ -427,13 +433,6 @@ class SLFAC(Codec):
     def _counts_for(self, shape: tuple[int, ...], cutoffs: np.ndarray) -> np.ndarray:
         """Coefficients per component (``L_0, H_0, ...``)."""
         return self._layout(shape, cutoffs).counts
-
-
-def _checked(decoded: torch.Tensor) -> torch.Tensor:
-    """Return ``decoded`` unless a value overflowed float32 (finite but huge network ranges)."""
-    if not all_finite(decoded):
-        raise CodecError("decoded values overflow float32")
-    return decoded
 
 
 def _check_sides(height: int, width: int) -> None:

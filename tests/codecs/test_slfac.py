@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flwr_split.codecs import CodecContext, CodecError, get_codec
+from flwr_split.codecs import CodecContext, CodecError, dct, get_codec
 from flwr_split.codecs.bitpack import pack_bits
 from flwr_split.codecs.dct import (
     KRON_MAX_POSITIONS,
@@ -542,3 +542,29 @@ def test_payload_and_decoding_match_the_component_by_component_reference(options
         assert encoded.arrays[name].dtype == array.dtype
         np.testing.assert_array_equal(encoded.arrays[name], array, err_msg=name)
     assert torch.equal(codec.decode(encoded), _reference_decode(codec, x, 5))
+
+
+def test_decoded_values_that_overflow_float32_are_refused():
+    codec, encoded = _payload()
+    huge = np.float32([-dct.FLOAT32_MAX, dct.FLOAT32_MAX])
+    encoded.arrays["ranges"] = np.tile(huge, encoded.arrays["ranges"].size // 2)
+    with pytest.raises(CodecError, match="decoded values overflow"):
+        codec.decode(encoded)
+
+
+@pytest.mark.parametrize("plane", [(6, 6), (32, 32), (1, 300)])
+def test_inverse_dct_stays_finite_below_the_bound_that_skips_the_scan(plane):
+    """`dct.finite_planes` skips its scan when ``2 max|coefficient| sqrt(H W)`` < float32 max.
+
+    Coefficients at that bound, signed like a basis function, give the largest output.
+    """
+    height, width = plane
+    largest = np.nextafter(np.float32(dct.FLOAT32_MAX / (2 * (height * width) ** 0.5)), 0)
+    delta = torch.zeros(1, height, width)
+    delta[0, 0, 0] = 1
+    basis = dct2_bands(delta)  # every basis function's value at position 0
+    out = idct2_bands(largest * torch.sign(basis), height, width)
+    assert out[0, 0, 0] > 0.5 * largest * (height * width) ** 0.5  # near the bound
+    assert torch.isfinite(out).all()
+    lo = np.float64([-largest])
+    assert dct.finite_planes(out, lo, -lo, height * width) is out

@@ -7,6 +7,7 @@ import torch
 from flwr_split.codecs import CodecContext, CodecError, get_codec, slfac_passes
 from flwr_split.codecs.base import Encoded
 from flwr_split.codecs.blocks import decoding_table
+from flwr_split.codecs.dct import dct2_bands
 
 pytest.importorskip("numba")
 
@@ -73,3 +74,19 @@ def test_decoding_tables_equal_one_table_per_component() -> None:
     for g, table in tables.items():
         levels = 2 ** int(bits[g]) - 1
         assert np.array_equal(table[: levels + 1], decoding_table(lo[g], hi[g], levels))
+
+
+@pytest.mark.parametrize("min_values", [1, 2**62])
+@pytest.mark.parametrize("shape", [(24, 8, 16, 16), (6, 4, 32, 32), (40, 7, 300)])
+def test_results_outlive_the_reused_transform_buffers(min_values, shape, monkeypatch) -> None:
+    """Decoded tensors and `dct2_bands` results are fresh, not the per-thread scratch buffers."""
+    monkeypatch.setattr(slfac_passes, "MIN_VALUES", min_values)
+    codec = get_codec("slfac:theta=0.9,bmin=2,bmax=8")
+    first = codec.decode(codec.encode(_tensor(shape, 1), CodecContext()))
+    kept = first.clone()
+    bands = dct2_bands(_tensor(shape, 3))
+    kept_bands = bands.clone()
+    codec.decode(codec.encode(_tensor(shape, 3), CodecContext()))
+    dct2_bands(_tensor(shape, 1))
+    assert torch.equal(first, kept)
+    assert torch.equal(bands, kept_bands)
