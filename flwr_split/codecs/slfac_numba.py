@@ -19,7 +19,7 @@ CHUNK = 2**12
 def statistics(
     values: np.ndarray,
     strides: tuple[int, int],
-    perm: np.ndarray,
+    positions: int,
     channels: tuple[int, int],
     batch: int,
     rows: int,
@@ -27,37 +27,37 @@ def statistics(
     highs: np.ndarray,
     pooled: np.ndarray,
 ) -> None:
-    """Band-ordered extremes and energy of channels ``channels[0]:channels[1]`` (`Coefficients`).
+    """Extremes and energy of channels ``channels[0]:channels[1]``, in storage order.
 
+    Position ``j`` of channel ``c`` of sample ``b`` is ``values[b * strides[0] + c *
+    strides[1] + j]`` (`Coefficients`: the caller maps storage to band order).
     ``lows`` and ``highs`` get the float32 minimum and maximum over the samples of each
     ``(channel, position)``; ``pooled`` the float64 sum of squares, samples summed
     ``rows`` at a time, each block's sum (from its first square, in sample order) then
-    added to ``pooled``: numpy's order for ``square(block).sum(1)``. Each plane is first
-    gathered into band order, so the loops over positions vectorize.
+    added to ``pooled``: numpy's order for ``square(block).sum(1)``. Every loop over
+    positions reads contiguous values and vectorizes.
     """
     sample_stride, channel_stride = strides
-    plane = np.empty(perm.size, values.dtype)
-    block = np.empty(perm.size)
+    block = np.empty(positions)
     for c in range(channels[0], channels[1]):
         low, high, energy = lows[c], highs[c], pooled[c]
         for start in range(0, batch, rows):
             for b in range(start, min(start + rows, batch)):
                 base = b * sample_stride + c * channel_stride
-                for j in range(perm.size):
-                    plane[j] = values[base + perm[j]]
+                plane = values[base : base + positions]
                 if b == 0:
                     low[:] = plane
                     high[:] = plane
-                for j in range(perm.size):  # np.minimum vectorizes, min does not
+                for j in range(positions):  # np.minimum vectorizes, min does not
                     low[j] = np.minimum(plane[j], low[j])
                     high[j] = np.maximum(plane[j], high[j])
                 if b == start:
-                    for j in range(perm.size):
+                    for j in range(positions):
                         block[j] = float(plane[j]) * float(plane[j])
                 else:
-                    for j in range(perm.size):
+                    for j in range(positions):
                         block[j] += float(plane[j]) * float(plane[j])
-            for j in range(perm.size):
+            for j in range(positions):
                 energy[j] += block[j]
 
 

@@ -7,7 +7,8 @@ payload and decoded bytes are the numpy path's bit for bit
 
 - `band_statistics`: the extremes and the float64 energy of each ``(channel, position)``
   over the batch (energy summed block of samples by block), read straight from the
-  transform's output through the band order (`dct.Coefficients`), without a gathered copy;
+  transform's output in its own order (`dct.Coefficients`) and only then, as ``(C, P)``
+  tables, put in band order;
 - `Compiled.pack_components`: each component's codes
   ``clip(rint((v - lo) / step), 0, levels)`` in float64 (`blocks.quantize_blocks` with
   ``exact=True``) written straight into their `bitpack.pack_bits` bytes, chunk by chunk
@@ -186,23 +187,15 @@ def band_statistics(
     kernel = compiled.kernels.statistics
     run_all(
         [
-            (
-                kernel,
-                coeffs.values,
-                strides,
-                coeffs.perm,
-                (c[0], c[-1] + 1),
-                batch,
-                rows,
-                lows,
-                highs,
-                pooled,
-            )
+            (kernel, coeffs.values, strides, positions, (c[0], c[-1] + 1), batch, rows)
+            + (lows, highs, pooled)
             for c in chunks
             if c.size
         ]
     )
-    return lows, highs, pooled
+    if not coeffs.natural:
+        return lows, highs, pooled
+    return lows[:, coeffs.perm], highs[:, coeffs.perm], pooled[:, coeffs.perm]
 
 
 def sent_parts(counts: np.ndarray, sent: np.ndarray) -> Iterator[tuple[int, slice]]:
