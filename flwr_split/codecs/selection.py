@@ -144,6 +144,8 @@ def largest_positions(
         kept_values = magnitudes[positions]
     else:
         chosen = np.abs(values[candidates]) if absolute else values[candidates]
+        if chosen.dtype == np.float32 and values.size <= 2**32:
+            return _largest_keys(chosen, candidates, k)
         cutoff = kth_largest(chosen.reshape(1, -1), k)[0, 0]
         kept = chosen >= cutoff
         positions, kept_values = candidates[kept], chosen[kept]
@@ -152,6 +154,23 @@ def largest_positions(
         tied = np.flatnonzero(kept_values == cutoff)
         positions = np.delete(positions, tied[tied.size - surplus :])
     return positions
+
+
+def _largest_keys(chosen: np.ndarray, positions: np.ndarray, k: int) -> np.ndarray:
+    """Return the ``k`` of ascending ``positions`` (< ``2**32``) of the largest float32 ``chosen``.
+
+    Each entry gets a distinct 64-bit key, larger for a larger value and, among equal
+    values, for a lower position: the value's bits made to order as the value (``-0.0`` as
+    ``0.0``) above the position counted down from ``2**32 - 1``. The ``k``-th largest key
+    (`np.partition`, fast here because no two keys tie) is the cut: exactly ``k`` keys reach
+    it, the same entries as the cut-off and tie rule of `largest_positions`.
+    """
+    order = (chosen + np.float32(0)).view(np.uint32)  # adding 0 turns -0.0 into 0.0
+    order = np.where(order >> 31, ~order, order | np.uint32(2**31))
+    keys = order.astype(np.uint64) << np.uint64(32)
+    keys |= np.uint64(2**32 - 1) - positions.astype(np.uint64)
+    cut = np.partition(keys, keys.size - k)[keys.size - k]
+    return positions[keys >= cut]
 
 
 def row_top_positions(

@@ -100,3 +100,19 @@ def test_kth_largest_of_constant_rows_and_of_several_rows(n):
 def test_largest_positions_break_ties_toward_lower_positions():
     values = np.array([1.0, 3.0, 2.0, 2.0, 0.0, 2.0], np.float32)
     assert largest_positions(values, 3).tolist() == [1, 2, 3]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from([0.0, -0.0, 1.0, -1.0, 2.5, -2.5, 1e-40, 3e38, -3e38]), min_size=1)
+    | st.lists(st.floats(width=32, allow_nan=False), min_size=1),
+    st.data(),
+)
+def test_candidate_keys_keep_what_the_whole_row_search_keeps(items, data):
+    """Candidates (all positions) take the 64-bit key path; the row search does not: same result."""
+    values = np.array(items, np.float32)
+    k = data.draw(st.integers(1, values.size), label="k")
+    absolute = data.draw(st.booleans(), label="absolute")
+    everything = np.arange(values.size)
+    expected = largest_positions(values, k, absolute=absolute)
+    np.testing.assert_array_equal(largest_positions(values, k, everything, absolute), expected)
