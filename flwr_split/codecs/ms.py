@@ -280,9 +280,10 @@ class MaskSparsification(Codec):
         below the entry, which gives the float64 rule's codes without its divisions.
         """
         levels = self.levels
-        codes = np.zeros(mag.shape, dtype=np.uint8 if self.width <= 8 else np.uint16)
+        dtype = np.uint8 if self.width <= 8 else np.uint16
         if levels == 1:  # no level edges: every code is 0
-            return codes
+            return np.zeros(mag.shape, dtype)
+        codes = np.empty(mag.shape, dtype)  # every code is written below
         if levels <= EDGE_LEVELS:  # block by block: the comparisons stay in cache
             above = np.empty(min(BLOCK, mag.shape[1]), bool)
             for row_codes, row, row_edges in zip(codes, mag, edges, strict=True):
