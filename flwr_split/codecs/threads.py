@@ -27,8 +27,8 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 def run_all(tasks: list[tuple]) -> list:
     """Run each ``(function, *args)`` of ``tasks``; on `torch.get_num_threads` threads if > 1.
 
-    Each thread runs one contiguous share of the tasks (one pool hand-off per thread, not
-    per task). Returns the results in order.
+    Each thread runs one contiguous share of the tasks (one hand-off per thread, not per
+    task); the calling thread runs the last share itself. Returns the results in order.
     """
     workers = min(torch.get_num_threads(), len(tasks))
     if workers < 2:
@@ -36,7 +36,9 @@ def run_all(tasks: list[tuple]) -> list:
     shares = [
         tasks[i * len(tasks) // workers : (i + 1) * len(tasks) // workers] for i in range(workers)
     ]
-    return [result for share in _pool(workers).map(_run, shares) for result in share]
+    pending = [_pool(workers - 1).submit(_run, share) for share in shares[:-1]]
+    last = _run(shares[-1])
+    return [result for done in pending for result in done.result()] + last
 
 
 def _run(tasks: list[tuple]) -> list:
