@@ -8,6 +8,7 @@ does not depend on the thread count.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from itertools import pairwise
@@ -19,8 +20,11 @@ MIN_SHARE = 2**18
 
 
 @cache
-def _pool(workers: int) -> ThreadPoolExecutor:
-    """Return a pool of ``workers`` threads, made once per size."""
+def _pool(workers: int, pid: int) -> ThreadPoolExecutor:
+    """Return a pool of ``workers`` threads, made once per size and process.
+
+    Keyed by the process id: a forked child inherits the cache but not the threads.
+    """
     return ThreadPoolExecutor(workers, thread_name_prefix="codecs")
 
 
@@ -36,7 +40,7 @@ def run_all(tasks: list[tuple]) -> list:
     shares = [
         tasks[i * len(tasks) // workers : (i + 1) * len(tasks) // workers] for i in range(workers)
     ]
-    pending = [_pool(workers - 1).submit(_run, share) for share in shares[:-1]]
+    pending = [_pool(workers - 1, os.getpid()).submit(_run, share) for share in shares[:-1]]
     last = _run(shares[-1])
     return [result for done in pending for result in done.result()] + last
 

@@ -1,5 +1,9 @@
 """Codec passes on torch's threads (`flwr_split.codecs.threads`): same bytes at any thread count."""
 
+import multiprocessing
+import os
+
+import numpy as np
 import pytest
 import torch
 
@@ -80,3 +84,23 @@ def test_spans_cover_the_range_once_on_unit_boundaries(torch_threads):
         assert (cuts[0][0], cuts[-1][1]) == (0, count) if count else cuts == []
         assert all(start % unit == 0 and stop > start for start, stop in cuts)
         assert len(cuts) == max(min(1, count), min(3, count // threads.MIN_SHARE))
+
+
+def test_a_forked_child_runs_spans_on_threads_of_its_own(torch_threads):
+    """The parent's pool threads do not survive a fork: the child must start its own."""
+    torch_threads(2)
+    table = np.arange(4, dtype=np.float32)
+    indices = np.arange(4 * threads.MIN_SHARE, dtype=np.uint8) % 4
+    expected = bitpack.lookup(table, indices)  # the parent's pool exists now
+    context = multiprocessing.get_context("fork")
+    child = context.Process(target=_lookup_in_child, args=(table, indices, expected))
+    child.start()
+    child.join(timeout=30)
+    if child.is_alive():  # hung, waiting for the parent's threads
+        child.kill()
+        child.join()
+    assert child.exitcode == 0
+
+
+def _lookup_in_child(table: np.ndarray, indices: np.ndarray, expected: np.ndarray) -> None:
+    os._exit(0 if np.array_equal(bitpack.lookup(table, indices), expected) else 1)
