@@ -69,9 +69,9 @@ def finite_flat_candidates(
 ) -> tuple[np.ndarray, float, float, np.ndarray | None]:
     """`finite_flat` of ``tensor`` plus the positions of the entries that may be in its top ``k``.
 
-    One blocked pass: each block's minimum and maximum, and the positions of its entries of
-    magnitude at or above `sampled_bound` (``b >= bound``, or also ``b <= -bound`` in a block
-    with negative values).
+    One blocked pass, one span per thread (`threads.run_all`): each block's minimum and
+    maximum, and the positions of its entries of magnitude at or above `sampled_bound`
+    (``b >= bound``, or also ``b <= -bound`` in a block with negative values).
 
     Returns
     -------
