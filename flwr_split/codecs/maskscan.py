@@ -23,9 +23,14 @@ BYTES = 2**17
 
 @functools.cache
 def top_table(width: int, bits: int) -> np.ndarray:
-    """Return ``(256, 8 // width)`` bools: code ``j`` of byte ``b`` has its low ``bits`` set."""
+    """Return, per byte value ``b``, whether each of its codes has its low ``bits`` bits set.
+
+    Row ``b`` holds ``8 // width`` bools (code ``j`` at byte ``j``), read as one unsigned
+    integer, so a 1-D `np.take` looks rows up (a 2-D fancy index took 37 ns a row).
+    """
     levels = 2**bits - 1
-    table = byte_codes(width) & levels == levels
+    table = np.ascontiguousarray(byte_codes(width) & levels == levels)
+    table = table.view(f"<u{8 // width}").reshape(256)
     table.flags.writeable = False
     return table
 
@@ -67,6 +72,6 @@ def _span(packed: np.ndarray, width: int, bits: int, start: int, stop: int) -> n
         hit = np.flatnonzero(np.not_equal(lanes, 0, out=flags[: words.size]))
         in_hit = np.flatnonzero(lanes[hit].view(np.uint8) != 0)
         hit_bytes = hit[in_hit >> 3] * 8 + (in_hit & 7)
-        in_byte = np.flatnonzero(table[block[hit_bytes]])
+        in_byte = np.flatnonzero(np.take(table, block[hit_bytes]).view(bool))
         found.append((hit_bytes[in_byte // per_byte] + first) * per_byte + in_byte % per_byte)
     return np.concatenate(found)
