@@ -236,30 +236,37 @@ class MaskSparsification(Codec):
         coding = _Coding(mag, signal, threshold, self._edges(threshold), positions)
         if rows == 1:
             mask = np.empty(packed_nbytes(self.width, flat.size), np.uint8)
-            tasks = [(self._pack_span, coding, mask, *span) for span in spans(flat.size, CHUNK)]
-            run_all(tasks)
+            values = np.empty(positions.size, flat.dtype)
+            args = coding, mask, values
+            run_all([(self._pack_span, *args, *span) for span in spans(flat.size, CHUNK)])
         else:
-            mask = pack_bits(self._entry_codes(coding, slice(0, width)), self.width)
-        return Encoded({"values": flat[positions], "mask": mask}, meta)
+            mask = pack_bits(self._entry_codes(coding, slice(0, width), positions), self.width)
+            values = flat[positions]
+        return Encoded({"values": values, "mask": mask}, meta)
 
-    def _pack_span(self, coding: _Coding, mask: np.ndarray, start: int, stop: int) -> None:
-        """Write the mask bytes of codes ``start .. stop`` of one unit, `CHUNK` codes at a time.
+    def _pack_span(
+        self, coding: _Coding, mask: np.ndarray, values: np.ndarray, start: int, stop: int
+    ) -> None:
+        """Write the mask bytes and kept values of codes ``start .. stop`` of one unit.
 
-        Each chunk's codes are made and packed while in cache; spans run on torch's threads
-        (`threads.run_all`), each writing its own whole bytes of the mask.
+        `CHUNK` codes at a time: each chunk's codes are made and packed, and its kept values
+        gathered, while it is in cache. Spans run on torch's threads (`threads.run_all`), each
+        writing its own whole bytes of the mask and its own kept values.
         """
         for first in range(start, stop, CHUNK):
             last = min(first + CHUNK, stop)
-            codes = self._entry_codes(coding, slice(first, last))
+            found = slice(*np.searchsorted(coding.positions, [first, last]).tolist())
+            kept = coding.positions[found] - first
+            codes = self._entry_codes(coding, slice(first, last), kept)
+            values[found] = coding.signal[0, first:last][kept]
             out = mask[first * self.width // 8 : packed_nbytes(self.width, last)]
             pack_into(codes.reshape(-1), self.width, out)
 
-    def _entry_codes(self, coding: _Coding, part: slice) -> np.ndarray:
-        """Return the codes of columns ``part`` of every unit: `_codes`, sign bits, kept ``L``."""
-        positions = coding.positions
-        if coding.mag.shape[0] == 1:  # one unit: the kept positions inside the part
-            found = np.searchsorted(positions, [part.start, part.stop])
-            positions = positions[found[0] : found[1]] - part.start
+    def _entry_codes(self, coding: _Coding, part: slice, positions: np.ndarray) -> np.ndarray:
+        """Return the codes of columns ``part`` of every unit: `_codes`, sign bits, kept ``L``.
+
+        ``positions`` are the kept entries' flat positions in the part's ``(units, columns)``.
+        """
         codes = self._codes(coding.mag[:, part], coding.threshold, coding.edges)
         if self.signed:
             negative = coding.signal[:, part] < 0
