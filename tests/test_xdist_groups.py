@@ -1,0 +1,23 @@
+"""Tests that share a cluster fixture run on one pytest-xdist worker, so each cluster runs once."""
+
+from __future__ import annotations
+
+import pytest
+
+CLUSTER_FIXTURES = ("shared_deployment", "secure", "killed")
+"""Fixtures of tests/app that each start a deployment cluster and run a job on it."""
+
+
+def test_the_tests_of_one_cluster_fixture_share_one_xdist_group(request):
+    items = [item for item in request.session.items if item.nodeid.startswith("tests/app/")]
+    if not items:
+        pytest.skip("the deployment tests are not collected in this session")
+    groups: dict[str, set[tuple[str, ...]]] = {}
+    for item in items:
+        for fixture in CLUSTER_FIXTURES:
+            if fixture in item.fixturenames:
+                marks = tuple(mark.args[0] for mark in item.iter_markers("xdist_group"))
+                groups.setdefault(fixture, set()).add(marks)
+    assert set(groups) == set(CLUSTER_FIXTURES), groups
+    for fixture, marks in groups.items():
+        assert len(marks) == 1 and len(next(iter(marks))) == 1, (fixture, marks)
