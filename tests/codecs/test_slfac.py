@@ -8,8 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flwr_split.codecs import CodecContext, CodecError, dct, get_codec
-from flwr_split.codecs.bitpack import pack_bits
+from flwr_split.codecs import CodecContext, get_codec
 from flwr_split.codecs.dct import (
     KRON_MAX_POSITIONS,
     band_layout,
@@ -19,83 +18,33 @@ from flwr_split.codecs.dct import (
     idct2,
     idct2_bands,
 )
-from flwr_split.codecs.minmax import dequantize
 from flwr_split.codecs.quant import Quant
 from flwr_split.codecs.slfac import SLFAC, planes_shape
-
-
-def _randn(*shape: int, seed: int = 0) -> torch.Tensor:
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
-
-
-def _smooth(batch: int, channels: int, size: int, seed: int = 0) -> torch.Tensor:
-    """Bilinearly upsampled noise: most energy in the low frequencies."""
-    coarse = _randn(batch, channels, 3, 3, seed=seed)
-    return torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear")
-
-
-def _band_energy(x: torch.Tensor) -> torch.Tensor:
-    """Band energies per channel, pooled over the batch (channels x bands)."""
-    _, channels, height, width = x.shape
-    _, band, _ = band_layout(height, width)
-    coeffs = dct2_bands(x).double()
-    energy = torch.zeros(channels, height + width - 1, dtype=torch.float64)
-    return energy.index_add_(1, band, coeffs.square().sum(0))
-
-
-def _wire_stream(x: torch.Tensor, cutoffs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """float64 coefficients in wire order and their components, channel by channel.
-
-    Components ``L_0, H_0, L_1, ...``; each runs over samples, then band positions.
-    """
-    batch, channels, height, width = planes_shape(tuple(x.shape))
-    prefix = band_layout(height, width)[2]
-    coeffs = dct2_bands(x.reshape(batch, channels, height, width)).double()
-    low = prefix[cutoffs].expand(channels).tolist()
-    parts = [
-        part
-        for c in range(channels)
-        for part in (coeffs[:, c, : low[c]].reshape(-1), coeffs[:, c, low[c] :].reshape(-1))
-    ]
-    component = torch.arange(2 * channels).repeat_interleave(
-        torch.tensor([p.numel() for p in parts])
-    )
-    return torch.cat(parts), component
-
-
-def _formula_nbytes(codec: SLFAC, x: torch.Tensor) -> int:
-    """Spec section 3 without its 16-byte header (the shape travels in meta)."""
-    quantized = codec.quantize(x, CodecContext())
-    batch, channels, height, width = planes_shape(tuple(x.shape))
-    prefix = band_layout(height, width)[2]
-    low = prefix[quantized.cutoffs].expand(channels)
-    total = 2 * quantized.cutoffs.numel()
-    for c in range(channels):
-        for n, bits in (
-            (batch * int(low[c]), int(quantized.bits[2 * c])),
-            (batch * (height * width - int(low[c])), int(quantized.bits[2 * c + 1])),
-        ):
-            if n:
-                total += 1 + (8 + math.ceil(n * bits / 8) if bits else 0)
-    return total
+from tests.codecs.slfac_cases import (
+    band_energy,
+    formula_nbytes,
+    randn,
+    smooth,
+    wire_stream,
+)
 
 
 # ------------------------------------------------------------------ check 1
 def test_dct_is_orthonormal_and_round_trips():
-    x = _randn(3, 4, 5, 7)
+    x = randn(3, 4, 5, 7)
     coeffs = dct2(x)
     assert float((idct2(coeffs) - x).abs().max()) < 1e-5
     assert float(coeffs.square().sum() / x.square().sum() - 1).__abs__() < 1e-5
     for n in (1, 5, 7, 8):
         torch.testing.assert_close(dct_matrix(n) @ dct_matrix(n).T, torch.eye(n), atol=1e-6, rtol=0)
-    single = _randn(2, 3, 1, 1)
+    single = randn(2, 3, 1, 1)
     assert torch.equal(dct2(single), single)
 
 
 @pytest.mark.parametrize("side", [(4, 4), (1, 40), (8, 8), (5, 7), (16, 17), (1, 300), (1, 1)])
 def test_band_ordered_transform_is_the_dct_in_band_order_and_inverts(side):
     height, width = side  # (16, 17) and (1, 300) exceed KRON_MAX_POSITIONS: separable path
-    x = _randn(3, 2, height, width, seed=3)
+    x = randn(3, 2, height, width, seed=3)
     coeffs = dct2_bands(x)
     in_band_order = dct2(x).reshape(3, 2, -1)[..., band_layout(height, width)[0]]
     torch.testing.assert_close(coeffs, in_band_order, atol=1e-5, rtol=0)
@@ -107,7 +56,7 @@ def test_band_ordered_transform_is_the_dct_in_band_order_and_inverts(side):
 def test_separable_path_is_bit_identical_to_dct2_then_gather(side):
     """The transposed second matmul and the numpy gathers change no bit (pinned payloads)."""
     height, width = side
-    x = _randn(4, 3, height, width, seed=5)
+    x = randn(4, 3, height, width, seed=5)
     in_band_order = dct2(x).reshape(4, 3, -1)[..., band_layout(height, width)[0]]
     assert torch.equal(dct2_bands(x), in_band_order)
     planes = in_band_order[..., torch.argsort(band_layout(height, width)[0])]
@@ -117,7 +66,7 @@ def test_separable_path_is_bit_identical_to_dct2_then_gather(side):
 def test_one_dimensional_path_round_trips_vectors_and_sequences():
     codec = SLFAC(theta=1.0, bmin=24, bmax=24)
     for shape in [(6, 50), (4, 32, 40), (9,)]:
-        x = _randn(*shape)
+        x = randn(*shape)
         assert planes_shape(shape)[2] == 1
         torch.testing.assert_close(codec.decode(codec.encode(x)), x, atol=1e-5, rtol=0)
 
@@ -130,9 +79,9 @@ def test_one_dimensional_path_round_trips_vectors_and_sequences():
     seed=st.integers(0, 2**16),
 )
 def test_cutoff_is_the_first_band_reaching_theta(shape, theta, seed):
-    x = _randn(*shape, seed=seed)
+    x = randn(*shape, seed=seed)
     cutoffs = SLFAC(theta=theta).quantize(x, CodecContext()).cutoffs
-    cumulative = torch.cumsum(_band_energy(x), 1)
+    cumulative = torch.cumsum(band_energy(x), 1)
     total = cumulative[:, -1]
     for c, r in enumerate(cutoffs.tolist()):
         assert cumulative[c, r] >= theta * total[c] * (1 - 1e-9)
@@ -141,7 +90,7 @@ def test_cutoff_is_the_first_band_reaching_theta(shape, theta, seed):
 
 
 def test_theta_one_keeps_every_band_and_constant_channels_stay_at_dc():
-    x = _randn(2, 3, 5, 6)
+    x = randn(2, 3, 5, 6)
     quantized = SLFAC(theta=1.0).quantize(x, CodecContext())
     assert quantized.cutoffs.tolist() == [5 + 6 - 2] * 3
     assert quantized.bits[1::2].tolist() == [0, 0, 0]  # every H_c is empty
@@ -150,7 +99,7 @@ def test_theta_one_keeps_every_band_and_constant_channels_stay_at_dc():
 
 
 def test_tensor_scope_sends_one_cutoff():
-    encoded = SLFAC(cutoff_scope="tensor").encode(_randn(4, 6, 8, 8))
+    encoded = SLFAC(cutoff_scope="tensor").encode(randn(4, 6, 8, 8))
     assert encoded.arrays["cutoffs"].shape == (1,)
 
 
@@ -166,7 +115,7 @@ def test_tensor_scope_sends_one_cutoff():
 def test_bits_stay_in_range(bmin, extra, alloc, hf_drop, seed):
     bmax = bmin + extra
     codec = SLFAC(bmin=bmin, bmax=bmax, alloc=alloc, hf_drop=hf_drop, mean_bits=bmin)
-    x = _randn(3, 5, 6, 7, seed=seed) * torch.rand(5)[:, None, None]
+    x = randn(3, 5, 6, 7, seed=seed) * torch.rand(5)[:, None, None]
     quantized = codec.quantize(x, CodecContext())
     counts = codec._counts_for(tuple(x.shape), quantized.cutoffs.numpy())
     bits = quantized.bits.numpy()
@@ -176,11 +125,11 @@ def test_bits_stay_in_range(bmin, extra, alloc, hf_drop, seed):
 
 
 def test_log_density_bits_are_monotone_in_density():
-    x = _randn(8, 6, 8, 8) * torch.tensor([1e-3, 0.1, 1.0, 3.0, 10.0, 100.0])[:, None, None]
+    x = randn(8, 6, 8, 8) * torch.tensor([1e-3, 0.1, 1.0, 3.0, 10.0, 100.0])[:, None, None]
     codec = SLFAC()
     quantized = codec.quantize(x, CodecContext())
     counts = codec._counts_for(tuple(x.shape), quantized.cutoffs.numpy())
-    stream, component = _wire_stream(x, quantized.cutoffs)
+    stream, component = wire_stream(x, quantized.cutoffs)
     stream_energy = torch.zeros(12, dtype=torch.float64).index_add_(0, component, stream.square())
     present = counts > 0
     density = (stream_energy.numpy() / np.maximum(counts, 1))[present]
@@ -197,7 +146,7 @@ def test_equal_densities_get_bmax():
 
 def test_two_level_gives_bmax_to_low_and_bmin_to_high():
     codec = SLFAC(alloc="two_level", bmin=3, bmax=7)
-    quantized = codec.quantize(_randn(4, 2, 8, 8), CodecContext())
+    quantized = codec.quantize(randn(4, 2, 8, 8), CodecContext())
     assert quantized.bits.tolist() == [7, 3, 7, 3]
 
 
@@ -206,11 +155,11 @@ def test_two_level_gives_bmax_to_low_and_bmin_to_high():
 @given(bits=st.integers(1, 12), seed=st.integers(0, 2**16))
 def test_quantizer_error_bound_and_parseval(bits, seed):
     codec = SLFAC(bmin=bits, bmax=bits)
-    x = _randn(3, 4, 5, 7, seed=seed)
+    x = randn(3, 4, 5, 7, seed=seed)
     quantized = codec.quantize(x, CodecContext())
     sent = quantized.bits > 0
     assert int(quantized.codes.min()) >= 0 and int(quantized.codes.max()) <= 2**bits - 1
-    stream, component = _wire_stream(x, quantized.cutoffs)
+    stream, component = wire_stream(x, quantized.cutoffs)
     step = ((quantized.hi - quantized.lo) / (2**bits - 1))[component]
     decoded_stream = quantized.lo[component] + quantized.codes * step
     assert bool(sent[component].all())
@@ -228,7 +177,7 @@ def test_quantizer_error_bound_and_parseval(bits, seed):
 
 # ------------------------------------------------------------------ check 5
 def test_near_lossless_at_24_bits_and_exact_passthrough():
-    x = _randn(3, 4, 5, 7) * 50
+    x = randn(3, 4, 5, 7) * 50
     codec = SLFAC(theta=1.0, bmin=24, bmax=24)
     error = float((codec.decode(codec.encode(x)) - x).abs().max())
     assert error <= 1e-5 * float(x.max() - x.min())
@@ -250,7 +199,7 @@ def test_all_zero_and_constant_inputs_decode_exactly(shape):
 
 
 def test_empty_high_component_is_skipped():
-    encoded = SLFAC(theta=1.0).encode(_randn(2, 1, 4, 4))  # every band is low
+    encoded = SLFAC(theta=1.0).encode(randn(2, 1, 4, 4))  # every band is low
     assert encoded.arrays["bits"].tolist() == [8]  # only L_0 is on the wire
     assert encoded.arrays["ranges"].size == 2
 
@@ -266,13 +215,13 @@ def test_empty_high_component_is_skipped():
 )
 def test_wire_size_equals_the_formula(shape, theta, hf_drop, scope, seed):
     codec = SLFAC(theta=theta, hf_drop=hf_drop, cutoff_scope=scope)
-    x = _randn(*shape, seed=seed).relu()
-    assert codec.nbytes(codec.encode(x)) == _formula_nbytes(codec, x)
+    x = randn(*shape, seed=seed).relu()
+    assert codec.nbytes(codec.encode(x)) == formula_nbytes(codec, x)
 
 
 def test_decode_equals_dequantization_without_serialization():
     codec = SLFAC(stochastic=True)
-    x = _randn(4, 3, 7, 5)
+    x = randn(4, 3, 7, 5)
     ctx = CodecContext(seed=9)
     direct = codec.reconstruct(codec.quantize(x, ctx))
     decoded = codec.decode(codec.encode(x, ctx))
@@ -282,7 +231,7 @@ def test_decode_equals_dequantization_without_serialization():
 
 # ------------------------------------------------------------------ check 8
 def test_stochastic_rounding_is_unbiased():
-    x = _randn(1, 1, 4, 4)
+    x = randn(1, 1, 4, 4)
     codec = SLFAC(theta=1.0, bmin=2, bmax=2, stochastic=True)
     coeffs = dct2(x)
     step = float(coeffs.max() - coeffs.min()) / 3
@@ -297,7 +246,7 @@ def test_gradient_path_through_the_codecs():
     torch.manual_seed(0)
     bottom = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU())
     top = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 3))
-    x, y = _randn(5, 1, 6, 6), torch.tensor([0, 1, 2, 0, 1])
+    x, y = randn(5, 1, 6, 6), torch.tensor([0, 1, 2, 0, 1])
     torch.nn.functional.cross_entropy(top(bottom(x)), y).backward()
     reference = [p.grad.clone() for p in bottom.parameters()]
 
@@ -326,7 +275,7 @@ def test_gradient_path_through_the_codecs():
 def test_smooth_inputs_beat_uniform_quantization_at_equal_bytes(options):
     # With the default theta = 0.9 the 2-bit high component of smooth data has no
     # level at zero and SL-FAC loses (docs/slfac.md, "check 10"); these settings win.
-    x = _smooth(16, 8, 16)
+    x = smooth(16, 8, 16)
     codec = SLFAC(**options)
     encoded = codec.encode(x)
     budget_bits = 8 * codec.nbytes(encoded) / x.numel()
@@ -339,7 +288,7 @@ def test_smooth_inputs_beat_uniform_quantization_at_equal_bytes(options):
 # ------------------------------------------------------------------ check 11
 def test_directions_are_independent_and_encoding_is_pure():
     up, down = get_codec("slfac:theta=0.9"), get_codec("slfac:theta=0.7,stochastic=true")
-    acts, grads = _randn(4, 3, 6, 6).relu(), _randn(4, 3, 6, 6) * 1e-3
+    acts, grads = randn(4, 3, 6, 6).relu(), randn(4, 3, 6, 6) * 1e-3
     first = down.encode(grads, CodecContext(3))
     up.encode(acts)
     again = down.encode(grads, CodecContext(3))
@@ -351,7 +300,7 @@ def test_directions_are_independent_and_encoding_is_pure():
 
 
 def test_gradients_are_signed_and_scale_free():
-    grads = _randn(8, 4, 8, 8) * 1e-4
+    grads = randn(8, 4, 8, 8) * 1e-4
     codec = SLFAC()
     decoded = codec.decode(codec.encode(grads))
     assert float((decoded - grads).norm() / grads.norm()) < 0.2
@@ -367,204 +316,7 @@ def test_gradients_are_signed_and_scale_free():
 )
 def test_any_shape_round_trips_near_lossless_at_24_bits(shape, seed):
     codec = SLFAC(theta=1.0, bmin=24, bmax=24)
-    x = _randn(*shape, seed=seed)
+    x = randn(*shape, seed=seed)
     decoded = codec.decode(codec.encode(x))
     assert decoded.shape == x.shape
     torch.testing.assert_close(decoded, x, atol=1e-5, rtol=0)
-
-
-# ------------------------------------------------------------------ options and bad payloads
-@pytest.mark.parametrize(
-    "options",
-    [
-        {"theta": 0.0},
-        {"theta": 1.5},
-        {"theta": True},
-        {"bmin": 0},
-        {"bmax": 25},
-        {"bmin": 5, "bmax": 4},
-        {"alloc": "greedy"},
-        {"mean_bits": 25.0},
-        {"cutoff_scope": "sample"},
-        {"hf_drop": 1},
-        {"stochastic": "yes"},
-        {"passthrough": None},
-    ],
-)
-def test_bad_options_raise(options):
-    with pytest.raises(CodecError):
-        SLFAC(**options)
-
-
-def _payload(codec: SLFAC | None = None):
-    codec = codec or SLFAC()
-    return codec, codec.encode(_randn(4, 3, 6, 6))
-
-
-@pytest.mark.parametrize(
-    ("name", "change", "reason"),
-    [
-        ("cutoffs", lambda a: np.full_like(a, 11), "out of range"),
-        ("bits", lambda a: np.where(np.arange(a.size) == 0, 9, a).astype(np.uint8), "outside"),
-        ("bits", lambda a: np.where(np.arange(a.size) == 0, 1, a).astype(np.uint8), "outside"),
-        ("ranges", lambda a: np.where(np.arange(a.size) == 0, np.nan, a).astype(a.dtype), "NaN"),
-        ("ranges", lambda a: a.reshape(-1, 2)[:, ::-1].reshape(-1).copy(), "min > max"),
-        ("codes", lambda a: a[:-1], "elements"),
-        ("codes", lambda a: a.astype(np.int8), "dtype"),
-        ("cutoffs", lambda a: a.astype(np.int32), "dtype"),
-    ],
-)
-def test_decode_rejects_bad_payloads_with_a_reason(name, change, reason):
-    codec, encoded = _payload()
-    encoded.arrays[name] = change(encoded.arrays[name])
-    with pytest.raises(CodecError, match=reason):
-        codec.decode(encoded)
-
-
-def test_decode_rejects_set_padding_bits():
-    codec = SLFAC(bmin=3, bmax=3)
-    encoded = codec.encode(_randn(1, 1, 1, 5))  # 5 codes of 3 bits: one padding bit
-    encoded.arrays["codes"] = encoded.arrays["codes"] | np.uint8(0x80)
-    with pytest.raises(CodecError, match="padding"):
-        codec.decode(encoded)
-
-
-def test_decode_rejects_non_zero_bits_on_a_dropped_high_component():
-    codec, encoded = _payload(SLFAC(hf_drop=True))
-    bits = encoded.arrays["bits"].copy()
-    assert bits[1] == 0
-    bits[1] = 2
-    encoded.arrays["bits"] = bits
-    with pytest.raises(CodecError, match="dropped"):
-        codec.decode(encoded)
-
-
-def test_decode_rejects_a_payload_of_another_cutoff_scope():
-    _, encoded = _payload(SLFAC(cutoff_scope="tensor"))
-    with pytest.raises(CodecError, match="cutoffs"):
-        SLFAC().decode(encoded)
-
-
-def test_coefficients_that_overflow_float32_are_refused():
-    with pytest.raises(CodecError, match="overflow"):
-        SLFAC().encode(torch.full((1, 1, 4, 4), 3e38))
-
-
-def test_too_long_axes_are_refused():
-    with pytest.raises(CodecError, match="at most"):
-        SLFAC().encode(torch.zeros(1, 5000))
-
-
-# ------------------------------------------------------------------ reference
-def quantize(
-    values: torch.Tensor, lo: float, hi: float, levels: float, noise: torch.Tensor | None
-) -> torch.Tensor:
-    """Codes ``round((v - lo) / step)`` (or ``floor(... + noise)``) in float64, clamped."""
-    if hi == lo:
-        return torch.zeros(values.shape, dtype=torch.int64)
-    scaled = (values.double() - lo) / ((hi - lo) / levels)
-    rounded = scaled.round() if noise is None else (scaled + noise).floor()
-    return rounded.clamp(0, levels).to(torch.int64)
-
-
-def _reference_payload(codec: SLFAC, x: torch.Tensor, seed: int) -> dict[str, np.ndarray]:
-    """The payload built component by component (how slfac worked before it was vectorized)."""
-    batch, channels, height, width = planes_shape(tuple(x.shape))
-    energy = _band_energy(x.reshape(batch, channels, height, width))
-    if codec.cutoff_scope == "tensor":
-        energy = energy.sum(0, keepdim=True)
-    cumulative = torch.cumsum(energy, 1)
-    below = cumulative < codec.theta * cumulative[:, -1:]
-    cutoffs = below.sum(1).clamp(max=height + width - 2)
-    stream, component = _wire_stream(x, cutoffs)
-    counts = torch.bincount(component, minlength=2 * channels)
-    squares = torch.zeros(2 * channels, dtype=torch.float64)
-    energy = squares.index_add_(0, component, stream.square())
-    bits = torch.from_numpy(codec._allocate(energy.numpy(), counts.numpy()))
-    noise = torch.rand(
-        int(counts[bits > 0].sum()), generator=CodecContext(seed).generator(), dtype=torch.float64
-    )
-    ranges, packed = [], []
-    for g in torch.nonzero(bits).flatten().tolist():
-        values, width_g = stream[component == g], int(bits[g])
-        lo, hi = float(values.min()), float(values.max())
-        draws, noise = noise[: values.numel()], noise[values.numel() :]
-        codes = quantize(values, lo, hi, 2.0**width_g - 1, draws if codec.stochastic else None)
-        ranges += [lo, hi]
-        packed.append(pack_bits(codes.numpy(), width_g))
-    return {
-        "cutoffs": cutoffs.numpy().astype(np.uint16),
-        "bits": bits[counts > 0].numpy().astype(np.uint8),
-        "ranges": np.array(ranges, dtype=np.float32),
-        "codes": np.concatenate([np.zeros(0, np.uint8), *packed]),
-    }
-
-
-def _reference_decode(codec: SLFAC, x: torch.Tensor, seed: int) -> torch.Tensor:
-    """Dequantize the reference payload channel by channel; inverse DCT of band-ordered planes."""
-    batch, channels, height, width = planes_shape(tuple(x.shape))
-    quantized = codec.quantize(x, CodecContext(seed))
-    stream, component = _wire_stream(x, quantized.cutoffs)
-    levels = (2.0**quantized.bits - 1).clamp(min=1)[component]
-    sent = quantized.bits[component] > 0
-    values = torch.zeros_like(stream)
-    values[sent] = dequantize(
-        quantized.codes, quantized.lo[component][sent], quantized.hi[component][sent], levels[sent]
-    )
-    prefix = band_layout(height, width)[2]
-    low = prefix[quantized.cutoffs].expand(channels).tolist()
-    coeffs = torch.zeros(channels, batch, height * width)
-    for c, block in enumerate(values.float().split(batch * height * width)):
-        low_part, high_part = block.split([batch * low[c], batch * (height * width - low[c])])
-        coeffs[c] = torch.cat([low_part.reshape(batch, low[c]), high_part.reshape(batch, -1)], 1)
-    return idct2_bands(coeffs.transpose(0, 1).contiguous(), height, width).reshape(x.shape)
-
-
-@pytest.mark.parametrize(
-    ("options", "shape"),
-    [
-        ({}, (16, 6, 8, 8)),
-        ({"stochastic": True}, (5, 3, 6, 7)),
-        ({"hf_drop": True, "theta": 0.7}, (8, 4, 4, 4)),
-        ({"cutoff_scope": "tensor", "alloc": "two_level"}, (3, 5, 5, 5)),
-        ({"alloc": "rd_log", "bmin": 3, "bmax": 12, "mean_bits": 5.5}, (7, 4, 3, 9)),
-        ({}, (9, 8, 40)),
-        ({"theta": 0.99, "stochastic": True}, (6, 20)),
-    ],
-)
-def test_payload_and_decoding_match_the_component_by_component_reference(options, shape):
-    codec = SLFAC(**options)
-    x = _randn(*shape, seed=11).relu() + 0.1 * _randn(*shape, seed=12)
-    encoded = codec.encode(x, CodecContext(5))
-    reference = _reference_payload(codec, x, 5)
-    assert encoded.arrays.keys() == reference.keys()
-    for name, array in reference.items():
-        assert encoded.arrays[name].dtype == array.dtype
-        np.testing.assert_array_equal(encoded.arrays[name], array, err_msg=name)
-    assert torch.equal(codec.decode(encoded), _reference_decode(codec, x, 5))
-
-
-def test_decoded_values_that_overflow_float32_are_refused():
-    codec, encoded = _payload()
-    huge = np.float32([-dct.FLOAT32_MAX, dct.FLOAT32_MAX])
-    encoded.arrays["ranges"] = np.tile(huge, encoded.arrays["ranges"].size // 2)
-    with pytest.raises(CodecError, match="decoded values overflow"):
-        codec.decode(encoded)
-
-
-@pytest.mark.parametrize("plane", [(6, 6), (32, 32), (1, 300)])
-def test_inverse_dct_stays_finite_below_the_bound_that_skips_the_scan(plane):
-    """`dct.finite_planes` skips its scan when ``2 max|coefficient| sqrt(H W)`` < float32 max.
-
-    Coefficients at that bound, signed like a basis function, give the largest output.
-    """
-    height, width = plane
-    largest = np.nextafter(np.float32(dct.FLOAT32_MAX / (2 * (height * width) ** 0.5)), 0)
-    delta = torch.zeros(1, height, width)
-    delta[0, 0, 0] = 1
-    basis = dct2_bands(delta)  # every basis function's value at position 0
-    out = idct2_bands(largest * torch.sign(basis), height, width)
-    assert out[0, 0, 0] > 0.5 * largest * (height * width) ** 0.5  # near the bound
-    assert torch.isfinite(out).all()
-    lo = np.float64([-largest])
-    assert dct.finite_planes(out, lo, -lo, height * width) is out
