@@ -135,15 +135,27 @@ def largest_positions(
     absolute : bool, default False
         Rank the entries by magnitude.
     """
+    return largest_entries(values, k, candidates, absolute)[0]
+
+
+def largest_entries(
+    values: np.ndarray, k: int, candidates: np.ndarray | None = None, absolute: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return `largest_positions` and the ranked values there (magnitudes if ``absolute``).
+
+    The values come from the search itself, so no second gather from ``values`` is needed.
+    """
     if k == 0:
-        return np.empty(0, dtype=np.int64)
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=values.dtype)
     if candidates is None:
         magnitudes = np.abs(values) if absolute else values
         cutoff = kth_largest(magnitudes.reshape(1, -1), k)[0, 0]
         positions = np.flatnonzero(magnitudes >= cutoff)
         kept_values = magnitudes[positions]
     else:
-        chosen = np.abs(values[candidates]) if absolute else values[candidates]
+        chosen = np.take(values, candidates)
+        if absolute:
+            np.abs(chosen, out=chosen)
         if chosen.dtype == np.float32 and values.size <= 2**32:
             return _largest_keys(chosen, candidates, k)
         cutoff = kth_largest(chosen.reshape(1, -1), k)[0, 0]
@@ -152,25 +164,30 @@ def largest_positions(
     surplus = positions.size - k
     if surplus:  # more entries equal the cut-off than fit: drop the highest tied positions
         tied = np.flatnonzero(kept_values == cutoff)
-        positions = np.delete(positions, tied[tied.size - surplus :])
-    return positions
+        dropped = tied[tied.size - surplus :]
+        positions, kept_values = np.delete(positions, dropped), np.delete(kept_values, dropped)
+    return positions, kept_values
 
 
-def _largest_keys(chosen: np.ndarray, positions: np.ndarray, k: int) -> np.ndarray:
+def _largest_keys(
+    chosen: np.ndarray, positions: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Return the ``k`` of ascending ``positions`` (< ``2**32``) of the largest float32 ``chosen``.
 
     Each entry gets a distinct 64-bit key, larger for a larger value and, among equal
     values, for a lower position: the value's bits made to order as the value (``-0.0`` as
     ``0.0``) above the position counted down from ``2**32 - 1``. The ``k``-th largest key
     (`np.partition`, fast here because no two keys tie) is the cut: exactly ``k`` keys reach
-    it, the same entries as the cut-off and tie rule of `largest_positions`.
+    it, the same entries as the cut-off and tie rule of `largest_positions`. Returns those
+    positions and their values.
     """
     order = (chosen + np.float32(0)).view(np.uint32)  # adding 0 turns -0.0 into 0.0
     order = np.where(order >> 31, ~order, order | np.uint32(2**31))
     keys = order.astype(np.uint64) << np.uint64(32)
     keys |= np.uint64(2**32 - 1) - positions.astype(np.uint64)
     cut = np.partition(keys, keys.size - k)[keys.size - k]
-    return positions[keys >= cut]
+    kept = keys >= cut
+    return positions[kept], chosen[kept]
 
 
 def row_top_positions(
@@ -187,8 +204,8 @@ def row_top_positions(
     if k == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(rows)
     if rows == 1:
-        positions = largest_positions(mag[0], k, candidates)
-        return positions, mag[0, positions].min(keepdims=True).astype(np.float64)
+        positions, kept = largest_entries(mag[0], k, candidates)
+        return positions, kept.min(keepdims=True).astype(np.float64)
     cutoff = kth_largest(mag, k)
     positions = np.flatnonzero(mag >= cutoff)
     if positions.size > rows * k:  # more entries equal the cut-off than fit
