@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 """The Flower App that the launchers run (the repository root)."""
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
-"""Exit codes: finished; the run failed; a bad option or run config (nothing started); Ctrl-C."""
+"""Exit codes: finished; the run failed; a bad option or run config (nothing started); Ctrl-C;
+SIGTERM."""
 
 PAIR = re.compile(r"""[\w.-]+=(?:'[^']*'|"[^"]*"|\S+)""")
 

@@ -198,7 +198,7 @@ def row_top_positions(
     Positions are ascending; among equal values at the cut-off, lower positions
     win. ``T`` (shape ``(rows,)``, float64) is the smallest kept value of each
     row, zero when ``k == 0``. A single row is searched among its ``candidates``
-    (`largest_positions`).
+    (`largest_entries`, whose kept values give ``T`` without a second gather).
     """
     rows, width = mag.shape
     if k == 0:
