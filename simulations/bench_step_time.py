@@ -11,6 +11,10 @@ steps, in the same process, one step of each competitor:
 - **compute**: what SL cannot avoid, in plain PyTorch: K bottoms (one per
   client, each with its own SGD) forward on their slices, the top on the union,
   the backward through all of them and the K + 1 optimizer steps;
+- **cut**: the same in plain PyTorch, split at the cut layer, as SL must: each
+  bottom's output detached into a leaf, the top's backward filling the leaves'
+  gradients, then one backward per bottom. ``cut - compute`` is what
+  splitting itself costs torch;
 - **codec**: encoding and decoding each client's activations (``--uplink``)
   and gradient (``--downlink``);
 - **union**: the unsplit model trained on the union batch (forward, backward, SGD);
@@ -19,8 +23,10 @@ steps, in the same process, one step of each competitor:
 
 The framework's own time of a step is ``SL step - compute - codec``; divided
 by K it is the figure of issue 23 (goal: at most 0.5 ms at batch 16, one
-thread). The time spent measuring message sizes (`message_nbytes`) inside
-the SL step is recorded too (goal: at most 5 % of the step). Every segment is
+thread). Its floor, what any SL on Flower pays beyond compute and codecs, is
+``echo + cut - compute`` (Flower's round trip and torch's cost of the cut).
+The time spent measuring message sizes (`message_nbytes`) inside the SL step
+is recorded too (goal: at most 5 % of the step). Every segment is
 timed in wall time and in CPU time of the process (all its threads): on a
 shared machine the wall time also counts waiting for a core, so the goal is
 judged on CPU time. Medians over the steps after ``--warmup``. Writes
@@ -68,8 +74,15 @@ def _batches(clients: int, batch: int, rng: np.random.Generator) -> list[torch.T
     return list(torch.from_numpy(train.x[idx]).split(batch))
 
 
-def compute_step(clients: int, batch: int) -> Callable[[np.random.Generator], None]:
-    """Return one step of what SL cannot avoid: K bottoms, the union top, K + 1 SGD steps."""
+def compute_step(
+    clients: int, batch: int, split: bool = False
+) -> Callable[[np.random.Generator], None]:
+    """Return one step of what SL cannot avoid: K bottoms, the union top, K + 1 SGD steps.
+
+    With ``split``, the bottoms' outputs are detached into leaves, the top's
+    backward stops at them and each bottom then back-propagates its leaf's
+    gradient (one autograd call per bottom, as in SL).
+    """
     bottoms, top = [], None
     for _ in range(clients):
         bottom, top = build_model(TaskConfig())
@@ -80,8 +93,12 @@ def compute_step(clients: int, batch: int) -> Callable[[np.random.Generator], No
     def step(rng: np.random.Generator) -> None:
         chunks = _batches(clients, batch, rng)
         labels = torch.from_numpy(rng.integers(0, 10, clients * batch))
-        acts = torch.cat([bottom(x) for bottom, x in zip(bottoms, chunks, strict=True)])
-        nn.functional.cross_entropy(top(acts), labels).backward()
+        outputs = [bottom(x) for bottom, x in zip(bottoms, chunks, strict=True)]
+        leaves = [out.detach().requires_grad_() for out in outputs] if split else outputs
+        nn.functional.cross_entropy(top(torch.cat(leaves)), labels).backward()
+        if split:
+            for out, leaf in zip(outputs, leaves, strict=True):
+                out.backward(leaf.grad)
         for optimizer in optimizers:
             optimizer.step()
             optimizer.zero_grad()
@@ -169,6 +186,7 @@ def measure(
     """Run the SL steps, each followed by one step of every competitor; one row per step."""
     competitors = {
         "compute": compute_step(clients, batch),
+        "cut": compute_step(clients, batch, split=True),
         "codec": codec_step(clients, batch, uplink, downlink),
         "union": union_step(clients, batch),
         "echo": echo_step(clients, batch * 1024),
@@ -232,6 +250,8 @@ def summarize(steps: pd.DataFrame) -> pd.DataFrame:
         table[f"framework{clock}_per_client_ms"] = (
             table[f"framework{clock}_s"] / table["clients"] * 1e3
         )
+        floor = table[f"echo{clock}_s"] + table[f"cut{clock}_s"] - table[f"compute{clock}_s"]
+        table[f"floor{clock}_per_client_ms"] = floor / table["clients"] * 1e3
     table["ratio_to_union"] = table["split_s"] / table["union_s"]
     table["ratio_to_compute"] = table["split_s"] / table["compute_s"]
     table["goal_met"] = (table["framework_cpu_per_client_ms"] <= GOAL_FRAMEWORK_MS) & (

@@ -6,6 +6,7 @@ import json
 import math
 import tomllib
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -40,6 +41,9 @@ def test_step_time_benchmark_quick_writes_csv_plot_and_env(tmp_path):
     assert (frame["message_size_s"] > 0).all()  # the SL run's sizes were measured and timed
     assert (frame["split_cpu_s"] > frame["message_size_cpu_s"]).all()
     assert {"framework_per_client_ms", "framework_cpu_per_client_ms"} <= set(frame.columns)
+    assert (frame["cut_s"] > 0).all() and (frame["echo_s"] > 0).all()
+    floor = (frame["echo_cpu_s"] + frame["cut_cpu_s"] - frame["compute_cpu_s"]) / frame["clients"]
+    assert np.allclose(frame["floor_cpu_per_client_ms"], floor * 1e3)
     (out,) = (tmp_path / "bench_step_time").iterdir()
     assert {p.name for p in out.iterdir()} == {"runs.csv", "steps.csv", "step_time.png", "env.json"}
     assert len(pd.read_csv(out / "steps.csv")) == 2 * 3
