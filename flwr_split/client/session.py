@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -32,7 +33,7 @@ from flwr_split.client.state import (
     schedule_to_record,
     state_stamp,
 )
-from flwr_split.codecs import Codec, CodecContext, CodecError, get_codec
+from flwr_split.codecs import Codec, CodecContext, CodecError, LazySeedContext, get_codec
 from flwr_split.common.devices import CPU, resolve_device
 from flwr_split.common.seeds import codec_seed
 from flwr_split.tasks import LabeledArrays, Optimization, SplitTask, build_model, node_partition
@@ -177,7 +178,7 @@ class ClientSession:
 
     def codec_context(self, step: int) -> CodecContext:
         """Return the uplink codec's context of a forward at ``step``."""
-        return CodecContext(seed=codec_seed(self.config.task.seed, step, self.partition_id))
+        return LazySeedContext(partial(codec_seed, self.config.task.seed, step, self.partition_id))
 
     def backward(self, content: RecordDict, order: StepOrder) -> ArrayRecord | None:
         """Recompute the forward of the ``bwd`` slice and back-propagate ``sl.grad``.

@@ -6,7 +6,7 @@
 >>> codec.nbytes(encoded)                   # doctest: +SKIP
 """
 
-from flwr_split.codecs.base import Codec, CodecContext, CodecError, Encoded
+from flwr_split.codecs.base import Codec, CodecContext, CodecError, Encoded, LazySeedContext
 from flwr_split.codecs.registry import (
     example_spec,
     get_codec,
@@ -30,6 +30,7 @@ __all__ = [
     "CodecContext",
     "CodecError",
     "Encoded",
+    "LazySeedContext",
     "example_spec",
     "get_codec",
     "register_codec",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, ClassVar
 
 import numpy as np
@@ -61,6 +63,28 @@ class CodecContext:
         gen = torch.Generator()
         gen.manual_seed(self.seed)
         return gen
+
+
+class LazySeedContext(CodecContext):
+    """A `CodecContext` whose ``seed`` is computed by ``derive`` when a codec first reads it.
+
+    Deterministic codecs never read it, so an SL step skips the derivation
+    (`flwr_split.common.seeds.codec_seed`, about 20 us of NumPy's `SeedSequence`
+    per call); a stochastic codec gets the seed ``derive()`` returns.
+
+    Parameters
+    ----------
+    derive : Callable[[], int]
+        Returns the seed; called at most once.
+    """
+
+    def __init__(self, derive: Callable[[], int]) -> None:
+        self._derive = derive
+
+    @cached_property
+    def seed(self) -> int:  # type: ignore[override]
+        """The derived seed."""
+        return self._derive()
 
 
 class Codec(ABC):

@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
 from flwr.app import RecordDict
 from torch import nn
 
-from flwr_split.codecs import Codec, CodecContext
+from flwr_split.codecs import Codec, LazySeedContext
 from flwr_split.codecs.base import all_finite
 from flwr_split.common.devices import CPU
 from flwr_split.common.seeds import codec_seed
@@ -121,7 +122,9 @@ class TopTrainer:
         self.sent_norms = {}
         for batch, grad in zip(update.batches, torch.split(update.cut_grad, sizes), strict=True):
             self.sent_norms[batch.client.node_id] = float64_norm(grad)
-            ctx = CodecContext(seed=codec_seed(self.seed + 1, step, batch.client.partition_id))
+            ctx = LazySeedContext(
+                partial(codec_seed, self.seed + 1, step, batch.client.partition_id)
+            )
             records = RecordDict()
             put_encoded(records, KEY_GRAD, self.downlink.encode(grad, ctx))
             grads[batch.client.node_id] = records
