@@ -73,6 +73,36 @@ def test_with_compute_keeps_the_layout_and_reports_at_least_the_asked_compute():
     assert list(with_compute(RecordDict(), 0.001).keys()) == ["sl.info"]
 
 
+def test_busy_compute_lasts_what_was_asked_not_a_step_more(monkeypatch):
+    """A fake clock: a training step takes 1 ms, a clock read 1 us."""
+    import flwr_split_echo.shaped as shaped
+
+    clock = {"now": 0.0}
+
+    def perf_counter() -> float:
+        clock["now"] += 1e-6
+        return clock["now"]
+
+    class Step(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.ones(1))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            clock["now"] += 1e-3
+            return self.weight * x
+
+    model = Step()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    monkeypatch.setattr(shaped, "_busy_model", lambda: (model, optimizer, torch.ones(1)))
+    monkeypatch.setattr(
+        shaped, "time", type("Clock", (), {"perf_counter": staticmethod(perf_counter)})
+    )
+    spent = shaped.busy_compute(0.0035)
+    assert 0.0035 <= spent < 0.0035 + 1e-4  # three steps, then the clock: not a fourth step
+    assert model.weight.grad is not None
+
+
 @pytest.mark.parametrize("app", list(bench_scale.ECHO_RUNS))
 def test_every_echo_run_replays_the_sl_runs_messages_pauses_and_compute(app, tmp_path):
     sl_steps = pd.DataFrame(

@@ -98,17 +98,23 @@ def busy_compute(seconds: float) -> float:
 
     The work of an SL client without SL: forward, backward and an optimizer step
     of the same bottom model (one thread, as the SL App's ``client-threads``),
-    repeated until ``seconds`` have passed. Returns the seconds spent, at least
-    ``seconds``.
+    repeated while a whole step still fits in ``seconds``; the rest is spent
+    spinning on the clock, so the busy time is ``seconds`` and not up to a step
+    more (steps took about 0.7 ms more than asked on average under Ray before).
+    Returns the seconds spent, at least ``seconds``.
     """
     if torch.get_num_threads() != 1:
         torch.set_num_threads(1)
     bottom, optimizer, inputs = _busy_model()
     started = time.perf_counter()
-    while time.perf_counter() - started < seconds:
+    deadline, last_step = started + seconds, 0.0
+    while (now := time.perf_counter()) + last_step < deadline:
         optimizer.zero_grad()
         bottom(inputs).square().mean().backward()
         optimizer.step()
+        last_step = time.perf_counter() - now
+    while time.perf_counter() < deadline:
+        pass
     return time.perf_counter() - started
 
 
