@@ -171,17 +171,12 @@ class Coefficients:
         return cls(bands.reshape(-1), bands.shape, positions, batch * positions, perm, False)
 
     @classmethod
-    def empty(
-        cls, shape: tuple[int, int, int], height: int, width: int, zero: bool
-    ) -> Coefficients:
-        """Return a buffer laid out as `coefficients` lays out its result (for decoding).
+    def empty(cls, shape: tuple[int, int, int], height: int, width: int) -> Coefficients:
+        """Return an uninitialized buffer laid out as `coefficients` lays out its result.
 
-        Uninitialized, or zero if ``zero``; on `scratch` slot 0, so valid until this
-        thread's next transform.
+        On `scratch` slot 0, so valid until this thread's next transform (for decoding).
         """
         values = scratch(0, math.prod(shape))
-        if zero:
-            values.fill(0)
         return cls.laid_out(values, shape, height, width)
 
 
@@ -270,7 +265,7 @@ def planes_from_channel_bands(coeffs: np.ndarray, height: int, width: int) -> to
     Bit for bit `idct2` of the planes the band-ordered coefficients come from.
     """
     channels, batch, positions = coeffs.shape
-    target = Coefficients.empty(coeffs.shape, height, width, zero=False)
+    target = Coefficients.empty(coeffs.shape, height, width)
     if not target.natural:
         target = replace(target, values=np.ascontiguousarray(coeffs).reshape(-1))
     else:

@@ -336,10 +336,7 @@ class SLFAC(Codec):
         cutoffs, bits, lo, hi, packed = self._read(encoded, shape)
         layout = self._layout(shape, cutoffs)
         _, channels, height, width = planes_shape(shape)
-        unsent = bool(np.any((layout.counts > 0) & (bits == 0)))
-        coeffs = Coefficients.empty(
-            (channels, layout.batch, layout.positions), height, width, unsent
-        )
+        coeffs = Coefficients.empty((channels, layout.batch, layout.positions), height, width)
         fast.unpack_components(packed, layout, bits, lo, hi, coeffs)
         decoded = planes_from_coefficients(coeffs, height, width).reshape(shape)
         return finite_planes(decoded, lo, hi, height * width)

@@ -11,9 +11,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-CHUNK = 2**12
-"""Values a kernel gathers, codes and packs at a time (a multiple of 8; in L1 as float32)."""
-
 
 @njit(cache=True, nogil=True)
 def statistics(
@@ -62,70 +59,69 @@ def statistics(
 
 
 @njit(cache=True, nogil=True)
-def _copy_run(
-    values: np.ndarray,
-    strides: tuple[int, int],
-    perm: np.ndarray,
-    part: tuple[int, int, int, int],
-    at: int,
-    chunk: np.ndarray,
-    into_values: bool,
-) -> None:
-    """Copy ``chunk.size`` values of component ``part``, from its ``at``-th on, to ``chunk``.
-
-    With ``into_values``, copy the other way: from ``chunk`` into the component.
-    """
-    sample_stride, channel_stride = strides
-    channel, _, first, stop = part
-    sample, j = divmod(at, stop - first)
-    j += first
-    i = 0
-    while i < chunk.size:
-        run = min(stop - j, chunk.size - i)
-        base = sample * sample_stride + channel * channel_stride
-        if into_values:
-            for r in range(run):
-                values[base + perm[j + r]] = chunk[i + r]
-        else:
-            for r in range(run):
-                chunk[i + r] = values[base + perm[j + r]]
-        i += run
-        sample, j = sample + 1, first
-
-
-@njit(cache=True, nogil=True)
 def quantize_pack(
     values: np.ndarray,
     strides: tuple[int, int],
     perm: np.ndarray,
-    part: tuple[int, int, int, int],
-    grid: tuple[float, float, float],
-    bits: int,
-    out: np.ndarray,
-    codes: np.ndarray,
+    part: tuple[int, int, int],
+    grid: np.ndarray,
+    widths: tuple[int, int],
+    outs: tuple[np.ndarray, np.ndarray],
+    like: np.ndarray,
 ) -> None:
-    """Write the codes of one component at ``bits`` bits, LSB first, into ``out``.
+    """Quantize one channel's two components and pack each at its width, LSB first.
 
-    The component ``part = (channel, samples, first, stop)`` holds band positions
-    ``first..stop - 1`` of every sample of a channel of `Coefficients` ``values``, read
-    sample by sample; ``grid = (lo, step, levels)``. ``out`` holds
-    ``ceil(count * bits / 8)`` bytes; the padding bits end zero. Chunks of `CHUNK`
-    values are gathered, coded and packed in turn: up to 8 bits each eight codes fill
-    ``bits`` whole bytes through one 64-bit word, wider codes stream code by code (a
-    chunk of ``8 k`` codes ends on a byte boundary). ``codes`` is a scratch buffer of
-    ``min(CHUNK, count)`` integers (``uint8`` up to 8 bits, the fastest, else ``int32``).
+    ``part = (channel, samples, low)``: band positions ``0..low - 1`` of every sample
+    form the low component, the others the high one; band position ``j`` is stored at
+    ``perm[j]`` of its plane (`dct.Coefficients`). ``grid`` holds ``(lo, step, levels)``
+    of the low and the high component (float64 rows), ``widths`` their bits (0: not sent)
+    and ``outs`` their ``ceil(count * bits / 8)`` bytes (the padding bits end zero).
+    Each sample's plane is quantized in storage order, contiguously, once per sent
+    component (`_quantize`), and the codes of each component's positions are gathered in
+    band order into a buffer of ``samples * positions`` integers of ``like``'s type
+    (``uint8`` up to 8 bits, the fastest, else ``int32``), the low component's first.
     """
-    lo, step, levels = grid
-    count = part[1] * (part[3] - part[2])
-    chunk = np.empty(min(CHUNK, count), values.dtype)
+    sample_stride, channel_stride = strides
+    channel, samples, low = part
+    positions = perm.size
+    codes = np.empty(samples * positions, like.dtype)
+    planes = np.empty((2, positions), like.dtype)
+    for sample in range(samples):
+        base = sample * sample_stride + channel * channel_stride
+        plane = values[base : base + positions]
+        for k in range(2):
+            if widths[k]:
+                _quantize(plane, grid[k, 0], grid[k, 1], grid[k, 2], planes[k])
+        at = sample * low
+        for j in range(low):
+            codes[at + j] = planes[0, perm[j]]
+        at = samples * low + sample * (positions - low) - low
+        for j in range(low, positions):
+            codes[at + j] = planes[1, perm[j]]
+    if widths[0]:
+        pack(codes[: samples * low], widths[0], outs[0])
+    if widths[1]:
+        pack(codes[samples * low : samples * positions], widths[1], outs[1])
+
+
+@njit(cache=True, nogil=True)
+def _quantize(values: np.ndarray, lo: float, step: float, levels: float, codes: np.ndarray) -> None:
+    """``codes = clip(rint((values - lo) / step), 0, levels)`` in float64 (vectorized)."""
+    for i in range(values.size):  # np.minimum and np.maximum vectorize, min and max do not
+        code = np.rint((float(values[i]) - lo) / step)
+        codes[i] = np.minimum(np.maximum(code, 0.0), levels)
+
+
+@njit(cache=True, nogil=True)
+def pack(codes: np.ndarray, bits: int, out: np.ndarray) -> None:
+    """Write ``codes`` at ``bits`` bits each, LSB first, into ``out`` (`bitpack.pack_bits`).
+
+    Up to 8 bits each eight codes fill ``bits`` whole bytes through one 64-bit word;
+    wider codes stream code by code (eight codes end on a byte boundary).
+    """
+    whole = codes.size // 8
     at = 0
-    for start in range(0, count, CHUNK):
-        size = min(CHUNK, count - start)
-        _copy_run(values, strides, perm, part, start, chunk[:size], False)
-        for i in range(size):
-            code = np.minimum(np.maximum(np.rint((float(chunk[i]) - lo) / step), 0.0), levels)
-            codes[i] = code  # np.minimum and np.maximum vectorize, min and max do not
-        whole = size // 8 if bits <= 8 else 0
+    if bits <= 8:
         for group in range(whole):
             word = 0
             for k in range(8):
@@ -133,61 +129,104 @@ def quantize_pack(
             for k in range(bits):
                 out[at + k] = (word >> (8 * k)) & 0xFF
             at += bits
-        word = filled = 0
-        for i in range(8 * whole, size):
-            word |= codes[i] << filled
-            filled += bits
-            while filled >= 8:
-                out[at] = word & 0xFF
-                word >>= 8
-                filled -= 8
-                at += 1
-        if filled:
+        start = 8 * whole
+    else:
+        start = 0
+    word = filled = 0
+    for i in range(start, codes.size):
+        word |= codes[i] << filled
+        filled += bits
+        while filled >= 8:
             out[at] = word & 0xFF
+            word >>= 8
+            filled -= 8
+            at += 1
+    if filled:
+        out[at] = word & 0xFF
+
+
+@njit(cache=True, nogil=True)
+def unpack(packed: np.ndarray, bits: int, codes: np.ndarray) -> bool:
+    """Invert `pack` into ``codes``; return False if a padding bit after the last code is set."""
+    mask = (1 << bits) - 1
+    whole = codes.size // 8 if bits <= 8 else 0
+    at = 0
+    for group in range(whole):
+        word = 0
+        for k in range(bits):
+            word |= int(packed[at + k]) << (8 * k)
+        for k in range(8):
+            codes[8 * group + k] = (word >> (bits * k)) & mask
+        at += bits
+    word = filled = 0
+    for i in range(8 * whole, codes.size):
+        while filled < bits:
+            word |= int(packed[at]) << filled
+            filled += 8
+            at += 1
+        codes[i] = word & mask
+        word >>= bits
+        filled -= bits
+    return word == 0
 
 
 @njit(cache=True, nogil=True)
 def unpack_lookup(
-    packed: np.ndarray,
-    bits: int,
-    table: np.ndarray,
-    part: tuple[int, int, int, int],
+    packed: tuple[np.ndarray, np.ndarray],
+    widths: tuple[int, int],
+    tables: tuple[np.ndarray, np.ndarray],
+    part: tuple[int, int, int],
     strides: tuple[int, int],
-    perm: np.ndarray,
+    rank: np.ndarray,
     values: np.ndarray,
-    codes: np.ndarray,
+    like: np.ndarray,
 ) -> bool:
-    """Invert `quantize_pack` up to quantization: write ``table[code]`` of each code.
+    """Invert `quantize_pack` up to quantization: write ``table[code]`` at every position.
 
-    ``codes`` is a scratch buffer as in `quantize_pack`.
+    A component of width 0 (not sent) gets code 0 (give it a one-entry table of 0.0).
+    The codes are unpacked into a buffer of ``like``'s type, as in `quantize_pack`. Each
+    sample's plane is written in storage order, contiguously.
 
-    Return False if a padding bit after the last code is set, else True.
+    Return False if a component's padding bit after its last code is set, else True.
     """
-    count = part[1] * (part[3] - part[2])
-    chunk = np.empty(min(CHUNK, count), values.dtype)
-    mask = (1 << bits) - 1
-    at = 0
-    word = 0
-    for start in range(0, count, CHUNK):
-        size = min(CHUNK, count - start)
-        whole = size // 8 if bits <= 8 else 0
-        for group in range(whole):
-            word = 0
-            for k in range(bits):
-                word |= int(packed[at + k]) << (8 * k)
-            for k in range(8):
-                codes[8 * group + k] = (word >> (bits * k)) & mask
-            at += bits
-        word = filled = 0
-        for i in range(8 * whole, size):
-            while filled < bits:
-                word |= int(packed[at]) << filled
-                filled += 8
-                at += 1
-            codes[i] = word & mask
-            word >>= bits
-            filled -= bits
-        for i in range(size):
-            chunk[i] = table[codes[i]]
-        _copy_run(values, strides, perm, part, start, chunk[:size], True)
-    return word == 0
+    sample_stride, channel_stride = strides
+    channel, samples, low = part
+    positions = rank.size
+    high = positions - low
+    codes = np.empty(samples * positions, like.dtype)
+    low_codes, high_codes = codes[: samples * low], codes[samples * low : samples * positions]
+    clean = _unpack_or_zero(packed[0], widths[0], low_codes)
+    clean &= _unpack_or_zero(packed[1], widths[1], high_codes)
+    low_table, high_table = tables
+    for sample in range(samples):
+        base = sample * sample_stride + channel * channel_stride
+        out = values[base : base + positions]
+        if high == 0:  # one component: no choice per position
+            _lookup(low_table, low_codes[sample * low : (sample + 1) * low], rank, out)
+        elif low == 0:
+            _lookup(high_table, high_codes[sample * high : (sample + 1) * high], rank, out)
+        else:
+            at_low, at_high = sample * low, sample * high - low
+            for i in range(positions):
+                j = rank[i]
+                if j < low:
+                    out[i] = low_table[low_codes[at_low + j]]
+                else:
+                    out[i] = high_table[high_codes[at_high + j]]
+    return clean
+
+
+@njit(cache=True, nogil=True)
+def _unpack_or_zero(packed: np.ndarray, bits: int, codes: np.ndarray) -> bool:
+    """`unpack` at ``bits > 0``; at 0 bits (a component not sent) set every code to 0."""
+    if bits:
+        return unpack(packed, bits, codes)
+    codes[:] = 0
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _lookup(table: np.ndarray, codes: np.ndarray, rank: np.ndarray, out: np.ndarray) -> None:
+    """``out[i] = table[codes[rank[i]]]``: band-ordered codes to a plane in storage order."""
+    for i in range(out.size):
+        out[i] = table[codes[rank[i]]]

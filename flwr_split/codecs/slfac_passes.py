@@ -9,16 +9,18 @@ payload and decoded bytes are the numpy path's bit for bit
   over the batch (energy summed block of samples by block), read straight from the
   transform's output in its own order (`dct.Coefficients`) and only then, as ``(C, P)``
   tables, put in band order;
-- `Compiled.pack_components`: each component's codes
+- `Compiled.pack_components`: each channel's codes
   ``clip(rint((v - lo) / step), 0, levels)`` in float64 (`blocks.quantize_blocks` with
-  ``exact=True``) written straight into their `bitpack.pack_bits` bytes, chunk by chunk
-  in cache, read from the transform's output as above;
-- `Compiled.unpack_components`: each component's bytes read, looked up in its decoding
-  table (`blocks.decoding_table`) and written where the inverse transform reads them,
-  checking that the padding bits are zero.
+  ``exact=True``), computed over each plane in storage order (contiguous, so the
+  arithmetic vectorizes; once per sent component of the channel), gathered into band
+  order as bytes and written into their `bitpack.pack_bits` bytes;
+- `Compiled.unpack_components`: each channel's bytes unpacked, and every position of each
+  plane, in storage order, looked up in its component's decoding table
+  (`blocks.decoding_table`; 0.0 for a component not sent), checking that the padding bits
+  are zero.
 
-The kernels (`flwr_split.codecs.slfac_numba`) run component by component (channel by
-channel for the statistics) on `torch.get_num_threads` threads: they release the GIL.
+The kernels (`flwr_split.codecs.slfac_numba`) run channel by channel on
+`torch.get_num_threads` threads: they release the GIL.
 
 numba is imported, and the kernels loaded or compiled, on first use only (`kernels`), so importing
 the codecs stays cheap; the machine code is cached on disk (``cache=True``), so a fresh
@@ -77,23 +79,23 @@ class Compiled:
     ) -> np.ndarray:
         """Return the ``codes`` payload: every sent component of ``coeffs`` quantized and packed.
 
-        ``bits``, ``lo`` and ``hi`` are `Quantized`'s arrays over all components.
+        ``bits``, ``lo`` and ``hi`` are `Quantized`'s arrays over all components. Each
+        channel's two components are one task.
         """
-        sent = bits > 0
-        ends = np.cumsum(segments_nbytes(bits[sent], layout.counts[sent])).tolist()
-        packed = np.empty(ends[-1] if ends else 0, np.uint8)
+        levels = 2.0**bits - 1
+        span = hi - lo
+        step = np.divide(span, levels, out=np.ones_like(span), where=(span > 0) & (levels > 0))
+        grids = np.stack([lo, step, levels], 1).reshape(-1, 2, 3)
+        packed = np.empty(int(segments_nbytes(bits, layout.counts).sum()), np.uint8)
         strides = coeffs.sample_stride, coeffs.channel_stride
-        tasks, start = [], 0
-        for end, g in zip(ends, np.flatnonzero(sent).tolist(), strict=True):
-            levels = 2 ** int(bits[g]) - 1
-            span = float(hi[g] - lo[g])
-            grid = float(lo[g]), span / levels if span > 0 else 1.0, float(levels)
-            args = coeffs.values, strides, coeffs.perm, _part(layout, g), grid, int(bits[g])
-            tasks.append(
-                (self.kernels.quantize_pack, *args, packed[start:end], self._scratch(g, bits))
-            )
-            start = end
-        run_all(tasks)
+        run_all(
+            [
+                (self.kernels.quantize_pack, coeffs.values, strides, coeffs.perm, part)
+                + (grids[part[0]],)
+                + (widths, streams, _codes_like(widths))
+                for part, widths, streams in _channel_streams(layout, bits, packed)
+            ]
+        )
         return packed
 
     def unpack_components(
@@ -105,31 +107,62 @@ class Compiled:
         hi: np.ndarray,
         target: Coefficients,
     ) -> None:
-        """Invert `pack_components` up to quantization, writing the coefficients into ``target``.
+        """Invert `pack_components` up to quantization, writing every coefficient of ``target``.
 
-        Positions of components not sent are left as they are.
+        Components not sent decode to zeros.
 
         Raises
         ------
         CodecError
             If a component's padding bits are set.
         """
-        sent = bits > 0
-        ends = np.cumsum(segments_nbytes(bits[sent], layout.counts[sent])).tolist()
-        strides = target.sample_stride, target.channel_stride
-        tasks, start = [], 0
         tables = decoding_tables(bits, lo, hi)
-        for end, g in zip(ends, np.flatnonzero(sent).tolist(), strict=True):
-            width = int(bits[g])
-            args = packed[start:end], width, tables[g], _part(layout, g), strides, target.perm
-            tasks.append((self.kernels.unpack_lookup, *args, target.values, self._scratch(g, bits)))
-            start = end
+        rank = _rank(target.perm)
+        strides = target.sample_stride, target.channel_stride
+        tasks = [
+            (self.kernels.unpack_lookup, streams, widths)
+            + (tuple(tables.get(2 * part[0] + k, NOT_SENT) for k in (0, 1)), part, strides, rank)
+            + (target.values, _codes_like(widths))
+            for part, widths, streams in _channel_streams(layout, bits, packed)
+        ]
         if not all(run_all(tasks)):
             raise CodecError("padding bits after the last code are not zero")
 
-    def _scratch(self, component: int, bits: np.ndarray) -> np.ndarray:
-        """Return a kernel's code buffer for ``component`` (uint8 to 8 bits, else int32)."""
-        return np.empty(self.kernels.CHUNK, np.uint8 if bits[component] <= 8 else np.int32)
+
+NOT_SENT = np.zeros(1, np.float32)
+"""The decoding table of a component not sent: its coefficients decode to 0."""
+
+
+def _channel_streams(
+    layout: ComponentLayout, bits: np.ndarray, packed: np.ndarray
+) -> list[tuple[tuple[int, int, int], tuple[int, int], tuple[np.ndarray, np.ndarray]]]:
+    """Cut the ``codes`` payload ``packed`` into each channel's two component streams.
+
+    ``bits`` are 0 for components not sent (and empty ones). Returns per channel
+    ``((channel, samples, low), (low bits, high bits), (low stream, high stream))``.
+    """
+    ends = np.cumsum(segments_nbytes(bits, layout.counts)).tolist()
+    starts, widths = [0, *ends[:-1]], bits.tolist()
+    return [
+        (
+            (channel, layout.batch, low),
+            (widths[2 * channel], widths[2 * channel + 1]),
+            tuple(packed[starts[g] : ends[g]] for g in (2 * channel, 2 * channel + 1)),
+        )
+        for channel, low in enumerate(layout.low.tolist())
+    ]
+
+
+def _codes_like(widths: tuple[int, int]) -> np.ndarray:
+    """Return an empty array of a channel's code type: ``uint8`` to 8 bits, else ``int32``."""
+    return np.empty(0, np.uint8 if max(widths) <= 8 else np.int32)
+
+
+def _rank(perm: np.ndarray) -> np.ndarray:
+    """Invert the permutation ``perm`` (band position of each storage position)."""
+    rank = np.empty_like(perm)
+    rank[perm] = np.arange(perm.size)
+    return rank
 
 
 def decoding_tables(bits: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> dict[int, np.ndarray]:
@@ -147,14 +180,6 @@ def decoding_tables(bits: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> dict[in
     ends = (torch.from_numpy(array[sent])[:, None] for array in (lo, hi))
     tables = dequantize(codes.contiguous(), *ends, levels).to(torch.float32).numpy()
     return dict(zip(sent.tolist(), tables, strict=True))
-
-
-def _part(layout: ComponentLayout, component: int) -> tuple[int, int, int, int]:
-    """``(channel, samples, first, stop)`` band positions of a component (`_quantize_pack`)."""
-    channel, high = divmod(component, 2)
-    low = int(layout.low[channel])
-    first, stop = (low, layout.positions) if high else (0, low)
-    return channel, layout.batch, first, stop
 
 
 def kernels_for(values: int) -> Compiled | None:
