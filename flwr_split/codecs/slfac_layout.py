@@ -87,11 +87,15 @@ class ComponentLayout:
 
         An empty component gets 0 for both.
         """
-        high, empty = self.high, self.counts == 0
 
         def extreme(per_position: np.ndarray, reduce: np.ufunc, fill: float) -> np.ndarray:
-            parts = [reduce.reduce(np.where(part, per_position, fill), 1) for part in (~high, high)]
-            return np.where(empty, 0.0, np.stack(parts, 1).reshape(-1).astype(np.float64))
+            if self._split:
+                high = self.high
+                parts = [reduce.reduce(np.where(p, per_position, fill), 1) for p in (~high, high)]
+            else:  # a whole row is its channel's one component: reduce it once, unmasked
+                parts = [reduce.reduce(per_position, 1)] * 2
+            stacked = np.stack(parts, 1).reshape(-1).astype(np.float64)
+            return np.where(self.counts == 0, 0.0, stacked)
 
         return extreme(lows, np.minimum, np.inf), extreme(highs, np.maximum, -np.inf)
 

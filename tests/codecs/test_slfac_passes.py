@@ -8,6 +8,7 @@ from flwr_split.codecs import CodecContext, CodecError, get_codec, slfac_passes
 from flwr_split.codecs.base import Encoded
 from flwr_split.codecs.blocks import decoding_table
 from flwr_split.codecs.dct import dct2_bands
+from flwr_split.codecs.slfac_layout import ComponentLayout
 
 pytest.importorskip("numba")
 
@@ -90,3 +91,19 @@ def test_results_outlive_the_reused_transform_buffers(min_values, shape, monkeyp
     dct2_bands(_tensor(shape, 1))
     assert torch.equal(first, kept)
     assert torch.equal(bands, kept_bands)
+
+
+@pytest.mark.parametrize("lows", [[16, 16, 16], [0, 0, 0], [16, 0, 16]])
+def test_unsplit_ranges_equal_the_masked_reduction(lows) -> None:
+    """Channels wholly low or high reduce their rows unmasked: the same values, zeros' signs too."""
+    rng = np.random.default_rng(1)
+    per_position = rng.standard_normal((2, 3, 16)).astype(np.float32)
+    per_position[:, 1] = rng.choice([0.0, -0.0], (2, 16))
+    per_position[:, 0, 0] = -9.0, 9.0  # extremes at the first and last positions
+    per_position[:, 2, -1] = -9.0, 9.0
+    layout = ComponentLayout(4, np.array(lows), 16)
+    masked = ComponentLayout(4, np.array(lows), 16)
+    masked.__dict__["_split"] = True  # force the general path
+    assert not layout._split
+    for got, want in zip(layout.ranges(*per_position), masked.ranges(*per_position), strict=True):
+        assert got.tobytes() == want.tobytes()
