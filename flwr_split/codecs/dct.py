@@ -149,6 +149,8 @@ class Coefficients:
     channel_stride: int
     perm: np.ndarray
     """int64 flat position of each band position."""
+    rank: np.ndarray
+    """int64 band position of each flat position (``perm`` inverted)."""
     natural: bool
     """Whether the layout is the natural one (reading in band order needs ``perm``)."""
 
@@ -159,16 +161,19 @@ class Coefficients:
         """Wrap the flat ``values`` of ``(C, B, P)`` coefficients of ``H x W`` planes."""
         channels, batch, positions = shape
         if positions <= KRON_MAX_POSITIONS:
-            return cls(values, shape, positions, batch * positions, np.arange(positions), False)
-        perm = band_layout(height, width)[0].numpy()
-        return cls(values, shape, channels * positions, positions, perm, True)
+            identity = np.arange(positions)
+            return cls(values, shape, positions, batch * positions, identity, identity, False)
+        perm, rank = band_layout(height, width)[0].numpy(), band_rank(height, width)
+        return cls(values, shape, channels * positions, positions, perm, rank, True)
 
     @classmethod
     def band_ordered(cls, bands: np.ndarray) -> Coefficients:
         """Wrap `channel_bands`' ``(C, B, P)`` array (any ``P``)."""
         channels, batch, positions = bands.shape
-        perm = np.arange(positions)
-        return cls(bands.reshape(-1), bands.shape, positions, batch * positions, perm, False)
+        identity = np.arange(positions)
+        return cls(
+            bands.reshape(-1), bands.shape, positions, batch * positions, identity, identity, False
+        )
 
     @classmethod
     def empty(cls, shape: tuple[int, int, int], height: int, width: int) -> Coefficients:

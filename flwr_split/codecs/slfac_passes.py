@@ -117,12 +117,11 @@ class Compiled:
             If a component's padding bits are set.
         """
         tables = decoding_tables(bits, lo, hi)
-        rank = _rank(target.perm)
         strides = target.sample_stride, target.channel_stride
         tasks = [
             (self.kernels.unpack_lookup, streams, widths)
-            + (tuple(tables.get(2 * part[0] + k, NOT_SENT) for k in (0, 1)), part, strides, rank)
-            + (target.values, _codes_like(widths))
+            + (tuple(tables.get(2 * part[0] + k, NOT_SENT) for k in (0, 1)), part, strides)
+            + (target.rank, target.values, _codes_like(widths))
             for part, widths, streams in _channel_streams(layout, bits, packed)
         ]
         if not all(run_all(tasks)):
@@ -156,13 +155,6 @@ def _channel_streams(
 def _codes_like(widths: tuple[int, int]) -> np.ndarray:
     """Return an empty array of a channel's code type: ``uint8`` to 8 bits, else ``int32``."""
     return np.empty(0, np.uint8 if max(widths) <= 8 else np.int32)
-
-
-def _rank(perm: np.ndarray) -> np.ndarray:
-    """Invert the permutation ``perm`` (band position of each storage position)."""
-    rank = np.empty_like(perm)
-    rank[perm] = np.arange(perm.size)
-    return rank
 
 
 def decoding_tables(bits: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> dict[int, np.ndarray]:
