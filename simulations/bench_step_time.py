@@ -19,12 +19,16 @@ steps, in the same process, one step of each competitor:
   and gradient (``--downlink``);
 - **union**: the unsplit model trained on the union batch (forward, backward, SGD);
 - **echo**: Flower's floor, an echo ClientApp returning a payload of the
-  activations' size, one round trip per client.
+  activations' size, one round trip per client;
+- **bare**: split learning with nothing but the messages (`simulations.bare_split`):
+  the same models, data and round trips, with the clients' state in this
+  process's memory and no checks, codecs, screens, sizes or saved state.
 
 The framework's own time of a step is ``SL step - compute - codec``; divided
 by K it is the figure of issue 23 (goal: at most 0.5 ms at batch 16, one
 thread). Its floor, what any SL on Flower pays beyond compute and codecs, is
-``echo + cut - compute`` (Flower's round trip and torch's cost of the cut).
+``echo + cut - compute`` (Flower's round trip and torch's cost of the cut);
+``bare - cut`` is that floor plus the least glue SL needs (column ``bare_*``).
 The time spent measuring message sizes (`message_nbytes`) inside the SL step
 is recorded too (goal: at most 5 % of the step). Every segment is
 timed in wall time and in CPU time of the process (all its threads): on a
@@ -58,6 +62,7 @@ from flwr_split.codecs import CodecContext, get_codec  # noqa: E402
 from flwr_split.server.nodes import exchange  # noqa: E402
 from flwr_split.tasks import TaskConfig, build_model, load_task_data  # noqa: E402
 from flwr_split.testing.inprocess import InProcessGrid  # noqa: E402
+from simulations.bare_split import BareSplit  # noqa: E402
 from simulations.common import output_dir, save_figure, torch_threads, write_env  # noqa: E402
 from strategies.parallel import ParallelSplitLearning  # noqa: E402
 
@@ -190,6 +195,7 @@ def measure(
         "codec": codec_step(clients, batch, uplink, downlink),
         "union": union_step(clients, batch),
         "echo": echo_step(clients, batch * 1024),
+        "bare": BareSplit(clients, batch, LR, MOMENTUM).step,
     }
     strategy = ParallelSplitLearning(
         TaskConfig(), batch_size=batch, eval_every=10**9, uplink=uplink, downlink=downlink
@@ -252,6 +258,8 @@ def summarize(steps: pd.DataFrame) -> pd.DataFrame:
         )
         floor = table[f"echo{clock}_s"] + table[f"cut{clock}_s"] - table[f"compute{clock}_s"]
         table[f"floor{clock}_per_client_ms"] = floor / table["clients"] * 1e3
+        bare = table[f"bare{clock}_s"] - table[f"cut{clock}_s"]
+        table[f"bare{clock}_per_client_ms"] = bare / table["clients"] * 1e3
     table["ratio_to_union"] = table["split_s"] / table["union_s"]
     table["ratio_to_compute"] = table["split_s"] / table["compute_s"]
     table["goal_met"] = (table["framework_cpu_per_client_ms"] <= GOAL_FRAMEWORK_MS) & (

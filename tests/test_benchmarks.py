@@ -44,6 +44,8 @@ def test_step_time_benchmark_quick_writes_csv_plot_and_env(tmp_path):
     assert (frame["cut_s"] > 0).all() and (frame["echo_s"] > 0).all()
     floor = (frame["echo_cpu_s"] + frame["cut_cpu_s"] - frame["compute_cpu_s"]) / frame["clients"]
     assert np.allclose(frame["floor_cpu_per_client_ms"], floor * 1e3)
+    bare = (frame["bare_cpu_s"] - frame["cut_cpu_s"]) / frame["clients"]
+    assert np.allclose(frame["bare_cpu_per_client_ms"], bare * 1e3)
     (out,) = (tmp_path / "bench_step_time").iterdir()
     assert {p.name for p in out.iterdir()} == {"runs.csv", "steps.csv", "step_time.png", "env.json"}
     assert len(pd.read_csv(out / "steps.csv")) == 2 * 3
