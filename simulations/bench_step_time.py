@@ -52,7 +52,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-from flwr.app import Array, ArrayRecord, Context, Message, RecordDict  # noqa: E402
+from flwr.app import ArrayRecord, Context, Message, RecordDict  # noqa: E402
 from flwr.clientapp import ClientApp  # noqa: E402
 from torch import nn  # noqa: E402
 
@@ -62,6 +62,7 @@ from flwr_split.codecs import CodecContext, get_codec  # noqa: E402
 from flwr_split.server.nodes import exchange  # noqa: E402
 from flwr_split.tasks import TaskConfig, build_model, load_task_data  # noqa: E402
 from flwr_split.testing.inprocess import InProcessGrid  # noqa: E402
+from flwr_split.wire.arrays import from_array, to_array  # noqa: E402
 from simulations.bare_split import BareSplit  # noqa: E402
 from simulations.common import output_dir, save_figure, torch_threads, write_env  # noqa: E402
 from strategies.parallel import ParallelSplitLearning  # noqa: E402
@@ -161,17 +162,23 @@ def echo_client_app() -> ClientApp:
 
 
 def echo_step(clients: int, floats_per_client: int) -> Callable[[np.random.Generator], None]:
-    """Return one step of Flower's floor: a round trip per client of that many floats."""
+    """Return one step of Flower's floor: a round trip per client of that many floats.
+
+    The arrays are written and read with the library's `to_array` and
+    `from_array` (the same bytes as Flower's ``Array(ndarray)`` and
+    ``Array.numpy()``, which go through ``np.save`` and ``np.load`` and cost
+    more than the round trip itself), so the floor holds only Flower's part.
+    """
     grid = InProcessGrid(echo_client_app(), clients)
     payload = np.zeros(floats_per_client, np.float32)
 
     def step(_rng: np.random.Generator) -> None:
         messages = [
-            Message(RecordDict({"acts": ArrayRecord({"v": Array(payload)})}), node, "train.echo")
+            Message(RecordDict({"acts": ArrayRecord({"v": to_array(payload)})}), node, "train.echo")
             for node in grid.get_node_ids()
         ]
         for reply in exchange(grid, messages, timeout=60).values():
-            reply.content["acts"]["v"].numpy()
+            from_array(reply.content["acts"]["v"])
 
     return step
 
