@@ -115,18 +115,26 @@ def pack_bits(codes: np.ndarray, bits: int) -> np.ndarray:
 def pack_into(codes: np.ndarray, bits: int, out: np.ndarray) -> None:
     """Write `pack_bits` of 1-D ``codes`` into ``out``, its exact size; the codes are not checked.
 
-    2- and 4-bit ``uint8`` codes filling whole bytes are merged into ``out`` without a copy
-    (a code above ``2**bits - 1`` corrupts its neighbours); other input goes through
-    `pack_bits`.
+    2- and 4-bit contiguous ``uint8`` codes filling whole bytes are merged into ``out`` in
+    place: ``codes`` serves as the merge's scratch space and is overwritten (a code above
+    ``2**bits - 1`` corrupts its neighbours). Other input goes through `pack_bits`.
     """
-    if bits in (2, 4) and codes.dtype == np.uint8 and codes.size % (8 // bits) == 0:
-        _merge_bytes(np.ascontiguousarray(codes), bits, out)
+    if (
+        bits in (2, 4)
+        and codes.dtype == np.uint8
+        and codes.size % (8 // bits) == 0
+        and codes.flags.c_contiguous
+    ):
+        _merge_bytes(codes, bits, out, overwrite=True)
     else:
         out[...] = pack_bits(codes, bits)
 
 
-def _merge_bytes(codes: np.ndarray, bits: int, out: np.ndarray) -> None:
-    """Pack contiguous ``uint8`` codes of 2 or 4 bits, ``8 // bits`` per byte, into ``out``."""
+def _merge_bytes(codes: np.ndarray, bits: int, out: np.ndarray, overwrite: bool = False) -> None:
+    """Pack contiguous ``uint8`` codes of 2 or 4 bits, ``8 // bits`` per byte, into ``out``.
+
+    With ``overwrite`` the words are merged in ``codes`` itself (no temporary array).
+    """
     per_byte = 8 // bits
     # Word i holds code j of byte i at bit 8 j. Multiplying by the sum of
     # 2**(m (8 - bits)), m < per_byte, puts a copy of code j at every bit
@@ -134,7 +142,8 @@ def _merge_bytes(codes: np.ndarray, bits: int, out: np.ndarray) -> None:
     # never overlap or carry, and m = per_byte - 1 - j lands code j at bit
     # j * bits of the byte that starts at (per_byte - 1) (8 - bits).
     words = codes.view(np.dtype(f"<u{per_byte}"))
-    merged = words * words.dtype.type(sum(1 << (m * (8 - bits)) for m in range(per_byte)))
+    spread = words.dtype.type(sum(1 << (m * (8 - bits)) for m in range(per_byte)))
+    merged = np.multiply(words, spread, out=words if overwrite else None)
     np.right_shift(merged, (per_byte - 1) * (8 - bits), out=merged)
     out[...] = merged
 

@@ -28,7 +28,7 @@ from flwr_split.codecs.bitpack import (
     packed_nbytes,
     unpack_codes,
 )
-from flwr_split.codecs.blocks import BLOCK, blocks, lookup_packed
+from flwr_split.codecs.blocks import lookup_packed
 from flwr_split.codecs.maskscan import top_positions
 from flwr_split.codecs.registry import register_codec
 from flwr_split.codecs.selection import finite_flat_candidates, row_top_positions
@@ -178,6 +178,11 @@ class MaskSparsification(Codec):
         return 2**self.bits - 1
 
     @property
+    def _code_dtype(self) -> type:
+        """Return the narrowest unsigned dtype that holds a ``width``-bit code."""
+        return np.uint8 if self.width <= 8 else np.uint16
+
+    @property
     def width(self) -> int:
         """Return the bits per mask entry: ``bits``, plus one sign bit if ``signed``."""
         return self.bits + int(self.signed)
@@ -250,24 +255,36 @@ class MaskSparsification(Codec):
         """Write the mask bytes and kept values of codes ``start .. stop`` of one unit.
 
         `CHUNK` codes at a time: each chunk's codes are made and packed, and its kept values
-        gathered, while it is in cache. Spans run on torch's threads (`threads.run_all`), each
-        writing its own whole bytes of the mask and its own kept values.
+        gathered, while it is in cache, in buffers reused from chunk to chunk. Spans run on
+        torch's threads (`threads.run_all`), each writing its own whole bytes of the mask and
+        its own kept values.
         """
-        for first in range(start, stop, CHUNK):
-            last = min(first + CHUNK, stop)
-            found = slice(*np.searchsorted(coding.positions, [first, last]).tolist())
-            kept = coding.positions[found] - first
-            codes = self._entry_codes(coding, slice(first, last), kept)
-            values[found] = coding.signal[0, first:last][kept]
+        cuts = [*range(start, stop, CHUNK), stop]
+        found = np.searchsorted(coding.positions, cuts).tolist()
+        codes = np.empty((1, min(CHUNK, stop - start)), self._code_dtype)
+        above = np.empty(codes.size, bool)
+        for first, last, low, high in zip(cuts, cuts[1:], found, found[1:], strict=False):
+            kept = coding.positions[low:high] - first
+            buffer = codes[:, : last - first]
+            part = self._entry_codes(coding, slice(first, last), kept, buffer, above)
+            values[low:high] = coding.signal[0, first:last][kept]
             out = mask[first * self.width // 8 : packed_nbytes(self.width, last)]
-            pack_into(codes.reshape(-1), self.width, out)
+            pack_into(part.reshape(-1), self.width, out)
 
-    def _entry_codes(self, coding: _Coding, part: slice, positions: np.ndarray) -> np.ndarray:
+    def _entry_codes(
+        self,
+        coding: _Coding,
+        part: slice,
+        positions: np.ndarray,
+        out: np.ndarray | None = None,
+        above: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Return the codes of columns ``part`` of every unit: `_codes`, sign bits, kept ``L``.
 
-        ``positions`` are the kept entries' flat positions in the part's ``(units, columns)``.
+        ``positions`` are the kept entries' flat positions in the part's ``(units, columns)``;
+        ``out`` and ``above`` are `_codes`' buffers.
         """
-        codes = self._codes(coding.mag[:, part], coding.threshold, coding.edges)
+        codes = self._codes(coding.mag[:, part], coding.threshold, coding.edges, out, above)
         if self.signed:
             negative = coding.signal[:, part] < 0
             codes |= (negative & (codes > 0)).astype(codes.dtype) << self.bits
@@ -279,26 +296,38 @@ class MaskSparsification(Codec):
         scaled = mag.astype(np.float64) * self.levels / threshold
         return np.rint(scaled) if self.rounding == "nearest" else np.floor(scaled)
 
-    def _codes(self, mag: np.ndarray, threshold: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    def _codes(
+        self,
+        mag: np.ndarray,
+        threshold: np.ndarray,
+        edges: np.ndarray,
+        out: np.ndarray | None = None,
+        above: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Return the magnitude code of every entry as if none were kept (0..L-1).
 
         The dtype is the narrowest that holds a ``width``-bit code. For small
         ``L`` each code counts the level ``edges`` (`_edges` of ``threshold``) at or
         below the entry, which gives the float64 rule's codes without its divisions.
+        The codes are written to ``out`` if given (``mag``'s shape), and ``above``
+        (bools, at least `CHUNK` or a row long) holds one comparison at a time.
         """
         levels = self.levels
-        dtype = np.uint8 if self.width <= 8 else np.uint16
+        codes = np.empty(mag.shape, self._code_dtype) if out is None else out
         if levels == 1:  # no level edges: every code is 0
-            return np.zeros(mag.shape, dtype)
-        codes = np.empty(mag.shape, dtype)  # every code is written below
-        if levels <= EDGE_LEVELS:  # block by block: the comparisons stay in cache
-            above = np.empty(min(BLOCK, mag.shape[1]), bool)
+            codes[...] = 0
+            return codes
+        if levels <= EDGE_LEVELS:  # a chunk at a time: the comparisons stay in cache
+            if above is None:
+                above = np.empty(min(CHUNK, mag.shape[1]), bool)
             for row_codes, row, row_edges in zip(codes, mag, edges, strict=True):
-                for part in blocks(row.size):
-                    block, out, hit = row[part], row_codes[part], above[: part.stop - part.start]
-                    np.greater_equal(block, row_edges[0], out=out.view(bool))  # uint8 0 or 1
+                for first in range(0, row.size, CHUNK):
+                    block, part = row[first : first + CHUNK], row_codes[first : first + CHUNK]
+                    hit = above[: block.size]
+                    np.greater_equal(block, row_edges[0], out=part.view(bool))  # uint8 0 or 1
                     for edge in row_edges[1:]:
-                        np.add(out, np.greater_equal(block, edge, out=hit).view(np.uint8), out=out)
+                        np.greater_equal(block, edge, out=hit)
+                        np.add(part, hit.view(np.uint8), out=part)
             return codes
         positive = threshold[:, None] > 0
         quantized = self._quantize(mag, np.where(positive, threshold[:, None], 1.0))
