@@ -31,7 +31,7 @@ from flwr_split.codecs.bitpack import (
 from flwr_split.codecs.blocks import lookup_packed
 from flwr_split.codecs.maskscan import top_positions
 from flwr_split.codecs.registry import register_codec
-from flwr_split.codecs.selection import finite_flat_candidates, row_top_positions
+from flwr_split.codecs.selection import Candidates, finite_flat_candidates, row_top_positions
 from flwr_split.codecs.threads import run_all, spans
 
 MAX_BITS = 8
@@ -237,6 +237,8 @@ class MaskSparsification(Codec):
             return Encoded({"values": flat[:0].copy(), "mask": np.zeros(0, np.uint8)}, meta)
         signal = flat.reshape(rows, width)
         mag = np.abs(signal) if lowest < 0 else signal
+        if candidates is not None and lowest < 0:  # ranked by magnitude, as ``mag``
+            candidates = Candidates(candidates.positions, np.abs(candidates.values))
         positions, threshold = row_top_positions(mag, k, candidates)
         coding = _Coding(mag, signal, threshold, self._edges(threshold), positions)
         if rows == 1:

@@ -13,6 +13,7 @@ is searched instead.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -28,6 +29,17 @@ MIN_SHARE = 8
 
 SCAN = 2**16
 """Entries per block of the checking pass (256 KiB of float32 and the block's flags)."""
+
+
+class Candidates(NamedTuple):
+    """Entries of a row that may be in its top ``k`` (`finite_flat_candidates`).
+
+    ``positions`` are ascending flat positions, ``values`` the entries there (gathered by the
+    checking pass while each block is in cache).
+    """
+
+    positions: np.ndarray
+    values: np.ndarray
 
 
 def kth_largest(rows: np.ndarray, k: int) -> np.ndarray:
@@ -66,19 +78,21 @@ def sampled_bound(flat: np.ndarray, k: int) -> float | None:
 
 def finite_flat_candidates(
     tensor: torch.Tensor, k: int
-) -> tuple[np.ndarray, float, float, np.ndarray | None]:
-    """`finite_flat` of ``tensor`` plus the positions of the entries that may be in its top ``k``.
+) -> tuple[np.ndarray, float, float, Candidates | None]:
+    """`finite_flat` of ``tensor`` plus the entries that may be in its top ``k`` magnitudes.
 
-    One blocked pass, one span per thread (`threads.run_all`): each block's minimum and
-    maximum, and the positions of its entries of magnitude at or above `sampled_bound`
-    (``b >= bound``, or also ``b <= -bound`` in a block with negative values).
+    One blocked pass, one span per thread (`threads.run_all`): each block's minimum, and the
+    positions and values of its entries of magnitude at or above `sampled_bound` (``b >=
+    bound``, or also ``b <= -bound`` in a block with negative values). Every entry at or
+    above the bound is a candidate, so the highest value is the candidates' highest unless
+    none of them reaches it (then, or without a bound, a pass of its own finds it).
 
     Returns
     -------
     tuple
         The flat float32 values (may share memory with ``tensor``: read only), the lowest
-        and highest value, and the ascending candidate positions: a superset of the top
-        ``k`` magnitudes' positions, or None (no bound, or fewer than ``k`` reach it).
+        and highest value, and the `Candidates`: a superset of the top ``k`` magnitudes, or
+        None (no bound, or fewer than ``k`` reach it).
 
     Raises
     ------
@@ -90,34 +104,41 @@ def finite_flat_candidates(
     if bound is None:
         return (*finite_flat(tensor), None)
     scans = run_all([(_scan, flat, bound, *span) for span in spans(flat.size, SCAN)])
-    ends = np.array([(low, high) for low, high, _ in scans])  # NaN propagates, as in numpy
-    lowest, highest = float(ends[:, 0].min()), float(ends[:, 1].max())
+    lowest = float(np.array([low for low, _, _ in scans]).min())  # NaN propagates, as in numpy
+    positions = np.concatenate([found for _, found, _ in scans])
+    values = np.concatenate([kept for _, _, kept in scans])
+    highest = float(values.max()) if values.size else -math.inf
+    if highest < bound:  # only negative candidates (or none): the highest value is elsewhere
+        highest = float(flat.max())
     require_finite_ends(tensor, lowest, highest)
-    candidates = np.concatenate([found for _, _, found in scans])
-    return flat, lowest, highest, candidates if candidates.size >= k else None
+    return flat, lowest, highest, Candidates(positions, values) if positions.size >= k else None
 
 
-def _scan(flat: np.ndarray, bound: float, start: int, stop: int) -> tuple[float, float, np.ndarray]:
+def _scan(
+    flat: np.ndarray, bound: float, start: int, stop: int
+) -> tuple[float, np.ndarray, np.ndarray]:
     """Run the checking pass over ``flat[start:stop]``, `SCAN` values at a time.
 
-    Returns the span's lowest and highest value and the ascending positions (in ``flat``)
-    of its entries of magnitude at or above ``bound``.
+    Returns the span's lowest value and the ascending positions (in ``flat``) and values of
+    its entries of magnitude at or above ``bound``.
     """
-    ends = np.empty((2, -(-(stop - start) // SCAN)), np.float32)
-    hits, parts = np.empty(min(SCAN, stop - start), bool), []
+    lows = np.empty(-(-(stop - start) // SCAN), np.float32)
+    hits, found, kept = np.empty(min(SCAN, stop - start), bool), [], []
     for index, first in enumerate(range(start, stop, SCAN)):
         block = flat[first : min(first + SCAN, stop)]
         hit = hits[: block.size]
-        ends[:, index] = block.min(), block.max()
+        lows[index] = block.min()
         np.greater_equal(block, bound, out=hit)
-        if ends[0, index] < 0:
+        if lows[index] < 0:
             hit |= block <= -bound
-        parts.append(np.flatnonzero(hit) + first)
-    return ends[0].min(), ends[1].max(), np.concatenate(parts)
+        at = np.flatnonzero(hit)
+        kept.append(np.take(block, at))
+        found.append(at + first)
+    return lows.min(), np.concatenate(found), np.concatenate(kept)
 
 
 def largest_positions(
-    values: np.ndarray, k: int, candidates: np.ndarray | None = None, absolute: bool = False
+    values: np.ndarray, k: int, candidates: Candidates | None = None, absolute: bool = False
 ) -> np.ndarray:
     """Return the ascending flat positions of the ``k`` largest entries of 1-D ``values``.
 
@@ -129,9 +150,9 @@ def largest_positions(
         1-D float array, no NaN.
     k : int
         Entries to keep, ``0 <= k <= values.size``.
-    candidates : np.ndarray, optional
-        Ascending positions that include those of the ``k`` largest (e.g. from
-        `finite_flat_candidates`, at least ``k`` of them): only they are searched.
+    candidates : Candidates, optional
+        Entries that include the ``k`` largest (from `finite_flat_candidates`, at least
+        ``k`` of them): only they are searched.
     absolute : bool, default False
         Rank the entries by magnitude.
     """
@@ -139,7 +160,7 @@ def largest_positions(
 
 
 def largest_entries(
-    values: np.ndarray, k: int, candidates: np.ndarray | None = None, absolute: bool = False
+    values: np.ndarray, k: int, candidates: Candidates | None = None, absolute: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return `largest_positions` and the ranked values there (magnitudes if ``absolute``).
 
@@ -153,14 +174,12 @@ def largest_entries(
         positions = np.flatnonzero(magnitudes >= cutoff)
         kept_values = magnitudes[positions]
     else:
-        chosen = np.take(values, candidates)
-        if absolute:
-            np.abs(chosen, out=chosen)
+        chosen = np.abs(candidates.values) if absolute else candidates.values
         if chosen.dtype == np.float32 and values.size <= 2**32:
-            return _largest_keys(chosen, candidates, k)
+            return _largest_keys(chosen, candidates.positions, k)
         cutoff = kth_largest(chosen.reshape(1, -1), k)[0, 0]
         kept = chosen >= cutoff
-        positions, kept_values = candidates[kept], chosen[kept]
+        positions, kept_values = candidates.positions[kept], chosen[kept]
     surplus = positions.size - k
     if surplus:  # more entries equal the cut-off than fit: drop the highest tied positions
         tied = np.flatnonzero(kept_values == cutoff)
@@ -181,17 +200,21 @@ def _largest_keys(
     it, the same entries as the cut-off and tie rule of `largest_positions`. Returns those
     positions and their values.
     """
-    order = (chosen + np.float32(0)).view(np.uint32)  # adding 0 turns -0.0 into 0.0
-    order = np.where(order >> 31, ~order, order | np.uint32(2**31))
-    keys = order.astype(np.uint64) << np.uint64(32)
-    keys |= np.uint64(2**32 - 1) - positions.astype(np.uint64)
+    bits = (chosen + np.float32(0)).view(np.int32)  # adding 0 turns -0.0 into 0.0
+    halves = np.empty((bits.size, 2), "<u4")  # (low, high) word of each little-endian key
+    order = halves[:, 1]
+    np.right_shift(bits, 31, out=order.view(np.int32))  # all ones for a negative value, else 0
+    np.bitwise_or(order, np.uint32(2**31), out=order)
+    np.bitwise_xor(order, bits.view(np.uint32), out=order)  # negatives flipped, others on top
+    np.invert(positions, out=halves[:, 0], casting="unsafe")  # 2**32 - 1 - position
+    keys = halves.view("<u8").reshape(-1)
     cut = np.partition(keys, keys.size - k)[keys.size - k]
     kept = keys >= cut
     return positions[kept], chosen[kept]
 
 
 def row_top_positions(
-    mag: np.ndarray, k: int, candidates: np.ndarray | None
+    mag: np.ndarray, k: int, candidates: Candidates | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return the flat positions of the ``k`` largest entries of each row, and ``T``.
 

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from flwr_split.codecs.selection import (
     SAMPLED,
+    Candidates,
     finite_flat_candidates,
     kth_largest,
     largest_positions,
@@ -48,7 +49,8 @@ def test_pruned_selection_matches_a_stable_sort(n, data, kind):
     _, lowest, highest, candidates = finite_flat_candidates(torch.from_numpy(values), k)
     assert (lowest, highest) == (values.min(), values.max())
     if candidates is not None:
-        assert candidates.size >= k and np.all(np.diff(candidates) > 0)
+        assert candidates.positions.size >= k and np.all(np.diff(candidates.positions) > 0)
+        assert np.array_equal(candidates.values, values[candidates.positions])
     kept = largest_positions(values, k, candidates, absolute=lowest < 0)
     assert kept.tolist() == _expected(values, k, lowest < 0)
 
@@ -68,7 +70,7 @@ def test_sampled_bound_leaves_a_margin_above_k():
     bound = sampled_bound(values, k)
     reached = int(np.count_nonzero(np.abs(values) >= bound))
     assert k < reached < 1.5 * k
-    assert finite_flat_candidates(torch.from_numpy(values), k)[3].size == reached
+    assert finite_flat_candidates(torch.from_numpy(values), k)[3].positions.size == reached
 
 
 def test_a_misleading_sample_falls_back_to_the_whole_row():
@@ -113,6 +115,15 @@ def test_candidate_keys_keep_what_the_whole_row_search_keeps(items, data):
     values = np.array(items, np.float32)
     k = data.draw(st.integers(1, values.size), label="k")
     absolute = data.draw(st.booleans(), label="absolute")
-    everything = np.arange(values.size)
+    everything = Candidates(np.arange(values.size), values)
     expected = largest_positions(values, k, absolute=absolute)
     np.testing.assert_array_equal(largest_positions(values, k, everything, absolute), expected)
+
+
+def test_a_highest_value_below_the_bound_is_found_by_a_pass_of_its_own():
+    """The candidates give the highest value only when one of them reaches the bound."""
+    values = -np.abs(_values(LONG, "normal", 2))
+    values[5] = np.float32(1e-3)  # the highest value, far below the bound on magnitudes
+    _, lowest, highest, candidates = finite_flat_candidates(torch.from_numpy(values), LONG // 100)
+    assert candidates is not None and np.all(candidates.values < 0)
+    assert (lowest, highest) == (values.min(), np.float32(1e-3))
