@@ -51,6 +51,10 @@ EDGE_LEVELS = 7
 """Largest ``L`` for which codes are counted from level edges instead of divided out."""
 
 
+_Buffers = tuple[np.ndarray, np.ndarray] | None
+"""`MaskSparsification._codes`' codes and one comparison's bools (``CHUNK`` or a row long)."""
+
+
 @dataclass(frozen=True)
 class _Coding:
     """What the codes of ``(units, d)`` entries depend on (`MaskSparsification.encode`).
@@ -168,6 +172,7 @@ class MaskSparsification(Codec):
         self.rounding = rounding
         self.scope = scope
         self.signed = signed
+        self._code_dtype = np.uint8 if self.width <= 8 else np.uint16  # holds a width-bit code
         self._edge_codes = np.arange(1, self.levels, dtype=np.float64)
         offset = 0.5 if rounding == "nearest" else 0.0
         self._edge_shares = (self._edge_codes - offset) / self.levels
@@ -176,11 +181,6 @@ class MaskSparsification(Codec):
     def levels(self) -> int:
         """Return the all-ones code ``L = 2**bits - 1`` that marks a kept entry."""
         return 2**self.bits - 1
-
-    @property
-    def _code_dtype(self) -> type:
-        """Return the narrowest unsigned dtype that holds a ``width``-bit code."""
-        return np.uint8 if self.width <= 8 else np.uint16
 
     @property
     def width(self) -> int:
@@ -267,26 +267,20 @@ class MaskSparsification(Codec):
         above = np.empty(codes.size, bool)
         for first, last, low, high in zip(cuts, cuts[1:], found, found[1:], strict=False):
             kept = coding.positions[low:high] - first
-            buffer = codes[:, : last - first]
-            part = self._entry_codes(coding, slice(first, last), kept, buffer, above)
+            buffers = codes[:, : last - first], above
+            part = self._entry_codes(coding, slice(first, last), kept, buffers)
             values[low:high] = coding.signal[0, first:last][kept]
             out = mask[first * self.width // 8 : packed_nbytes(self.width, last)]
             pack_into(part.reshape(-1), self.width, out)
 
     def _entry_codes(
-        self,
-        coding: _Coding,
-        part: slice,
-        positions: np.ndarray,
-        out: np.ndarray | None = None,
-        above: np.ndarray | None = None,
+        self, coding: _Coding, part: slice, positions: np.ndarray, buffers: _Buffers = None
     ) -> np.ndarray:
         """Return the codes of columns ``part`` of every unit: `_codes`, sign bits, kept ``L``.
 
-        ``positions`` are the kept entries' flat positions in the part's ``(units, columns)``;
-        ``out`` and ``above`` are `_codes`' buffers.
+        ``positions`` are the kept entries' flat positions in the part's ``(units, columns)``.
         """
-        codes = self._codes(coding.mag[:, part], coding.threshold, coding.edges, out, above)
+        codes = self._codes(coding.mag[:, part], coding.threshold, coding.edges, buffers)
         if self.signed:
             negative = coding.signal[:, part] < 0
             codes |= (negative & (codes > 0)).astype(codes.dtype) << self.bits
@@ -299,29 +293,24 @@ class MaskSparsification(Codec):
         return np.rint(scaled) if self.rounding == "nearest" else np.floor(scaled)
 
     def _codes(
-        self,
-        mag: np.ndarray,
-        threshold: np.ndarray,
-        edges: np.ndarray,
-        out: np.ndarray | None = None,
-        above: np.ndarray | None = None,
+        self, mag: np.ndarray, threshold: np.ndarray, edges: np.ndarray, buffers: _Buffers = None
     ) -> np.ndarray:
         """Return the magnitude code of every entry as if none were kept (0..L-1).
 
         The dtype is the narrowest that holds a ``width``-bit code. For small
         ``L`` each code counts the level ``edges`` (`_edges` of ``threshold``) at or
         below the entry, which gives the float64 rule's codes without its divisions.
-        The codes are written to ``out`` if given (``mag``'s shape), and ``above``
-        (bools, at least `CHUNK` or a row long) holds one comparison at a time.
+        ``buffers`` (`_Buffers`) receive the codes and one comparison at a time.
         """
         levels = self.levels
-        codes = np.empty(mag.shape, self._code_dtype) if out is None else out
+        codes, above = buffers or (
+            np.empty(mag.shape, self._code_dtype),
+            np.empty(min(CHUNK, mag.shape[1]), bool),
+        )
         if levels == 1:  # no level edges: every code is 0
             codes[...] = 0
             return codes
         if levels <= EDGE_LEVELS:  # a chunk at a time: the comparisons stay in cache
-            if above is None:
-                above = np.empty(min(CHUNK, mag.shape[1]), bool)
             for row_codes, row, row_edges in zip(codes, mag, edges, strict=True):
                 for first in range(0, row.size, CHUNK):
                     block, part = row[first : first + CHUNK], row_codes[first : first + CHUNK]
