@@ -39,7 +39,7 @@ ACTION = "train.bare"
 class BareClient:
     """One client's bottom, optimizer, training data and the graph of its last forward."""
 
-    def __init__(self, x: torch.Tensor, y: np.ndarray, batch: int, lr: float, momentum: float):
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch: int, lr: float, momentum: float):
         self.bottom, _ = build_model(TaskConfig())
         self.optimizer = torch.optim.SGD(self.bottom.parameters(), lr, momentum)
         self.x, self.y, self.batch = x, y, batch
@@ -54,14 +54,13 @@ class BareClient:
             self.optimizer.step()
             self.optimizer.zero_grad()
         idx = self.rng.choice(len(self.y), self.batch, replace=False)
-        self.acts = self.bottom(self.x[idx])
+        self.acts = self.bottom(torch.from_numpy(self.x[idx]))
         return self.acts.detach().numpy(), self.y[idx]
 
 
 def bare_client_app(clients: int, batch: int, lr: float, momentum: float) -> ClientApp:
     """Return a ClientApp whose nodes each train a bottom on their share of digits."""
     train, _ = load_task_data(TaskConfig())
-    x = torch.from_numpy(train.x)
     states: dict[int, BareClient] = {}
     bare = ClientApp()
 
@@ -70,7 +69,7 @@ def bare_client_app(clients: int, batch: int, lr: float, momentum: float) -> Cli
         if context.node_id not in states:
             part, _ = node_partition(context)
             rows = slice(part, None, clients)
-            states[context.node_id] = BareClient(x[rows], train.y[rows], batch, lr, momentum)
+            states[context.node_id] = BareClient(train.x[rows], train.y[rows], batch, lr, momentum)
         record = message.content[RECORD]
         grad = from_array(record["grad"]) if "grad" in record else None
         acts, labels = states[context.node_id].step(grad)
