@@ -1,5 +1,6 @@
 """Test-wide settings: Flower never phones home, its home stays inside the project (one per
-pytest-xdist worker), and tests that share an expensive fixture share a worker."""
+pytest-xdist worker), torch runs one intra-op thread per worker, and tests that share an
+expensive fixture share a worker."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from flwr_split.launch.processes import FLOWER_ENV
 
@@ -18,6 +20,14 @@ _HOME = Path(
 if "PYTEST_XDIST_WORKER" in os.environ:
     _HOME = _HOME / f"xdist-{os.environ['PYTEST_XDIST_WORKER']}"
 os.environ["FLWR_HOME"] = str(_HOME)
+
+# Two workers share two cores (pyproject's ``-n 2``): with torch's default of one
+# thread per core, idle OpenMP threads spin on the core the other worker needs
+# (an in-process digits run took 129 s on two threads, 7 s on one, at load 10).
+# The Flower processes the tests start (ServerApps, ClientApps) inherit one thread
+# too. Tests about thread counts set their own (tests/codecs/test_threads.py).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 WIDEST_FIRST = ("session", "package", "module", "class")
 """Scopes of a fixture that outlives one test, widest first."""
@@ -32,6 +42,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     a data stand-in) is built once, not once per worker. A test using several
     goes with the widest-scoped one (``insecure`` goes with ``shared_deployment``).
     Fixtures of pytest and its plugins (empty ``baseid``) are not ours.
+    Then the slow units go first (`_slow_first`).
     """
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
@@ -45,3 +56,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         ]
         if shared:
             item.add_marker(pytest.mark.xdist_group(min(shared)[1]))
+    _slow_first(items)
+
+
+def scheduling_unit(item: pytest.Item) -> str:
+    """What xdist schedules ``item`` with: its ``xdist_group``, or the test alone."""
+    group = item.get_closest_marker("xdist_group")
+    return group.args[0] if group else item.nodeid
+
+
+def _slow_first(items: list[pytest.Item]) -> None:
+    """Move every slow test, and every test of a group that holds one, to the front.
+
+    The workers then start the long units (clusters, Ray runs, trainings) first
+    and end on short tests, so neither idles while the other finishes a long one
+    (pyproject's ``--no-loadscope-reorder`` keeps this order; otherwise xdist
+    would queue the groups with the most tests first). The sort is stable.
+    """
+    slow = {scheduling_unit(item) for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: scheduling_unit(item) not in slow)

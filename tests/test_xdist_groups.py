@@ -1,8 +1,11 @@
-"""Tests that share a cluster fixture run on one pytest-xdist worker, so each cluster runs once."""
+"""Tests that share a cluster fixture run on one pytest-xdist worker, so each cluster runs once;
+slow units are queued first."""
 
 from __future__ import annotations
 
 import pytest
+
+from tests.conftest import scheduling_unit
 
 CLUSTER_FIXTURES = ("shared_deployment", "secure", "killed")
 """Fixtures of tests/app that each start a deployment cluster and run a job on it."""
@@ -26,3 +29,14 @@ def test_the_tests_of_one_cluster_fixture_share_one_xdist_group(request):
     assert set(groups) == set(CLUSTER_FIXTURES), groups
     for fixture, marks in groups.items():
         assert len(marks) == 1 and len(next(iter(marks))) == 1, (fixture, marks)
+
+
+def test_slow_tests_and_the_tests_of_their_groups_come_first(request):
+    """The workers start the long units first (tests/conftest.py ``_slow_first``)."""
+    items = request.session.items
+    slow = {scheduling_unit(item) for item in items if item.get_closest_marker("slow")}
+    if not slow:
+        pytest.skip("no slow test is collected in this session")
+    is_slow = [scheduling_unit(item) in slow for item in items]
+    first_rest = is_slow.index(False) if False in is_slow else len(items)
+    assert not any(is_slow[first_rest:])

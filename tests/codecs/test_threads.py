@@ -7,7 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from flwr_split.codecs import CodecContext, bitpack, get_codec, maskscan, ms, selection, threads
+from flwr_split.codecs import (
+    CodecContext,
+    bitpack,
+    get_codec,
+    maskscan,
+    ms,
+    selection,
+    slfac_passes,
+    threads,
+)
 
 SPECS = [
     *(f"ms:ratio=0.99,bits={bits}" for bits in range(1, 9)),
@@ -74,6 +83,23 @@ def test_a_large_tensor_gives_the_same_bytes_on_one_and_two_threads(spec, torch_
         torch_threads(count)
         results.append(_round_trip(spec, tensor))
     assert results[0] == results[1]
+
+
+@pytest.mark.parametrize(
+    "spec", ["slfac:theta=0.9,bmin=1,bmax=7", "slfac:theta=0.95,cutoff_scope=tensor,bmin=2,bmax=24"]
+)
+def test_slfac_kernels_give_the_one_thread_bytes_on_two_and_three_threads(
+    spec, torch_threads, monkeypatch
+):
+    """Channel chunks, one per thread (tests/conftest.py runs the other tests on one thread)."""
+    pytest.importorskip("numba")
+    monkeypatch.setattr(slfac_passes, "MIN_VALUES", 1)
+    tensor = _tensor((24, 8, 16, 16), signed=False, seed=2)
+    results = []
+    for count in (1, 2, 3):
+        torch_threads(count)
+        results.append(_round_trip(spec, tensor))
+    assert results[0] == results[1] == results[2]
 
 
 def test_spans_cover_the_range_once_on_unit_boundaries(torch_threads):
