@@ -1,4 +1,7 @@
-"""Orthonormal DCT-II of the last two axes by matrix products, and its frequency bands."""
+"""Orthonormal DCT-II of the last two axes, and its frequency bands.
+
+By matrix products; ``32 x 32`` planes by Lee's fast algorithm (`slfac_lee`).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import numpy as np
 import torch
 
 from flwr_split.codecs.base import CodecError, all_finite
+from flwr_split.codecs.slfac_lee import forward_planes, inverse_planes, uses_lee
 
 
 @lru_cache(maxsize=32)
@@ -86,15 +90,23 @@ def band_dct_matrix(height: int, width: int) -> torch.Tensor:
 
 
 @lru_cache(maxsize=32)
-def band_rank(height: int, width: int) -> np.ndarray:
-    """Return the int64 band position (`band_layout` order) of each flat ``u * W + v``."""
+def storage_order(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(perm, rank)`` of the coefficients of a large ``H x W`` plane as stored.
+
+    ``perm[j]`` is where band position ``j`` (`band_layout` order) is stored in its plane,
+    ``rank`` the inverse: flat ``u * W + v`` for the matrix products, ``v * H + u`` for
+    Lee's algorithm (`slfac_lee`, each plane transposed). int64, read-only.
+    """
     order = band_layout(height, width)[0].numpy()
+    if uses_lee(height, width):
+        order = (order % width) * height + order // width
     rank = np.empty_like(order)
     rank[order] = np.arange(order.size)
-    return rank
+    order.flags.writeable = rank.flags.writeable = False
+    return order, rank
 
 
-def _buffer(*shape: int) -> torch.Tensor:
+def fresh_buffer(*shape: int) -> torch.Tensor:
     """Return an uninitialized float32 tensor on numpy memory.
 
     numpy asks the kernel for huge pages on large arrays, so filling a fresh 64 MB buffer
@@ -138,7 +150,7 @@ class Coefficients:
     Coefficient ``j`` (`band_layout` order) of channel ``c`` of sample ``b`` is
     ``values[b * sample_stride + c * channel_stride + perm[j]]``. Small planes
     (`KRON_MAX_POSITIONS`) are band-ordered and channel-major (``perm`` the identity),
-    larger ones in the natural ``(B, C, H * W)`` layout (``perm`` the band order).
+    larger ones in the natural ``(B, C, H * W)`` layout (``perm`` from `storage_order`).
     """
 
     values: np.ndarray
@@ -152,7 +164,8 @@ class Coefficients:
     rank: np.ndarray
     """int64 band position of each flat position (``perm`` inverted)."""
     natural: bool
-    """Whether the layout is the natural one (reading in band order needs ``perm``)."""
+    """Whether planes are stored as the transform leaves them (reading in band order needs
+    ``perm``)."""
 
     @classmethod
     def laid_out(
@@ -163,7 +176,7 @@ class Coefficients:
         if positions <= KRON_MAX_POSITIONS:
             identity = np.arange(positions)
             return cls(values, shape, positions, batch * positions, identity, identity, False)
-        perm, rank = band_layout(height, width)[0].numpy(), band_rank(height, width)
+        perm, rank = storage_order(height, width)
         return cls(values, shape, channels * positions, positions, perm, rank, True)
 
     @classmethod
@@ -191,21 +204,27 @@ def coefficients(planes: torch.Tensor, reuse: bool = False) -> Coefficients:
     Planes of at most `KRON_MAX_POSITIONS` positions go through one matmul with
     `band_dct_matrix` (its rounding depends on shapes only), larger ones through two 2-D
     matmuls: the second is `dct2`'s broadcast ``matmul``, so the values are those of `dct2`
-    bit for bit. Every intermediate lives on numpy memory, on this thread's `scratch`
-    slot 1; with ``reuse`` so does the result (slot 0: valid until this thread's next
-    transform), else it is fresh (`_buffer`).
+    bit for bit; ``32 x 32`` planes through Lee's algorithm (`slfac_lee.forward_planes`, each
+    plane stored transposed: `storage_order`). Every intermediate lives on numpy memory, on
+    this thread's `scratch` slot 1; with ``reuse`` so does the result (slot 0: valid until
+    this thread's next transform), else it is fresh (`fresh_buffer`).
     """
     batch, channels, height, width = planes.shape
     positions, count = height * width, batch * channels
     shape = (channels, batch, positions)
-    result = _reused if reuse else _buffer
+    result = _reused if reuse else fresh_buffer
     if positions <= KRON_MAX_POSITIONS:
         turned = _reused(channels, batch, positions, slot=1)
         turned.copy_(planes.reshape(batch, channels, positions).transpose(0, 1))
         out = result(count, positions)
         torch.mm(turned.view(count, positions), band_dct_matrix(height, width).T, out=out)
         return Coefficients.laid_out(out.numpy().reshape(-1), shape, height, width)
-    if height == 1:
+    if uses_lee(height, width):
+        natural = result(count, positions)
+        natural.numpy()[:] = forward_planes(planes.reshape(count, height, width).numpy()).reshape(
+            count, positions
+        )
+    elif height == 1:
         natural = result(count, width)
         torch.mm(planes.reshape(count, width), dct_matrix(width).T, out=natural)
     else:
@@ -236,13 +255,13 @@ def channel_bands(planes: torch.Tensor) -> np.ndarray:
 
 
 def planes_from_coefficients(coeffs: Coefficients, height: int, width: int) -> torch.Tensor:
-    """Invert `coefficients`: fresh ``(B, C, H, W)`` planes, bit for bit `idct2`'s.
+    """Invert `coefficients`: fresh ``(B, C, H, W)`` planes, bit for bit `idct2`'s (but Lee's).
 
     ``coeffs`` is laid out as `coefficients` lays out its result (`Coefficients.laid_out`).
     """
     channels, batch, positions = coeffs.shape
     count = batch * channels
-    out = _buffer(batch, channels, height, width)
+    out = fresh_buffer(batch, channels, height, width)
     values = torch.from_numpy(coeffs.values)
     if not coeffs.natural:
         planes = _reused(channels, batch, positions, slot=1)
@@ -252,6 +271,11 @@ def planes_from_coefficients(coeffs: Coefficients, height: int, width: int) -> t
             out=planes.view(count, positions),
         )
         out.view(batch, channels, positions).copy_(planes.transpose(0, 1))
+        return out
+    if uses_lee(height, width):
+        out.numpy()[:] = inverse_planes(coeffs.values.reshape(count, height, width)).reshape(
+            out.shape
+        )
         return out
     if height == 1:
         torch.mm(values.view(count, width), dct_matrix(width), out=out.view(count, width))
@@ -275,9 +299,8 @@ def planes_from_channel_bands(coeffs: np.ndarray, height: int, width: int) -> to
         target = replace(target, values=np.ascontiguousarray(coeffs).reshape(-1))
     else:
         natural = target.values.reshape(batch, channels, positions)
-        rank = band_rank(height, width)
         for channel in range(channels):
-            np.take(coeffs[channel], rank, axis=1, out=natural[:, channel], mode="wrap")
+            np.take(coeffs[channel], target.rank, axis=1, out=natural[:, channel], mode="wrap")
     return planes_from_coefficients(target, height, width)
 
 
@@ -309,7 +332,10 @@ def finite_planes(
     matrix (and of each separable factor) has an L1 norm of at most ``sqrt(H W)``: no
     output, nor any intermediate, exceeds ``sqrt(H W)`` times the largest ``|lo|`` or
     ``|hi|``. Below half of float32's largest value (a margin far wider than the matmuls'
-    rounding) the values are finite without a pass over them.
+    rounding) the values are finite without a pass over them. Lee's inverse (`slfac_lee`,
+    32 x 32) stays within the same bound: each value of one 32-point pass is at most 5.15
+    times the pass's largest input, so below 26.5 times the largest ``|lo|`` or ``|hi|``
+    over both passes (tests/codecs/test_slfac_lee.py).
     """
     largest = max(float(np.abs(lo).max(initial=0.0)), float(np.abs(hi).max(initial=0.0)))
     if 2 * largest * math.sqrt(positions) < FLOAT32_MAX:

@@ -25,10 +25,8 @@ from flwr_split.codecs.dct import (
     Coefficients,
     band_layout,
     channel_bands,
-    coefficients,
     finite_planes,
     planes_from_channel_bands,
-    planes_from_coefficients,
 )
 from flwr_split.codecs.registry import register_codec
 from flwr_split.codecs.segments import pack_segments, segments_nbytes, unpack_segments
@@ -261,10 +259,11 @@ class SLFAC(Codec):
         _check_sides(height, width)
         x = tensor.detach().to(torch.float32).cpu().reshape(batch, channels, height, width)
         if fast:
-            coeffs = coefficients(x, reuse=True)
+            coeffs, (lows, highs, pooled) = fast.analyse(x)
         else:
             coeffs = Coefficients.band_ordered(channel_bands(x))
-        lows, highs, pooled = band_statistics(coeffs, fast)  # NaN or inf show in all three
+            lows, highs, pooled = band_statistics(coeffs, None)
+        # NaN or inf show in all three
         if not all(np.isfinite(array).all() for array in (lows, highs, pooled)):
             check_finite(tensor)  # names NaN or inf in the input first
             if not all_finite(x):
@@ -335,11 +334,9 @@ class SLFAC(Codec):
             return self.reconstruct(self.parse(encoded, shape))
         cutoffs, bits, lo, hi, packed = self._read(encoded, shape)
         layout = self._layout(shape, cutoffs)
-        _, channels, height, width = planes_shape(shape)
-        coeffs = Coefficients.empty((channels, layout.batch, layout.positions), height, width)
-        fast.unpack_components(packed, layout, bits, lo, hi, coeffs)
-        decoded = planes_from_coefficients(coeffs, height, width).reshape(shape)
-        return finite_planes(decoded, lo, hi, height * width)
+        _, _, height, width = planes_shape(shape)
+        decoded = fast.decode_planes(packed, layout, (bits, lo, hi), height, width)
+        return finite_planes(decoded.reshape(shape), lo, hi, height * width)
 
     def parse(self, encoded: Encoded, shape: tuple[int, ...]) -> Quantized:
         """Read and validate every payload array of ``encoded`` for a tensor of ``shape``."""

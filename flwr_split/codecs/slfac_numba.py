@@ -11,6 +11,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from flwr_split.codecs.slfac_lee_forward import forward
+from flwr_split.codecs.slfac_lee_inverse import inverse
+
 
 @njit(cache=True, nogil=True)
 def statistics(
@@ -23,11 +26,14 @@ def statistics(
     lows: np.ndarray,
     highs: np.ndarray,
     pooled: np.ndarray,
+    source: np.ndarray,
 ) -> None:
     """Extremes and energy of channels ``channels[0]:channels[1]``, in storage order.
 
     Position ``j`` of channel ``c`` of sample ``b`` is ``values[b * strides[0] + c *
-    strides[1] + j]`` (`Coefficients`: the caller maps storage to band order).
+    strides[1] + j]`` (`Coefficients`: the caller maps storage to band order). With
+    ``source`` non-empty (32 x 32 planes laid out as ``values``), each plane of ``source``
+    is first transformed into its place in ``values`` (`slfac_lee`) and read while in cache.
     ``lows`` and ``highs`` get the float32 minimum and maximum over the samples of each
     ``(channel, position)``; ``pooled`` the float64 sum of squares, samples summed
     ``rows`` at a time, each block's sum (from its first square, in sample order) then
@@ -36,12 +42,17 @@ def statistics(
     """
     sample_stride, channel_stride = strides
     block = np.empty(positions)
+    work = np.empty((2, positions), np.float32)
     for c in range(channels[0], channels[1]):
         low, high, energy = lows[c], highs[c], pooled[c]
         for start in range(0, batch, rows):
             for b in range(start, min(start + rows, batch)):
                 base = b * sample_stride + c * channel_stride
                 plane = values[base : base + positions]
+                if source.size:
+                    forward(source[base : base + positions], work[0])
+                    _transpose(work[0], work[1])
+                    forward(work[1], plane)
                 if b == 0:
                     low[:] = plane
                     high[:] = plane
@@ -180,12 +191,16 @@ def unpack_lookup(
     rank: np.ndarray,
     values: np.ndarray,
     like: np.ndarray,
+    planes: np.ndarray,
 ) -> bool:
     """Invert `quantize_pack` up to quantization: write ``table[code]`` at every position.
 
     A component of width 0 (not sent) gets code 0 (give it a one-entry table of 0.0).
     The codes are unpacked into a buffer of ``like``'s type, as in `quantize_pack`. Each
-    sample's plane is written in storage order, contiguously.
+    sample's plane is written in storage order, contiguously. With ``planes`` non-empty
+    (32 x 32 planes laid out as ``values`` would be), each plane is written to a work
+    buffer instead and inverse-transformed from there into its place in ``planes``
+    (`slfac_lee`); ``values`` is then not used.
 
     Return False if a component's padding bit after its last code is set, else True.
     """
@@ -198,9 +213,10 @@ def unpack_lookup(
     clean = _unpack_or_zero(packed[0], widths[0], low_codes)
     clean &= _unpack_or_zero(packed[1], widths[1], high_codes)
     low_table, high_table = tables
+    work = np.empty((3, positions), np.float32)
     for sample in range(samples):
         base = sample * sample_stride + channel * channel_stride
-        out = values[base : base + positions]
+        out = work[2] if planes.size else values[base : base + positions]
         if high == 0:  # one component: no choice per position
             _lookup(low_table, low_codes[sample * low : (sample + 1) * low], rank, out)
         elif low == 0:
@@ -213,7 +229,19 @@ def unpack_lookup(
                     out[i] = low_table[low_codes[at_low + j]]
                 else:
                     out[i] = high_table[high_codes[at_high + j]]
+        if planes.size:
+            inverse(out, work[0])
+            _transpose(work[0], work[1])
+            inverse(work[1], planes[base : base + positions])
     return clean
+
+
+@njit(cache=True, nogil=True)
+def _transpose(plane: np.ndarray, out: np.ndarray) -> None:
+    """Write the flat 32 x 32 ``plane`` transposed into ``out`` (`slfac_lee`'s second pass)."""
+    for row in range(32):
+        for column in range(32):
+            out[column * 32 + row] = plane[row * 32 + column]
 
 
 @njit(cache=True, nogil=True)

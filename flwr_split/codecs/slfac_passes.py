@@ -20,7 +20,11 @@ payload and decoded bytes are the numpy path's bit for bit
   are zero.
 
 The kernels (`flwr_split.codecs.slfac_numba`) run channel by channel on
-`torch.get_num_threads` threads: they release the GIL.
+`torch.get_num_threads` threads: they release the GIL. On ``32 x 32`` planes they also
+transform (`slfac_lee`: the same float32 operations as `dct.coefficients` there): the
+statistics kernel transforms each plane and reads it while in cache, and the decoding
+kernel inverse-transforms each plane it writes, so no torch product runs and each thread
+works on its own channels.
 
 numba is imported, and the kernels loaded or compiled, on first use only (`kernels`), so importing
 the codecs stays cheap; the machine code is cached on disk (``cache=True``), so a fresh
@@ -41,14 +45,24 @@ import torch
 
 from flwr_split.codecs.base import CodecError
 from flwr_split.codecs.blocks import BLOCK, decoding_table
-from flwr_split.codecs.dct import Coefficients
+from flwr_split.codecs.dct import (
+    Coefficients,
+    coefficients,
+    fresh_buffer,
+    planes_from_coefficients,
+)
 from flwr_split.codecs.minmax import dequantize
 from flwr_split.codecs.segments import segments_nbytes
 from flwr_split.codecs.slfac_layout import ComponentLayout
+from flwr_split.codecs.slfac_lee import uses_lee
 from flwr_split.codecs.threads import run_all
 
 MIN_VALUES = 2**16
 """Tensors of fewer values take the numpy path: there a kernel's call costs more than it saves."""
+
+
+NO_VALUES = np.zeros(0, np.float32)
+"""An empty float32 array: the kernels' "no source" / "no planes"."""
 
 
 @cache
@@ -68,6 +82,42 @@ class Compiled:
     """SL-FAC's passes through the numba `kernels`, on `torch.get_num_threads` threads."""
 
     kernels: ModuleType
+
+    def analyse(self, planes: torch.Tensor) -> tuple[Coefficients, tuple[np.ndarray, ...]]:
+        """Return the coefficients of float32 ``(B, C, H, W)`` ``planes`` and `band_statistics`.
+
+        The coefficients are on this thread's `dct.scratch` (valid until its next transform).
+        """
+        batch, channels, height, width = planes.shape
+        if not uses_lee(height, width):
+            coeffs = coefficients(planes, reuse=True)
+            return coeffs, band_statistics(coeffs, self)
+        coeffs = Coefficients.empty((channels, batch, height * width), height, width)
+        source = planes.contiguous().numpy().reshape(-1)
+        return coeffs, band_statistics(coeffs, self, source)
+
+    def decode_planes(
+        self,
+        packed: np.ndarray,
+        layout: ComponentLayout,
+        ranges: tuple[np.ndarray, np.ndarray, np.ndarray],
+        height: int,
+        width: int,
+    ) -> torch.Tensor:
+        """Return fresh ``(B, C, H, W)`` planes from the ``codes`` payload ``packed``.
+
+        ``ranges`` are `Quantized`'s ``bits``, ``lo`` and ``hi`` over all components.
+        """
+        batch, channels = layout.batch, layout.low.size
+        shape = (channels, batch, height * width)
+        if not uses_lee(height, width):
+            coeffs = Coefficients.empty(shape, height, width)
+            self.unpack_components(packed, layout, *ranges, coeffs)
+            return planes_from_coefficients(coeffs, height, width)
+        planes = fresh_buffer(batch, channels, height, width)
+        target = Coefficients.laid_out(NO_VALUES, shape, height, width)
+        self.unpack_components(packed, layout, *ranges, target, planes.numpy().reshape(-1))
+        return planes
 
     def pack_components(
         self,
@@ -106,10 +156,12 @@ class Compiled:
         lo: np.ndarray,
         hi: np.ndarray,
         target: Coefficients,
+        planes: np.ndarray = NO_VALUES,
     ) -> None:
         """Invert `pack_components` up to quantization, writing every coefficient of ``target``.
 
-        Components not sent decode to zeros.
+        Components not sent decode to zeros. With flat ``planes`` (32 x 32), the
+        coefficients are inverse-transformed into them instead (``target`` gives the layout).
 
         Raises
         ------
@@ -121,7 +173,7 @@ class Compiled:
         tasks = [
             (self.kernels.unpack_lookup, streams, widths)
             + (tuple(tables.get(2 * part[0] + k, NOT_SENT) for k in (0, 1)), part, strides)
-            + (target.rank, target.values, _codes_like(widths))
+            + (target.rank, target.values, _codes_like(widths), planes)
             for part, widths, streams in _channel_streams(layout, bits, packed)
         ]
         if not all(run_all(tasks)):
@@ -181,14 +233,15 @@ def kernels_for(values: int) -> Compiled | None:
 
 
 def band_statistics(
-    coeffs: Coefficients, compiled: Compiled | None
+    coeffs: Coefficients, compiled: Compiled | None, source: np.ndarray = NO_VALUES
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return the extremes and the energy of each ``(channel, band position)`` over the batch.
 
     ``(C, P)`` float32 minima and maxima (NaN or inf show in them or in the energy) and
     float64 sums of squares, samples summed by blocks of about `BLOCK` values, each
     block's sum added in turn. Without ``compiled``, ``coeffs`` must be band-ordered
-    and channel-major (`dct.channel_bands`).
+    and channel-major (`dct.channel_bands`). With flat ``(B, C, 32, 32)`` planes ``source``
+    (``compiled`` only), their transform is written into ``coeffs`` first, plane by plane.
     """
     channels, batch, positions = coeffs.shape
     pooled = np.zeros((channels, positions))
@@ -205,7 +258,7 @@ def band_statistics(
     run_all(
         [
             (kernel, coeffs.values, strides, positions, (c[0], c[-1] + 1), batch, rows)
-            + (lows, highs, pooled)
+            + (lows, highs, pooled, source)
             for c in chunks
             if c.size
         ]

@@ -24,8 +24,9 @@ from flwr_split.codecs.slfac_passes import kernels_for
 
 pytest.importorskip("numba")
 
-SHAPES = [(2, 8, 64, 64), (256, 16, 4, 4), (4, 4, 1, 4096)]
-"""65,536 values each: large planes (natural layout), small ones (one matmul), 1-D rows."""
+SHAPES = [(2, 8, 64, 64), (256, 16, 4, 4), (4, 4, 1, 4096), (8, 8, 32, 32)]
+"""65,536 values each: large planes (natural layout), small ones (one matmul), 1-D rows, and
+32 x 32 planes (Lee's algorithm, inverse-transformed inside the kernel)."""
 OPTIONS = [
     {},
     {"theta": 1.0, "bmin": 2, "bmax": 8},
