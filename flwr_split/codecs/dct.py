@@ -239,9 +239,9 @@ def channel_bands(planes: torch.Tensor) -> np.ndarray:
     """Return the DCT-II coefficients of ``(B, C, H, W)`` float32 ``planes``, channel-major.
 
     The result is a ``(C, B, H * W)`` float32 array whose last axis is in `band_layout`
-    order: bit for bit `dct2` followed by a gather (`coefficients` then, for large planes,
-    one `np.take` per channel, which beats one gather into a transposed view); the
-    result is fresh.
+    order: bit for bit `dct2` followed by a gather, but Lee's algorithm at 32 x 32
+    (`coefficients` then, for large planes, one `np.take` per channel, which beats one
+    gather into a transposed view); the result is fresh.
     """
     coeffs = coefficients(planes, reuse=planes.shape[-2] * planes.shape[-1] > KRON_MAX_POSITIONS)
     channels, batch, positions = coeffs.shape
@@ -255,7 +255,7 @@ def channel_bands(planes: torch.Tensor) -> np.ndarray:
 
 
 def planes_from_coefficients(coeffs: Coefficients, height: int, width: int) -> torch.Tensor:
-    """Invert `coefficients`: fresh ``(B, C, H, W)`` planes, bit for bit `idct2`'s (but Lee's).
+    """Invert `coefficients`: fresh ``(B, C, H, W)`` planes, bit for bit `idct2`'s but at 32 x 32.
 
     ``coeffs`` is laid out as `coefficients` lays out its result (`Coefficients.laid_out`).
     """
@@ -291,7 +291,8 @@ def planes_from_coefficients(coeffs: Coefficients, height: int, width: int) -> t
 def planes_from_channel_bands(coeffs: np.ndarray, height: int, width: int) -> torch.Tensor:
     """Invert `channel_bands`: ``(C, B, H * W)`` coefficients to fresh ``(B, C, H, W)`` planes.
 
-    Bit for bit `idct2` of the planes the band-ordered coefficients come from.
+    Bit for bit `idct2` of the planes the band-ordered coefficients come from (at 32 x 32:
+    Lee's inverse, `slfac_lee.inverse_planes`).
     """
     channels, batch, positions = coeffs.shape
     target = Coefficients.empty(coeffs.shape, height, width)
