@@ -44,8 +44,9 @@ SCOPES = ("batch", "sample")
 _EMPTY_UNIT_ERROR = "mask has non-zero codes in a unit whose smallest kept value is 0"
 _SIGN_ERROR = "sign bit set on a kept entry or on a zero code"
 
-CHUNK = 2**17
-"""Codes of one unit made and packed at a time (a multiple of 8: each fills whole bytes)."""
+CHUNK = 2**18
+"""Codes of one unit made and packed at a time (a multiple of 8: each fills whole bytes; 1 MiB
+of float32 with its codes stays in L3 and takes fewer calls per value than 2**17 or 2**16)."""
 
 EDGE_LEVELS = 7
 """Largest ``L`` for which codes are counted from level edges instead of divided out."""

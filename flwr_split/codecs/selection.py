@@ -27,8 +27,8 @@ SAMPLED = 2**16
 MIN_SHARE = 8
 """A row is sampled only if it has at least ``MIN_SHARE * k`` entries (and `SAMPLED` * 4)."""
 
-SCAN = 2**16
-"""Entries per block of the checking pass (256 KiB of float32 and the block's flags)."""
+SCAN = 2**17
+"""Entries per block of the checking pass (512 KiB of float32 and the block's flags, in L2)."""
 
 
 class Candidates(NamedTuple):
