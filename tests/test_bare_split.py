@@ -9,7 +9,6 @@ from torch import nn
 
 from flwr_split.tasks import TaskConfig, build_model, load_task_data
 from simulations.bare_split import BareSplit
-from simulations.common import torch_threads
 
 BATCH, LR, MOMENTUM, STEPS = 8, 0.05, 0.9, 5
 
@@ -44,10 +43,9 @@ def test_bare_split_equals_sgd_on_the_same_bottoms_and_top(clients):
     # Each step sends the gradient of the last forward down with the order of the next one, so
     # after n steps the top has taken n SGD steps and each bottom n - 1, those of plain SGD on
     # the same batches; a gradient sent to the wrong client would change every later loss.
-    with torch_threads(1):  # tiny ops: a second thread only spins on a busy machine
-        split = BareSplit(clients, BATCH, LR, MOMENTUM)
-        losses = [split.step() for _ in range(STEPS)]
-        expected, top = plain_sgd(clients)
+    split = BareSplit(clients, BATCH, LR, MOMENTUM)
+    losses = [split.step() for _ in range(STEPS)]
+    expected, top = plain_sgd(clients)
     assert np.allclose(losses, expected, rtol=1e-5)
     for got, want in zip(split.top.parameters(), top.parameters(), strict=True):
         assert torch.allclose(got, want, atol=1e-6)
