@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from flwr_split.codecs.slfac_lee import SIDE
 from flwr_split.codecs.slfac_lee_forward import forward
 from flwr_split.codecs.slfac_lee_inverse import inverse
 
@@ -238,10 +239,10 @@ def unpack_lookup(
 
 @njit(cache=True, nogil=True)
 def _transpose(plane: np.ndarray, out: np.ndarray) -> None:
-    """Write the flat 32 x 32 ``plane`` transposed into ``out`` (`slfac_lee`'s second pass)."""
-    for row in range(32):
-        for column in range(32):
-            out[column * 32 + row] = plane[row * 32 + column]
+    """Write the flat ``SIDE x SIDE`` ``plane`` transposed into ``out`` (`slfac_lee`'s 2nd pass)."""
+    for row in range(SIDE):
+        for column in range(SIDE):
+            out[column * SIDE + row] = plane[row * SIDE + column]
 
 
 @njit(cache=True, nogil=True)
