@@ -1,15 +1,17 @@
 """Test-wide settings: Flower never phones home, its home stays inside the project (one per
-pytest-xdist worker), torch runs one intra-op thread per worker, and tests that share an
-expensive fixture share a worker."""
+pytest-xdist worker), torch runs one intra-op thread per worker, tests that share an
+expensive fixture share a worker, and no process of ours listens beyond loopback."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
+from flwr_split.launch.listeners import Listener, ListenerWatch
 from flwr_split.launch.processes import FLOWER_ENV
 
 for _key, _value in FLOWER_ENV.items():
@@ -75,3 +77,39 @@ def _slow_first(items: list[pytest.Item]) -> None:
     """
     slow = {scheduling_unit(item) for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: scheduling_unit(item) not in slow)
+
+
+# Every process our launchers start (SuperLinks, SuperNodes, Ray and its workers)
+# must listen on loopback only. One watch per worker samples them all session long
+# (a session fixture would put every test into one xdist group, see above); each
+# test fails on what was found while it ran, its shared fixtures' setup included.
+_LISTENERS = ListenerWatch(interval=1.0)
+_REPORTED: set[Listener] = set()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _LISTENERS.__enter__()
+
+
+def _unreported() -> str:
+    fresh = _LISTENERS.found - _REPORTED
+    _REPORTED.update(fresh)
+    return "\n".join(
+        f"  {found.address}:{found.port} pid {found.pid}: {found.command}" for found in fresh
+    )
+
+
+@pytest.fixture(autouse=True)
+def loopback_only() -> Iterator[None]:
+    """Fail the test if a process of ours listened on an address other than loopback."""
+    yield
+    exposed = _unreported()
+    assert not exposed, f"processes of ours listened beyond loopback:\n{exposed}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _LISTENERS.__exit__(None, None, None)
+    exposed = _unreported()
+    if exposed:
+        print(f"\nprocesses of ours listened beyond loopback:\n{exposed}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -8,24 +8,27 @@ address field. This starts such a cluster on 127.0.0.1 for tests and for
 trying multi-node runs on one machine (``docs/scale.md`` has the commands for
 several hosts).
 
-Each node is a ``ray start --block`` in its own session, with its own ports
-and a private ``--temp-dir``, so the cluster never becomes the one a plain
-``ray.init()`` elsewhere on the machine finds (Ray records the latest
-``ray start`` in ``<temp-dir>/ray_current_cluster``). Stopping ends exactly the
-processes we started and everything they spawned (never ``ray stop``, which
-stops every Ray instance of the machine).
+The nodes run in one process of ours (`flwr_split.launch.ray_nodes`: Ray's
+command line cannot start worker nodes on loopback), with a private
+``RAY_TMPDIR``, so the cluster never becomes the one a plain ``ray.init()``
+elsewhere on the machine finds (Ray records the latest cluster in
+``<temp dir>/ray/ray_current_cluster``). Stopping ends exactly the processes we
+started and everything they spawned (never ``ray stop``, which stops every Ray
+instance of the machine).
 """
 
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
-from flwr_split.launch.processes import FlowerProcesses, _executable, descendants, free_port
+from flwr_split.launch.processes import FlowerProcesses, command_line, descendants, free_port
+from flwr_split.launch.ray_nodes import RAY_ON_LOOPBACK, STARTED
 
-STARTED = "Ray runtime started."
-"""What ``ray start`` logs once its node is up (and, on a worker, has joined the head)."""
+NODES_PROCESS = "ray-nodes"
+"""Name of the process (and log) that holds every node."""
 OBJECT_STORE_BYTES = 100 * 2**20
 """Object store of each node: small (Ray's minimum is 75 MiB); the simulation moves little data."""
 
@@ -36,11 +39,11 @@ class RayCluster(FlowerProcesses):
     Parameters
     ----------
     log_dir : Path
-        Where each node's ``ray start`` output goes (``ray-head.log``, ``ray-worker-<i>.log``).
+        Where the nodes' process logs (``ray-nodes.log``).
     num_nodes : int (default: 2)
         Nodes including the head.
     cpus_per_node : int (default: 1)
-        CPUs each node offers to Ray (``--num-cpus``).
+        CPUs each node offers to Ray (its ``num_cpus``).
     startup_timeout : float (default: 120.0)
         Seconds to wait for every node to be up.
     """
@@ -60,64 +63,54 @@ class RayCluster(FlowerProcesses):
         self.startup_timeout = startup_timeout
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
-        """GCS address of the head: what ``RAY_ADDRESS`` (or ``ray start --address``) takes."""
+        """GCS address of the head: what ``RAY_ADDRESS`` takes."""
         self.temp_dir: Path | None = None
 
     def __enter__(self) -> RayCluster:
         # short: Ray puts Unix sockets under it, and their paths are limited to 107 bytes
         self.temp_dir = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+        command = [
+            sys.executable,
+            "-m",
+            "flwr_split.launch.ray_nodes",
+            "--port",
+            str(self.port),
+            "--nodes",
+            str(self.num_nodes),
+            "--cpus-per-node",
+            str(self.cpus_per_node),
+            "--object-store-bytes",
+            str(OBJECT_STORE_BYTES),
+        ]
+        env = {**RAY_ON_LOOPBACK, "RAY_TMPDIR": str(self.temp_dir)}
         try:
-            self._start_node("ray-head", ["--head", "--port", str(self.port)])
+            self.start(NODES_PROCESS, command, env=env)
             self.wait_until(
-                lambda: STARTED in self.read_log("ray-head"), self.startup_timeout, "head"
+                lambda: STARTED in self.read_log(NODES_PROCESS), self.startup_timeout, "Ray nodes"
             )
-            for index in range(1, self.num_nodes):
-                self._start_node(f"ray-worker-{index}", ["--address", self.address])
-            self.wait_until(self._all_started, self.startup_timeout, "Ray worker nodes")
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _start_node(self, name: str, role: list[str]) -> None:
-        assert self.temp_dir is not None
-        ports = [
-            "--node-manager-port",
-            "--object-manager-port",
-            "--dashboard-agent-listen-port",
-            "--dashboard-agent-grpc-port",
-            "--runtime-env-agent-port",
-            "--metrics-export-port",
-        ]
-        if "--head" in role:
-            ports.append("--ray-client-server-port")
-            role = [*role, "--include-dashboard", "false"]
-        command = [
-            _executable("ray"),
-            "start",
-            "--block",
-            *role,
-            "--node-ip-address",
-            "127.0.0.1",
-            "--num-cpus",
-            str(self.cpus_per_node),
-            "--object-store-memory",
-            str(OBJECT_STORE_BYTES),
-            "--disable-usage-stats",
-            "--temp-dir",
-            str(self.temp_dir),
-        ]
-        for option in ports:
-            command += [option, str(free_port())]
-        self.start(name, command)
-
-    def _all_started(self) -> bool:
-        return all(STARTED in self.read_log(f"ray-worker-{i}") for i in range(1, self.num_nodes))
+    @property
+    def node_ids(self) -> dict[str, str]:
+        """Ray node id of each node, by name (``ray-head``, ``ray-worker-<i>``)."""
+        lines = self.read_log(NODES_PROCESS).splitlines()
+        return dict(line.split()[1:3] for line in lines if line.startswith("node "))
 
     def node_processes(self, name: str) -> set[int]:
-        """Process ids of node ``name`` (``ray-head``, ``ray-worker-<i>``) and all it started."""
-        process = self.processes.get(name)
-        return descendants([process.pid]) if process is not None else set()
+        """Process ids of node ``name``'s raylet and all it started (its workers and agents)."""
+        process = self.processes.get(NODES_PROCESS)
+        node_id = self.node_ids.get(name)
+        if process is None or node_id is None:
+            return set()
+        raylets = [
+            pid
+            for pid in descendants([process.pid])
+            if f"--node_id={node_id}" in command_line(pid).split()
+        ]
+        return set(raylets) | descendants(raylets)
 
     def stop(self) -> None:
         """Stop every node and all they started; remove the temporary folder."""

@@ -12,6 +12,7 @@ from flwr_split.launch.processes import (
     superlink_command,
     toml_overrides,
 )
+from flwr_split.launch.ray_nodes import RAY_ON_LOOPBACK
 
 
 class SimulationSuperLink(FlowerProcesses):
@@ -31,7 +32,9 @@ class SimulationSuperLink(FlowerProcesses):
         this machine alone: it goes into the SuperLink's environment as
         ``RAY_ADDRESS``, which the simulation process inherits and ``ray.init()``
         connects to. Do not set ``init-args-num-cpus`` / ``-num-gpus`` then (Ray
-        refuses them when joining a cluster).
+        refuses them when joining a cluster). Without one, or with one on
+        127.0.0.1 (`RayCluster`), Ray gets `RAY_ON_LOOPBACK`: it listens on
+        127.0.0.1 only.
     """
 
     def __init__(
@@ -45,6 +48,8 @@ class SimulationSuperLink(FlowerProcesses):
         self.startup_timeout = startup_timeout
         if ray_address is not None:
             self.env["RAY_ADDRESS"] = ray_address
+        if ray_address is None or ray_address.startswith("127.0.0.1:"):
+            self.env.update(RAY_ON_LOOPBACK)
         self.port = free_port()
         self.log_path = self.flwr_home / "superlink.log"
         self.process: subprocess.Popen[bytes] | None = None

@@ -21,7 +21,7 @@ class ActorWatch:
 
     def __init__(self, cluster: RayCluster) -> None:
         self.cluster = cluster
-        self.seen: dict[str, set[int]] = {name: set() for name in cluster.processes}
+        self.seen: dict[str, set[int]] = {name: set() for name in cluster.node_ids}
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
