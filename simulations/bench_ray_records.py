@@ -18,11 +18,16 @@ the actor's method; variants take turns, call by call. Writes ``calls.csv``,
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from types import ModuleType
 
 import matplotlib
+
+from flwr_split.launch.ray_nodes import RAY_ON_LOOPBACK
+
+os.environ.update(RAY_ON_LOOPBACK)  # before Ray is imported: it reads this once
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

@@ -13,8 +13,10 @@ import torch
 
 from flwr_split.launch.listeners import Listener, ListenerWatch
 from flwr_split.launch.processes import FLOWER_ENV
+from flwr_split.launch.ray_nodes import RAY_ON_LOOPBACK
 
-for _key, _value in FLOWER_ENV.items():
+# Ray started in a test's own process keeps to 127.0.0.1 (Ray reads this when imported)
+for _key, _value in {**FLOWER_ENV, **RAY_ON_LOOPBACK}.items():
     os.environ.setdefault(_key, _value)
 _HOME = Path(
     os.environ.get("FLWR_HOME") or Path(__file__).resolve().parent.parent / ".flwr-home" / "tests"
@@ -94,9 +96,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def _unreported() -> str:
     fresh = _LISTENERS.found - _REPORTED
     _REPORTED.update(fresh)
-    return "\n".join(
-        f"  {found.address}:{found.port} pid {found.pid}: {found.command}" for found in fresh
-    )
+    return "\n".join(f"  {found} pid {found.pid}: {found.command}" for found in fresh)
 
 
 @pytest.fixture(autouse=True)

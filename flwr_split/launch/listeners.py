@@ -2,7 +2,8 @@
 
 Every Flower and Ray process a launcher of ours starts carries `LAUNCH_ID_VAR`
 in its environment (`flwr_split.launch.processes`). `exposed_listeners` lists
-the TCP sockets such processes listen on whose address is not loopback
+the TCP sockets such processes (and the descendants of given processes) listen
+on whose address is not loopback
 (``127.0.0.0/8``, ``::1``): ``0.0.0.0`` / ``::`` (every interface) or the
 machine's own address. `ListenerWatch` samples it in a thread while a block
 runs, so a test can fail on any listener that was open for a moment.
@@ -14,11 +15,12 @@ import ipaddress
 import os
 import sys
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from flwr_split.launch.processes import LAUNCH_ID_VAR, _pids, command_line
+from flwr_split.launch.processes import LAUNCH_ID_VAR, _pids, command_line, descendants
 
 TCP_TABLES = {"/proc/net/tcp": 4, "/proc/net/tcp6": 6}
 """The kernel's TCP socket tables and the IP version of their addresses."""
@@ -34,6 +36,10 @@ class Listener:
     command: str
     address: str
     port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{host}:{self.port}"
 
 
 def _address(hex_address: str, version: int) -> str:
@@ -92,26 +98,29 @@ def _is_ours(pid: int) -> bool:
     return any(entry.startswith(f"{LAUNCH_ID_VAR}=".encode()) for entry in environ.split(b"\0"))
 
 
-def _held_by_ours(sockets: dict[int, tuple[str, int]]) -> set[Listener]:
-    """Return those of ``sockets`` that a process of our launchers holds."""
+def _held_by_ours(sockets: dict[int, tuple[str, int]], roots: Sequence[int]) -> set[Listener]:
+    """Return those of ``sockets`` that a process of ours holds (see `our_listeners`)."""
     found: set[Listener] = set()
     if not sockets:
         return found
+    family = set(roots) | descendants(roots)
     for pid in _pids():
         held = _socket_inodes(pid) & sockets.keys()
-        if held and _is_ours(pid):
-            command = command_line(pid)[:200]
+        if held and (pid in family or _is_ours(pid)):
+            command = command_line(pid).strip()[:200]
             found.update(Listener(pid, command, *sockets[inode]) for inode in held)
     return found
 
 
-def our_listeners() -> set[Listener]:
-    """Return every listening socket held by a process of our launchers, on any address.
+def our_listeners(roots: Sequence[int] = ()) -> set[Listener]:
+    """Return every listening socket held by a process of ours, on any address.
 
-    A process is ours when its environment has `LAUNCH_ID_VAR` (of any launch).
+    A process is ours when its environment has `LAUNCH_ID_VAR` (of any launch:
+    everything our launchers start) or it is one of ``roots`` or descends from
+    one (what a process starts itself, e.g. Ray by an in-process ``ray.init()``).
     Empty where ``/proc`` is not available (not Linux).
     """
-    return _held_by_ours(listening_sockets())
+    return _held_by_ours(listening_sockets(), roots)
 
 
 def exposed_sockets() -> dict[int, tuple[str, int]]:
@@ -121,9 +130,9 @@ def exposed_sockets() -> dict[int, tuple[str, int]]:
     }
 
 
-def exposed_listeners() -> set[Listener]:
+def exposed_listeners(roots: Sequence[int] = ()) -> set[Listener]:
     """Return the `our_listeners` whose address is not loopback."""
-    return _held_by_ours(exposed_sockets())
+    return _held_by_ours(exposed_sockets(), roots)
 
 
 class ListenerWatch:
@@ -133,10 +142,13 @@ class ListenerWatch:
     ----------
     interval : float (default: 0.5)
         Seconds between two samples; one more sample is taken on exit.
+    roots : Sequence[int] or None (default: None)
+        Processes whose descendants are ours too (`our_listeners`); None: this process.
     """
 
-    def __init__(self, interval: float = 0.5) -> None:
+    def __init__(self, interval: float = 0.5, roots: Sequence[int] | None = None) -> None:
         self.interval = interval
+        self.roots = tuple(roots) if roots is not None else (os.getpid(),)
         self.found: set[Listener] = set()
         self._seen: set[int] = set()
         self._done = threading.Event()
@@ -149,7 +161,7 @@ class ListenerWatch:
             inode: where for inode, where in exposed_sockets().items() if inode not in self._seen
         }
         self._seen |= fresh.keys()
-        self.found |= _held_by_ours(fresh)
+        self.found |= _held_by_ours(fresh, self.roots)
 
     def _watch(self) -> None:
         while not self._done.wait(self.interval):

@@ -77,7 +77,7 @@ def _listener(marked: bool) -> tuple[subprocess.Popen[str], int]:
 
 
 @LINUX
-def test_a_marked_process_listening_on_loopback_is_ours_and_not_exposed():
+def test_marked_processes_and_children_of_roots_are_ours_and_loopback_is_not_exposed():
     marked, marked_port = _listener(marked=True)
     unmarked, unmarked_port = _listener(marked=False)
     try:
@@ -88,6 +88,9 @@ def test_a_marked_process_listening_on_loopback_is_ours_and_not_exposed():
             for found in ours
         ), ours
         assert not any(found.pid == unmarked.pid for found in ours)
+        # ... but a child of a root is ours
+        family = our_listeners(roots=(os.getpid(),))
+        assert any(found.pid == unmarked.pid and found.port == unmarked_port for found in family)
         assert not any(found.pid in (marked.pid, unmarked.pid) for found in exposed_listeners())
         assert not any(found.pid == marked.pid for found in watch.found)
     finally:
@@ -100,7 +103,7 @@ def test_the_watch_reports_an_exposed_socket_and_looks_up_its_owner_once(monkeyp
     exposed = listeners.Listener(1, "gcs_server", "0.0.0.0", 6379)
     lookups = []
 
-    def held_by_ours(sockets):
+    def held_by_ours(sockets, roots):
         lookups.append(dict(sockets))
         return {exposed} if 42 in sockets else set()
 
@@ -133,3 +136,8 @@ def test_ray_of_a_simulation_superlink_keeps_to_loopback_unless_it_joins_another
     superlink = SimulationSuperLink(tmp_path, ray_address=ray_address)
     kept = all(superlink.env.get(key) == value for key, value in RAY_ON_LOOPBACK.items())
     assert kept is on_loopback
+
+
+def test_a_listener_prints_as_an_address_a_client_would_dial():
+    assert str(listeners.Listener(1, "raylet", "0.0.0.0", 6379)) == "0.0.0.0:6379"
+    assert str(listeners.Listener(1, "raylet", "::", 6379)) == "[::]:6379"
