@@ -131,8 +131,10 @@ def test_listening_sockets_include_a_socket_of_this_process():
     [(None, True), ("127.0.0.1:6379", True), ("10.0.0.5:6379", False)],
 )
 def test_ray_of_a_simulation_superlink_keeps_to_loopback_unless_it_joins_another_host(
-    tmp_path, ray_address, on_loopback
+    tmp_path, monkeypatch, ray_address, on_loopback
 ):
+    for key in RAY_ON_LOOPBACK:
+        monkeypatch.delenv(key, raising=False)  # tests/conftest.py sets it for the tests' own Ray
     superlink = SimulationSuperLink(tmp_path, ray_address=ray_address)
     kept = all(superlink.env.get(key) == value for key, value in RAY_ON_LOOPBACK.items())
     assert kept is on_loopback
