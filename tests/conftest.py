@@ -83,10 +83,10 @@ def _slow_first(items: list[pytest.Item]) -> None:
 
 # Every process our launchers start (SuperLinks, SuperNodes, Ray and its workers)
 # must listen on loopback only. One watch per process samples them all session long,
-# from the moment this file is imported (pytest calls `pytest_sessionstart` of a
-# conftest below the rootdir only for some command lines, and a session fixture
-# would put every test into one xdist group, see above); each test fails on what
-# was found while it ran, its shared fixtures' setup included.
+# from the moment this file is imported (pytest documents `pytest_sessionstart` as
+# called for "initial" conftests only, and a session fixture would put every test
+# into one xdist group, see above); each test fails on what was found while it
+# ran, its shared fixtures' setup included.
 _LISTENERS = ListenerWatch(interval=1.0).__enter__()
 _REPORTED: set[Listener] = set()
 
