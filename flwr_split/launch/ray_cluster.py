@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from flwr_split.launch.processes import FlowerProcesses, command_line, descendants, free_port
+from flwr_split.launch.processes import FlowerProcesses, command_line, descendants
 from flwr_split.launch.ray_nodes import RAY_ON_LOOPBACK, STARTED
 
 NODES_PROCESS = "ray-nodes"
@@ -61,9 +61,8 @@ class RayCluster(FlowerProcesses):
         self.num_nodes = num_nodes
         self.cpus_per_node = cpus_per_node
         self.startup_timeout = startup_timeout
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        """GCS address of the head: what ``RAY_ADDRESS`` takes."""
+        self.address: str | None = None
+        """GCS address of the head once the nodes are up: what ``RAY_ADDRESS`` takes."""
         self.temp_dir: Path | None = None
 
     def __enter__(self) -> RayCluster:
@@ -73,8 +72,6 @@ class RayCluster(FlowerProcesses):
             sys.executable,
             "-m",
             "flwr_split.launch.ray_nodes",
-            "--port",
-            str(self.port),
             "--nodes",
             str(self.num_nodes),
             "--cpus-per-node",
@@ -88,16 +85,21 @@ class RayCluster(FlowerProcesses):
             self.wait_until(
                 lambda: STARTED in self.read_log(NODES_PROCESS), self.startup_timeout, "Ray nodes"
             )
+            self.address = self._logged("address")[0][0]
         except BaseException:
             self.stop()
             raise
         return self
 
+    def _logged(self, key: str) -> list[list[str]]:
+        """Return the words after ``key`` of each ``<key> ...`` line the nodes' process printed."""
+        lines = self.read_log(NODES_PROCESS).splitlines()
+        return [line.split()[1:] for line in lines if line.startswith(f"{key} ")]
+
     @property
     def node_ids(self) -> dict[str, str]:
         """Ray node id of each node, by name (``ray-head``, ``ray-worker-<i>``)."""
-        lines = self.read_log(NODES_PROCESS).splitlines()
-        return dict(line.split()[1:3] for line in lines if line.startswith("node "))
+        return {name: node_id for name, node_id in self._logged("node")}
 
     def node_processes(self, name: str) -> set[int]:
         """Process ids of node ``name``'s raylet and all it started (its workers and agents)."""

@@ -10,7 +10,9 @@ starts the nodes without that check: the head's GCS and each node's raylet and
 agents, all on 127.0.0.1 when `RAY_ON_LOOPBACK` is set.
 
 It prints one ``node <name> <node id>`` line per node (``ray-head``,
-``ray-worker-<i>``), then `STARTED`, and stops every node on SIGTERM or SIGINT.
+``ray-worker-<i>``), ``address <GCS address>`` (its port chosen by the system,
+so no other process can take it in between), then `STARTED`, and stops every
+node on SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ STARTED = "Ray nodes started."
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, required=True, help="the head's GCS port")
     parser.add_argument("--nodes", type=int, default=2, help="nodes including the head")
     parser.add_argument("--cpus-per-node", type=int, default=1)
     parser.add_argument("--object-store-bytes", type=int, required=True)
@@ -64,13 +65,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         names = ["ray-head"] + [f"ray-worker-{index}" for index in range(1, args.nodes)]
         for name in names:
-            extra = (
-                {"gcs_server_port": args.port, "include_dashboard": False}
-                if name == "ray-head"
-                else {}
-            )
+            extra = {"include_dashboard": False} if name == "ray-head" else {}
             node = cluster.add_node(**node_args, **extra)
             print(f"node {name} {node.node_id}", flush=True)
+        print(f"address {cluster.address}", flush=True)
         print(STARTED, flush=True)
         stop.wait()
     finally:
