@@ -1,4 +1,4 @@
-"""What the deployment tests share: evidence of a run, and the one honest 3-node deployment.
+"""What the deployment tests share: evidence of a run, and the one honest 2-node deployment.
 
 A deployment round trip costs seconds (a new ``flwr-clientapp`` process per
 message), so the tests that only need an honest insecure cluster share one
@@ -24,7 +24,8 @@ from flwr_split.launch.processes import command_line, marked_processes
 ROOT = Path(__file__).resolve().parents[2]
 CORRUPT_APP = ROOT / "tests" / "apps" / "corrupt_app"
 RUN_TIMEOUT = 900.0
-HONEST_NODES = 3
+HONEST_NODES = 2
+"""Two SuperNodes: one corrupts its replies, the other trains on (a third added no claim)."""
 HONEST_STEPS = 3
 """Three steps: the corrupt App damages step k by k mod 3, so each damage reaches training."""
 HONEST_JOB = {
@@ -105,7 +106,7 @@ def _watched_run(cluster: DeploymentCluster, app: Path, run_config: dict[str, ob
 
 
 def run_honest_and_corrupt(base: Path) -> tuple[Evidence, Evidence]:
-    """Run `HONEST_JOB` with the project's App, then with the corrupt App, on one 3-node cluster.
+    """Run `HONEST_JOB` with the project's App, then with the corrupt App, on one cluster.
 
     Returns the evidence of both runs, taken after the cluster stopped
     (``left_after_stop``: what was still running then). The honest run's logs
