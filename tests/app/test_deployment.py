@@ -39,7 +39,7 @@ from flwr_split.options import RunSettings
 from flwr_split.testing.inprocess import InProcessGrid
 from flwr_split.wire import MSG_EVAL, MSG_HELLO, MSG_STEP
 from strategies.parallel import ParallelSplitLearning
-from tests.app.deployment_runs import HONEST_STEPS, ROOT, RUN_TIMEOUT, Evidence
+from tests.app.deployment_runs import HONEST_NODES, HONEST_STEPS, ROOT, RUN_TIMEOUT, Evidence
 
 JOB = {"epochs": 1, "max-steps": 2, "eval-every": 2, "batch-size": 8, "run-name": "deploy"}
 """A short SL job: hello, steps 0 and 1, the epoch's sync and one evaluation."""
@@ -119,7 +119,7 @@ def _start_flwr_run(
 # --------------------------------------------------------------------------- insecure
 @pytest.fixture(scope="module")
 def insecure(shared_deployment) -> Evidence:
-    """The honest run of the shared 3-node deployment (`HONEST_STEPS` steps)."""
+    """The honest run of the shared deployment (`HONEST_NODES` nodes, `HONEST_STEPS` steps)."""
     honest = shared_deployment[0]
     _registered(honest.cluster)
     return honest
@@ -127,9 +127,9 @@ def insecure(shared_deployment) -> Evidence:
 
 def test_insecure_deployment_writes_the_results(insecure):
     _assert_run_ok(insecure, [HONEST_STEPS])
-    assert len(set(insecure.cluster.node_ids)) == 3
-    # SuperLink and 3 SuperNodes, each with its SuperExec, were up after the run; none is now.
-    assert len(insecure.started_pids) >= 8
+    assert len(set(insecure.cluster.node_ids)) == HONEST_NODES
+    # SuperLink and the SuperNodes, each with its SuperExec, were up after the run; none is now.
+    assert len(insecure.started_pids) >= 2 * (1 + HONEST_NODES)
     assert insecure.left_after_stop == set()
 
 
@@ -169,7 +169,9 @@ def test_deployment_matches_the_inprocess_grid(insecure):
         settings.task, optimizer=settings.optimizer, **settings.strategy
     )
     local = strategy.start(
-        InProcessGrid(client_app, 3), num_epochs=settings.epochs, max_steps=settings.max_steps
+        InProcessGrid(client_app, HONEST_NODES),
+        num_epochs=settings.epochs,
+        max_steps=settings.max_steps,
     ).history
     assert list(deployed["step"]) == list(local["step"])
     for column in ("bytes_up", "bytes_down", "activation_bytes", "gradient_bytes"):
@@ -299,21 +301,31 @@ def test_everything_is_stopped_when_the_body_raises_mid_run(tmp_path):
 
 
 # ----------------------------------------------------------------- a SuperNode dies
+KILLED_NODES = 2
+"""SuperNodes of the `killed` cluster; the last one dies, the others go on."""
+VICTIM = KILLED_NODES - 1
+
+
 @pytest.fixture(scope="module")
 def killed(tmp_path_factory) -> Evidence:
-    """Kill SuperNode 2 (and its SuperExec) while it works on step 1; let the run go on."""
+    """Kill the last SuperNode (and its SuperExec) while it works on step 1; let the run go on."""
     base = tmp_path_factory.mktemp("killed")
-    run_config = {**JOB, "min-nodes": 3, "step-timeout": 120.0, "output-dir": str(base / "out")}
-    cluster = _registered(DeploymentCluster(base / "flwr-home", 3))
+    run_config = {
+        **JOB,
+        "min-nodes": KILLED_NODES,
+        "step-timeout": 120.0,
+        "output-dir": str(base / "out"),
+    }
+    cluster = _registered(DeploymentCluster(base / "flwr-home", KILLED_NODES))
     with cluster:
         run = _start_flwr_run(cluster, run_config)
 
         def working_on_step_1() -> bool:
             # The server sends step 1 only once every step-0 reply has arrived in full.
-            return ("1", MSG_STEP) in _received(cluster.read_log("supernode-2"))
+            return ("1", MSG_STEP) in _received(cluster.read_log(f"supernode-{VICTIM}"))
 
-        cluster.wait_until(working_on_step_1, 600, "step 1 at SuperNode 2")
-        victim = cluster.processes["supernode-2"]
+        cluster.wait_until(working_on_step_1, 600, f"step 1 at SuperNode {VICTIM}")
+        victim = cluster.processes[f"supernode-{VICTIM}"]
         doomed = {victim.pid} | descendants([victim.pid])
         for pid in doomed:
             os.kill(pid, signal.SIGKILL)
@@ -335,15 +347,16 @@ def test_a_killed_supernode_costs_only_its_contribution(killed):
     assert killed.extra["killed_alive"] == set()
     history = pd.read_csv(killed.out / "deploy.csv")
     drops = re.findall(r"step (\d+): dropping partition (\d+) \(node \d+\): (.*)", done.stdout)
-    # Partition 2 missed step 1 and the evaluation; its bottom never applied a gradient, so the
-    # epoch's FedAvg does not ask it for weights. Nobody else missed anything.
-    assert [(int(step), int(part)) for step, part, _ in drops] == [(1, 2), (2, 2)], drops
+    # The victim's partition missed step 1 and the evaluation; its bottom never applied a
+    # gradient, so the epoch's FedAvg does not ask it for weights. Nobody else missed anything.
+    assert [(int(step), int(part)) for step, part, _ in drops] == [(1, VICTIM), (2, VICTIM)], drops
     assert all("Node Unavailable" in why or "step timeout" in why for *_, why in drops)
     assert list(history["step"]) == [2] and history["rejected"].iloc[-1] == 2
     traffic = pd.read_csv(killed.out / "deploy_traffic.csv")
     acts = traffic[(traffic["kind"] == "activations") & (traffic["phase"] == "train")]
     per_step = acts.groupby("step")["nbytes"].sum()
-    assert list(per_step.index) == [0, 1] and per_step[1] * 3 == per_step[0] * 2  # 3, then 2
-    # The two living clients still trained and were evaluated.
+    assert list(per_step.index) == [0, 1]  # every node in step 0, all but the victim in step 1
+    assert per_step[1] * KILLED_NODES == per_step[0] * (KILLED_NODES - 1)
+    # The living clients still trained and were evaluated.
     assert history["eval_samples"].iloc[-1] > 0 and history["accuracy"].notna().all()
     assert killed.left_after_stop == set()
