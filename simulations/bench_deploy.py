@@ -83,11 +83,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--quick", action="store_true", help="2 SuperNodes, 2 steps, 1 repeat")
+    parser.add_argument("--quick", action="store_true", help="1 SuperNode, 2 steps, 1 repeat")
     parser.add_argument("--results", default="results")
     args = parser.parse_args(argv)
     if args.quick:
-        args.supernodes, args.steps, args.repeats = 2, 2, 1
+        args.supernodes, args.steps, args.repeats = 1, 2, 1
     out = output_dir("bench_deploy", args.results).resolve()  # the ServerApp runs elsewhere
     write_env(out, supernodes=args.supernodes, steps=args.steps, batch_size=args.batch_size)
     rows, frames = [], []
