@@ -16,7 +16,7 @@ from flwr_split.launch.stream import stream_lines
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-JOB = "epochs=3 batch-size=32 eval-every=10 uplink='quant:bits=8' downlink='fp16'"
+JOB = "epochs=3 batch-size=64 eval-every=10 uplink='quant:bits=8' downlink='fp16'"
 
 
 def launcher(tmp_path: Path, run_config: str, output_dir: Path) -> list[str]:
