@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
+
+from flwr_split.launch.periodic import PeriodicSampler
 
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 PROCESS_KINDS = (
@@ -62,7 +62,7 @@ def process_kind(command: str) -> str:
     return next((kind for part, kind in PROCESS_KINDS if part in command), "other")
 
 
-class PeakMemory:
+class PeakMemory(PeriodicSampler):
     """Sample the summed RSS and PSS of ``pids()`` every ``interval`` seconds, keep the peaks.
 
     ``peak_rss_by_kind`` keeps, for each `process_kind`, the peak of the RSS
@@ -74,7 +74,7 @@ class PeakMemory:
     pids : Callable[[], set[int]]
         Returns the processes to measure now (e.g. ``FlowerProcesses.alive``).
     interval : float (default: 0.25)
-        Seconds between samples.
+        Seconds between samples (one more on entering and on leaving).
 
     Examples
     --------
@@ -84,14 +84,12 @@ class PeakMemory:
     """
 
     def __init__(self, pids: Callable[[], set[int]], interval: float = 0.25) -> None:
+        super().__init__(interval)
         self.pids = pids
-        self.interval = interval
         self.peak_rss = 0
         self.peak_pss = 0
         self.peak_processes = 0
         self.peak_rss_by_kind: dict[str, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample_until_stopped, daemon=True)
 
     def sample(self) -> None:
         """Take one sample now."""
@@ -105,21 +103,3 @@ class PeakMemory:
         self.peak_rss = max(self.peak_rss, sum(by_kind.values()))
         self.peak_pss = max(self.peak_pss, sum(pss_bytes(pid) for pid in pids))
         self.peak_processes = max(self.peak_processes, len(pids))
-
-    def _sample_until_stopped(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.sample()
-
-    def __enter__(self) -> PeakMemory:
-        self.sample()
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._stop.set()
-        self._thread.join()

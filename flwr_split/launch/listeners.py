@@ -14,12 +14,11 @@ from __future__ import annotations
 import ipaddress
 import os
 import sys
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
+from flwr_split.launch.periodic import PeriodicSampler
 from flwr_split.launch.processes import LAUNCH_ID_VAR, _pids, command_line, descendants
 
 TCP_TABLES = {"/proc/net/tcp": 4, "/proc/net/tcp6": 6}
@@ -135,48 +134,39 @@ def exposed_listeners(roots: Sequence[int] = ()) -> set[Listener]:
     return _held_by_ours(exposed_sockets(), roots)
 
 
-class ListenerWatch:
+class ListenerWatch(PeriodicSampler):
     """Collects `exposed_listeners` every ``interval`` seconds while a ``with`` block runs.
 
     Parameters
     ----------
     interval : float (default: 0.5)
-        Seconds between two samples; one more sample is taken on exit.
+        Seconds between two samples; one more sample is taken on entering and on leaving.
     roots : Sequence[int] or None (default: None)
         Processes whose descendants are ours too (`our_listeners`); None: this process.
     """
 
     def __init__(self, interval: float = 0.5, roots: Sequence[int] | None = None) -> None:
-        self.interval = interval
+        super().__init__(interval)
         self.roots = tuple(roots) if roots is not None else (os.getpid(),)
         self.found: set[Listener] = set()
         self._seen: set[int] = set()
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="listener-watch", daemon=True)
 
-    def _sample(self) -> None:
+    def sample(self) -> None:
+        """Add the exposed listeners that appeared since the last sample to ``found``."""
         # a socket's owner is looked up once, when it first appears: scanning every
         # process's descriptors costs ~10 ms, the socket tables well under 1 ms
         fresh = {
-            inode: where for inode, where in exposed_sockets().items() if inode not in self._seen
+            inode: where
+            for inode, where in self.exposed_sockets().items()
+            if inode not in self._seen
         }
         self._seen |= fresh.keys()
-        self.found |= _held_by_ours(fresh, self.roots)
+        self.found |= self.held_by_ours(fresh)
 
-    def _watch(self) -> None:
-        while not self._done.wait(self.interval):
-            self._sample()
+    def exposed_sockets(self) -> dict[int, tuple[str, int]]:
+        """Return the non-loopback listening sockets now (`exposed_sockets`)."""
+        return exposed_sockets()
 
-    def __enter__(self) -> ListenerWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._done.set()
-        self._thread.join()
-        self._sample()
+    def held_by_ours(self, sockets: dict[int, tuple[str, int]]) -> set[Listener]:
+        """Return those of ``sockets`` that a process of ours holds (`our_listeners`)."""
+        return _held_by_ours(sockets, self.roots)

@@ -99,17 +99,20 @@ def test_marked_processes_and_children_of_roots_are_ours_and_loopback_is_not_exp
     assert unmarked_port != marked_port
 
 
-def test_the_watch_reports_an_exposed_socket_and_looks_up_its_owner_once(monkeypatch):
+def test_the_watch_reports_an_exposed_socket_and_looks_up_its_owner_once():
+    # a subclass, not a monkeypatched module: tests/conftest.py's own watch runs meanwhile
     exposed = listeners.Listener(1, "gcs_server", "0.0.0.0", 6379)
     lookups = []
 
-    def held_by_ours(sockets, roots):
-        lookups.append(dict(sockets))
-        return {exposed} if 42 in sockets else set()
+    class Watch(ListenerWatch):
+        def exposed_sockets(self):
+            return {42: ("0.0.0.0", 6379)}
 
-    monkeypatch.setattr(listeners, "exposed_sockets", lambda: {42: ("0.0.0.0", 6379)})
-    monkeypatch.setattr(listeners, "_held_by_ours", held_by_ours)
-    with ListenerWatch(interval=0.01) as watch:
+        def held_by_ours(self, sockets):
+            lookups.append(dict(sockets))
+            return {exposed} if 42 in sockets else set()
+
+    with Watch(interval=0.01) as watch:
         time.sleep(0.1)
     assert watch.found == {exposed}
     assert [lookup for lookup in lookups if lookup] == [{42: ("0.0.0.0", 6379)}]
