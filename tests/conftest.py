@@ -25,8 +25,8 @@ if "PYTEST_XDIST_WORKER" in os.environ:
     _HOME = _HOME / f"xdist-{os.environ['PYTEST_XDIST_WORKER']}"
 os.environ["FLWR_HOME"] = str(_HOME)
 
-# Two workers share two cores (pyproject's ``-n 2``): with torch's default of one
-# thread per core, idle OpenMP threads spin on the core the other worker needs
+# The workers share two cores (pyproject's ``-n``): with torch's default of one
+# thread per core, idle OpenMP threads spin on the core another worker needs
 # (an in-process digits run took 129 s on two threads, 7 s on one, at load 10).
 # The Flower processes the tests start (ServerApps, ClientApps) inherit one thread
 # too. Tests about thread counts set their own (tests/codecs/test_threads.py).
