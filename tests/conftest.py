@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from flwr_split.launch.listeners import Listener, ListenerWatch
-from flwr_split.launch.processes import FLOWER_ENV
+from flwr_split.launch.processes import FLOWER_ENV, LAUNCHED_HERE
 from flwr_split.launch.ray_nodes import RAY_ON_LOOPBACK
 
 # Ray started in a test's own process keeps to 127.0.0.1 (Ray reads this when imported)
@@ -82,12 +82,13 @@ def _slow_first(items: list[pytest.Item]) -> None:
 
 
 # Every process our launchers start (SuperLinks, SuperNodes, Ray and its workers)
-# must listen on loopback only. One watch per process samples them all session long,
+# must listen on loopback only. One watch per process samples those of its own
+# launches and its descendants (not other jobs' on a shared machine) session long,
 # from the moment this file is imported (pytest documents `pytest_sessionstart` as
 # called for "initial" conftests only, and a session fixture would put every test
 # into one xdist group, see above); each test fails on what was found while it
 # ran, its shared fixtures' setup included.
-_LISTENERS = ListenerWatch(interval=1.0).__enter__()
+_LISTENERS = ListenerWatch(interval=1.0, launch_ids=LAUNCHED_HERE).__enter__()
 _REPORTED: set[Listener] = set()
 
 

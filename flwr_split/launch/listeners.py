@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,15 +89,21 @@ def _socket_inodes(pid: int) -> set[int]:
     return inodes
 
 
-def _is_ours(pid: int) -> bool:
+def _is_ours(pid: int, launch_ids: Collection[str] | None) -> bool:
     try:
         environ = Path(f"/proc/{pid}/environ").read_bytes()
     except OSError:
         return False
-    return any(entry.startswith(f"{LAUNCH_ID_VAR}=".encode()) for entry in environ.split(b"\0"))
+    prefix = f"{LAUNCH_ID_VAR}=".encode()
+    marks = [entry[len(prefix) :] for entry in environ.split(b"\0") if entry.startswith(prefix)]
+    return bool(marks) and (launch_ids is None or marks[0].decode() in launch_ids)
 
 
-def _held_by_ours(sockets: dict[int, tuple[str, int]], roots: Sequence[int]) -> set[Listener]:
+def _held_by_ours(
+    sockets: dict[int, tuple[str, int]],
+    roots: Sequence[int],
+    launch_ids: Collection[str] | None,
+) -> set[Listener]:
     """Return those of ``sockets`` that a process of ours holds (see `our_listeners`)."""
     found: set[Listener] = set()
     if not sockets:
@@ -105,21 +111,24 @@ def _held_by_ours(sockets: dict[int, tuple[str, int]], roots: Sequence[int]) -> 
     family = set(roots) | descendants(roots)
     for pid in _pids():
         held = _socket_inodes(pid) & sockets.keys()
-        if held and (pid in family or _is_ours(pid)):
+        if held and (pid in family or _is_ours(pid, launch_ids)):
             command = command_line(pid).strip()[:200]
             found.update(Listener(pid, command, *sockets[inode]) for inode in held)
     return found
 
 
-def our_listeners(roots: Sequence[int] = ()) -> set[Listener]:
+def our_listeners(
+    roots: Sequence[int] = (), launch_ids: Collection[str] | None = None
+) -> set[Listener]:
     """Return every listening socket held by a process of ours, on any address.
 
-    A process is ours when its environment has `LAUNCH_ID_VAR` (of any launch:
-    everything our launchers start) or it is one of ``roots`` or descends from
-    one (what a process starts itself, e.g. Ray by an in-process ``ray.init()``).
+    A process is ours when its environment has `LAUNCH_ID_VAR` (everything our
+    launchers start) with one of ``launch_ids`` (None: any launch), or it is one
+    of ``roots`` or descends from one (what a process starts itself, e.g. Ray by
+    an in-process ``ray.init()``).
     Empty where ``/proc`` is not available (not Linux).
     """
-    return _held_by_ours(listening_sockets(), roots)
+    return _held_by_ours(listening_sockets(), roots, launch_ids)
 
 
 def exposed_sockets() -> dict[int, tuple[str, int]]:
@@ -129,9 +138,11 @@ def exposed_sockets() -> dict[int, tuple[str, int]]:
     }
 
 
-def exposed_listeners(roots: Sequence[int] = ()) -> set[Listener]:
+def exposed_listeners(
+    roots: Sequence[int] = (), launch_ids: Collection[str] | None = None
+) -> set[Listener]:
     """Return the `our_listeners` whose address is not loopback."""
-    return _held_by_ours(exposed_sockets(), roots)
+    return _held_by_ours(exposed_sockets(), roots, launch_ids)
 
 
 class ListenerWatch(PeriodicSampler):
@@ -143,11 +154,20 @@ class ListenerWatch(PeriodicSampler):
         Seconds between two samples; one more sample is taken on entering and on leaving.
     roots : Sequence[int] or None (default: None)
         Processes whose descendants are ours too (`our_listeners`); None: this process.
+    launch_ids : Collection[str] or None (default: None)
+        Launches whose processes are ours (read at each sample, so a live set such
+        as `flwr_split.launch.processes.LAUNCHED_HERE` works); None: any launch.
     """
 
-    def __init__(self, interval: float = 0.5, roots: Sequence[int] | None = None) -> None:
+    def __init__(
+        self,
+        interval: float = 0.5,
+        roots: Sequence[int] | None = None,
+        launch_ids: Collection[str] | None = None,
+    ) -> None:
         super().__init__(interval)
         self.roots = tuple(roots) if roots is not None else (os.getpid(),)
+        self.launch_ids = launch_ids
         self.found: set[Listener] = set()
         self._seen: set[int] = set()
 
@@ -169,4 +189,4 @@ class ListenerWatch(PeriodicSampler):
 
     def held_by_ours(self, sockets: dict[int, tuple[str, int]]) -> set[Listener]:
         """Return those of ``sockets`` that a process of ours holds (`our_listeners`)."""
-        return _held_by_ours(sockets, self.roots)
+        return _held_by_ours(sockets, self.roots, self.launch_ids)

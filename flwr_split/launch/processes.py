@@ -47,6 +47,8 @@ FLOWER_ENV = {
 
 LAUNCH_ID_VAR = "FLWR_SPLIT_LAUNCH_ID"
 """Environment variable marking every process of one `FlowerProcesses` (and its children)."""
+LAUNCHED_HERE: set[str] = set()
+"""Launch ids of the `FlowerProcesses` made in this process (for `flwr_split.launch.listeners`)."""
 
 
 def flower_env(flwr_home: Path) -> dict[str, str]:
@@ -182,6 +184,7 @@ class FlowerProcesses:
         self.connection = connection
         self.stop_timeout = stop_timeout
         self.launch_id = uuid.uuid4().hex
+        LAUNCHED_HERE.add(self.launch_id)
         self.env = flower_env(self.flwr_home)
         self.env[LAUNCH_ID_VAR] = self.launch_id
         self.processes: dict[str, subprocess.Popen[bytes]] = {}

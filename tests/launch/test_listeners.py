@@ -88,6 +88,11 @@ def test_marked_processes_and_children_of_roots_are_ours_and_loopback_is_not_exp
             for found in ours
         ), ours
         assert not any(found.pid == unmarked.pid for found in ours)
+        # only its own launch counts where launches are named
+        assert any(
+            found.pid == marked.pid for found in our_listeners(launch_ids={"test-listeners"})
+        )
+        assert not any(found.pid == marked.pid for found in our_listeners(launch_ids={"other"}))
         # ... but a child of a root is ours
         family = our_listeners(roots=(os.getpid(),))
         assert any(found.pid == unmarked.pid and found.port == unmarked_port for found in family)
