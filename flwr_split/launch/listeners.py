@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flwr_split.launch.periodic import PeriodicSampler
-from flwr_split.launch.processes import LAUNCH_ID_VAR, _pids, command_line, descendants
+from flwr_split.launch.processes import _pids, command_line, descendants, launch_id_of
 
 TCP_TABLES = {"/proc/net/tcp": 4, "/proc/net/tcp6": 6}
 """The kernel's TCP socket tables and the IP version of their addresses."""
@@ -90,13 +90,8 @@ def _socket_inodes(pid: int) -> set[int]:
 
 
 def _is_ours(pid: int, launch_ids: Collection[str] | None) -> bool:
-    try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return False
-    prefix = f"{LAUNCH_ID_VAR}=".encode()
-    marks = [entry[len(prefix) :] for entry in environ.split(b"\0") if entry.startswith(prefix)]
-    return bool(marks) and (launch_ids is None or marks[0].decode() in launch_ids)
+    mark = launch_id_of(pid)
+    return mark is not None and (launch_ids is None or mark in launch_ids)
 
 
 def _held_by_ours(

@@ -106,19 +106,27 @@ def _pids() -> list[int]:
         return []
 
 
+def launch_id_of(pid: int) -> str | None:
+    """Return the ``LAUNCH_ID_VAR`` in a process's environment (None: none, or unreadable)."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    prefix = f"{LAUNCH_ID_VAR}=".encode()
+    for entry in environ.split(b"\0"):
+        if entry.startswith(prefix):
+            return entry[len(prefix) :].decode(errors="replace")
+    return None
+
+
 def marked_processes(launch_id: str) -> set[int]:
     """Return the live (non-zombie) processes whose environment has ``LAUNCH_ID_VAR=launch_id``.
 
     Empty where ``/proc`` is not available (not Linux).
     """
-    needle = f"{LAUNCH_ID_VAR}={launch_id}".encode()
     found = set()
     for pid in _pids():
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes()
-        except OSError:
-            continue
-        if needle in environ.split(b"\0"):
+        if launch_id_of(pid) == launch_id:
             stat = _stat(pid)
             if stat is not None and stat[0] not in ("Z", "X"):
                 found.add(pid)
